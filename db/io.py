@@ -1,0 +1,465 @@
+"""Import MNRE/DeepKE folders and single posts; export curated labels (MNRE txt, JSONL, CSV, Parquet).
+
+Imports parse and validate everything (records with model.data, images with PIL) before the first row is written,
+then write with bulk inserts inside the caller's transaction: a failure leaves the database as it was. Re-importing
+the same data changes nothing (posts are keyed by content, pairs by dataset + split + source line).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, insert, select
+from sqlalchemy.orm import Session, aliased
+
+from db.models import ANNOTATION_STATUSES, Annotation, Dataset, EntityPair, GroundedCrop, Post
+from db.queries import CurrentState, LabelStoreError, get_or_create_dataset, latest_annotation_subquery
+from model.data import (
+    MAX_CROPS,
+    SPLIT_FILES,
+    DataFormatError,
+    LoadReport,
+    Record,
+    check_image_name,
+    parse_record,
+    read_records,
+    read_rel2id,
+)
+
+ALLOWED_IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_IMAGE_PIXELS = 40_000_000  # well under PIL's own bomb limit (89M): tweet images are ~0.5M pixels
+EXPORT_FORMATS = ("mnre", "jsonl", "csv", "parquet")
+INSERT_CHUNK = 2000  # rows per bulk insert: below SQLite's and PostgreSQL's bound-parameter limits
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Images
+
+
+def validate_image(path: str | Path) -> str:
+    """Check an image file (size, format, pixel count, integrity) without decoding it; return its sha256.
+
+    Raises DataFormatError(path, field 'image') describing the problem.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise DataFormatError(path, None, "image", f"cannot be read ({err.strerror})") from err
+    if size > MAX_IMAGE_BYTES:
+        raise DataFormatError(path, None, "image", f"{size} bytes is over the {MAX_IMAGE_BYTES} byte limit")
+    try:
+        with Image.open(path) as im:  # reads the header only
+            if im.format not in ALLOWED_IMAGE_FORMATS:
+                raise DataFormatError(path, None, "image",
+                                      f"format {im.format} is not one of {', '.join(ALLOWED_IMAGE_FORMATS)}")
+            width, height = im.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DataFormatError(path, None, "image", f"{width}x{height} pixels is over the "
+                                      f"{MAX_IMAGE_PIXELS} pixel limit (decompression bomb guard)")
+            im.verify()
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
+        raise DataFormatError(path, None, "image", f"not a readable image ({err})") from err
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _content_key(tokens: list[str], image_identity: str | None) -> str:
+    return hashlib.sha256(json.dumps([tokens, image_identity], ensure_ascii=False).encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Import
+
+
+@dataclass
+class ImportReport:
+    dataset: str
+    records: int = 0
+    new_pairs: int = 0
+    existing_pairs: int = 0  # already in the store, identical: left alone
+    new_posts: int = 0
+    with_image: int = 0
+    without_image: int = 0  # no image file here: stored as "no image", never replaced
+    new_crops: int = 0
+    skipped: list[str] = field(default_factory=list)  # problems passed over with skip_bad
+
+    def summary(self) -> str:
+        return (f"dataset {self.dataset!r}: {self.records} records read, {self.new_pairs} pairs added, "
+                f"{self.existing_pairs} already present, {self.new_posts} posts added, {self.with_image} with image, "
+                f"{self.without_image} without image, {self.new_crops} crops added, {len(self.skipped)} skipped")
+
+
+def available_splits(root: str | Path) -> list[str]:
+    root = Path(root)
+    return [split for split, (txt, _) in SPLIT_FILES.items() if (root / "txt" / txt).is_file()]
+
+
+def _files_in(folder: Path) -> dict[str, Path]:
+    """Plain files directly inside `folder`, by name (one listing instead of one resolve() per record)."""
+    if not folder.is_dir():
+        return {}
+    return {entry.name: Path(entry.path) for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)}
+
+
+def load_split_for_import(root: Path, split: str, skip_bad: bool) -> tuple[list[Record], dict[str, int], LoadReport]:
+    """Like model.data.load_split (same parser, same crop dictionary), resolving files with one folder listing.
+
+    load_split resolves two paths per record, which alone takes ~10 s for MNRE on a busy 2-core machine. Images
+    are not opened here: import_mnre validates each found file and reports a bad one with its record's line.
+    """
+    import torch
+
+    txt_name, dict_name = SPLIT_FILES[split]
+    labels = read_rel2id(root / "ours_rel2id.json")
+    txt_path = root / "txt" / txt_name
+    report = LoadReport(path=str(txt_path))
+    records = read_records(txt_path, labels, skip_bad=skip_bad, report=report)
+    crop_lists: dict = {}
+    dict_path = root / "txt" / dict_name
+    if dict_path.is_file():
+        try:
+            crop_lists = torch.load(dict_path, weights_only=True)
+        except Exception as err:  # torch raises several types for a corrupt file; all mean "unreadable"
+            raise DataFormatError(dict_path, None, None, f"cannot be read as a crop dictionary: {err}") from err
+        if not isinstance(crop_lists, dict):
+            raise DataFormatError(dict_path, None, None, "must hold a dict {line index: [crop names]}")
+    images = _files_in(root / "img_org" / split)
+    crop_files = _files_in(root / "img_vg" / split / "crops")
+    for rec in records:
+        if rec.img_id is not None:
+            rec.image_path = images.get(rec.img_id)  # parse_record already rejected names leaving the folder
+            report.with_image += rec.image_path is not None
+            report.missing_image += rec.image_path is None
+        for name in crop_lists.get(rec.line - 1, [])[:MAX_CROPS]:  # keyed by 0-based line index
+            if isinstance(name, str) and name in crop_files:
+                check_image_name(name, dict_path, None)
+                rec.crop_paths.append(crop_files[name])
+        report.with_crops += bool(rec.crop_paths)
+    report.records = len(records)
+    return records, labels, report
+
+
+def _bulk_insert(session: Session, model, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), INSERT_CHUNK):
+        session.execute(insert(model), rows[start:start + INSERT_CHUNK])
+
+
+def import_mnre(session: Session, root: str | Path, splits: Sequence[str] | None = None, dataset: str = "mnre",
+                skip_bad: bool = False) -> ImportReport:
+    """Import the given splits (default: all present) of an MNRE/DeepKE folder into `dataset`.
+
+    Bad lines and bad images raise DataFormatError naming file:line and field (with skip_bad they are reported and
+    left out). Nothing is written before every record and image has been read and checked.
+    """
+    root = Path(root)
+    if not (root / "ours_rel2id.json").is_file():
+        raise DataFormatError(root / "ours_rel2id.json", None, None, "file not found; is this an MNRE folder?")
+    splits = list(splits) if splits else available_splits(root)
+    if not splits:
+        raise DataFormatError(root / "txt", None, None, "no ours_{train,val,test}.txt split files found")
+    report = ImportReport(dataset=dataset)
+
+    # 1. read and validate everything
+    loaded: list[tuple[str, Record, str | None, list[tuple[Path, str]]]] = []  # split, record, image sha, crops
+    label_map = None
+    for split in splits:
+        records, label_map, load_report = load_split_for_import(root, split, skip_bad)
+        report.skipped.extend(load_report.skipped)
+        txt_path = Path(load_report.path)
+        for rec in records:
+            image_sha = None
+            if rec.image_path is not None:
+                try:
+                    image_sha = validate_image(rec.image_path)
+                except DataFormatError as err:
+                    bad = DataFormatError(txt_path, rec.line, "img_id", f"image {rec.image_path}: {err.problem}")
+                    if not skip_bad:
+                        raise bad from err
+                    report.skipped.append(f"{bad} (stored without image)")
+            crops = []
+            for crop_path in rec.crop_paths:
+                try:
+                    crops.append((crop_path, validate_image(crop_path)))
+                except DataFormatError as err:
+                    bad = DataFormatError(txt_path, rec.line, "crops", f"crop {crop_path}: {err.problem}")
+                    if not skip_bad:
+                        raise bad from err
+                    report.skipped.append(f"{bad} (crop left out)")
+            loaded.append((split, rec, image_sha, crops))
+    report.records = len(loaded)
+
+    # 2. write: posts first (deduplicated by content), then pairs and crops that are new
+    ds = get_or_create_dataset(session, dataset, source_path=str(root.resolve()), label_map=label_map)
+    post_ids = dict(session.execute(select(Post.content_key, Post.id).where(Post.dataset_id == ds.id)).all())
+    existing_pairs = dict(session.execute(select(EntityPair.source_key, EntityPair.raw_line)
+                                          .where(EntityPair.dataset_id == ds.id)).all())
+    new_posts: dict[str, dict[str, Any]] = {}
+    for _, rec, image_sha, _ in loaded:
+        key = _content_key(rec.tokens, rec.img_id)
+        if key not in post_ids and key not in new_posts:
+            new_posts[key] = {"dataset_id": ds.id, "content_key": key, "tokens": rec.tokens, "text": rec.text,
+                              "img_id": rec.img_id, "has_image": image_sha is not None, "image_sha256": image_sha,
+                              "image_path": str(rec.image_path) if image_sha else None}
+    _bulk_insert(session, Post, list(new_posts.values()))
+    report.new_posts = len(new_posts)
+    if new_posts:
+        post_ids = dict(session.execute(select(Post.content_key, Post.id).where(Post.dataset_id == ds.id)).all())
+
+    pair_rows, crop_rows, crops_seen = [], [], set()
+    for split, rec, image_sha, crops in loaded:
+        source_key = f"{split}:{rec.line}"
+        if image_sha:
+            report.with_image += 1
+        else:
+            report.without_image += 1
+        if source_key in existing_pairs:
+            if existing_pairs[source_key] != rec.raw_line:
+                raise DataFormatError(root / "txt" / SPLIT_FILES[split][0], rec.line, None,
+                                      f"differs from the record imported before into dataset {dataset!r}; "
+                                      "import the changed file under another --dataset name")
+            report.existing_pairs += 1
+            continue
+        post_id = post_ids[_content_key(rec.tokens, rec.img_id)]
+        pair_rows.append({"post_id": post_id, "dataset_id": ds.id, "split": split, "source_key": source_key,
+                          "source_line": rec.line, "head_name": rec.head.name, "head_start": rec.head.start,
+                          "head_end": rec.head.end, "tail_name": rec.tail.name, "tail_start": rec.tail.start,
+                          "tail_end": rec.tail.end, "gold_label": rec.relation, "raw_line": rec.raw_line})
+        for crop_path, _sha in crops:
+            if (post_id, str(crop_path)) not in crops_seen:
+                crops_seen.add((post_id, str(crop_path)))
+                crop_rows.append({"post_id": post_id, "source": "mnre_vg", "path": str(crop_path)})
+    if crop_rows:  # crops of posts imported before are already stored
+        stored = set(session.execute(select(GroundedCrop.post_id, GroundedCrop.path)
+                                     .where(GroundedCrop.source == "mnre_vg",
+                                            GroundedCrop.post_id.in_({r["post_id"] for r in crop_rows}))).all())
+        crop_rows = [r for r in crop_rows if (r["post_id"], r["path"]) not in stored]
+    _bulk_insert(session, EntityPair, pair_rows)
+    _bulk_insert(session, GroundedCrop, crop_rows)
+    report.new_pairs, report.new_crops = len(pair_rows), len(crop_rows)
+    return report
+
+
+def import_post(session: Session, text: str, head: tuple[int, int], tail: tuple[int, int],
+                image: str | Path | None = None, dataset: str = "posts", split: str = "new",
+                label: str | None = None) -> tuple[EntityPair, bool]:
+    """Import one post (text split on whitespace, optional image file) with a head and tail word span.
+
+    Spans are [start, end) word indices. Returns (pair, created); importing the same post again returns the stored
+    pair with created=False.
+    """
+    tokens = text.split()
+    image_sha = img_id = image_path = None
+    if image is not None:
+        image_path = Path(image).resolve()
+        image_sha = validate_image(image_path)
+        img_id = image_path.name
+    ds = get_or_create_dataset(session, dataset)
+    raw = {"token": tokens,
+           "h": {"name": " ".join(tokens[head[0]:head[1]]), "pos": [int(head[0]), int(head[1])]},
+           "t": {"name": " ".join(tokens[tail[0]:tail[1]]), "pos": [int(tail[0]), int(tail[1])]},
+           "img_id": img_id, "relation": label if label is not None else "None"}
+    if not tokens:
+        raise DataFormatError("post", None, "text", "must contain at least one word")
+    record = parse_record(repr(raw), Path("post"), 1, ds.label_map if label is not None else None)
+
+    content_key = _content_key(tokens, image_sha)
+    source_key = "post:" + hashlib.sha256(json.dumps([content_key, list(head), list(tail)]).encode()).hexdigest()[:40]
+    existing = session.scalar(select(EntityPair).where(EntityPair.dataset_id == ds.id,
+                                                       EntityPair.source_key == source_key))
+    if existing is not None:
+        return existing, False
+    post = session.scalar(select(Post).where(Post.dataset_id == ds.id, Post.content_key == content_key))
+    if post is None:
+        post = Post(dataset_id=ds.id, content_key=content_key, tokens=tokens, text=record.text, img_id=img_id,
+                    image_path=str(image_path) if image_path else None, image_sha256=image_sha,
+                    has_image=image_sha is not None)
+        session.add(post)
+        session.flush()
+    pair = EntityPair(post_id=post.id, dataset_id=ds.id, split=split, source_key=source_key, source_line=None,
+                      head_name=record.head.name, head_start=record.head.start, head_end=record.head.end,
+                      tail_name=record.tail.name, tail_start=record.tail.start, tail_end=record.tail.end,
+                      gold_label=label, raw_line=record.raw_line if label is not None else None)
+    session.add(pair)
+    session.flush()
+    return pair, True
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Export
+
+
+@dataclass
+class ExportFilter:
+    dataset: str | None = None
+    split: str | None = None
+    statuses: Sequence[str] | None = None  # current status in these (ANNOTATION_STATUSES)
+    annotator: str | None = None  # current state recorded by this annotator
+    label: str | None = None  # curated label
+    since: datetime | None = None  # current state recorded at or after (pairs never annotated are left out)
+    until: datetime | None = None  # current state recorded before
+    include_rejected: bool = False  # JSONL/CSV/Parquet only: keep rejected pairs (label empty) for auditing
+
+
+@dataclass
+class ExportReport:
+    rows: int
+    paths: list[Path]
+
+
+def curated_rows(session: Session, flt: ExportFilter | None = None) -> list[dict[str, Any]]:
+    """One dict per exported pair, in source order, with the curated label and the decision behind it."""
+    flt = flt or ExportFilter()
+    latest = latest_annotation_subquery()
+    cur = aliased(Annotation, name="cur")
+    stmt = (select(EntityPair, Post.tokens, Post.img_id, Post.has_image, Post.image_sha256,
+                   Dataset.name.label("dataset"), cur.status, cur.label, cur.annotator, cur.created_at, cur.note,
+                   cur.revision)
+            .join(Post, Post.id == EntityPair.post_id).join(Dataset, Dataset.id == EntityPair.dataset_id)
+            .outerjoin(latest, latest.c.pair_id == EntityPair.id)
+            .outerjoin(cur, and_(cur.pair_id == EntityPair.id, cur.revision == latest.c.revision))
+            .order_by(Dataset.name, EntityPair.split, EntityPair.source_line, EntityPair.id))
+    if flt.dataset:
+        stmt = stmt.where(Dataset.name == flt.dataset)
+    if flt.split:
+        stmt = stmt.where(EntityPair.split == flt.split)
+    if flt.annotator:
+        stmt = stmt.where(cur.annotator == flt.annotator)
+    if flt.since:
+        stmt = stmt.where(cur.created_at >= flt.since)
+    if flt.until:
+        stmt = stmt.where(cur.created_at < flt.until)
+    statuses = set(flt.statuses or ())
+    unknown = statuses - set(ANNOTATION_STATUSES)
+    if unknown:
+        raise LabelStoreError(f"unknown status {sorted(unknown)}; expected some of {', '.join(ANNOTATION_STATUSES)}")
+    rows = []
+    for r in session.execute(stmt):
+        pair: EntityPair = r[0]
+        state = CurrentState(r.status or "unreviewed", r.label, r.revision or 0, r.annotator)
+        if statuses and state.status not in statuses:
+            continue
+        label = state.curated_label(pair.gold_label)
+        if label is None and not (flt.include_rejected and state.status == "rejected"):
+            continue
+        if flt.label and label != flt.label:
+            continue
+        rows.append({"pair_id": pair.id, "dataset": r.dataset, "split": pair.split, "source_line": pair.source_line,
+                     "tokens": list(r.tokens), "text": " ".join(r.tokens), "head_name": pair.head_name,
+                     "head_start": pair.head_start, "head_end": pair.head_end, "tail_name": pair.tail_name,
+                     "tail_start": pair.tail_start, "tail_end": pair.tail_end, "img_id": r.img_id,
+                     "has_image": r.has_image, "image_sha256": r.image_sha256, "gold_label": pair.gold_label,
+                     "label": label, "status": state.status, "annotator": state.annotator,
+                     "annotated_at": r.created_at.isoformat() if r.created_at else None, "note": r.note,
+                     "revision": state.revision, "_raw_line": pair.raw_line})
+    return rows
+
+
+def mnre_line(row: dict[str, Any]) -> str:
+    """The record in the MNRE txt layout: the source line itself when the label is untouched."""
+    raw = row["_raw_line"]
+    if raw is not None and row["label"] == row["gold_label"]:
+        return raw
+    if raw is not None:
+        record = ast.literal_eval(raw)  # keeps the source's keys, order and any extra fields
+        record["relation"] = row["label"]
+    else:
+        record = {"token": row["tokens"], "h": {"name": row["head_name"], "pos": [row["head_start"], row["head_end"]]},
+                  "t": {"name": row["tail_name"], "pos": [row["tail_start"], row["tail_end"]]},
+                  "img_id": row["img_id"], "relation": row["label"]}
+    return repr(record)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write via a temporary file in the same folder, then rename: readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_text_lines(lines: list[str]) -> Callable[[Path], None]:
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.writelines(line + "\n" for line in lines)
+
+    return write
+
+
+def _public(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
+
+
+def export_labels(session: Session, fmt: str, out: str | Path, flt: ExportFilter | None = None) -> ExportReport:
+    """Export curated labels. mnre: `out` is a folder (txt/ours_<split>.txt + ours_rel2id.json) or one .txt file."""
+    if fmt not in EXPORT_FORMATS:
+        raise LabelStoreError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
+    out = Path(out)
+    flt = flt or ExportFilter()
+    if fmt == "mnre" and flt.include_rejected:
+        raise LabelStoreError("the MNRE layout has no place for rejected pairs; export them as jsonl, csv or parquet")
+    rows = curated_rows(session, flt)
+    if fmt == "mnre":
+        return _export_mnre(session, rows, out)
+    if fmt == "jsonl":
+        lines = [json.dumps(row, ensure_ascii=False) for row in _public(rows)]
+        atomic_write(out, _write_text_lines(lines))
+        return ExportReport(len(rows), [out])
+    import pandas as pd
+
+    frame = pd.DataFrame(_public(rows), columns=[k for k in _row_columns() if not k.startswith("_")])
+    if fmt == "csv":
+        frame["tokens"] = [json.dumps(t, ensure_ascii=False) for t in frame["tokens"]]
+        atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+    else:
+        atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
+    return ExportReport(len(rows), [out])
+
+
+def _row_columns() -> list[str]:
+    return ["pair_id", "dataset", "split", "source_line", "tokens", "text", "head_name", "head_start", "head_end",
+            "tail_name", "tail_start", "tail_end", "img_id", "has_image", "image_sha256", "gold_label", "label",
+            "status", "annotator", "annotated_at", "note", "revision", "_raw_line"]
+
+
+def _export_mnre(session: Session, rows: list[dict[str, Any]], out: Path) -> ExportReport:
+    if out.suffix == ".txt":
+        atomic_write(out, _write_text_lines([mnre_line(row) for row in rows]))
+        return ExportReport(len(rows), [out])
+    by_split: dict[str, list[str]] = {}
+    for row in rows:
+        by_split.setdefault(row["split"], []).append(mnre_line(row))
+    label_maps = {json.dumps(m, sort_keys=True) for m in session.scalars(
+        select(Dataset.label_map).where(Dataset.name.in_({row["dataset"] for row in rows}))) if m}
+    if len(label_maps) > 1:
+        raise LabelStoreError("the exported datasets have different label maps; export one dataset at a time "
+                              "(--dataset)")
+    paths = []
+    for split, lines in by_split.items():
+        name = SPLIT_FILES[split][0] if split in SPLIT_FILES else f"ours_{split}.txt"
+        path = out / "txt" / name
+        atomic_write(path, _write_text_lines(lines))
+        paths.append(path)
+    if label_maps:
+        label_map = json.loads(label_maps.pop())
+        ordered = dict(sorted(label_map.items(), key=lambda kv: kv[1]))
+        path = out / "ours_rel2id.json"
+        atomic_write(path, _write_text_lines([json.dumps(ordered, ensure_ascii=False)]))
+        paths.append(path)
+    return ExportReport(len(rows), paths)

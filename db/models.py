@@ -1,0 +1,253 @@
+"""The label store schema (SQLAlchemy 2.0 typed ORM).
+
+Provenance rules: every prediction, crop and explanation names its model version (or source), method and settings;
+every annotation names its annotator. Annotations are append-only: a pair's current label is its annotation with
+the highest revision (see queries.current_state), and undo appends a row restoring the previous state.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from db.base import Base
+
+ANNOTATION_STATUSES = ("accepted", "corrected", "rejected", "skipped", "unreviewed")  # unreviewed: only via undo
+EVALUATION_SETTINGS = ("standard", "shuffle-train", "shuffle-test")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every engine (SQLite would hand back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass a timezone-aware value")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+intpk = Annotated[int, mapped_column(primary_key=True)]
+created_at_utc = Annotated[datetime, mapped_column(UTCDateTime(), default=utcnow)]
+name_str = Annotated[str, mapped_column(String(200))]
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[intpk]
+    name: Mapped[name_str] = mapped_column(unique=True)
+    source_path: Mapped[str | None] = mapped_column(Text)
+    label_map: Mapped[dict[str, int] | None] = mapped_column(JSON)  # ours_rel2id.json of the source
+    created_at: Mapped[created_at_utc]
+
+    posts: Mapped[list[Post]] = relationship(back_populates="dataset")
+
+
+class Post(Base):
+    """A social-media post: tokens + (maybe) one image. Several entity pairs can share a post."""
+
+    __tablename__ = "posts"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "content_key"),
+        CheckConstraint("NOT has_image OR image_sha256 IS NOT NULL", name="image_hashed"),
+    )
+
+    id: Mapped[intpk]
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    content_key: Mapped[str] = mapped_column(String(64))  # sha256 of tokens + image identity: makes import idempotent
+    tokens: Mapped[list[str]] = mapped_column(JSON)
+    text: Mapped[str] = mapped_column(Text)  # tokens joined by spaces, for search
+    img_id: Mapped[str | None] = mapped_column(String(300))
+    image_path: Mapped[str | None] = mapped_column(Text)
+    image_sha256: Mapped[str | None] = mapped_column(String(64))
+    has_image: Mapped[bool]
+    created_at: Mapped[created_at_utc]
+
+    dataset: Mapped[Dataset] = relationship(back_populates="posts")
+    pairs: Mapped[list[EntityPair]] = relationship(back_populates="post")
+    crops: Mapped[list[GroundedCrop]] = relationship(back_populates="post")
+
+
+class EntityPair(Base):
+    """One head/tail pair of a post, with the gold label of its source (None for posts imported without one)."""
+
+    __tablename__ = "entity_pairs"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "source_key"),
+        CheckConstraint("head_start >= 0 AND head_start < head_end", name="head_span"),
+        CheckConstraint("tail_start >= 0 AND tail_start < tail_end", name="tail_span"),
+        Index("ix_entity_pairs_dataset_split_line", "dataset_id", "split", "source_line"),
+    )
+
+    id: Mapped[intpk]
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), index=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    split: Mapped[str] = mapped_column(String(32))
+    source_key: Mapped[str] = mapped_column(String(200))  # "train:17" for file lines, "post:<hash>" for single posts
+    source_line: Mapped[int | None]  # 1-based line in the source txt file
+    head_name: Mapped[str] = mapped_column(Text)
+    head_start: Mapped[int]
+    head_end: Mapped[int]  # exclusive
+    tail_name: Mapped[str] = mapped_column(Text)
+    tail_start: Mapped[int]
+    tail_end: Mapped[int]
+    gold_label: Mapped[str | None] = mapped_column(String(100))
+    raw_line: Mapped[str | None] = mapped_column(Text)  # the source line verbatim: untouched records export byte-exact
+    created_at: Mapped[created_at_utc]
+
+    post: Mapped[Post] = relationship(back_populates="pairs")
+    annotations: Mapped[list[Annotation]] = relationship(back_populates="pair", order_by="Annotation.revision")
+    predictions: Mapped[list[Prediction]] = relationship(back_populates="pair")
+
+
+class GroundedCrop(Base):
+    """A local image region for a post: from visual grounding (box, phrase, score) or shipped with the dataset."""
+
+    __tablename__ = "grounded_crops"
+    __table_args__ = (
+        CheckConstraint("box_x0 IS NULL OR (box_x0 < box_x1 AND box_y0 < box_y1)", name="box_ordered"),
+    )
+
+    id: Mapped[intpk]
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), index=True)
+    box_x0: Mapped[float | None] = mapped_column(Float)
+    box_y0: Mapped[float | None] = mapped_column(Float)
+    box_x1: Mapped[float | None] = mapped_column(Float)
+    box_y1: Mapped[float | None] = mapped_column(Float)
+    label: Mapped[str | None] = mapped_column(Text)  # the grounded phrase
+    score: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(100))  # "mnre_vg" or the grounding model that produced it
+    path: Mapped[str | None] = mapped_column(Text)
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[created_at_utc]
+
+    post: Mapped[Post] = relationship(back_populates="crops")
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+
+    id: Mapped[intpk]
+    version_id: Mapped[str] = mapped_column(String(200), unique=True)  # config.json "version_id" of the checkpoint
+    path: Mapped[str] = mapped_column(Text)
+    variant: Mapped[str] = mapped_column(String(100))
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # training settings, curated-data counts
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    is_active: Mapped[bool] = mapped_column(default=False)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[created_at_utc]
+
+    parent: Mapped[ModelVersion | None] = relationship(remote_side="ModelVersion.id")
+
+
+class Prediction(Base):
+    """A model's probabilities for one pair, with the uncertainty figures the review queue sorts by."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        UniqueConstraint("pair_id", "model_version_id", "method"),
+        CheckConstraint("confidence >= 0 AND confidence <= 1", name="confidence_range"),
+        Index("ix_predictions_version_margin", "model_version_id", "margin"),
+    )
+
+    id: Mapped[intpk]
+    pair_id: Mapped[int] = mapped_column(ForeignKey("entity_pairs.id"), index=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    method: Mapped[str] = mapped_column(String(100))  # e.g. "forward", "shuffled-image"
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    probabilities: Mapped[dict[str, float]] = mapped_column(JSON)  # label -> probability
+    predicted_label: Mapped[str] = mapped_column(String(100))
+    confidence: Mapped[float] = mapped_column(Float)  # top probability
+    margin: Mapped[float] = mapped_column(Float)  # top - second probability: small = uncertain
+    entropy: Mapped[float] = mapped_column(Float)  # nats
+    image_reliance: Mapped[float | None] = mapped_column(Float)  # how much the prediction changes without the image
+    created_at: Mapped[created_at_utc]
+
+    pair: Mapped[EntityPair] = relationship(back_populates="predictions")
+    model_version: Mapped[ModelVersion] = relationship()
+
+
+class Annotation(Base):
+    """One review decision. Rows are never updated or deleted; (pair, revision) is the optimistic-lock key."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (
+        UniqueConstraint("pair_id", "revision"),
+        CheckConstraint("revision >= 1", name="revision_positive"),
+        CheckConstraint("status IN ('" + "', '".join(ANNOTATION_STATUSES) + "')", name="status_known"),
+        CheckConstraint("status NOT IN ('accepted', 'corrected') OR label IS NOT NULL", name="label_given"),
+        Index("ix_annotations_annotator", "annotator"),
+    )
+
+    id: Mapped[intpk]
+    pair_id: Mapped[int] = mapped_column(ForeignKey("entity_pairs.id"))
+    revision: Mapped[int]  # 1, 2, ... per pair; the highest one is the current state
+    label: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    annotator: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    undoes_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id"))  # set on rows written by undo
+    created_at: Mapped[created_at_utc]
+
+    pair: Mapped[EntityPair] = relationship(back_populates="annotations")
+
+
+class Explanation(Base):
+    __tablename__ = "explanations"
+
+    id: Mapped[intpk]
+    pair_id: Mapped[int] = mapped_column(ForeignKey("entity_pairs.id"), index=True)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    method: Mapped[str] = mapped_column(String(100))  # e.g. "integrated_gradients", "attention_rollout"
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)  # summary numbers (image share, faithfulness, ...)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[created_at_utc]
+
+
+class EvaluationRun(Base):
+    """One row of the shuffle / ablation tables: a variant evaluated under a setting on a split."""
+
+    __tablename__ = "evaluation_runs"
+    __table_args__ = (
+        CheckConstraint("setting IN ('" + "', '".join(EVALUATION_SETTINGS) + "')", name="setting_known"),
+        Index("ix_evaluation_runs_variant_setting", "variant", "setting"),
+    )
+
+    id: Mapped[intpk]
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    variant: Mapped[str] = mapped_column(String(100))
+    setting: Mapped[str] = mapped_column(String(32))
+    split: Mapped[str] = mapped_column(String(32))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[created_at_utc]
