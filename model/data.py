@@ -23,8 +23,11 @@ from pathlib import Path
 import torch
 
 ENTITY_MARKERS = ("<s>", "</s>", "<o>", "</o>")  # head open, head close, tail open, tail close
-SPLIT_FILES = {"train": ("ours_train.txt", "mre_train_dict.pth"), "val": ("ours_val.txt", "mre_dev_dict.pth"),
-               "test": ("ours_test.txt", "mre_test_dict.pth")}
+SPLIT_FILES = {
+    "train": ("ours_train.txt", "mre_train_dict.pth"),
+    "val": ("ours_val.txt", "mre_dev_dict.pth"),
+    "test": ("ours_test.txt", "mre_test_dict.pth"),
+}
 MAX_CROPS = 3
 
 
@@ -75,8 +78,10 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)  # error messages of lines skipped with skip_bad
 
     def summary(self) -> str:
-        return (f"{self.path}: {self.records} records, {self.with_image} with image, {self.missing_image} "
-                f"without (no image), {self.with_crops} with crops, {len(self.skipped)} skipped")
+        return (
+            f"{self.path}: {self.records} records, {self.with_image} with image, {self.missing_image} "
+            f"without (no image), {self.with_crops} with crops, {len(self.skipped)} skipped"
+        )
 
 
 def read_rel2id(path: str | Path) -> dict[str, int]:
@@ -96,16 +101,19 @@ def read_rel2id(path: str | Path) -> dict[str, int]:
 
 def _entity(raw: object, field_name: str, n_tokens: int, path: Path, line: int) -> Entity:
     if not isinstance(raw, dict):
-        raise DataFormatError(path, line, field_name, f"must be a dict with 'name' and 'pos', got {type(raw).__name__}")
+        raise DataFormatError(
+            path, line, field_name, f"must be a dict with 'name' and 'pos', got {type(raw).__name__}"
+        )
     name, pos = raw.get("name"), raw.get("pos")
     if not isinstance(name, str):
         raise DataFormatError(path, line, f"{field_name}.name", "must be a string")
-    if (not isinstance(pos, list | tuple) or len(pos) != 2 or not all(isinstance(p, int) for p in pos)):
+    if not isinstance(pos, list | tuple) or len(pos) != 2 or not all(isinstance(p, int) for p in pos):
         raise DataFormatError(path, line, f"{field_name}.pos", f"must be [start, end_exclusive], got {pos!r}")
     start, end = pos
     if not 0 <= start < end <= n_tokens:
-        raise DataFormatError(path, line, f"{field_name}.pos",
-                              f"span {pos} does not fit 0 <= start < end <= {n_tokens} tokens")
+        raise DataFormatError(
+            path, line, f"{field_name}.pos", f"span {pos} does not fit 0 <= start < end <= {n_tokens} tokens"
+        )
     return Entity(name, start, end)
 
 
@@ -132,15 +140,32 @@ def parse_record(text: str, path: Path, line: int, labels: dict[str, int] | None
         raise DataFormatError(path, line, "img_id", "must be a file name string")
     if img_id is not None:
         check_image_name(img_id, path, line)
-    return Record(tokens=tokens, head=head, tail=tail, relation=relation, img_id=img_id, line=line, source=raw,
-                  raw_line=text.rstrip("\r\n"))
+    return Record(
+        tokens=tokens,
+        head=head,
+        tail=tail,
+        relation=relation,
+        img_id=img_id,
+        line=line,
+        source=raw,
+        raw_line=text.rstrip("\r\n"),
+    )
 
 
 def check_image_name(img_id: str, path: str | Path = "<input>", line: int | None = None) -> None:
     """Reject names that would leave the image folder (absolute paths, '..', separators)."""
     p = Path(img_id)
-    if not img_id or p.is_absolute() or ".." in p.parts or len(p.parts) != 1 or "\\" in img_id or "\x00" in img_id:
-        raise DataFormatError(path, line, "img_id", f"{img_id!r} must be a plain file name inside the image folder")
+    if (
+        not img_id
+        or p.is_absolute()
+        or ".." in p.parts
+        or len(p.parts) != 1
+        or "\\" in img_id
+        or "\x00" in img_id
+    ):
+        raise DataFormatError(
+            path, line, "img_id", f"{img_id!r} must be a plain file name inside the image folder"
+        )
 
 
 def resolve_in_folder(folder: Path, name: str) -> Path | None:
@@ -162,8 +187,12 @@ def image_is_readable(path: Path) -> bool:
         return False
 
 
-def read_records(path: str | Path, labels: dict[str, int] | None = None, skip_bad: bool = False,
-                 report: LoadReport | None = None) -> list[Record]:
+def read_records(
+    path: str | Path,
+    labels: dict[str, int] | None = None,
+    skip_bad: bool = False,
+    report: LoadReport | None = None,
+) -> list[Record]:
     """Read an ours_*.txt file. A bad line raises DataFormatError, or with skip_bad is recorded in `report`."""
     path = Path(path)
     if not path.is_file():
@@ -183,8 +212,12 @@ def read_records(path: str | Path, labels: dict[str, int] | None = None, skip_ba
     return records
 
 
-def load_split(root: str | Path, split: str, skip_bad: bool = False, check_images: bool = True,
-               ) -> tuple[list[Record], dict[str, int], LoadReport]:
+def load_split(
+    root: str | Path,
+    split: str,
+    skip_bad: bool = False,
+    check_images: bool = True,
+) -> tuple[list[Record], dict[str, int], LoadReport]:
     """Load one split of an MNRE folder: records with resolved image and crop paths, the label map, a report."""
     root = Path(root)
     if split not in SPLIT_FILES:
@@ -201,7 +234,9 @@ def load_split(root: str | Path, split: str, skip_bad: bool = False, check_image
         try:
             crop_lists = torch.load(dict_path, weights_only=True)
         except Exception as err:  # torch raises several types for a corrupt file; all mean "unreadable"
-            raise DataFormatError(dict_path, None, None, f"cannot be read as a crop dictionary: {err}") from err
+            raise DataFormatError(
+                dict_path, None, None, f"cannot be read as a crop dictionary: {err}"
+            ) from err
         if not isinstance(crop_lists, dict):
             raise DataFormatError(dict_path, None, None, "must hold a dict {line index: [crop names]}")
 
@@ -249,7 +284,9 @@ def marked_words(tokens: list[str], head: Entity, tail: Entity) -> tuple[list[st
     # (sort key, tie-break, marker); head before tail when spans coincide
     for rank, (ent, open_m, close_m) in enumerate(((head, "<s>", "</s>"), (tail, "<o>", "</o>"))):
         opens.setdefault(ent.start, []).append((-ent.end, rank, open_m))  # outer (ends later) opens first
-        closes.setdefault(ent.end, []).append((-ent.start, -rank, close_m))  # inner (started later) closes first
+        closes.setdefault(ent.end, []).append(
+            (-ent.start, -rank, close_m)
+        )  # inner (started later) closes first
     words, is_marker = [], []
     for i in range(len(tokens) + 1):
         for _, _, m in sorted(closes.get(i, [])):
@@ -292,7 +329,9 @@ def encode_text(tokens: list[str], head: Entity, tail: Entity, tokenizer, max_le
     if truncated:
         if budget < 4:
             raise ValueError(f"max_length={max_length} cannot hold [CLS], [SEP] and four markers")
-        h_open, h_close, t_open, t_close = (ids.index(tokenizer.convert_tokens_to_ids(m)) for m in ENTITY_MARKERS)
+        h_open, h_close, t_open, t_close = (
+            ids.index(tokenizer.convert_tokens_to_ids(m)) for m in ENTITY_MARKERS
+        )
         inside = set(range(h_open, h_close + 1)) | set(range(t_open, t_close + 1))
 
         def priority(i: int) -> tuple[int, int]:

@@ -1,0 +1,362 @@
+"""Train an IFAformer variant on an MNRE-layout folder; keep the best epoch by val micro-F1.
+
+    python -m model.train --config configs/objects.yaml [--epochs 3 --lr 5e-5 ...]
+    torchrun --nproc_per_node 2 -m model.train --config ...        (DistributedDataParallel; gloo on CPU)
+
+Flags override the YAML file. AdamW over every parameter (classifier included), linear warm-up then linear decay.
+Each epoch ends with an evaluation on val; `<output_dir>/best` holds the best checkpoint and `<output_dir>/last` the
+state to resume from (--resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from model.batching import collate, length_bucketed_batches, prepare_examples
+from model.data import DataFormatError, Record, load_split
+from model.evaluate import evaluate_examples, format_table
+from model.visual_features import FeatureCache
+
+
+@dataclass
+class TrainConfig:
+    data: str = "../shared/mnre"  # MNRE folder (DeepKE layout)
+    output_dir: str = "runs/ifaformer"
+    architecture: str = "ifaformer"  # "ifaformer" | "mega"
+    variant: str = "objects"  # text_only | vanilla | no_text_attn | objects
+    text_encoder: str = "minilm"  # "minilm" (offline default), a local folder or a cached hub id
+    vision_encoder: str = "efficientnet-lite0"  # or a CLIP vision folder / cached hub id
+    init_from: str | None = None  # fine-tune this checkpoint instead of building from the encoders
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    grad_clip: float = 1.0
+    max_length: int = 80
+    max_crops: int = 3
+    fusion_layers: int | None = None
+    seed: int = 1
+    shuffle_train_images: bool = False  # the paper's "shuffle (train)" setting
+    feature_cache: str | None = "var/features"  # frozen EfficientNet features, computed once
+    grounding_dir: str | None = None  # crops from `python -m model.grounding` instead of the dataset's img_vg
+    skip_bad: bool = False
+    limit_train: int | None = None  # use only the first N train records (quick start, smoke tests)
+    limit_val: int | None = None
+    resume: bool = False
+    device: str = "auto"  # auto | cpu | cuda
+    eval_batch_size: int = 64
+    progress: bool = True
+    pretrained: bool = True  # False: random encoder weights (tiny test encoders)
+    vision_config: dict = field(
+        default_factory=dict
+    )  # widths/depth of the fresh visual layers (efficientnet)
+
+
+@dataclass
+class TrainResult:
+    best_dir: Path
+    best_metrics: dict
+    history: list[dict]
+    version_id: str
+
+
+def _dist_info() -> tuple[int, int, int]:
+    return (
+        int(os.environ.get("RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", 1)),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
+
+
+def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
+    if cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device(f"cuda:{local_rank}")
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _linear_schedule(optimizer, warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _param_groups(model, weight_decay: float):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_fresh_model(cfg: TrainConfig, label_names: list[str]):
+    if cfg.architecture == "mega":
+        from model.mega import build_mega
+
+        return build_mega(label_names, cfg)
+    from model.encoders import build_model
+
+    return build_model(
+        cfg.variant,
+        label_names,
+        cfg.text_encoder,
+        cfg.vision_encoder,
+        cfg.max_crops,
+        cfg.fusion_layers,
+        cfg.vision_config,
+        pretrained=cfg.pretrained,
+    )
+
+
+def load_records(cfg: TrainConfig, split: str, log) -> tuple[list[Record], list[str]]:
+    records, rel2id, report = load_split(cfg.data, split, skip_bad=cfg.skip_bad)
+    log(report.summary())
+    for msg in report.skipped:
+        log(f"  skipped: {msg}")
+    if cfg.grounding_dir:
+        from model.grounding import apply_grounding
+
+        apply_grounding(records, cfg.grounding_dir, split)
+    label_names = [name for name, _ in sorted(rel2id.items(), key=lambda kv: kv[1])]
+    return records, label_names
+
+
+def train(
+    cfg: TrainConfig,
+    train_records: list[Record] | None = None,
+    val_records: list[Record] | None = None,
+    label_names: list[str] | None = None,
+    progress_callback: Callable[[float, str], None] | None = None,
+) -> TrainResult:
+    """Train and return the best checkpoint. Records may be given directly (retraining on curated labels)."""
+    rank, world, local_rank = _dist_info()
+    distributed = world > 1
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
+    is_main = rank == 0
+
+    def log(msg: str) -> None:
+        if is_main:
+            print(msg, file=sys.stderr, flush=True)
+
+    device = _device(cfg, local_rank)
+    _seed_everything(cfg.seed)
+    out = Path(cfg.output_dir)
+    if train_records is None:
+        train_records, label_names = load_records(cfg, "train", log)
+    if val_records is None:
+        val_records, label_names = load_records(cfg, "val", log)
+    if label_names is None:
+        raise ValueError("label_names are required when records are passed in")
+    train_records = train_records[: cfg.limit_train] if cfg.limit_train else train_records
+    val_records = val_records[: cfg.limit_val] if cfg.limit_val else val_records
+
+    if cfg.init_from:
+        from model.evaluate import load_checkpoint
+
+        model, tokenizer = load_checkpoint(cfg.init_from)
+        if list(model.config.label_names) != list(label_names):
+            raise ValueError(f"{cfg.init_from}: its labels differ from the data's labels")
+    else:
+        model, tokenizer = build_fresh_model(cfg, label_names)
+    model.to(device)
+    config = model.config
+    cache = FeatureCache(cfg.feature_cache)
+    train_data = prepare_examples(
+        train_records,
+        tokenizer,
+        config,
+        cfg.max_length,
+        cache,
+        cfg.seed if cfg.shuffle_train_images else None,
+        progress=cfg.progress and is_main,
+    )
+    val_data = prepare_examples(val_records, tokenizer, config, cfg.max_length, cache)
+    log(f"train visual inputs: {dict(train_data.stats)}; val: {dict(val_data.stats)}")
+
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(train_data.examples) / cfg.batch_size) // world
+    total = steps_per_epoch * cfg.epochs
+    scheduler = _linear_schedule(optimizer, int(cfg.warmup_ratio * total), total)
+
+    start_epoch, best_f1, history = 0, -1.0, []
+    state_path = out / "last" / "trainer_state.pt"
+    if cfg.resume and state_path.is_file():
+        from safetensors.torch import load_file
+
+        state = torch.load(state_path, weights_only=True)
+        model.load_state_dict(load_file(str(out / "last" / "model.safetensors"), device=str(device)))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best_f1, history = state["epoch"] + 1, state["best_f1"], json.loads(state["history"])
+        random.setstate(tuple(state["python_rng"]))
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed from {state_path} at epoch {start_epoch + 1}")
+
+    wrapped = model
+    if distributed:
+        wrapped = torch.nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[local_rank] if device.type == "cuda" else None,
+            find_unused_parameters=config.uses_image,
+        )  # batches without images skip the visual stream
+    lengths = [len(e.input_ids) for e in train_data.examples]
+    pad_id = tokenizer.pad_token_id
+    best_dir = out / "best"
+    for epoch in range(start_epoch, cfg.epochs):
+        wrapped.train()
+        batches = length_bucketed_batches(lengths, cfg.batch_size, seed=cfg.seed + epoch)
+        batches = batches[: steps_per_epoch * world][rank::world]  # same number of steps on every rank
+        iterator = batches
+        if cfg.progress and is_main:
+            from tqdm import tqdm
+
+            iterator = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
+        t0, loss_sum = time.time(), 0.0
+        for step, idx in enumerate(iterator):
+            batch = {
+                k: v.to(device)
+                for k, v in collate(
+                    [train_data.examples[i] for i in idx], pad_id, config.vision_backbone
+                ).items()
+            }
+            loss = wrapped(**batch).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item()
+            if cfg.progress and is_main:
+                iterator.set_postfix(loss=f"{loss_sum / (step + 1):.4f}")
+            if progress_callback and is_main:
+                done = (epoch * len(batches) + step + 1) / max(1, cfg.epochs * len(batches))
+                progress_callback(done, f"epoch {epoch + 1}/{cfg.epochs}, loss {loss_sum / (step + 1):.4f}")
+
+        if is_main:
+            metrics = evaluate_examples(model, val_data.examples, pad_id, cfg.eval_batch_size, str(device))
+            entry = {
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / max(1, len(batches)),
+                "epoch_seconds": time.time() - t0,
+                **{k: metrics[k] for k in ("accuracy", "precision", "recall", "f1")},
+            }
+            history.append(entry)
+            log(
+                f"epoch {epoch + 1}: loss {entry['train_loss']:.4f}  val acc {100 * entry['accuracy']:.2f}  "
+                f"P {100 * entry['precision']:.2f}  R {100 * entry['recall']:.2f}  F1 {100 * entry['f1']:.2f}"
+            )
+            if metrics["f1"] > best_f1:
+                best_f1 = metrics["f1"]
+                model.save_pretrained(best_dir, tokenizer)
+                (best_dir / "val_metrics.json").write_text(json.dumps(metrics, indent=2))
+            model.save_pretrained(out / "last", tokenizer)
+            torch.save(
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch,
+                    "best_f1": best_f1,
+                    "history": json.dumps(history),
+                    "python_rng": list(random.getstate()),
+                    "torch_rng": torch.get_rng_state(),
+                },
+                state_path,
+            )
+            (out / "history.json").write_text(json.dumps(history, indent=2))
+            (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        if distributed:
+            dist.barrier()
+
+    best = (
+        json.loads((best_dir / "val_metrics.json").read_text())
+        if (best_dir / "val_metrics.json").is_file()
+        else {}
+    )
+    version = json.loads((best_dir / "config.json").read_text())["version_id"] if best else ""
+    if is_main and best:
+        log(format_table(best))
+    if distributed:
+        dist.barrier()
+    return TrainResult(best_dir, best, history, version)
+
+
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
+    """TrainConfig from an optional YAML file, overridden by the flags actually given."""
+    ap = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.splitlines()[0])
+    ap.add_argument("--config", help="YAML file with TrainConfig fields")
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS)
+        elif f.name == "vision_config":
+            ap.add_argument(flag, type=json.loads, default=argparse.SUPPRESS, help="JSON object")
+        else:
+            kind = int if "int" in str(f.type) else float if "float" in str(f.type) else str
+            ap.add_argument(flag, type=kind, default=argparse.SUPPRESS)
+    args = vars(ap.parse_args(argv))
+    values: dict = {}
+    if args.get("config"):
+        import yaml
+
+        path = Path(args.pop("config"))
+        if not path.is_file():
+            raise DataFormatError(path, None, None, "config file not found")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        known = {f.name for f in fields(TrainConfig)}
+        unknown = sorted(set(loaded) - known)
+        if unknown:
+            raise DataFormatError(
+                path, None, unknown[0], f"unknown setting; known: {', '.join(sorted(known))}"
+            )
+        values.update(loaded)
+    args.pop("config", None)
+    values.update(args)
+    return TrainConfig(**values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg = parse_config(argv)
+        result = train(cfg)
+    except (DataFormatError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if _dist_info()[0] == 0:
+        print(
+            json.dumps(
+                {
+                    "best_dir": str(result.best_dir),
+                    "version_id": result.version_id,
+                    **{k: result.best_metrics.get(k) for k in ("accuracy", "precision", "recall", "f1")},
+                }
+            )
+        )
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
