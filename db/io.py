@@ -63,12 +63,21 @@ def validate_image(path: str | Path) -> str:
     try:
         with Image.open(path) as im:  # reads the header only
             if im.format not in ALLOWED_IMAGE_FORMATS:
-                raise DataFormatError(path, None, "image",
-                                      f"format {im.format} is not one of {', '.join(ALLOWED_IMAGE_FORMATS)}")
+                raise DataFormatError(
+                    path,
+                    None,
+                    "image",
+                    f"format {im.format} is not one of {', '.join(ALLOWED_IMAGE_FORMATS)}",
+                )
             width, height = im.size
             if width * height > MAX_IMAGE_PIXELS:
-                raise DataFormatError(path, None, "image", f"{width}x{height} pixels is over the "
-                                      f"{MAX_IMAGE_PIXELS} pixel limit (decompression bomb guard)")
+                raise DataFormatError(
+                    path,
+                    None,
+                    "image",
+                    f"{width}x{height} pixels is over the "
+                    f"{MAX_IMAGE_PIXELS} pixel limit (decompression bomb guard)",
+                )
             im.verify()
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
         raise DataFormatError(path, None, "image", f"not a readable image ({err})") from err
@@ -96,9 +105,11 @@ class ImportReport:
     skipped: list[str] = field(default_factory=list)  # problems passed over with skip_bad
 
     def summary(self) -> str:
-        return (f"dataset {self.dataset!r}: {self.records} records read, {self.new_pairs} pairs added, "
-                f"{self.existing_pairs} already present, {self.new_posts} posts added, {self.with_image} with image, "
-                f"{self.without_image} without image, {self.new_crops} crops added, {len(self.skipped)} skipped")
+        return (
+            f"dataset {self.dataset!r}: {self.records} records read, {self.new_pairs} pairs added, "
+            f"{self.existing_pairs} already present, {self.new_posts} posts added, {self.with_image} with image, "
+            f"{self.without_image} without image, {self.new_crops} crops added, {len(self.skipped)} skipped"
+        )
 
 
 def available_splits(root: str | Path) -> list[str]:
@@ -110,10 +121,14 @@ def _files_in(folder: Path) -> dict[str, Path]:
     """Plain files directly inside `folder`, by name (one listing instead of one resolve() per record)."""
     if not folder.is_dir():
         return {}
-    return {entry.name: Path(entry.path) for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)}
+    return {
+        entry.name: Path(entry.path) for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)
+    }
 
 
-def load_split_for_import(root: Path, split: str, skip_bad: bool) -> tuple[list[Record], dict[str, int], LoadReport]:
+def load_split_for_import(
+    root: Path, split: str, skip_bad: bool
+) -> tuple[list[Record], dict[str, int], LoadReport]:
     """Like model.data.load_split (same parser, same crop dictionary), resolving files with one folder listing.
 
     load_split resolves two paths per record, which alone takes ~10 s for MNRE on a busy 2-core machine. Images
@@ -132,7 +147,9 @@ def load_split_for_import(root: Path, split: str, skip_bad: bool) -> tuple[list[
         try:
             crop_lists = torch.load(dict_path, weights_only=True)
         except Exception as err:  # torch raises several types for a corrupt file; all mean "unreadable"
-            raise DataFormatError(dict_path, None, None, f"cannot be read as a crop dictionary: {err}") from err
+            raise DataFormatError(
+                dict_path, None, None, f"cannot be read as a crop dictionary: {err}"
+            ) from err
         if not isinstance(crop_lists, dict):
             raise DataFormatError(dict_path, None, None, "must hold a dict {line index: [crop names]}")
     images = _files_in(root / "img_org" / split)
@@ -153,11 +170,16 @@ def load_split_for_import(root: Path, split: str, skip_bad: bool) -> tuple[list[
 
 def _bulk_insert(session: Session, model, rows: list[dict[str, Any]]) -> None:
     for start in range(0, len(rows), INSERT_CHUNK):
-        session.execute(insert(model), rows[start:start + INSERT_CHUNK])
+        session.execute(insert(model), rows[start : start + INSERT_CHUNK])
 
 
-def import_mnre(session: Session, root: str | Path, splits: Sequence[str] | None = None, dataset: str = "mnre",
-                skip_bad: bool = False) -> ImportReport:
+def import_mnre(
+    session: Session,
+    root: str | Path,
+    splits: Sequence[str] | None = None,
+    dataset: str = "mnre",
+    skip_bad: bool = False,
+) -> ImportReport:
     """Import the given splits (default: all present) of an MNRE/DeepKE folder into `dataset`.
 
     Bad lines and bad images raise DataFormatError naming file:line and field (with skip_bad they are reported and
@@ -165,14 +187,18 @@ def import_mnre(session: Session, root: str | Path, splits: Sequence[str] | None
     """
     root = Path(root)
     if not (root / "ours_rel2id.json").is_file():
-        raise DataFormatError(root / "ours_rel2id.json", None, None, "file not found; is this an MNRE folder?")
+        raise DataFormatError(
+            root / "ours_rel2id.json", None, None, "file not found; is this an MNRE folder?"
+        )
     splits = list(splits) if splits else available_splits(root)
     if not splits:
         raise DataFormatError(root / "txt", None, None, "no ours_{train,val,test}.txt split files found")
     report = ImportReport(dataset=dataset)
 
     # 1. read and validate everything
-    loaded: list[tuple[str, Record, str | None, list[tuple[Path, str]]]] = []  # split, record, image sha, crops
+    loaded: list[
+        tuple[str, Record, str | None, list[tuple[Path, str]]]
+    ] = []  # split, record, image sha, crops
     label_map = None
     for split in splits:
         records, label_map, load_report = load_split_for_import(root, split, skip_bad)
@@ -184,7 +210,9 @@ def import_mnre(session: Session, root: str | Path, splits: Sequence[str] | None
                 try:
                     image_sha = validate_image(rec.image_path)
                 except DataFormatError as err:
-                    bad = DataFormatError(txt_path, rec.line, "img_id", f"image {rec.image_path}: {err.problem}")
+                    bad = DataFormatError(
+                        txt_path, rec.line, "img_id", f"image {rec.image_path}: {err.problem}"
+                    )
                     if not skip_bad:
                         raise bad from err
                     report.skipped.append(f"{bad} (stored without image)")
@@ -203,19 +231,31 @@ def import_mnre(session: Session, root: str | Path, splits: Sequence[str] | None
     # 2. write: posts first (deduplicated by content), then pairs and crops that are new
     ds = get_or_create_dataset(session, dataset, source_path=str(root.resolve()), label_map=label_map)
     post_ids = dict(session.execute(select(Post.content_key, Post.id).where(Post.dataset_id == ds.id)).all())
-    existing_pairs = dict(session.execute(select(EntityPair.source_key, EntityPair.raw_line)
-                                          .where(EntityPair.dataset_id == ds.id)).all())
+    existing_pairs = dict(
+        session.execute(
+            select(EntityPair.source_key, EntityPair.raw_line).where(EntityPair.dataset_id == ds.id)
+        ).all()
+    )
     new_posts: dict[str, dict[str, Any]] = {}
     for _, rec, image_sha, _ in loaded:
         key = _content_key(rec.tokens, rec.img_id)
         if key not in post_ids and key not in new_posts:
-            new_posts[key] = {"dataset_id": ds.id, "content_key": key, "tokens": rec.tokens, "text": rec.text,
-                              "img_id": rec.img_id, "has_image": image_sha is not None, "image_sha256": image_sha,
-                              "image_path": str(rec.image_path) if image_sha else None}
+            new_posts[key] = {
+                "dataset_id": ds.id,
+                "content_key": key,
+                "tokens": rec.tokens,
+                "text": rec.text,
+                "img_id": rec.img_id,
+                "has_image": image_sha is not None,
+                "image_sha256": image_sha,
+                "image_path": str(rec.image_path) if image_sha else None,
+            }
     _bulk_insert(session, Post, list(new_posts.values()))
     report.new_posts = len(new_posts)
     if new_posts:
-        post_ids = dict(session.execute(select(Post.content_key, Post.id).where(Post.dataset_id == ds.id)).all())
+        post_ids = dict(
+            session.execute(select(Post.content_key, Post.id).where(Post.dataset_id == ds.id)).all()
+        )
 
     pair_rows, crop_rows, crops_seen = [], [], set()
     for split, rec, image_sha, crops in loaded:
@@ -226,24 +266,46 @@ def import_mnre(session: Session, root: str | Path, splits: Sequence[str] | None
             report.without_image += 1
         if source_key in existing_pairs:
             if existing_pairs[source_key] != rec.raw_line:
-                raise DataFormatError(root / "txt" / SPLIT_FILES[split][0], rec.line, None,
-                                      f"differs from the record imported before into dataset {dataset!r}; "
-                                      "import the changed file under another --dataset name")
+                raise DataFormatError(
+                    root / "txt" / SPLIT_FILES[split][0],
+                    rec.line,
+                    None,
+                    f"differs from the record imported before into dataset {dataset!r}; "
+                    "import the changed file under another --dataset name",
+                )
             report.existing_pairs += 1
             continue
         post_id = post_ids[_content_key(rec.tokens, rec.img_id)]
-        pair_rows.append({"post_id": post_id, "dataset_id": ds.id, "split": split, "source_key": source_key,
-                          "source_line": rec.line, "head_name": rec.head.name, "head_start": rec.head.start,
-                          "head_end": rec.head.end, "tail_name": rec.tail.name, "tail_start": rec.tail.start,
-                          "tail_end": rec.tail.end, "gold_label": rec.relation, "raw_line": rec.raw_line})
+        pair_rows.append(
+            {
+                "post_id": post_id,
+                "dataset_id": ds.id,
+                "split": split,
+                "source_key": source_key,
+                "source_line": rec.line,
+                "head_name": rec.head.name,
+                "head_start": rec.head.start,
+                "head_end": rec.head.end,
+                "tail_name": rec.tail.name,
+                "tail_start": rec.tail.start,
+                "tail_end": rec.tail.end,
+                "gold_label": rec.relation,
+                "raw_line": rec.raw_line,
+            }
+        )
         for crop_path, _sha in crops:
             if (post_id, str(crop_path)) not in crops_seen:
                 crops_seen.add((post_id, str(crop_path)))
                 crop_rows.append({"post_id": post_id, "source": "mnre_vg", "path": str(crop_path)})
     if crop_rows:  # crops of posts imported before are already stored
-        stored = set(session.execute(select(GroundedCrop.post_id, GroundedCrop.path)
-                                     .where(GroundedCrop.source == "mnre_vg",
-                                            GroundedCrop.post_id.in_({r["post_id"] for r in crop_rows}))).all())
+        stored = set(
+            session.execute(
+                select(GroundedCrop.post_id, GroundedCrop.path).where(
+                    GroundedCrop.source == "mnre_vg",
+                    GroundedCrop.post_id.in_({r["post_id"] for r in crop_rows}),
+                )
+            ).all()
+        )
         crop_rows = [r for r in crop_rows if (r["post_id"], r["path"]) not in stored]
     _bulk_insert(session, EntityPair, pair_rows)
     _bulk_insert(session, GroundedCrop, crop_rows)
@@ -251,9 +313,16 @@ def import_mnre(session: Session, root: str | Path, splits: Sequence[str] | None
     return report
 
 
-def import_post(session: Session, text: str, head: tuple[int, int], tail: tuple[int, int],
-                image: str | Path | None = None, dataset: str = "posts", split: str = "new",
-                label: str | None = None) -> tuple[EntityPair, bool]:
+def import_post(
+    session: Session,
+    text: str,
+    head: tuple[int, int],
+    tail: tuple[int, int],
+    image: str | Path | None = None,
+    dataset: str = "posts",
+    split: str = "new",
+    label: str | None = None,
+) -> tuple[EntityPair, bool]:
     """Import one post (text split on whitespace, optional image file) with a head and tail word span.
 
     Spans are [start, end) word indices. Returns (pair, created); importing the same post again returns the stored
@@ -266,31 +335,59 @@ def import_post(session: Session, text: str, head: tuple[int, int], tail: tuple[
         image_sha = validate_image(image_path)
         img_id = image_path.name
     ds = get_or_create_dataset(session, dataset)
-    raw = {"token": tokens,
-           "h": {"name": " ".join(tokens[head[0]:head[1]]), "pos": [int(head[0]), int(head[1])]},
-           "t": {"name": " ".join(tokens[tail[0]:tail[1]]), "pos": [int(tail[0]), int(tail[1])]},
-           "img_id": img_id, "relation": label if label is not None else "None"}
+    raw = {
+        "token": tokens,
+        "h": {"name": " ".join(tokens[head[0] : head[1]]), "pos": [int(head[0]), int(head[1])]},
+        "t": {"name": " ".join(tokens[tail[0] : tail[1]]), "pos": [int(tail[0]), int(tail[1])]},
+        "img_id": img_id,
+        "relation": label if label is not None else "None",
+    }
     if not tokens:
         raise DataFormatError("post", None, "text", "must contain at least one word")
-    record = parse_record(repr(raw), Path("post"), 1, ds.label_map if label is not None else None)
+    try:
+        record = parse_record(repr(raw), Path("post"), 1, ds.label_map if label is not None else None)
+    except DataFormatError as err:  # name the command-line option, not the MNRE field
+        option = {"h.pos": "head", "t.pos": "tail", "relation": "label"}.get(err.field or "", err.field)
+        raise DataFormatError("post", None, option, err.problem) from err
 
     content_key = _content_key(tokens, image_sha)
-    source_key = "post:" + hashlib.sha256(json.dumps([content_key, list(head), list(tail)]).encode()).hexdigest()[:40]
-    existing = session.scalar(select(EntityPair).where(EntityPair.dataset_id == ds.id,
-                                                       EntityPair.source_key == source_key))
+    source_key = (
+        "post:" + hashlib.sha256(json.dumps([content_key, list(head), list(tail)]).encode()).hexdigest()[:40]
+    )
+    existing = session.scalar(
+        select(EntityPair).where(EntityPair.dataset_id == ds.id, EntityPair.source_key == source_key)
+    )
     if existing is not None:
         return existing, False
     post = session.scalar(select(Post).where(Post.dataset_id == ds.id, Post.content_key == content_key))
     if post is None:
-        post = Post(dataset_id=ds.id, content_key=content_key, tokens=tokens, text=record.text, img_id=img_id,
-                    image_path=str(image_path) if image_path else None, image_sha256=image_sha,
-                    has_image=image_sha is not None)
+        post = Post(
+            dataset_id=ds.id,
+            content_key=content_key,
+            tokens=tokens,
+            text=record.text,
+            img_id=img_id,
+            image_path=str(image_path) if image_path else None,
+            image_sha256=image_sha,
+            has_image=image_sha is not None,
+        )
         session.add(post)
         session.flush()
-    pair = EntityPair(post_id=post.id, dataset_id=ds.id, split=split, source_key=source_key, source_line=None,
-                      head_name=record.head.name, head_start=record.head.start, head_end=record.head.end,
-                      tail_name=record.tail.name, tail_start=record.tail.start, tail_end=record.tail.end,
-                      gold_label=label, raw_line=record.raw_line if label is not None else None)
+    pair = EntityPair(
+        post_id=post.id,
+        dataset_id=ds.id,
+        split=split,
+        source_key=source_key,
+        source_line=None,
+        head_name=record.head.name,
+        head_start=record.head.start,
+        head_end=record.head.end,
+        tail_name=record.tail.name,
+        tail_start=record.tail.start,
+        tail_end=record.tail.end,
+        gold_label=label,
+        raw_line=record.raw_line if label is not None else None,
+    )
     session.add(pair)
     session.flush()
     return pair, True
@@ -323,13 +420,27 @@ def curated_rows(session: Session, flt: ExportFilter | None = None) -> list[dict
     flt = flt or ExportFilter()
     latest = latest_annotation_subquery()
     cur = aliased(Annotation, name="cur")
-    stmt = (select(EntityPair, Post.tokens, Post.img_id, Post.has_image, Post.image_sha256,
-                   Dataset.name.label("dataset"), cur.status, cur.label, cur.annotator, cur.created_at, cur.note,
-                   cur.revision)
-            .join(Post, Post.id == EntityPair.post_id).join(Dataset, Dataset.id == EntityPair.dataset_id)
-            .outerjoin(latest, latest.c.pair_id == EntityPair.id)
-            .outerjoin(cur, and_(cur.pair_id == EntityPair.id, cur.revision == latest.c.revision))
-            .order_by(Dataset.name, EntityPair.split, EntityPair.source_line, EntityPair.id))
+    stmt = (
+        select(
+            EntityPair,
+            Post.tokens,
+            Post.img_id,
+            Post.has_image,
+            Post.image_sha256,
+            Dataset.name.label("dataset"),
+            cur.status,
+            cur.label,
+            cur.annotator,
+            cur.created_at,
+            cur.note,
+            cur.revision,
+        )
+        .join(Post, Post.id == EntityPair.post_id)
+        .join(Dataset, Dataset.id == EntityPair.dataset_id)
+        .outerjoin(latest, latest.c.pair_id == EntityPair.id)
+        .outerjoin(cur, and_(cur.pair_id == EntityPair.id, cur.revision == latest.c.revision))
+        .order_by(Dataset.name, EntityPair.split, EntityPair.source_line, EntityPair.id)
+    )
     if flt.dataset:
         stmt = stmt.where(Dataset.name == flt.dataset)
     if flt.split:
@@ -343,7 +454,9 @@ def curated_rows(session: Session, flt: ExportFilter | None = None) -> list[dict
     statuses = set(flt.statuses or ())
     unknown = statuses - set(ANNOTATION_STATUSES)
     if unknown:
-        raise LabelStoreError(f"unknown status {sorted(unknown)}; expected some of {', '.join(ANNOTATION_STATUSES)}")
+        raise LabelStoreError(
+            f"unknown status {sorted(unknown)}; expected some of {', '.join(ANNOTATION_STATUSES)}"
+        )
     rows = []
     for r in session.execute(stmt):
         pair: EntityPair = r[0]
@@ -355,14 +468,33 @@ def curated_rows(session: Session, flt: ExportFilter | None = None) -> list[dict
             continue
         if flt.label and label != flt.label:
             continue
-        rows.append({"pair_id": pair.id, "dataset": r.dataset, "split": pair.split, "source_line": pair.source_line,
-                     "tokens": list(r.tokens), "text": " ".join(r.tokens), "head_name": pair.head_name,
-                     "head_start": pair.head_start, "head_end": pair.head_end, "tail_name": pair.tail_name,
-                     "tail_start": pair.tail_start, "tail_end": pair.tail_end, "img_id": r.img_id,
-                     "has_image": r.has_image, "image_sha256": r.image_sha256, "gold_label": pair.gold_label,
-                     "label": label, "status": state.status, "annotator": state.annotator,
-                     "annotated_at": r.created_at.isoformat() if r.created_at else None, "note": r.note,
-                     "revision": state.revision, "_raw_line": pair.raw_line})
+        rows.append(
+            {
+                "pair_id": pair.id,
+                "dataset": r.dataset,
+                "split": pair.split,
+                "source_line": pair.source_line,
+                "tokens": list(r.tokens),
+                "text": " ".join(r.tokens),
+                "head_name": pair.head_name,
+                "head_start": pair.head_start,
+                "head_end": pair.head_end,
+                "tail_name": pair.tail_name,
+                "tail_start": pair.tail_start,
+                "tail_end": pair.tail_end,
+                "img_id": r.img_id,
+                "has_image": r.has_image,
+                "image_sha256": r.image_sha256,
+                "gold_label": pair.gold_label,
+                "label": label,
+                "status": state.status,
+                "annotator": state.annotator,
+                "annotated_at": r.created_at.isoformat() if r.created_at else None,
+                "note": r.note,
+                "revision": state.revision,
+                "_raw_line": pair.raw_line,
+            }
+        )
     return rows
 
 
@@ -375,9 +507,13 @@ def mnre_line(row: dict[str, Any]) -> str:
         record = ast.literal_eval(raw)  # keeps the source's keys, order and any extra fields
         record["relation"] = row["label"]
     else:
-        record = {"token": row["tokens"], "h": {"name": row["head_name"], "pos": [row["head_start"], row["head_end"]]},
-                  "t": {"name": row["tail_name"], "pos": [row["tail_start"], row["tail_end"]]},
-                  "img_id": row["img_id"], "relation": row["label"]}
+        record = {
+            "token": row["tokens"],
+            "h": {"name": row["head_name"], "pos": [row["head_start"], row["head_end"]]},
+            "t": {"name": row["tail_name"], "pos": [row["tail_start"], row["tail_end"]]},
+            "img_id": row["img_id"],
+            "relation": row["label"],
+        }
     return repr(record)
 
 
@@ -406,14 +542,18 @@ def _public(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
 
 
-def export_labels(session: Session, fmt: str, out: str | Path, flt: ExportFilter | None = None) -> ExportReport:
+def export_labels(
+    session: Session, fmt: str, out: str | Path, flt: ExportFilter | None = None
+) -> ExportReport:
     """Export curated labels. mnre: `out` is a folder (txt/ours_<split>.txt + ours_rel2id.json) or one .txt file."""
     if fmt not in EXPORT_FORMATS:
         raise LabelStoreError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
     out = Path(out)
     flt = flt or ExportFilter()
     if fmt == "mnre" and flt.include_rejected:
-        raise LabelStoreError("the MNRE layout has no place for rejected pairs; export them as jsonl, csv or parquet")
+        raise LabelStoreError(
+            "the MNRE layout has no place for rejected pairs; export them as jsonl, csv or parquet"
+        )
     rows = curated_rows(session, flt)
     if fmt == "mnre":
         return _export_mnre(session, rows, out)
@@ -433,9 +573,31 @@ def export_labels(session: Session, fmt: str, out: str | Path, flt: ExportFilter
 
 
 def _row_columns() -> list[str]:
-    return ["pair_id", "dataset", "split", "source_line", "tokens", "text", "head_name", "head_start", "head_end",
-            "tail_name", "tail_start", "tail_end", "img_id", "has_image", "image_sha256", "gold_label", "label",
-            "status", "annotator", "annotated_at", "note", "revision", "_raw_line"]
+    return [
+        "pair_id",
+        "dataset",
+        "split",
+        "source_line",
+        "tokens",
+        "text",
+        "head_name",
+        "head_start",
+        "head_end",
+        "tail_name",
+        "tail_start",
+        "tail_end",
+        "img_id",
+        "has_image",
+        "image_sha256",
+        "gold_label",
+        "label",
+        "status",
+        "annotator",
+        "annotated_at",
+        "note",
+        "revision",
+        "_raw_line",
+    ]
 
 
 def _export_mnre(session: Session, rows: list[dict[str, Any]], out: Path) -> ExportReport:
@@ -445,11 +607,17 @@ def _export_mnre(session: Session, rows: list[dict[str, Any]], out: Path) -> Exp
     by_split: dict[str, list[str]] = {}
     for row in rows:
         by_split.setdefault(row["split"], []).append(mnre_line(row))
-    label_maps = {json.dumps(m, sort_keys=True) for m in session.scalars(
-        select(Dataset.label_map).where(Dataset.name.in_({row["dataset"] for row in rows}))) if m}
+    label_maps = {
+        json.dumps(m, sort_keys=True)
+        for m in session.scalars(
+            select(Dataset.label_map).where(Dataset.name.in_({row["dataset"] for row in rows}))
+        )
+        if m
+    }
     if len(label_maps) > 1:
-        raise LabelStoreError("the exported datasets have different label maps; export one dataset at a time "
-                              "(--dataset)")
+        raise LabelStoreError(
+            "the exported datasets have different label maps; export one dataset at a time (--dataset)"
+        )
     paths = []
     for split, lines in by_split.items():
         name = SPLIT_FILES[split][0] if split in SPLIT_FILES else f"ours_{split}.txt"

@@ -1,0 +1,149 @@
+"""Inter-annotator agreement: Cohen's kappa (two annotators) and Krippendorff's alpha (any number, missing data).
+
+Both are computed overall (nominal categories: the labels, plus "<rejected>") and per label (that label vs the rest).
+Each annotator contributes, per pair, their own latest decision that is still in effect (accepted, corrected or
+rejected; skips and undone decisions do not count).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import Annotation, Dataset, EntityPair
+
+REJECTED = "<rejected>"
+
+
+def cohen_kappa(first: Sequence[Hashable], second: Sequence[Hashable]) -> float:
+    """Cohen's kappa of two raters over the same items; NaN when chance agreement is 1 (one category only)."""
+    if len(first) != len(second):
+        raise ValueError("both raters must rate the same items")
+    n = len(first)
+    if n == 0:
+        return math.nan
+    observed = sum(a == b for a, b in zip(first, second, strict=True)) / n
+    count_a, count_b = Counter(first), Counter(second)
+    expected = sum(count_a[c] * count_b[c] for c in count_a) / (n * n)
+    if expected == 1:
+        return math.nan
+    return (observed - expected) / (1 - expected)
+
+
+def krippendorff_alpha_nominal(units: Sequence[Sequence[Hashable | None]]) -> float:
+    """Krippendorff's alpha for nominal data. `units`: per item, the values given by each rater (None = missing).
+
+    Items with fewer than two values are not pairable and are ignored. NaN when there is no disagreement to expect
+    (fewer than two pairable values, or one category only).
+    """
+    coincidence: dict[tuple[Hashable, Hashable], float] = defaultdict(float)
+    for unit in units:
+        values = [v for v in unit if v is not None]
+        m = len(values)
+        if m < 2:
+            continue
+        for i, c in enumerate(values):
+            for j, k in enumerate(values):
+                if i != j:
+                    coincidence[(c, k)] += 1 / (m - 1)
+    totals: dict[Hashable, float] = defaultdict(float)
+    for (c, _), weight in coincidence.items():
+        totals[c] += weight
+    n = sum(totals.values())
+    observed_disagreement = sum(w for (c, k), w in coincidence.items() if c != k)
+    expected_pairs = sum(totals[c] * totals[k] for c in totals for k in totals if c != k)
+    if n < 2 or expected_pairs == 0:
+        return math.nan
+    return 1 - (n - 1) * observed_disagreement / expected_pairs
+
+
+@dataclass
+class AgreementReport:
+    annotators: list[str]
+    items: int  # pairs rated by at least two annotators
+    alpha: float
+    alpha_per_label: dict[str, float] = field(default_factory=dict)
+    kappa: dict[tuple[str, str], float] = field(
+        default_factory=dict
+    )  # annotator pair -> kappa on shared items
+    kappa_items: dict[tuple[str, str], int] = field(default_factory=dict)
+    kappa_per_label: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+
+    def format(self) -> str:
+        def num(x: float) -> str:
+            return "n/a" if math.isnan(x) else f"{x:.3f}"
+
+        lines = [
+            f"{len(self.annotators)} annotators ({', '.join(self.annotators)}), {self.items} pairs rated by "
+            f"two or more",
+            f"Krippendorff's alpha (nominal): {num(self.alpha)}",
+        ]
+        for pair, kappa in self.kappa.items():
+            lines.append(
+                f"Cohen's kappa {pair[0]} vs {pair[1]}: {num(kappa)} on {self.kappa_items[pair]} pairs"
+            )
+        if self.alpha_per_label:
+            lines.append(
+                "per label (label vs rest): alpha" + "".join(f" | kappa {a}/{b}" for a, b in self.kappa)
+            )
+            for label, alpha in sorted(self.alpha_per_label.items()):
+                kappas = "".join(f" | {num(per[label])}" for per in self.kappa_per_label.values())
+                lines.append(f"  {label}: {num(alpha)}{kappas}")
+        return "\n".join(lines)
+
+
+def decisions(session: Session, dataset: str | None = None) -> dict[int, dict[str, str]]:
+    """pair id -> annotator -> category of that annotator's latest decision still in effect."""
+    stmt = select(Annotation).order_by(Annotation.pair_id, Annotation.revision)
+    if dataset:
+        stmt = (
+            stmt.join(EntityPair, EntityPair.id == Annotation.pair_id)
+            .join(Dataset, Dataset.id == EntityPair.dataset_id)
+            .where(Dataset.name == dataset)
+        )
+    rows = list(session.scalars(stmt))
+    undone = {a.undoes_id for a in rows if a.undoes_id is not None}
+    result: dict[int, dict[str, str]] = defaultdict(dict)
+    for a in rows:
+        if a.undoes_id is not None or a.id in undone or a.status not in ("accepted", "corrected", "rejected"):
+            continue
+        result[a.pair_id][a.annotator] = REJECTED if a.status == "rejected" else a.label
+    return result
+
+
+def agreement_from_decisions(
+    by_pair: Mapping[int, Mapping[str, str]], annotators: Sequence[str] | None = None
+) -> AgreementReport:
+    annotators = sorted(annotators or {name for rated in by_pair.values() for name in rated})
+    units = [[rated.get(name) for name in annotators] for rated in by_pair.values()]
+    units = [u for u in units if sum(v is not None for v in u) >= 2]
+    labels = sorted({v for u in units for v in u if v is not None})
+    report = AgreementReport(annotators=annotators, items=len(units), alpha=krippendorff_alpha_nominal(units))
+    for label in labels:
+        report.alpha_per_label[label] = krippendorff_alpha_nominal(
+            [[None if v is None else v == label for v in u] for u in units]
+        )
+    for a, b in combinations(annotators, 2):
+        shared = [(rated[a], rated[b]) for rated in by_pair.values() if a in rated and b in rated]
+        first, second = [x for x, _ in shared], [y for _, y in shared]
+        report.kappa[(a, b)] = cohen_kappa(first, second)
+        report.kappa_items[(a, b)] = len(shared)
+        report.kappa_per_label[(a, b)] = {
+            label: cohen_kappa([x == label for x in first], [y == label for y in second]) for label in labels
+        }
+    return report
+
+
+def agreement(
+    session: Session, dataset: str | None = None, annotators: Sequence[str] | None = None
+) -> AgreementReport:
+    by_pair = decisions(session, dataset)
+    if annotators:
+        by_pair = {p: {n: v for n, v in rated.items() if n in annotators} for p, rated in by_pair.items()}
+    return agreement_from_decisions(by_pair, annotators)
