@@ -213,6 +213,7 @@ class GroundingDinoGrounder:
         processor=None,
         max_phrases: int = 16,
     ):
+        from huggingface_hub.errors import HFValidationError
         from transformers import GroundingDinoForObjectDetection, GroundingDinoProcessor
 
         self.name = str(model_path_or_id) if model_path_or_id is not None else "in-memory"
@@ -220,6 +221,9 @@ class GroundingDinoGrounder:
             if model_path_or_id is None:
                 raise ValueError("give model_path_or_id, or both model and processor")
             local = Path(model_path_or_id).is_dir()
+            spec = str(model_path_or_id)
+            if not local and (spec.startswith((".", "/", "~")) or spec.count("/") > 1 or Path(spec).suffix):
+                raise GrounderUnavailable(f"GroundingDINO folder {spec!r} does not exist")
             try:
                 processor = GroundingDinoProcessor.from_pretrained(
                     str(model_path_or_id), local_files_only=True
@@ -227,7 +231,7 @@ class GroundingDinoGrounder:
                 model = GroundingDinoForObjectDetection.from_pretrained(
                     str(model_path_or_id), local_files_only=True
                 )
-            except OSError as err:
+            except (OSError, HFValidationError) as err:  # missing files; a name that is no valid hub id
                 where = (
                     "the folder" if local else "the hub id (offline: only an already-cached copy can be used)"
                 )
@@ -294,12 +298,12 @@ class GroundingDinoGrounder:
             box = clamp_box(post["boxes"][k].tolist(), width, height)
             if box is None:
                 continue
-            words = [w for w in post["text_labels"][k].split() if w not in self._special and w != "."]
+            words = [w for w in post["text_labels"][k].split() if w not in self._special]
             cands.append(
                 GroundedObject(
                     box=box,
                     label=phrases[best],
-                    phrase=" ".join(words) or None,
+                    phrase=_clean_phrase(" ".join(words)) or None,
                     score=float(post["scores"][k]),
                     source=self.source,
                 )
