@@ -26,7 +26,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base
 
-ANNOTATION_STATUSES = ("accepted", "corrected", "rejected", "skipped", "unreviewed")  # unreviewed: only via undo
+ANNOTATION_STATUSES = (
+    "accepted",
+    "corrected",
+    "rejected",
+    "skipped",
+    "unreviewed",
+)  # unreviewed: only via undo
 EVALUATION_SETTINGS = ("standard", "shuffle-train", "shuffle-test")
 
 
@@ -82,7 +88,9 @@ class Post(Base):
 
     id: Mapped[intpk]
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
-    content_key: Mapped[str] = mapped_column(String(64))  # sha256 of tokens + image identity: makes import idempotent
+    content_key: Mapped[str] = mapped_column(
+        String(64)
+    )  # sha256 of tokens + image identity: makes import idempotent
     tokens: Mapped[list[str]] = mapped_column(JSON)
     text: Mapped[str] = mapped_column(Text)  # tokens joined by spaces, for search
     img_id: Mapped[str | None] = mapped_column(String(300))
@@ -111,7 +119,9 @@ class EntityPair(Base):
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), index=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
     split: Mapped[str] = mapped_column(String(32))
-    source_key: Mapped[str] = mapped_column(String(200))  # "train:17" for file lines, "post:<hash>" for single posts
+    source_key: Mapped[str] = mapped_column(
+        String(200)
+    )  # "train:17" for file lines, "post:<hash>" for single posts
     source_line: Mapped[int | None]  # 1-based line in the source txt file
     head_name: Mapped[str] = mapped_column(Text)
     head_start: Mapped[int]
@@ -120,11 +130,15 @@ class EntityPair(Base):
     tail_start: Mapped[int]
     tail_end: Mapped[int]
     gold_label: Mapped[str | None] = mapped_column(String(100))
-    raw_line: Mapped[str | None] = mapped_column(Text)  # the source line verbatim: untouched records export byte-exact
+    raw_line: Mapped[str | None] = mapped_column(
+        Text
+    )  # the source line verbatim: untouched records export byte-exact
     created_at: Mapped[created_at_utc]
 
     post: Mapped[Post] = relationship(back_populates="pairs")
-    annotations: Mapped[list[Annotation]] = relationship(back_populates="pair", order_by="Annotation.revision")
+    annotations: Mapped[list[Annotation]] = relationship(
+        back_populates="pair", order_by="Annotation.revision"
+    )
     predictions: Mapped[list[Prediction]] = relationship(back_populates="pair")
 
 
@@ -156,7 +170,9 @@ class ModelVersion(Base):
     __tablename__ = "model_versions"
 
     id: Mapped[intpk]
-    version_id: Mapped[str] = mapped_column(String(200), unique=True)  # config.json "version_id" of the checkpoint
+    version_id: Mapped[str] = mapped_column(
+        String(200), unique=True
+    )  # config.json "version_id" of the checkpoint
     path: Mapped[str] = mapped_column(Text)
     variant: Mapped[str] = mapped_column(String(100))
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -189,7 +205,9 @@ class Prediction(Base):
     confidence: Mapped[float] = mapped_column(Float)  # top probability
     margin: Mapped[float] = mapped_column(Float)  # top - second probability: small = uncertain
     entropy: Mapped[float] = mapped_column(Float)  # nats
-    image_reliance: Mapped[float | None] = mapped_column(Float)  # how much the prediction changes without the image
+    image_reliance: Mapped[float | None] = mapped_column(
+        Float
+    )  # how much the prediction changes without the image
     created_at: Mapped[created_at_utc]
 
     pair: Mapped[EntityPair] = relationship(back_populates="predictions")

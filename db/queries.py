@@ -49,24 +49,28 @@ class ConcurrentEditError(LabelStoreError):
     def __init__(self, pair_id: int, annotator: str, revision: int, saved_at: datetime | None):
         self.pair_id, self.annotator, self.revision, self.saved_at = pair_id, annotator, revision, saved_at
         when = f" at {saved_at:%Y-%m-%d %H:%M:%S} UTC" if saved_at else ""
-        super().__init__(f"pair {pair_id} was changed by {annotator} meanwhile (revision {revision}{when}); "
-                         "reload it and save again")
+        super().__init__(
+            f"pair {pair_id} was changed by {annotator} meanwhile (revision {revision}{when}); "
+            "reload it and save again"
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Datasets
 
 
-def get_or_create_dataset(session: Session, name: str, source_path: str | None = None,
-                          label_map: dict[str, int] | None = None) -> Dataset:
+def get_or_create_dataset(
+    session: Session, name: str, source_path: str | None = None, label_map: dict[str, int] | None = None
+) -> Dataset:
     dataset = session.scalar(select(Dataset).where(Dataset.name == name))
     if dataset is None:
         dataset = Dataset(name=name, source_path=source_path, label_map=label_map)
         session.add(dataset)
         session.flush()
     elif label_map is not None and dataset.label_map not in (None, label_map):
-        raise LabelStoreError(f"dataset {name!r} already exists with a different label map; import under another "
-                              "--dataset name")
+        raise LabelStoreError(
+            f"dataset {name!r} already exists with a different label map; import under another --dataset name"
+        )
     elif label_map is not None and dataset.label_map is None:
         dataset.label_map = label_map
     return dataset
@@ -102,12 +106,15 @@ def current_state(history: Sequence[Annotation]) -> CurrentState:
     if not history:
         return UNREVIEWED
     last = max(history, key=lambda a: a.revision)
-    return CurrentState(status=last.status, label=last.label, revision=last.revision, annotator=last.annotator)
+    return CurrentState(
+        status=last.status, label=last.label, revision=last.revision, annotator=last.annotator
+    )
 
 
 def pair_history(session: Session, pair_id: int) -> list[Annotation]:
-    return list(session.scalars(select(Annotation).where(Annotation.pair_id == pair_id)
-                                .order_by(Annotation.revision)))
+    return list(
+        session.scalars(select(Annotation).where(Annotation.pair_id == pair_id).order_by(Annotation.revision))
+    )
 
 
 def _require_pair(session: Session, pair_id: int) -> EntityPair:
@@ -120,12 +127,15 @@ def _require_pair(session: Session, pair_id: int) -> EntityPair:
 def _check_label(session: Session, pair: EntityPair, label: str) -> None:
     label_map = session.scalar(select(Dataset.label_map).where(Dataset.id == pair.dataset_id))
     if label_map and label not in label_map:
-        raise LabelStoreError(f"unknown label {label!r}; expected one of the dataset's {len(label_map)} labels")
+        raise LabelStoreError(
+            f"unknown label {label!r}; expected one of the dataset's {len(label_map)} labels"
+        )
 
 
 def _append(session: Session, pair: EntityPair, expected_revision: int, **values: Any) -> Annotation:
-    latest = session.scalars(select(Annotation).where(Annotation.pair_id == pair.id)
-                             .order_by(Annotation.revision.desc()).limit(1)).first()
+    latest = session.scalars(
+        select(Annotation).where(Annotation.pair_id == pair.id).order_by(Annotation.revision.desc()).limit(1)
+    ).first()
     current_revision = latest.revision if latest else 0
     if current_revision != expected_revision:
         if latest is None:
@@ -138,16 +148,28 @@ def _append(session: Session, pair: EntityPair, expected_revision: int, **values
     except IntegrityError as err:
         # Another transaction inserted the same (pair, revision) between our check and our insert.
         session.rollback()
-        winner = session.scalars(select(Annotation).where(Annotation.pair_id == pair.id)
-                                 .order_by(Annotation.revision.desc()).limit(1)).first()
+        winner = session.scalars(
+            select(Annotation)
+            .where(Annotation.pair_id == pair.id)
+            .order_by(Annotation.revision.desc())
+            .limit(1)
+        ).first()
         if winner is None or winner.revision <= expected_revision:
             raise
         raise ConcurrentEditError(pair.id, winner.annotator, winner.revision, winner.created_at) from err
     return annotation
 
 
-def record_annotation(session: Session, pair_id: int, *, status: str, annotator: str, expected_revision: int,
-                      label: str | None = None, note: str | None = None) -> Annotation:
+def record_annotation(
+    session: Session,
+    pair_id: int,
+    *,
+    status: str,
+    annotator: str,
+    expected_revision: int,
+    label: str | None = None,
+    note: str | None = None,
+) -> Annotation:
     """Append a review decision made on top of `expected_revision` (the revision the reviewer saw).
 
     accepted: the label shown is right (label defaults to the gold label); corrected: `label` replaces it;
@@ -169,12 +191,14 @@ def record_annotation(session: Session, pair_id: int, *, status: str, annotator:
         label = current_state(pair_history(session, pair_id)).label  # carry the previous decision forward
     else:
         label = None
-    return _append(session, pair, expected_revision, label=label, status=status, annotator=annotator.strip(),
-                   note=note)
+    return _append(
+        session, pair, expected_revision, label=label, status=status, annotator=annotator.strip(), note=note
+    )
 
 
-def undo_last(session: Session, pair_id: int, *, annotator: str, expected_revision: int,
-              note: str | None = None) -> Annotation:
+def undo_last(
+    session: Session, pair_id: int, *, annotator: str, expected_revision: int, note: str | None = None
+) -> Annotation:
     """Restore the state before the latest decision that is still in effect, by appending a new row.
 
     Repeated undos walk further back; an undo is itself never undone by undo (record a new decision instead).
@@ -187,25 +211,39 @@ def undo_last(session: Session, pair_id: int, *, annotator: str, expected_revisi
         raise LabelStoreError(f"pair {pair_id} has nothing to undo")
     target = in_effect[-1]
     restored = current_state([a for a in history if a.revision < target.revision])
-    return _append(session, pair, expected_revision, label=restored.label, status=restored.status,
-                   annotator=annotator.strip(), note=note or f"undo revision {target.revision}", undoes_id=target.id)
+    return _append(
+        session,
+        pair,
+        expected_revision,
+        label=restored.label,
+        status=restored.status,
+        annotator=annotator.strip(),
+        note=note or f"undo revision {target.revision}",
+        undoes_id=target.id,
+    )
 
 
 def latest_annotation_subquery():
     """(pair_id, revision) of every pair's current annotation."""
-    return (select(Annotation.pair_id, func.max(Annotation.revision).label("revision"))
-            .group_by(Annotation.pair_id).subquery("latest_revision"))
+    return (
+        select(Annotation.pair_id, func.max(Annotation.revision).label("revision"))
+        .group_by(Annotation.pair_id)
+        .subquery("latest_revision")
+    )
 
 
 def current_states(session: Session, pair_ids: Iterable[int] | None = None) -> dict[int, CurrentState]:
     """Current state of many pairs in one query (pairs without annotations are absent: they are UNREVIEWED)."""
     latest = latest_annotation_subquery()
-    stmt = (select(Annotation.pair_id, Annotation.status, Annotation.label, Annotation.revision, Annotation.annotator)
-            .join(latest, and_(latest.c.pair_id == Annotation.pair_id, latest.c.revision == Annotation.revision)))
+    stmt = select(
+        Annotation.pair_id, Annotation.status, Annotation.label, Annotation.revision, Annotation.annotator
+    ).join(latest, and_(latest.c.pair_id == Annotation.pair_id, latest.c.revision == Annotation.revision))
     if pair_ids is not None:
         stmt = stmt.where(Annotation.pair_id.in_(list(pair_ids)))
-    return {row.pair_id: CurrentState(row.status, row.label, row.revision, row.annotator)
-            for row in session.execute(stmt)}
+    return {
+        row.pair_id: CurrentState(row.status, row.label, row.revision, row.annotator)
+        for row in session.execute(stmt)
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -256,7 +294,9 @@ def _apply_filters(stmt, flt: QueueFilter, cur, pred):
         stmt = stmt.where(pred.predicted_label == flt.predicted_label)
     if flt.status:
         if flt.status not in ANNOTATION_STATUSES:
-            raise LabelStoreError(f"unknown status {flt.status!r}; expected one of {', '.join(ANNOTATION_STATUSES)}")
+            raise LabelStoreError(
+                f"unknown status {flt.status!r}; expected one of {', '.join(ANNOTATION_STATUSES)}"
+            )
         if flt.status == "unreviewed":
             stmt = stmt.where(or_(cur.status.is_(None), cur.status == "unreviewed"))
         else:
@@ -265,8 +305,13 @@ def _apply_filters(stmt, flt: QueueFilter, cur, pred):
         stmt = stmt.where(cur.annotator == flt.annotator)
     if flt.text:
         pattern = "%" + flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(or_(Post.text.ilike(pattern, escape="\\"), EntityPair.head_name.ilike(pattern, escape="\\"),
-                              EntityPair.tail_name.ilike(pattern, escape="\\")))
+        stmt = stmt.where(
+            or_(
+                Post.text.ilike(pattern, escape="\\"),
+                EntityPair.head_name.ilike(pattern, escape="\\"),
+                EntityPair.tail_name.ilike(pattern, escape="\\"),
+            )
+        )
     return stmt
 
 
@@ -274,9 +319,15 @@ def active_model_version(session: Session) -> ModelVersion | None:
     return session.scalar(select(ModelVersion).where(ModelVersion.is_active))
 
 
-def review_queue(session: Session, flt: QueueFilter | None = None, sort: str = "uncertainty", limit: int = 50,
-                 offset: int = 0, model_version_id: int | None = None,
-                 method: str = DEFAULT_PREDICTION_METHOD) -> list[QueueItem]:
+def review_queue(
+    session: Session,
+    flt: QueueFilter | None = None,
+    sort: str = "uncertainty",
+    limit: int = 50,
+    offset: int = 0,
+    model_version_id: int | None = None,
+    method: str = DEFAULT_PREDICTION_METHOD,
+) -> list[QueueItem]:
     """Pairs to review, with their current state and the predictions of one model version (the active one).
 
     sort: uncertainty (smallest top-2 margin first), entropy (highest first), image_reliance (highest first),
@@ -292,33 +343,78 @@ def review_queue(session: Session, flt: QueueFilter | None = None, sort: str = "
     cur = aliased(Annotation, name="cur")
     pred = aliased(Prediction, name="pred")
     stmt = (
-        select(EntityPair.id, Dataset.name.label("dataset"), EntityPair.split, EntityPair.source_line, Post.text,
-               EntityPair.head_name, EntityPair.tail_name, EntityPair.gold_label, Post.has_image, cur.status,
-               cur.label, cur.annotator, cur.revision, pred.predicted_label, pred.confidence, pred.margin,
-               pred.entropy, pred.image_reliance)
+        select(
+            EntityPair.id,
+            Dataset.name.label("dataset"),
+            EntityPair.split,
+            EntityPair.source_line,
+            Post.text,
+            EntityPair.head_name,
+            EntityPair.tail_name,
+            EntityPair.gold_label,
+            Post.has_image,
+            cur.status,
+            cur.label,
+            cur.annotator,
+            cur.revision,
+            pred.predicted_label,
+            pred.confidence,
+            pred.margin,
+            pred.entropy,
+            pred.image_reliance,
+        )
         .join(Post, Post.id == EntityPair.post_id)
         .join(Dataset, Dataset.id == EntityPair.dataset_id)
         .outerjoin(latest, latest.c.pair_id == EntityPair.id)
         .outerjoin(cur, and_(cur.pair_id == EntityPair.id, cur.revision == latest.c.revision))
-        .outerjoin(pred, and_(pred.pair_id == EntityPair.id, pred.model_version_id == model_version_id,
-                              pred.method == method))
+        .outerjoin(
+            pred,
+            and_(
+                pred.pair_id == EntityPair.id,
+                pred.model_version_id == model_version_id,
+                pred.method == method,
+            ),
+        )
     )
     stmt = _apply_filters(stmt, flt, cur, pred)
     order = {
         "uncertainty": [pred.margin.asc().nulls_last()],
         "entropy": [pred.entropy.desc().nulls_last()],
         "image_reliance": [pred.image_reliance.desc().nulls_last()],
-        "disagreement": [case((pred.predicted_label.is_(None), 2), (pred.predicted_label != EntityPair.gold_label, 0),
-                              else_=1), pred.confidence.desc().nulls_last()],
+        "disagreement": [
+            case(
+                (pred.predicted_label.is_(None), 2),
+                (pred.predicted_label != EntityPair.gold_label, 0),
+                else_=1,
+            ),
+            pred.confidence.desc().nulls_last(),
+        ],
         "source_order": [Dataset.name, EntityPair.split, EntityPair.source_line],
     }[sort]
     stmt = stmt.order_by(*order, EntityPair.id).limit(limit).offset(offset)
-    return [QueueItem(pair_id=r[0], dataset=r.dataset, split=r.split, source_line=r.source_line, text=r.text,
-                      head_name=r.head_name, tail_name=r.tail_name, gold_label=r.gold_label, has_image=r.has_image,
-                      status=r.status or "unreviewed", current_label=r.label, annotator=r.annotator,
-                      revision=r.revision or 0, predicted_label=r.predicted_label, confidence=r.confidence,
-                      margin=r.margin, entropy=r.entropy, image_reliance=r.image_reliance)
-            for r in session.execute(stmt)]
+    return [
+        QueueItem(
+            pair_id=r[0],
+            dataset=r.dataset,
+            split=r.split,
+            source_line=r.source_line,
+            text=r.text,
+            head_name=r.head_name,
+            tail_name=r.tail_name,
+            gold_label=r.gold_label,
+            has_image=r.has_image,
+            status=r.status or "unreviewed",
+            current_label=r.label,
+            annotator=r.annotator,
+            revision=r.revision or 0,
+            predicted_label=r.predicted_label,
+            confidence=r.confidence,
+            margin=r.margin,
+            entropy=r.entropy,
+            image_reliance=r.image_reliance,
+        )
+        for r in session.execute(stmt)
+    ]
 
 
 def progress(session: Session, dataset: str | None = None, split: str | None = None) -> dict[str, int]:
@@ -326,11 +422,14 @@ def progress(session: Session, dataset: str | None = None, split: str | None = N
     latest = latest_annotation_subquery()
     cur = aliased(Annotation, name="cur")
     status = func.coalesce(cur.status, "unreviewed")
-    stmt = (select(status, func.count()).select_from(EntityPair)
-            .join(Dataset, Dataset.id == EntityPair.dataset_id)
-            .outerjoin(latest, latest.c.pair_id == EntityPair.id)
-            .outerjoin(cur, and_(cur.pair_id == EntityPair.id, cur.revision == latest.c.revision))
-            .group_by(status))
+    stmt = (
+        select(status, func.count())
+        .select_from(EntityPair)
+        .join(Dataset, Dataset.id == EntityPair.dataset_id)
+        .outerjoin(latest, latest.c.pair_id == EntityPair.id)
+        .outerjoin(cur, and_(cur.pair_id == EntityPair.id, cur.revision == latest.c.revision))
+        .group_by(status)
+    )
     if dataset:
         stmt = stmt.where(Dataset.name == dataset)
     if split:
@@ -357,14 +456,28 @@ def pair_detail(session: Session, pair_id: int) -> PairDetail:
     pair = _require_pair(session, pair_id)
     history = pair_history(session, pair_id)
     return PairDetail(
-        pair=pair, post=pair.post, dataset=session.get(Dataset, pair.dataset_id), history=history,
+        pair=pair,
+        post=pair.post,
+        dataset=session.get(Dataset, pair.dataset_id),
+        history=history,
         current=current_state(history),
-        predictions=list(session.scalars(select(Prediction).where(Prediction.pair_id == pair_id)
-                                         .order_by(Prediction.created_at.desc()))),
-        crops=list(session.scalars(select(GroundedCrop).where(GroundedCrop.post_id == pair.post_id)
-                                   .order_by(GroundedCrop.id))),
-        explanations=list(session.scalars(select(Explanation).where(Explanation.pair_id == pair_id)
-                                          .order_by(Explanation.created_at.desc()))),
+        predictions=list(
+            session.scalars(
+                select(Prediction).where(Prediction.pair_id == pair_id).order_by(Prediction.created_at.desc())
+            )
+        ),
+        crops=list(
+            session.scalars(
+                select(GroundedCrop).where(GroundedCrop.post_id == pair.post_id).order_by(GroundedCrop.id)
+            )
+        ),
+        explanations=list(
+            session.scalars(
+                select(Explanation)
+                .where(Explanation.pair_id == pair_id)
+                .order_by(Explanation.created_at.desc())
+            )
+        ),
     )
 
 
@@ -372,9 +485,16 @@ def pair_detail(session: Session, pair_id: int) -> PairDetail:
 # Model versions, predictions, crops, explanations, evaluation runs
 
 
-def register_model_version(session: Session, version_id: str, path: str | Path, variant: str,
-                           metrics: dict[str, Any] | None = None, parent_version_id: str | None = None,
-                           created_by: str | None = None, settings: dict[str, Any] | None = None) -> ModelVersion:
+def register_model_version(
+    session: Session,
+    version_id: str,
+    path: str | Path,
+    variant: str,
+    metrics: dict[str, Any] | None = None,
+    parent_version_id: str | None = None,
+    created_by: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> ModelVersion:
     """Register a checkpoint; registering the same version_id and path again returns the existing row."""
     existing = session.scalar(select(ModelVersion).where(ModelVersion.version_id == version_id))
     if existing is not None:
@@ -387,8 +507,15 @@ def register_model_version(session: Session, version_id: str, path: str | Path, 
         if parent is None:
             raise LabelStoreError(f"parent model version {parent_version_id!r} is not registered")
         parent_id = parent.id
-    version = ModelVersion(version_id=version_id, path=str(path), variant=variant, metrics=metrics,
-                           settings=settings, parent_id=parent_id, created_by=created_by)
+    version = ModelVersion(
+        version_id=version_id,
+        path=str(path),
+        variant=variant,
+        metrics=metrics,
+        settings=settings,
+        parent_id=parent_id,
+        created_by=created_by,
+    )
     session.add(version)
     session.flush()
     return version
@@ -438,8 +565,13 @@ def uncertainty(probabilities: dict[str, float]) -> tuple[str, float, float, flo
     return top_label, float(top), float(top - second), float(entropy)
 
 
-def save_predictions(session: Session, model_version_id: int, rows: Iterable[dict[str, Any]],
-                     method: str = DEFAULT_PREDICTION_METHOD, settings: dict[str, Any] | None = None) -> int:
+def save_predictions(
+    session: Session,
+    model_version_id: int,
+    rows: Iterable[dict[str, Any]],
+    method: str = DEFAULT_PREDICTION_METHOD,
+    settings: dict[str, Any] | None = None,
+) -> int:
     """Store one model version's predictions: rows of {pair_id, probabilities, image_reliance (optional)}.
 
     A pair's earlier prediction by the same version and method is replaced (the same model gives the same output).
@@ -447,66 +579,127 @@ def save_predictions(session: Session, model_version_id: int, rows: Iterable[dic
     values = []
     for row in rows:
         label, confidence, margin, entropy = uncertainty(row["probabilities"])
-        values.append({"pair_id": row["pair_id"], "model_version_id": model_version_id, "method": method,
-                       "settings": settings, "probabilities": row["probabilities"], "predicted_label": label,
-                       "confidence": min(max(confidence, 0.0), 1.0), "margin": margin, "entropy": entropy,
-                       "image_reliance": row.get("image_reliance")})
+        values.append(
+            {
+                "pair_id": row["pair_id"],
+                "model_version_id": model_version_id,
+                "method": method,
+                "settings": settings,
+                "probabilities": row["probabilities"],
+                "predicted_label": label,
+                "confidence": min(max(confidence, 0.0), 1.0),
+                "margin": margin,
+                "entropy": entropy,
+                "image_reliance": row.get("image_reliance"),
+            }
+        )
     if not values:
         return 0
     pair_ids = [v["pair_id"] for v in values]
     for start in range(0, len(pair_ids), 5000):  # stay under the engines' bound-parameter limits
-        session.execute(delete(Prediction).where(Prediction.model_version_id == model_version_id,
-                                                 Prediction.method == method,
-                                                 Prediction.pair_id.in_(pair_ids[start:start + 5000])))
+        session.execute(
+            delete(Prediction).where(
+                Prediction.model_version_id == model_version_id,
+                Prediction.method == method,
+                Prediction.pair_id.in_(pair_ids[start : start + 5000]),
+            )
+        )
     session.execute(insert(Prediction), values)
     return len(values)
 
 
-def save_crops(session: Session, post_id: int, crops: Iterable[dict[str, Any]], source: str,
-               settings: dict[str, Any] | None = None) -> list[GroundedCrop]:
+def save_crops(
+    session: Session,
+    post_id: int,
+    crops: Iterable[dict[str, Any]],
+    source: str,
+    settings: dict[str, Any] | None = None,
+) -> list[GroundedCrop]:
     """Store grounded crops of a post: dicts with box (x0, y0, x1, y1), label, score and optionally path.
 
     Crops from the same source replace that source's earlier crops of the post.
     """
     if session.get(Post, post_id) is None:
         raise LabelStoreError(f"no post with id {post_id}")
-    session.execute(delete(GroundedCrop).where(GroundedCrop.post_id == post_id, GroundedCrop.source == source))
+    session.execute(
+        delete(GroundedCrop).where(GroundedCrop.post_id == post_id, GroundedCrop.source == source)
+    )
     stored = []
     for crop in crops:
         box = crop.get("box")
         x0, y0, x1, y1 = (float(v) for v in box) if box is not None else (None,) * 4
-        stored.append(GroundedCrop(post_id=post_id, box_x0=x0, box_y0=y0, box_x1=x1, box_y1=y1,
-                                   label=crop.get("label"), score=crop.get("score"), source=source,
-                                   path=str(crop["path"]) if crop.get("path") else None, settings=settings))
+        stored.append(
+            GroundedCrop(
+                post_id=post_id,
+                box_x0=x0,
+                box_y0=y0,
+                box_x1=x1,
+                box_y1=y1,
+                label=crop.get("label"),
+                score=crop.get("score"),
+                source=source,
+                path=str(crop["path"]) if crop.get("path") else None,
+                settings=settings,
+            )
+        )
     session.add_all(stored)
     session.flush()
     return stored
 
 
-def save_explanation(session: Session, pair_id: int, method: str, summary: dict[str, Any],
-                     settings: dict[str, Any] | None = None, model_version_id: int | None = None,
-                     created_by: str | None = None) -> Explanation:
+def save_explanation(
+    session: Session,
+    pair_id: int,
+    method: str,
+    summary: dict[str, Any],
+    settings: dict[str, Any] | None = None,
+    model_version_id: int | None = None,
+    created_by: str | None = None,
+) -> Explanation:
     _require_pair(session, pair_id)
-    explanation = Explanation(pair_id=pair_id, method=method, summary=summary, settings=settings,
-                              model_version_id=model_version_id, created_by=created_by)
+    explanation = Explanation(
+        pair_id=pair_id,
+        method=method,
+        summary=summary,
+        settings=settings,
+        model_version_id=model_version_id,
+        created_by=created_by,
+    )
     session.add(explanation)
     session.flush()
     return explanation
 
 
-def save_evaluation_run(session: Session, variant: str, setting: str, split: str, metrics: dict[str, Any],
-                        model_version_id: int | None = None, settings: dict[str, Any] | None = None) -> EvaluationRun:
+def save_evaluation_run(
+    session: Session,
+    variant: str,
+    setting: str,
+    split: str,
+    metrics: dict[str, Any],
+    model_version_id: int | None = None,
+    settings: dict[str, Any] | None = None,
+) -> EvaluationRun:
     if setting not in EVALUATION_SETTINGS:
-        raise LabelStoreError(f"unknown setting {setting!r}; expected one of {', '.join(EVALUATION_SETTINGS)}")
-    run = EvaluationRun(variant=variant, setting=setting, split=split, metrics=metrics,
-                        model_version_id=model_version_id, settings=settings)
+        raise LabelStoreError(
+            f"unknown setting {setting!r}; expected one of {', '.join(EVALUATION_SETTINGS)}"
+        )
+    run = EvaluationRun(
+        variant=variant,
+        setting=setting,
+        split=split,
+        metrics=metrics,
+        model_version_id=model_version_id,
+        settings=settings,
+    )
     session.add(run)
     session.flush()
     return run
 
 
 def evaluation_runs(session: Session, split: str | None = None) -> list[EvaluationRun]:
-    stmt = select(EvaluationRun).order_by(EvaluationRun.variant, EvaluationRun.setting, EvaluationRun.created_at)
+    stmt = select(EvaluationRun).order_by(
+        EvaluationRun.variant, EvaluationRun.setting, EvaluationRun.created_at
+    )
     if split:
         stmt = stmt.where(EvaluationRun.split == split)
     return list(session.scalars(stmt))
@@ -525,12 +718,15 @@ class CurationReport:
     changes: Counter = field(default_factory=Counter)  # (source label, curated label) -> count
 
     def summary(self) -> str:
-        return (f"{self.records} records: {self.corrected} relabelled, {self.dropped} dropped (rejected), "
-                f"{self.not_in_store} not in the label store")
+        return (
+            f"{self.records} records: {self.corrected} relabelled, {self.dropped} dropped (rejected), "
+            f"{self.not_in_store} not in the label store"
+        )
 
 
-def curated_training_records(session: Session, records: Sequence, dataset: str, split: str,
-                             report: CurationReport | None = None) -> list:
+def curated_training_records(
+    session: Session, records: Sequence, dataset: str, split: str, report: CurationReport | None = None
+) -> list:
     """Apply the store's curated labels to records read from `split` of the dataset's source files.
 
     Records are matched by their source line. Corrections (and accepted labels) override the source label,
@@ -542,17 +738,29 @@ def curated_training_records(session: Session, records: Sequence, dataset: str, 
     dataset_row = session.scalar(select(Dataset).where(Dataset.name == dataset))
     if dataset_row is None:
         raise LabelStoreError(f"no dataset named {dataset!r} in the label store; import it first")
-    pairs = dict(session.execute(select(EntityPair.source_line, EntityPair.id)
-                                 .where(EntityPair.dataset_id == dataset_row.id, EntityPair.split == split)).all())
+    pairs = {
+        line: (pair_id, raw_line)
+        for line, pair_id, raw_line in session.execute(
+            select(EntityPair.source_line, EntityPair.id, EntityPair.raw_line).where(
+                EntityPair.dataset_id == dataset_row.id, EntityPair.split == split
+            )
+        )
+    }
     states = current_states(session, None)
     curated = []
     for record in records:
         report.records += 1
-        pair_id = pairs.get(record.line)
+        pair_id, stored_line = pairs.get(record.line, (None, None))
         if pair_id is None:
             report.not_in_store += 1
             curated.append(record)
             continue
+        if record.raw_line and stored_line is not None and stored_line != record.raw_line:
+            # a changed source file: labels reviewed for one record must not land on another
+            raise LabelStoreError(
+                f"{split} line {record.line} differs from the record stored in dataset "
+                f"{dataset!r}; re-import the changed file under a new dataset name"
+            )
         label = states.get(pair_id, UNREVIEWED).curated_label(record.relation)
         if label is None:
             report.dropped += 1
