@@ -1,0 +1,247 @@
+"""Retrain on curated labels: fine-tune a model version on MNRE train with the label store's decisions applied.
+
+    python -m app.retrain --base MODEL_DIR|VERSION_ID --mnre MNRE_DIR [--dataset mnre] [--epochs 3]
+                          [--output-dir runs/retrain-...] [--activate] [--database-url URL]
+
+Corrections (and accepted labels) override the source labels, rejected pairs are dropped, everything else keeps its
+source label. The base model is evaluated on val first, the fine-tuned best epoch is registered as a new model
+version (parent = the base) with both sets of figures, and both evaluations are stored as evaluation runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import sessionmaker
+
+from db.queries import (
+    CurationReport,
+    LabelStoreError,
+    curated_training_records,
+    find_model_version,
+    register_checkpoint,
+    register_model_version,
+    save_evaluation_run,
+    set_active,
+)
+from model.data import DataFormatError, load_split
+
+SUMMARY_METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+@dataclass
+class RetrainResult:
+    base_version: str
+    new_version: str
+    checkpoint: Path
+    curation: CurationReport
+    before: dict  # base model on val
+    after: dict  # best fine-tuned epoch on val
+    history: list[dict]
+
+    def table(self) -> str:
+        lines = [f"{'val':10s} {'before':>8s} {'after':>8s} {'change':>8s}"]
+        for key in SUMMARY_METRICS:
+            b, a = 100 * self.before[key], 100 * self.after[key]
+            lines.append(f"{key:10s} {b:8.2f} {a:8.2f} {a - b:+8.2f}")
+        return "\n".join(lines)
+
+
+def _summary(metrics: dict) -> dict:
+    return {k: metrics[k] for k in (*SUMMARY_METRICS, "records") if k in metrics}
+
+
+def resolve_base(sessions: sessionmaker, base: str) -> tuple[str, Path, str]:
+    """(version id, checkpoint folder, variant) of a checkpoint folder (registered on the way) or a version id."""
+    with sessions.begin() as session:
+        if Path(base).is_dir():
+            version = register_checkpoint(session, base)
+        else:
+            version = find_model_version(session, base)
+        path = Path(version.path)
+        if not (path / "config.json").is_file():
+            raise LabelStoreError(
+                f"model version {version.version_id!r}: checkpoint folder {path} is missing"
+            )
+        return version.version_id, path, version.variant
+
+
+def retrain(
+    sessions: sessionmaker,
+    base: str,
+    mnre: str | Path,
+    dataset: str = "mnre",
+    epochs: int = 3,
+    output_dir: str | Path | None = None,
+    batch_size: int = 32,
+    lr: float = 2e-5,
+    seed: int = 1,
+    activate: bool = False,
+    created_by: str | None = None,
+    log: Callable[[str], None] = print,
+    **train_options,
+) -> RetrainResult:
+    """Fine-tune `base` on the curated train split and register the result; see the module docstring.
+
+    train_options go to model.train.TrainConfig (e.g. feature_cache, max_length, limit_train, limit_val, device).
+    """
+    from model.evaluate import evaluate_checkpoint
+    from model.train import TrainConfig, train
+
+    base_version, base_dir, base_variant = resolve_base(sessions, base)
+    train_records, rel2id, train_report = load_split(mnre, "train")
+    val_records, _, val_report = load_split(mnre, "val")
+    log(train_report.summary())
+    log(val_report.summary())
+    label_names = [name for name, _ in sorted(rel2id.items(), key=lambda kv: kv[1])]
+    curation = CurationReport()
+    with sessions() as session:
+        curated = curated_training_records(session, train_records, dataset, "train", curation)
+    log(f"curated train split: {curation.summary()}")
+    if curation.not_in_store == curation.records:
+        raise LabelStoreError(
+            f"no train record of {mnre} is in dataset {dataset!r}; import it first: "
+            f"python -m db import {mnre} --dataset {dataset}"
+        )
+
+    limit_val = train_options.get("limit_val")
+    eval_records = (
+        val_records[:limit_val] if limit_val else val_records
+    )  # the same records train() evaluates on
+    eval_options = {
+        k: train_options[k] for k in ("feature_cache", "max_length", "device") if k in train_options
+    }
+    log(f"evaluating the base model {base_version} on val ...")
+    before = evaluate_checkpoint(base_dir, eval_records, **eval_options)
+
+    output_dir = Path(output_dir or f"runs/retrain-{time.strftime('%Y%m%d-%H%M%S')}")
+    cfg = TrainConfig(
+        data=str(mnre),
+        output_dir=str(output_dir),
+        init_from=str(base_dir),
+        variant=base_variant,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        **train_options,
+    )
+    result = train(cfg, train_records=curated, val_records=val_records, label_names=label_names)
+    if not result.best_metrics:
+        raise LabelStoreError(f"training wrote no checkpoint under {output_dir}; nothing to register")
+
+    settings = {
+        "base": base_version,
+        "dataset": dataset,
+        "mnre": str(mnre),
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "seed": seed,
+        "train_records": len(curated),
+        "relabelled": curation.corrected,
+        "dropped_rejected": curation.dropped,
+        "options": {k: v for k, v in train_options.items() if isinstance(v, str | int | float | bool)},
+    }
+    with sessions.begin() as session:
+        version = register_model_version(
+            session,
+            result.version_id,
+            result.best_dir.resolve(),
+            base_variant,
+            metrics={"val": _summary(result.best_metrics), "val_before": _summary(before)},
+            parent_version_id=base_version,
+            created_by=created_by,
+            settings=settings,
+        )
+        base_row = find_model_version(session, base_version)
+        save_evaluation_run(
+            session,
+            base_variant,
+            "standard",
+            "val",
+            _summary(before),
+            base_row.id,
+            settings={"purpose": "retrain baseline"},
+        )
+        save_evaluation_run(
+            session,
+            base_variant,
+            "standard",
+            "val",
+            _summary(result.best_metrics),
+            version.id,
+            settings={"purpose": "retrain result", "parent": base_version},
+        )
+        if activate:
+            set_active(session, result.version_id)
+    return RetrainResult(
+        base_version,
+        result.version_id,
+        result.best_dir,
+        curation,
+        before,
+        result.best_metrics,
+        result.history,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m app.retrain",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--base", required=True, help="checkpoint folder or registered model version id")
+    parser.add_argument(
+        "--mnre", required=True, type=Path, help="MNRE/DeepKE folder the dataset was imported from"
+    )
+    parser.add_argument("--dataset", default="mnre", help="dataset name in the label store (default: mnre)")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=2e-5)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--output-dir", type=Path)
+    parser.add_argument("--activate", action="store_true", help="make the new version the active one")
+    parser.add_argument("--created-by", help="who ran the retraining (stored with the model version)")
+    parser.add_argument("--database-url", help="default: $DATABASE_URL, else sqlite var/mrelens.db")
+    args = parser.parse_args(argv)
+
+    from db.schema import open_database
+
+    engine, sessions = open_database(args.database_url)
+    try:
+        result = retrain(
+            sessions,
+            args.base,
+            args.mnre,
+            args.dataset,
+            args.epochs,
+            args.output_dir,
+            args.batch_size,
+            args.lr,
+            args.seed,
+            args.activate,
+            args.created_by,
+            log=lambda msg: print(msg, file=sys.stderr),
+        )
+    except (DataFormatError, LabelStoreError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(f"registered {result.new_version} (parent {result.base_version}) at {result.checkpoint}")
+    print(f"curated train split: {result.curation.summary()}")
+    print(result.table())
+    print(json.dumps({"before": _summary(result.before), "after": _summary(result.after)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
