@@ -1,5 +1,5 @@
 """Fixtures for the label store tests: every database test runs on SQLite and, when TEST_POSTGRES_URL is set
-(CI sets it), on PostgreSQL too, each test in its own schema."""
+(CI sets it), on PostgreSQL too, each test in its own schema. `mnre_root` comes from tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -13,20 +13,7 @@ from sqlalchemy import create_engine, text
 
 from db.schema import open_database
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LABELS = {"None": 0, "/per/per/peer": 1, "/per/org/member_of": 2, "/loc/loc/contain": 3}
-
-
-def mnre_root_path() -> Path:
-    return Path(os.environ.get("MNRE_ROOT", REPO_ROOT.parent / "shared" / "mnre"))
-
-
-@pytest.fixture
-def mnre_root() -> Path:
-    root = mnre_root_path()
-    if not (root / "txt" / "ours_train.txt").is_file():
-        pytest.skip(f"MNRE data not found at {root} (set MNRE_ROOT)")
-    return root
 
 
 def _postgres_schema_url(base_url: str, schema: str) -> str:

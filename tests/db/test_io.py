@@ -126,10 +126,10 @@ def test_import_single_post_is_idempotent_and_validates(sessions, tmp_path):
         assert not created and again.id == pair.id
     with pytest.raises(DataFormatError, match="field 'tail'"), sessions.begin() as session:
         import_post(session, "Obama meets Merkel", (0, 1), (2, 7))
-    bomb = tmp_path / "bomb.gif"
-    bomb.write_bytes(b"GIF89a" + b"\xff" * 20)
+    broken = tmp_path / "broken.gif"
+    broken.write_bytes(b"GIF89a" + b"\xff" * 20)
     with pytest.raises(DataFormatError), sessions.begin() as session:
-        import_post(session, "Obama meets Merkel", (0, 1), (2, 3), bomb)
+        import_post(session, "Obama meets Merkel", (0, 1), (2, 3), broken)
     assert counts(sessions)["entity_pairs"] == 1
 
 
