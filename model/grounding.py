@@ -46,6 +46,9 @@ IMAGE_ERRORS = (
     Image.DecompressionBombError,
     SyntaxError,
 )  # PIL raises these
+NOT_VISIBLE = frozenset(
+    {"rt", "via", "i", "you", "we", "they", "it", "he", "she", "me", "us", "them"}
+)  # tweet noise
 IMAGENET_CLASSES_FILE = Path(__file__).with_name("imagenet_classes.txt")
 
 
@@ -87,6 +90,10 @@ class Grounder(Protocol):
         ...
 
     def settings(self) -> dict: ...
+
+
+class NoImage(FileNotFoundError):
+    """A record whose image is not here and that has no dataset crops either: reported, not grounded."""
 
 
 class GrounderUnavailable(OSError):
@@ -162,6 +169,8 @@ def build_prompts(
     phrases, seen = [], set()
     for raw in [*names, *noun_phrases(tokens)]:
         p = _clean_phrase(raw)
+        if p in NOT_VISIBLE:
+            continue
         # URLs and @handles are not things one can see
         p = " ".join(w for w in p.split() if not w.startswith(("http", "@", "#")) or len(p.split()) == 1)
         if p and p not in seen and any(ch.isalnum() for ch in p):
@@ -602,7 +611,7 @@ def _ground_record(
         with Image.open(rec.image_path) as im:
             image = im.convert("RGB")  # forces a full decode: a truncated file fails here, not later
     elif not rec.crop_paths:
-        raise FileNotFoundError(f"no image for img_id {rec.img_id!r} and no dataset crops")
+        raise NoImage(f"no image for img_id {rec.img_id!r} and no dataset crops")
     key = (sha, tuple(rec.tokens), rec.head.name, rec.tail.name, tuple(map(str, rec.crop_paths)))
     if key not in memo:
         memo[key] = ground_objects(
@@ -635,7 +644,7 @@ def ground_split(
         else set()
     )
     crop_dir.mkdir(parents=True, exist_ok=True)
-    counts = {"grounded": 0, "skipped": 0, "errors": 0}
+    counts = {"grounded": 0, "skipped": 0, "missing": 0, "unreadable": 0}
     memo: dict[tuple, GroundingResult] = {}  # MNRE repeats an image for each entity pair of a post
     with path.open("a", encoding="utf-8") as out:
         for rec in tqdm(records, desc=f"grounding {split}", unit="post", disable=not progress):
@@ -647,8 +656,11 @@ def ground_split(
                 result, sha = _ground_record(rec, grounder, cam, memo)
             except IMAGE_ERRORS as err:  # only image and crop reading sit inside; anything else is a bug
                 entry["error"] = f"{type(err).__name__}: {err}"
-                counts["errors"] += 1
-                log.warning("%s line %d: %s", split, rec.line, entry["error"])
+                if isinstance(err, NoImage):  # most MNRE records on a machine without the image bundle
+                    counts["missing"] += 1
+                else:
+                    counts["unreadable"] += 1
+                    log.warning("%s line %d: %s", split, rec.line, entry["error"])
             else:
                 objects = []
                 for k, (obj, crop) in enumerate(zip(result.objects, result.crops, strict=True)):
@@ -719,8 +731,8 @@ def main(argv: list[str] | None = None) -> int:
             status = 2
             continue
         print(
-            f"{split}: {counts['grounded']} grounded, {counts['skipped']} already done, {counts['errors']} "
-            f"errors (missing or unreadable image; see {_jsonl_path(args.out, split)})"
+            f"{split}: {counts['grounded']} grounded, {counts['skipped']} already done, {counts['missing']} "
+            f"without image or crops, {counts['unreadable']} unreadable (listed in {_jsonl_path(args.out, split)})"
         )
     return status
 

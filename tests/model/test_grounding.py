@@ -4,7 +4,6 @@ dataset crops, and the resumable batch command."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +29,22 @@ from model.grounding import (
     read_grounding,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-TOKENS = ["RT", "@AP", ":", "Barack", "Obama", "meets", "Angela", "Merkel", "at", "the", "White", "House", "in", "Washington"]
+TOKENS = [
+    "RT",
+    "@AP",
+    ":",
+    "Barack",
+    "Obama",
+    "meets",
+    "Angela",
+    "Merkel",
+    "at",
+    "the",
+    "White",
+    "House",
+    "in",
+    "Washington",
+]
 
 
 def tiny_grounding_dino(folder: Path) -> Path:
@@ -257,11 +270,8 @@ def test_cam_on_a_real_photo_names_an_imagenet_class():
 # Dataset crops (MNRE img_vg)
 
 
-def test_mnre_crops_are_used_when_there_is_no_grounder():
-    root = Path(os.environ.get("MNRE_ROOT", REPO.parent / "shared" / "mnre"))
-    if not (root / "txt" / "ours_val.txt").is_file():
-        pytest.skip(f"MNRE data not found at {root} (set MNRE_ROOT)")
-    records, _, _ = load_split(root, "val")
+def test_mnre_crops_are_used_when_there_is_no_grounder(mnre_root):
+    records, _, _ = load_split(mnre_root, "val")
     rec = next(r for r in records if r.crop_paths)
     result = ground_objects(None, rec.tokens, [rec.head, rec.tail], dataset_crops=rec.crop_paths)
     assert result.source == "dataset" and len(result.objects) == len(rec.crop_paths) <= 3
@@ -321,7 +331,7 @@ def test_batch_grounding_survives_bad_images_and_resumes_without_redoing(tmp_pat
     store = tmp_path / "store"
     grounder = CountingGrounder()
     counts = ground_split(records, store, "val", grounder=grounder, progress=False)
-    assert counts == {"grounded": 3, "skipped": 0, "errors": 3}
+    assert counts == {"grounded": 3, "skipped": 0, "missing": 1, "unreadable": 2}
     assert grounder.calls == 1  # the two records of good.jpg share one grounding
     entries = read_grounding(store, "val")
     assert set(entries) == {1, 2, 3, 4, 5, 6}
@@ -336,7 +346,12 @@ def test_batch_grounding_survives_bad_images_and_resumes_without_redoing(tmp_pat
     with (store / "val.jsonl").open("a") as fh:
         fh.write('{"line": 2, "img_')  # what a batch killed mid-write leaves
     again = ground_split(records, store, "val", grounder=grounder, resume=True, progress=False)
-    assert again == {"grounded": 0, "skipped": 3, "errors": 3}  # errors are retried, done lines are not
+    assert again == {
+        "grounded": 0,
+        "skipped": 3,
+        "missing": 1,
+        "unreadable": 2,
+    }  # errors are retried, done are not
     assert grounder.calls == 1
 
     fresh, _, _ = load_split(root, "val", check_images=False)
@@ -349,10 +364,14 @@ def test_batch_cli_writes_a_store_and_refuses_to_overwrite(tmp_path, capsys):
     root = fake_mnre(tmp_path / "mnre")
     out = tmp_path / "grounding"
     assert main([str(root), "--split", "val", "--out", str(out), "--limit", "2"]) == 0
-    assert "val: 2 grounded" in capsys.readouterr().out
+    assert (
+        "val: 2 grounded, 0 already done, 0 without image or crops, 0 unreadable" in capsys.readouterr().out
+    )
     assert main([str(root), "--split", "val", "--out", str(out)]) == 2
     assert main([str(root), "--split", "val", "--out", str(out), "--resume"]) == 0
-    assert "2 already done" in capsys.readouterr().out
+    assert (
+        "val: 1 grounded, 2 already done, 1 without image or crops, 2 unreadable" in capsys.readouterr().out
+    )
     assert (
         main([str(root), "--split", "val", "--out", str(out), "--grounder", str(tmp_path / "nowhere")]) == 2
     )
