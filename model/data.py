@@ -241,9 +241,11 @@ def load_split(
             raise DataFormatError(dict_path, None, None, "must hold a dict {line index: [crop names]}")
 
     image_dir, crop_dir = root / "img_org" / split, root / "img_vg" / split / "crops"
+    # one listing per folder instead of a filesystem lookup per record (MNRE has ~10k records per split)
+    image_names, crop_names = _file_names(image_dir), _file_names(crop_dir)
     for rec in records:
         if rec.img_id is not None:
-            found = resolve_in_folder(image_dir, rec.img_id)
+            found = resolve_in_folder(image_dir, rec.img_id) if rec.img_id in image_names else None
             if found is not None and (not check_images or image_is_readable(found)):
                 rec.image_path = found
                 report.with_image += 1
@@ -256,12 +258,16 @@ def load_split(
                     check_image_name(name, dict_path, None)
                 except DataFormatError:
                     continue
-                found = resolve_in_folder(crop_dir, name)
+                found = resolve_in_folder(crop_dir, name) if name in crop_names else None
                 if found is not None and (not check_images or image_is_readable(found)):
                     rec.crop_paths.append(found)
         report.with_crops += bool(rec.crop_paths)
     report.records = len(records)
     return records, labels, report
+
+
+def _file_names(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
 
 
 def label_counts(records: list[Record]) -> Counter:

@@ -221,7 +221,9 @@ class IFAformerOutput:
     text_hidden: torch.Tensor | None = None  # (B, T, C_t)
     vision_hidden: torch.Tensor | None = None  # (B, V, C_v)
     text_attentions: list[torch.Tensor] | None = None  # per text layer: (B, nh, T, T [+ V when fused])
-    vision_attentions: list[torch.Tensor] | None = None  # per vision layer: (B, nh, V, V [+ T when fused])
+    vision_attentions: list[torch.Tensor] | None = (
+        None  # per built vision layer: (B, nh, V, V [+ T when fused])
+    )
     fused_text_layers: list[int] = field(default_factory=list)  # which text layers attend to vision
     visual_mask: torch.Tensor | None = None  # (B, V) token-level mask of the visual stream
     visual_token_slots: list[int] = field(
@@ -305,12 +307,14 @@ class IFAformerForRelationClassification(nn.Module):
             for i in range(n_text)
         )
         vision_attends_text = config.variant != "no_text_attn"
+        # The top vision layer is not built: its output would feed nothing the classifier reads (the top text layer
+        # takes its keys/values from that layer's *input*), so it could never be trained.
         self.vision_layers = nn.ModuleList(
             FusionLayer(
                 **vision_args,
                 other_size=tc.hidden_size if (vision_attends_text and i >= self.first_fused_vision) else None,
             )
-            for i in range(n_vision)
+            for i in range(n_vision - 1)
         )
         self.vision_attends_text = vision_attends_text
         self.dropout = nn.Dropout(config.classifier_dropout)
@@ -380,24 +384,18 @@ class IFAformerForRelationClassification(nn.Module):
             h_v, w = layer(h_v, v_mask)
             vision_attn.append(w)
         # fused layers: both streams read the other's *input* states of the same layer
-        fused_pairs = (
-            zip(
-                self.text_layers[self.first_fused_text :],
-                self.vision_layers[self.first_fused_vision :],
-                strict=True,
-            )
-            if h_v is not None
-            else []
-        )
-        for t_layer, v_layer in fused_pairs:
+        fused_text = self.text_layers[self.first_fused_text :] if h_v is not None else []
+        for i, t_layer in enumerate(fused_text):
             new_t, wt = t_layer(h_t, text_mask, h_v, v_mask)
-            if self.vision_attends_text:
-                new_v, wv = v_layer(h_v, v_mask, h_t, text_mask)
-            else:
-                new_v, wv = v_layer(h_v, v_mask)
-            h_t, h_v = new_t, new_v
             text_attn.append(wt)
-            vision_attn.append(wv)
+            if i < len(fused_text) - 1:  # no vision update after the top layer (see __init__)
+                v_layer = self.vision_layers[self.first_fused_vision + i]
+                if self.vision_attends_text:
+                    h_v, wv = v_layer(h_v, v_mask, h_t, text_mask)
+                else:
+                    h_v, wv = v_layer(h_v, v_mask)
+                vision_attn.append(wv)
+            h_t = new_t
 
         rows = torch.arange(h_t.size(0), device=h_t.device)
         entity_pair = torch.cat([h_t[rows, head_index], h_t[rows, tail_index]], dim=-1)  # (B, 2 C_t)
@@ -443,7 +441,9 @@ class IFAformerForRelationClassification(nn.Module):
         vm = getattr(clip_vision, "vision_model", clip_vision)  # transformers 5 dropped the wrapper
         self.visual_embeddings.embeddings.load_state_dict(vm.embeddings.state_dict())
         self.visual_embeddings.pre_layrnorm.load_state_dict(vm.pre_layrnorm.state_dict())
-        for mine, theirs in zip(self.vision_layers, vm.encoder.layers, strict=True):
+        for mine, theirs in zip(
+            self.vision_layers, vm.encoder.layers[: len(self.vision_layers)], strict=True
+        ):
             a = theirs.self_attn
             pairs = [
                 (mine.attn.q_proj, a.q_proj),

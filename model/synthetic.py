@@ -151,11 +151,8 @@ def generate(
                 pool.append((rel, name, crop_name))
         lines, crops = [], {}
         for i in range(n):
-            rel, name, crop_name = (
-                pool[rng.randrange(len(pool))]
-                if i >= len(relations)
-                else next(p for p in pool if p[0] == relations[i])
-            )
+            rel = relations[i % len(relations)]  # balanced labels: chance is exactly 1 / len(relations)
+            _, name, crop_name = rng.choice([p for p in pool if p[0] == rel])
             lines.append(repr(make_record(rel, name, rng)))
             crops[i] = [crop_name]
         txt_name, dict_name = SPLIT_FILES[split]

@@ -74,7 +74,7 @@ def synthetic_root(tmp_path_factory) -> Path:
 
     return generate(
         tmp_path_factory.mktemp("synthetic"),
-        {"train": 480, "val": 160, "test": 240},
+        {"train": 480, "val": 160, "test": 600},
         images_per_label=12,
         seed=0,
     )

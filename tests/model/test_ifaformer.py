@@ -136,7 +136,7 @@ def test_clip_backbone_with_unequal_width_and_depth(tiny_text_encoder, tiny_clip
     clip = CLIPVisionModel.from_pretrained(tiny_clip_vision)
     assert model.config.vision_backbone == "clip"
     torch.testing.assert_close(
-        model.vision_layers[2].attn.q_proj.weight, clip.encoder.layers[2].self_attn.q_proj.weight
+        model.vision_layers[1].attn.q_proj.weight, clip.encoder.layers[1].self_attn.q_proj.weight
     )
     # text: 2 layers of width 32; vision: 3 layers of width 48 -> the top 2 pairs are fused through projections
     assert model.first_fused_vision == 1 and model.first_fused_text == 0
