@@ -278,17 +278,15 @@ def test_failed_export_leaves_no_partial_file(sessions, mini_mnre, tmp_path, mon
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
 
 
-def test_full_mnre_import_is_fast_idempotent_and_round_trips(tmp_path, mnre_root):
+def test_full_mnre_import_is_idempotent_and_round_trips(tmp_path, mnre_root):
     from db.schema import open_database
 
     engine, sessions = open_database(f"sqlite:///{tmp_path / 'full.db'}")
     try:
-        started = time.perf_counter()
+        # speed is measured by benchmarks/bench_db.py, not asserted here
         with sessions.begin() as session:
             report = import_mnre(session, mnre_root)
-        elapsed = time.perf_counter() - started
         assert report.new_pairs == report.records == 13871
-        assert elapsed < 30, f"import took {elapsed:.1f} s"
         with sessions.begin() as session:
             assert import_mnre(session, mnre_root).new_pairs == 0
         with sessions() as session:
