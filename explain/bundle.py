@@ -1,0 +1,158 @@
+"""Everything the review page shows for one post, computed in one call and timed, with a JSON-able summary."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from explain.attention import AttentionMaps, token_object_attention
+from explain.attribution import TokenAttribution, VisualAttribution, attribute_tokens, attribute_visual
+from explain.faithfulness import Faithfulness, faithfulness
+from explain.inputs import PostInputs, Prediction, encode_post, model_version, predict_post
+from explain.reliance import ImageReliance, choose_other_records, image_reliance
+from model.data import Record
+from model.visual_features import FeatureCache
+
+
+@dataclass
+class ExplanationBundle:
+    inputs: PostInputs
+    prediction: Prediction
+    attention: AttentionMaps
+    token_attribution: TokenAttribution
+    visual_attribution: VisualAttribution | None  # None when the model reads no image for this post
+    faithfulness: dict[str, Faithfulness | None]  # {"tokens": ..., "visual": ... or None}
+    reliance: ImageReliance
+    model_version: str
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step, and "total"
+
+    def summary(self, top: int = 5) -> dict:
+        """Plain JSON-able numbers (and label / token strings) to store beside the post."""
+        tok = self.token_attribution
+        order = np.argsort(-tok.scores, kind="stable")[:top]
+        out = {
+            "model_version": self.model_version,
+            "record_line": self.inputs.record.line,
+            "prediction": {
+                "label": self.prediction.label,
+                "label_id": self.prediction.label_id,
+                "probability": self.prediction.probabilities[self.prediction.label],
+                "margin": self.prediction.margin,
+                "entropy": self.prediction.entropy,
+            },
+            "token_attribution": {
+                "method": tok.method,
+                "target_label": tok.target_label,
+                "settings": dict(tok.settings),
+                "delta": tok.delta,
+                "top_tokens": [[tok.tokens[i], float(tok.scores[i])] for i in order],
+            },
+            "visual_attribution": None,
+            "faithfulness": {k: _faith_summary(v) for k, v in self.faithfulness.items()},
+            "reliance": {
+                "score": self.reliance.score,
+                "p_original": self.reliance.p_original,
+                "p_no_image": self.reliance.p_no_image,
+                "p_swapped": [float(p) for p in self.reliance.p_swapped],
+                "swapped_predictions": list(self.reliance.swapped_predictions),
+                "flip_rate": self.reliance.flip_rate,
+                "reason": self.reliance.reason,
+                "settings": dict(self.reliance.settings),
+            },
+            "timings": {k: float(v) for k, v in self.timings.items()},
+        }
+        vis = self.visual_attribution
+        if vis is not None:
+            region = int(np.argmax(vis.region_scores))
+            out["visual_attribution"] = {
+                "method": vis.method,
+                "target_label": vis.target_label,
+                "settings": dict(vis.settings),
+                "delta": vis.delta,
+                "crop_scores": [float(s) for s in vis.crop_scores],
+                "top_region": [region // vis.region_scores.shape[1], region % vis.region_scores.shape[1]],
+                "top_region_score": float(vis.region_scores.max()),
+            }
+        return out
+
+
+def _faith_summary(f: Faithfulness | None) -> dict | None:
+    if f is None:
+        return None
+    return {
+        "comprehensiveness": f.comprehensiveness,
+        "sufficiency": f.sufficiency,
+        "random_comprehensiveness": f.random_comprehensiveness,
+        "random_sufficiency": f.random_sufficiency,
+        "n_units": f.n_units,
+        "per_fraction": {str(k): v for k, v in f.per_fraction.items()},
+    }
+
+
+def explain_post(
+    model,
+    tokenizer,
+    record: Record,
+    other_records: list[Record] | None = None,
+    k: int = 5,
+    n_steps: int = 32,
+    seed: int = 0,
+    feature_cache: FeatureCache | str | Path | None = None,
+    target: int | str | None = None,
+    baseline: str = "pad",
+    visual_method: str = "occlusion",
+    max_length: int = 80,
+    internal_batch_size: int = 8,
+) -> ExplanationBundle:
+    """Prediction, attention, token and visual attributions for `target` (default: the prediction), their
+    faithfulness and the image reliance (k images of `other_records` swapped in; chosen with `seed`, and only those
+    k are encoded). Without other_records, reliance uses the no-image test alone."""
+    model.eval()
+    if not isinstance(feature_cache, FeatureCache):
+        feature_cache = FeatureCache(feature_cache)  # shared by the post and the swapped-in images
+    timings: dict[str, float] = {}
+    start = last = time.perf_counter()
+
+    def tick(name: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        timings[name] = now - last
+        last = now
+
+    inputs = encode_post(model, tokenizer, record, feature_cache, max_length)
+    tick("encode")
+    prediction = predict_post(model, inputs)
+    target_id = prediction.label_id if target is None else target
+    tick("predict")
+    attention = token_object_attention(model, inputs)
+    tick("attention")
+    tokens = attribute_tokens(model, inputs, target_id, baseline, n_steps, internal_batch_size)
+    tick("token_attribution")
+    visual = attribute_visual(model, inputs, target_id, visual_method, n_steps, internal_batch_size)
+    tick("visual_attribution")
+    faith = {
+        "tokens": faithfulness(model, inputs, tokens, seed=seed),
+        "visual": faithfulness(model, inputs, visual, seed=seed) if visual is not None else None,
+    }
+    tick("faithfulness")
+    others = []
+    if other_records and inputs.has_image:
+        chosen = choose_other_records(record, other_records, k, seed)
+        others = [encode_post(model, tokenizer, r, feature_cache, max_length) for r in chosen]
+    reliance = image_reliance(model, inputs, others, k, seed)
+    tick("reliance")
+    timings["total"] = time.perf_counter() - start
+    return ExplanationBundle(
+        inputs=inputs,
+        prediction=prediction,
+        attention=attention,
+        token_attribution=tokens,
+        visual_attribution=visual,
+        faithfulness=faith,
+        reliance=reliance,
+        model_version=model_version(model),
+        timings=timings,
+    )

@@ -1,0 +1,111 @@
+"""Dataset-level tables from stored evaluation runs: the visual shuffle (paper Table 1) and the variant ablation
+(paper Table 2). Runs are dicts like the rows model/shuffle.py writes: model, architecture, variant, setting
+(standard | shuffle_train | shuffle_test), accuracy, precision, recall, f1, eval_split, model_version.
+Several runs of one model and setting (seeds) are averaged, and their count and spread are kept."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SETTINGS = ("standard", "shuffle_train", "shuffle_test")
+METRICS = ("accuracy", "precision", "recall", "f1")
+VARIANT_ORDER = (
+    "text_only",
+    "vanilla",
+    "no_text_attn",
+    "objects",
+)  # the paper's Table 2 order, full model last
+# The paper's Table 2 F1 (bert-base + CLIP on MNRE test), for reference beside our own numbers.
+PAPER_F1 = {"text_only": 59.32, "mega": 66.41, "vanilla": 68.99, "no_text_attn": 64.23, "objects": 81.67}
+PAPER_NAMES = {
+    "text_only": "BERT (text only)",
+    "mega": "MEGA",
+    "vanilla": "Vanilla IFAformer",
+    "no_text_attn": "w/o Text Attn",
+    "objects": "w/ Visual Objects",
+}
+
+
+def _check(run: dict) -> None:
+    missing = [k for k in ("model", "setting", *METRICS) if k not in run]
+    if missing:
+        raise ValueError(f"evaluation run lacks {missing}: {run}")
+
+
+def _group(runs: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for run in runs:
+        _check(run)
+        groups.setdefault((run["model"], run.get("eval_split", ""), run["setting"]), []).append(run)
+    return groups
+
+
+def _mean(rows: list[dict], metric: str) -> float:
+    return float(np.mean([r[metric] for r in rows]))
+
+
+def shuffle_table(runs: list[dict]) -> list[dict]:
+    """One row per (model, eval_split): mean metrics per setting (`standard_f1`, `shuffle_test_accuracy`, ...),
+    `n_<setting>` run counts, `f1_std_<setting>`, and the drops `f1_drop_shuffle_train` / `f1_drop_shuffle_test`
+    (standard - shuffled; a model that uses the image drops, one that ignores it does not). Missing settings are
+    None."""
+    groups = _group(runs)
+    keys = list(dict.fromkeys((m, split) for m, split, _ in groups))
+    table = []
+    for model, split in keys:
+        first = next(rs[0] for (m, s, _), rs in groups.items() if (m, s) == (model, split))
+        row = {
+            "model": model,
+            "architecture": first.get("architecture", ""),
+            "variant": first.get("variant", ""),
+            "eval_split": split,
+        }
+        for setting in SETTINGS:
+            rs = groups.get((model, split, setting), [])
+            row[f"n_{setting}"] = len(rs)
+            row[f"f1_std_{setting}"] = float(np.std([r["f1"] for r in rs])) if rs else None
+            for metric in METRICS:
+                row[f"{setting}_{metric}"] = _mean(rs, metric) if rs else None
+            row[f"{setting}_model_versions"] = [r.get("model_version", "") for r in rs]
+        for setting in ("shuffle_train", "shuffle_test"):
+            std, shuf = row["standard_f1"], row[f"{setting}_f1"]
+            row[f"f1_drop_{setting}"] = std - shuf if std is not None and shuf is not None else None
+        table.append(row)
+    return table
+
+
+def ablation_table(runs: list[dict]) -> list[dict]:
+    """One row per (model, eval_split) from the `standard` runs, in the paper's Table 2 order: mean metrics,
+    `n_runs`, `f1_vs_full` (F1 minus the full `objects` model's F1 on the same split, None without one), and the
+    paper's F1 for the same variant (`paper_f1`, `paper_name`) for reference."""
+    groups = {k: v for k, v in _group(runs).items() if k[2] == "standard"}
+    rows = []
+    for (model, split, _), rs in groups.items():
+        variant = rs[0].get("variant", "")
+        key = "mega" if rs[0].get("architecture") == "mega" or model == "mega" else variant
+        row = {
+            "model": model,
+            "architecture": rs[0].get("architecture", ""),
+            "variant": variant,
+            "eval_split": split,
+            "n_runs": len(rs),
+            **{m: _mean(rs, m) for m in METRICS},
+            "f1_std": float(np.std([r["f1"] for r in rs])),
+            "model_versions": [r.get("model_version", "") for r in rs],
+            "paper_name": PAPER_NAMES.get(key, ""),
+            "paper_f1": PAPER_F1.get(key),
+        }
+        rows.append(row)
+    full = {
+        r["eval_split"]: r["f1"] for r in rows if r["variant"] == "objects" and r["architecture"] != "mega"
+    }
+    for r in rows:
+        r["f1_vs_full"] = r["f1"] - full[r["eval_split"]] if r["eval_split"] in full else None
+
+    def order(r: dict) -> tuple[int, str]:
+        if r["architecture"] == "mega" or r["model"] == "mega":
+            return (0, r["model"])  # baselines first, as in the paper
+        rank = VARIANT_ORDER.index(r["variant"]) + 1 if r["variant"] in VARIANT_ORDER else 0
+        return (rank, r["model"])
+
+    return sorted(rows, key=order)
