@@ -21,6 +21,9 @@ class Example:
     label: int
     visual: tuple[torch.Tensor, torch.Tensor] | None  # (features or pixels, image_mask) or None for text_only
     record: Record | None = None
+    # per-token model inputs beyond the text and the image, each (T, ...) with T = len(input_ids); MEGA's
+    # "structural_alignment" (T, O) is the only one so far
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -43,6 +46,8 @@ def prepare_examples(
 
     shuffle_images_seed: give each record the image and crops of another record (the paper's visual shuffle).
     Records without an image keep an all-zero image_mask: their visual tokens are masked out.
+    A config with `uses_structural_alignment` (MEGA) also gets each record's token x object structural alignment,
+    computed from the record's own words and the (possibly shuffled) objects it is given.
     """
     label_index = {name: i for i, name in enumerate(config.label_names)}
     stats: Counter = Counter()
@@ -58,6 +63,10 @@ def prepare_examples(
             p for img, crops in visual_sources for p in ([img] if img else []) + crops[: config.num_crops]
         ]
         grids = (feature_cache or FeatureCache(None)).grids(wanted, progress=progress)
+
+    structural = getattr(config, "uses_structural_alignment", False)
+    if structural:
+        from model.mega import structural_inputs
 
     examples = []
     for rec, (image_path, crops) in zip(records, visual_sources, strict=True):
@@ -76,6 +85,9 @@ def prepare_examples(
                 )
             stats["with_image" if visual[1][0] > 0 else "no_image"] += 1
             stats["with_crops"] += bool(visual[1][1:].sum() > 0)
+        extras = {}
+        if structural:
+            extras["structural_alignment"] = structural_inputs(rec.tokens, enc.word_index, visual[1], config)
         examples.append(
             Example(
                 enc.input_ids,
@@ -84,6 +96,7 @@ def prepare_examples(
                 label_index[rec.relation],
                 visual,
                 rec if keep_records else None,
+                extras,
             )
         )
     return PreparedSplit(examples, stats)
@@ -108,6 +121,11 @@ def collate(examples: list[Example], pad_id: int, backbone: str = "efficientnet"
         key = "visual_features" if backbone == "efficientnet" else "pixel_values"
         batch[key] = torch.stack([e.visual[0] for e in examples])
         batch["image_mask"] = torch.stack([e.visual[1] for e in examples])
+    for key, first in examples[0].extras.items():  # (T_i, ...) -> (B, width, ...), zero-padded
+        padded = first.new_zeros(len(examples), width, *first.shape[1:])
+        for i, e in enumerate(examples):
+            padded[i, : e.extras[key].size(0)] = e.extras[key]
+        batch[key] = padded
     return batch
 
 
