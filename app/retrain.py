@@ -85,11 +85,13 @@ def retrain(
     activate: bool = False,
     created_by: str | None = None,
     log: Callable[[str], None] = print,
+    progress_callback: Callable[[float, str], None] | None = None,
     **train_options,
 ) -> RetrainResult:
     """Fine-tune `base` on the curated train split and register the result; see the module docstring.
 
     train_options go to model.train.TrainConfig (e.g. feature_cache, max_length, limit_train, limit_val, device).
+    progress_callback(fraction, message) is passed to model.train.train (the app's progress bar).
     """
     from model.evaluate import evaluate_checkpoint
     from model.train import TrainConfig, train
@@ -132,7 +134,13 @@ def retrain(
         seed=seed,
         **train_options,
     )
-    result = train(cfg, train_records=curated, val_records=val_records, label_names=label_names)
+    result = train(
+        cfg,
+        train_records=curated,
+        val_records=val_records,
+        label_names=label_names,
+        progress_callback=progress_callback,
+    )
     if not result.best_metrics:
         raise LabelStoreError(f"training wrote no checkpoint under {output_dir}; nothing to register")
 

@@ -1,0 +1,166 @@
+"""Model calls the app makes, without Streamlit: label-store pairs -> model records -> stored predictions.
+
+The app, `python -m app.prepare` and the tests share these functions, so a prediction made in a page and one made
+in the batch step are the same computation (same records, same feature cache, same stored method name).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import EntityPair, GroundedCrop, ModelVersion, Post, Prediction
+from db.queries import DEFAULT_PREDICTION_METHOD, save_predictions
+from model.data import MAX_CROPS, Entity, Record
+from model.visual_features import FeatureCache
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def feature_cache_dir() -> Path:
+    """EfficientNet feature cache shared with training (MRELENS_FEATURE_CACHE overrides var/features)."""
+    return Path(os.environ.get("MRELENS_FEATURE_CACHE", REPO_ROOT / "var" / "features"))
+
+
+NO_LABEL = "None"  # the relation a record gets when its pair has no gold label (prepare_examples needs one)
+
+
+def pair_record(pair: EntityPair, post: Post, crops: Iterable[GroundedCrop]) -> Record:
+    """The model's input for one stored pair: image and crop files only when they exist on this machine."""
+    image = Path(post.image_path) if post.has_image and post.image_path else None
+    crop_paths = [Path(c.path) for c in crops if c.path and Path(c.path).is_file()][:MAX_CROPS]
+    return Record(
+        tokens=list(post.tokens),
+        head=Entity(pair.head_name, pair.head_start, pair.head_end),
+        tail=Entity(pair.tail_name, pair.tail_start, pair.tail_end),
+        relation=pair.gold_label or NO_LABEL,
+        img_id=post.img_id,
+        line=pair.source_line or 0,
+        image_path=image if image is not None and image.is_file() else None,
+        crop_paths=crop_paths,
+    )
+
+
+def pair_records(session: Session, pair_ids: list[int]) -> list[Record]:
+    """Records for many pairs in the given order (two queries, not one per pair)."""
+    rows = session.execute(
+        select(EntityPair, Post).join(Post, Post.id == EntityPair.post_id).where(EntityPair.id.in_(pair_ids))
+    ).all()
+    by_id = {pair.id: (pair, post) for pair, post in rows}
+    crops: dict[int, list[GroundedCrop]] = {}
+    post_ids = {post.id for _, post in rows}
+    for crop in session.scalars(
+        select(GroundedCrop).where(GroundedCrop.post_id.in_(post_ids)).order_by(GroundedCrop.id)
+    ):
+        crops.setdefault(crop.post_id, []).append(crop)
+    return [pair_record(*by_id[i], crops.get(by_id[i][1].id, [])) for i in pair_ids]
+
+
+@torch.no_grad()
+def predict_records(model, tokenizer, records: list[Record], batch_size: int = 64) -> list[dict[str, float]]:
+    """label -> probability for each record (records whose gold label the model lacks are scored as 'None')."""
+    from model.batching import prepare_examples
+    from model.evaluate import predict_probabilities
+
+    labels = list(model.config.label_names)
+    known = [r if r.relation in labels else _relabel(r, NO_LABEL) for r in records]
+    prepared = prepare_examples(known, tokenizer, model.config, 80, FeatureCache(feature_cache_dir()))
+    probs = predict_probabilities(model, prepared.examples, tokenizer.pad_token_id, batch_size)
+    return [{name: float(p) for name, p in zip(labels, row, strict=True)} for row in probs.tolist()]
+
+
+def _relabel(record: Record, relation: str) -> Record:
+    from dataclasses import replace
+
+    return replace(record, relation=relation)
+
+
+def pairs_without_prediction(
+    session: Session, version: ModelVersion, method: str = DEFAULT_PREDICTION_METHOD
+) -> list[int]:
+    """Pair ids the version has not scored yet, val first (the split reviewers start with), then the rest."""
+    done = select(Prediction.pair_id).where(
+        Prediction.model_version_id == version.id, Prediction.method == method
+    )
+    rows = session.execute(
+        select(EntityPair.id, EntityPair.split).where(EntityPair.id.not_in(done)).order_by(EntityPair.id)
+    ).all()
+    order = {"val": 0, "test": 1, "new": 2, "train": 3}
+    return [pid for pid, split in sorted(rows, key=lambda r: (order.get(r[1], 2), r[0]))]
+
+
+def predict_and_store(
+    sessions: sessionmaker,
+    model,
+    tokenizer,
+    version_id: int,
+    pair_ids: list[int],
+    chunk: int = 512,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Predict `pair_ids` in chunks, committing each chunk (an interrupted run keeps what it finished)."""
+    done = 0
+    for start in range(0, len(pair_ids), chunk):
+        ids = pair_ids[start : start + chunk]
+        with sessions() as session:
+            records = pair_records(session, ids)
+        probabilities = predict_records(model, tokenizer, records)
+        with sessions.begin() as session:
+            save_predictions(
+                session,
+                version_id,
+                [{"pair_id": i, "probabilities": p} for i, p in zip(ids, probabilities, strict=True)],
+                settings={"max_length": 80},
+            )
+        done += len(ids)
+        if progress:
+            progress(done, len(pair_ids))
+    return done
+
+
+def predict_pair(sessions: sessionmaker, model, tokenizer, version_id: int, pair_id: int) -> dict[str, float]:
+    """Score one pair now and store it (the Review page calls this for pairs the batch step has not reached)."""
+    with sessions() as session:
+        record = pair_records(session, [pair_id])[0]
+    probabilities = predict_records(model, tokenizer, [record])[0]
+    with sessions.begin() as session:
+        save_predictions(
+            session,
+            version_id,
+            [{"pair_id": pair_id, "probabilities": probabilities}],
+            settings={"max_length": 80},
+        )
+    return probabilities
+
+
+def ground_post(sessions: sessionmaker, post_id: int, entity_names: list[str], cam, crop_dir: Path) -> int:
+    """Ground a stored post's image (offline CAM fallback; GroundingDINO when the batch step stored crops) and
+    store the boxes with their crop files. Returns the number of objects found (0 without an image)."""
+    from PIL import Image
+
+    from db.models import Post
+    from db.queries import save_crops
+    from model.grounding import ground_objects
+
+    with sessions() as session:
+        post = session.get(Post, post_id)
+        tokens, image_path = list(post.tokens), post.image_path if post.has_image else None
+    if image_path is None:
+        return 0
+    with Image.open(image_path) as im:
+        image = im.convert("RGB")
+    result = ground_objects(image, tokens, entity_names, grounder=None, cam=cam)
+    crop_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k, (obj, crop) in enumerate(zip(result.objects, result.crops, strict=True)):
+        path = crop_dir / f"post{post_id}_crop{k}.png"
+        crop.save(path)
+        rows.append({"box": obj.box, "label": obj.label, "score": obj.score, "path": path})
+    with sessions.begin() as session:
+        save_crops(session, post_id, rows, source=result.source or "none", settings=result.settings)
+    return len(rows)

@@ -1,0 +1,44 @@
+"""MRE Lens: the review app. `streamlit run app/main.py` (or `make app`, which prepares the database first).
+
+The entrypoint draws the shared frame (who is reviewing, which model is active) and runs the page picked in the
+navigation; every page lives in app/views/ and reads top to bottom.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run app/main.py` from anywhere
+
+from app.identity import identity_sidebar  # noqa: E402
+from app.state import init_state  # noqa: E402
+
+# One thread per request: on a busy 2-core machine two threads make a post ~5x slower, not faster.
+torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", "1")))
+
+st.set_page_config(page_title="MRE Lens", page_icon=":material/hub:", layout="wide")
+init_state()
+
+pages = {
+    "Review": [
+        st.Page("views/queue.py", title="Queue", icon=":material/list:", default=True),
+        st.Page("views/review.py", title="Review", icon=":material/rate_review:"),
+        st.Page("views/add_post.py", title="Add post", icon=":material/add_photo_alternate:"),
+    ],
+    "Understand": [
+        st.Page("views/inspect.py", title="Inspect", icon=":material/visibility:"),
+        st.Page("views/experiments.py", title="Experiments", icon=":material/science:"),
+    ],
+    "Curate": [
+        st.Page("views/export.py", title="Export", icon=":material/download:"),
+        st.Page("views/models.py", title="Models", icon=":material/model_training:"),
+    ],
+}
+page = st.navigation(pages)
+identity_sidebar()
+page.run()

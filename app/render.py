@@ -1,0 +1,90 @@
+"""Small pure functions that turn stored data into what a page shows (HTML with escaped text, images, figures)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+from PIL import Image, ImageDraw
+
+HEAD_COLOUR, TAIL_COLOUR = "#cfe3ff", "#ffe0b8"
+BOX_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4"]
+
+
+def highlighted_text(tokens: Sequence[str], head: tuple[int, int], tail: tuple[int, int]) -> str:
+    """The post as HTML with the head and tail spans marked; every token is escaped (posts are untrusted)."""
+    parts = []
+    for i, token in enumerate(tokens):
+        word = html.escape(token)
+        if head[0] <= i < head[1]:
+            word = f'<mark style="background:{HEAD_COLOUR}" title="head">{word}</mark>'
+        elif tail[0] <= i < tail[1]:
+            word = f'<mark style="background:{TAIL_COLOUR}" title="tail">{word}</mark>'
+        parts.append(word)
+    return '<div class="mre-post" style="font-size:1.15rem;line-height:1.9">' + " ".join(parts) + "</div>"
+
+
+def entity_legend(head_name: str, tail_name: str) -> str:
+    return (
+        f'<span style="background:{HEAD_COLOUR};padding:0 .3em">head: {html.escape(head_name)}</span> '
+        f'<span style="background:{TAIL_COLOUR};padding:0 .3em">tail: {html.escape(tail_name)}</span>'
+    )
+
+
+def draw_boxes(image: Image.Image, boxes: Sequence[tuple[Sequence[float], str]]) -> Image.Image:
+    """A copy of `image` with each (box, caption) drawn in its own colour."""
+    out = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(out)
+    width = max(2, round(max(out.size) / 200))
+    for k, (box, caption) in enumerate(boxes):
+        colour = BOX_COLOURS[k % len(BOX_COLOURS)]
+        x0, y0, x1, y1 = (float(v) for v in box)
+        draw.rectangle([x0, y0, x1, y1], outline=colour, width=width)
+        draw.text((x0 + width + 1, y0 + width), f"{k + 1} {caption}", fill=colour)
+    return out
+
+
+def ranked_labels(probabilities: dict[str, float] | None, labels: Sequence[str]) -> list[str]:
+    """Labels by predicted probability (most likely first); label order when there is no prediction."""
+    if not probabilities:
+        return list(labels)
+    return sorted(labels, key=lambda name: -probabilities.get(name, 0.0))
+
+
+def probability_figure(
+    probabilities: dict[str, float], top: int = 10, highlight: str | None = None
+) -> go.Figure:
+    """Horizontal bars of the `top` most probable labels, most probable on top; `highlight` in another colour."""
+    ranked = sorted(probabilities.items(), key=lambda kv: kv[1], reverse=True)[:top][::-1]
+    names = [name for name, _ in ranked]
+    fig = go.Figure(
+        go.Bar(
+            x=[p for _, p in ranked],
+            y=names,
+            orientation="h",
+            marker_color=["#d62728" if name == highlight else "#1f77b4" for name in names],
+            text=[f"{p:.1%}" for _, p in ranked],
+            textposition="auto",
+        )
+    )
+    fig.update_layout(
+        height=40 + 24 * len(ranked),
+        margin=dict(l=10, r=10, t=10, b=10),
+        xaxis=dict(range=[0, 1], tickformat=".0%"),
+    )
+    return fig
+
+
+def progress_figure(counts: dict[str, int]) -> go.Figure:
+    """One stacked bar of pairs per review status."""
+    order = ["accepted", "corrected", "rejected", "skipped", "unreviewed"]
+    colours = ["#2ca02c", "#ff7f0e", "#d62728", "#9467bd", "#c7c7c7"]
+    fig = go.Figure(
+        [
+            go.Bar(x=[counts.get(s, 0)], y=["pairs"], name=s, orientation="h", marker_color=c)
+            for s, c in zip(order, colours, strict=True)
+        ]
+    )
+    fig.update_layout(barmode="stack", height=110, margin=dict(l=10, r=10, t=10, b=10), showlegend=True)
+    return fig

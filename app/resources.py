@@ -1,0 +1,45 @@
+"""What the app loads once per process (st.cache_resource) or once per post (st.cache_data).
+
+Engines and models are shared by every session and never mutated. Per-post results are keyed by pair id and
+model version, and are also written to the label store, so the next process starts from them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+import torch
+from sqlalchemy.orm import sessionmaker
+
+from db.base import database_url
+
+
+@st.cache_resource(show_spinner=False)
+def _open(url: str) -> sessionmaker:
+    from db.schema import open_database
+
+    _engine, sessions = open_database(url)
+    return sessions
+
+
+def get_sessions() -> sessionmaker:
+    """The session factory of DATABASE_URL (one engine per URL per process; upgraded on first use)."""
+    return _open(database_url())
+
+
+@st.cache_resource(show_spinner="Loading the model ...", max_entries=2)
+def load_model(path: str):
+    """(model, tokenizer) of a checkpoint folder, loaded once; CPU with one thread per request."""
+    from model.evaluate import load_checkpoint
+
+    torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", "1")))
+    return load_checkpoint(path)
+
+
+@st.cache_resource(show_spinner="Loading the grounding model ...")
+def load_cam_grounder():
+    """The offline grounding fallback (EfficientNet-Lite0 class activation maps)."""
+    from model.grounding import CamGrounder
+
+    return CamGrounder()

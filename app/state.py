@@ -1,0 +1,55 @@
+"""Session-wide state: initialised once per browser session with setdefault, read by every page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+
+@dataclass
+class ReviewSession:
+    """What the reviewer is working through and what they did (for undo)."""
+
+    queue: list[int] = field(default_factory=list)  # pair ids in the order the Queue page showed them
+    position: int = 0
+    actions: list[int] = field(default_factory=list)  # pair ids this session changed, last one last
+
+    @property
+    def pair_id(self) -> int | None:
+        return self.queue[self.position] if 0 <= self.position < len(self.queue) else None
+
+    def open(self, pair_id: int) -> None:
+        if pair_id not in self.queue:
+            self.queue.insert(self.position if self.queue else 0, pair_id)
+        self.position = self.queue.index(pair_id)
+
+    def move(self, step: int) -> None:
+        if self.queue:
+            self.position = min(max(self.position + step, 0), len(self.queue) - 1)
+
+
+def init_state() -> None:
+    st.session_state.setdefault("reviewer", "")
+    st.session_state.setdefault("review", ReviewSession())
+    st.session_state.setdefault("flash", None)  # (kind, message) shown once on the next render
+
+
+def review_session() -> ReviewSession:
+    return st.session_state["review"]
+
+
+def reviewer() -> str:
+    return st.session_state.get("reviewer", "")
+
+
+def flash(kind: str, message: str) -> None:
+    st.session_state["flash"] = (kind, message)
+
+
+def show_flash() -> None:
+    message = st.session_state.get("flash")
+    if message:
+        kind, text = message
+        {"success": st.success, "error": st.error, "warning": st.warning}.get(kind, st.info)(text)
+        st.session_state["flash"] = None

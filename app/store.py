@@ -1,0 +1,187 @@
+"""Label-store reads and writes the pages need, as plain data (picklable, cacheable, no lazy ORM loads in pages)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import Annotation, EntityPair, ModelVersion
+from db.queries import (
+    LabelStoreError,
+    active_model_version,
+    current_state,
+    pair_detail,
+    pair_history,
+    record_annotation,
+    undo_last,
+)
+
+
+def all_labels(label_map: dict[str, int] | None) -> list[str]:
+    """The dataset's labels in id order; the 23 MNRE labels for datasets imported without a label map."""
+    if label_map:
+        return [name for name, _ in sorted(label_map.items(), key=lambda kv: kv[1])]
+    from model.synthetic import MNRE_LABELS
+
+    return list(MNRE_LABELS)
+
+
+@dataclass
+class CropView:
+    box: tuple[float, float, float, float] | None
+    label: str | None
+    score: float | None
+    source: str
+    path: str | None
+
+
+@dataclass
+class PairView:
+    """Everything the Review page shows about one pair that does not change when someone reviews it."""
+
+    pair_id: int
+    dataset: str
+    split: str
+    source_line: int | None
+    tokens: list[str]
+    head: tuple[int, int, str]
+    tail: tuple[int, int, str]
+    gold_label: str | None
+    labels: list[str]
+    image_path: str | None  # None: the post has no image here
+    image_missing: bool  # the post names an image that is not on this machine
+    crops: list[CropView] = field(default_factory=list)
+    probabilities: dict[str, float] | None = None  # the active model's stored prediction
+    model_version: str | None = None
+
+
+def load_pair_view(session: Session, pair_id: int) -> PairView:
+    detail = pair_detail(session, pair_id)
+    pair, post = detail.pair, detail.post
+    active = active_model_version(session)
+    prediction = next(
+        (
+            p
+            for p in detail.predictions
+            if active is not None and p.model_version_id == active.id and p.method == "forward"
+        ),
+        None,
+    )
+    image_ok = bool(post.has_image and post.image_path and Path(post.image_path).is_file())
+    return PairView(
+        pair_id=pair.id,
+        dataset=detail.dataset.name,
+        split=pair.split,
+        source_line=pair.source_line,
+        tokens=list(post.tokens),
+        head=(pair.head_start, pair.head_end, pair.head_name),
+        tail=(pair.tail_start, pair.tail_end, pair.tail_name),
+        gold_label=pair.gold_label,
+        labels=all_labels(detail.dataset.label_map),
+        image_path=post.image_path if image_ok else None,
+        image_missing=bool(post.img_id) and not image_ok,
+        crops=[
+            CropView(
+                (c.box_x0, c.box_y0, c.box_x1, c.box_y1) if c.box_x0 is not None else None,
+                c.label,
+                c.score,
+                c.source,
+                c.path if c.path and Path(c.path).is_file() else None,
+            )
+            for c in detail.crops
+        ],
+        probabilities=dict(prediction.probabilities) if prediction else None,
+        model_version=active.version_id if active else None,
+    )
+
+
+@dataclass
+class ReviewState:
+    status: str
+    label: str | None
+    revision: int
+    annotator: str | None
+    history: list[dict[str, Any]]
+
+
+def load_review_state(session: Session, pair_id: int) -> ReviewState:
+    history = pair_history(session, pair_id)
+    cur = current_state(history)
+    rows = [
+        {
+            "revision": a.revision,
+            "status": a.status,
+            "label": a.label,
+            "annotator": a.annotator,
+            "note": a.note,
+            "undo": a.undoes_id is not None,
+            "at": a.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        for a in reversed(history)
+    ]
+    return ReviewState(cur.status, cur.label, cur.revision, cur.annotator, rows)
+
+
+def decide(
+    sessions: sessionmaker,
+    pair_id: int,
+    status: str,
+    annotator: str,
+    expected_revision: int,
+    label: str | None = None,
+    note: str | None = None,
+) -> Annotation:
+    """One review decision in its own transaction (ConcurrentEditError if the pair changed since it was shown)."""
+    with sessions.begin() as session:
+        return record_annotation(
+            session,
+            pair_id,
+            status=status,
+            annotator=annotator,
+            expected_revision=expected_revision,
+            label=label,
+            note=note or None,
+        )
+
+
+def undo(sessions: sessionmaker, pair_id: int, annotator: str) -> Annotation:
+    """Undo the latest decision still in effect on the pair (appends a row restoring the state before it)."""
+    with sessions.begin() as session:
+        revision = current_state(pair_history(session, pair_id)).revision
+        if revision == 0:
+            raise LabelStoreError(f"pair {pair_id} has no decision to undo")
+        return undo_last(session, pair_id, annotator=annotator, expected_revision=revision)
+
+
+def model_versions(session: Session) -> list[dict[str, Any]]:
+    rows = []
+    for v in session.scalars(select(ModelVersion).order_by(ModelVersion.created_at.desc())):
+        settings = v.settings or {}
+        val = (v.metrics or {}).get("val", {})
+        rows.append(
+            {
+                "version": v.version_id,
+                "active": v.is_active,
+                "variant": v.variant,
+                "quick-start": bool(settings.get("quick_start")),
+                "val F1": 100 * val["f1"] if "f1" in val else None,
+                "parent": v.parent.version_id if v.parent else None,
+                "created by": v.created_by,
+                "created": v.created_at.strftime("%Y-%m-%d %H:%M"),
+                "path": v.path,
+            }
+        )
+    return rows
+
+
+def filter_options(session: Session) -> dict[str, list[str]]:
+    """Values the queue filters offer (splits, gold labels, annotators present in the store)."""
+    return {
+        "split": sorted(session.scalars(select(EntityPair.split).distinct())),
+        "gold_label": sorted(x for x in session.scalars(select(EntityPair.gold_label).distinct()) if x),
+        "annotator": sorted(session.scalars(select(Annotation.annotator).distinct())),
+    }

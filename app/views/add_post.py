@@ -1,0 +1,95 @@
+"""Add post: upload an image, paste the text, mark the two entities; the app grounds, predicts and opens it."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import streamlit as st
+from sqlalchemy.exc import OperationalError
+
+from app.identity import require_reviewer
+from app.inference import ground_post, predict_pair
+from app.resources import get_sessions, load_cam_grounder, load_model
+from app.state import review_session
+from db.io import import_post
+from db.queries import LabelStoreError, active_model_version
+from model.data import DataFormatError
+
+UPLOAD_DIR = Path(__file__).resolve().parents[2] / "var" / "uploads"
+
+
+def contiguous_span(indices: list[int]) -> tuple[int, int] | None:
+    """[start, end) of selected word indices, or None when they are not one unbroken run."""
+    if not indices:
+        return None
+    start, end = min(indices), max(indices) + 1
+    return (start, end) if len(set(indices)) == end - start else None
+
+
+st.title("Add a post")
+upload = st.file_uploader(
+    "Image (optional)", type=["jpg", "jpeg", "png", "gif", "bmp", "webp"], key="add_image"
+)
+text = st.text_area("Post text", key="add_text", placeholder="Paste the tweet; words are split on spaces.")
+tokens = text.split()
+if not tokens:
+    st.caption("Type or paste the text, then mark the head and the tail entity by their words.")
+    st.stop()
+
+words = list(range(len(tokens)))
+head = st.pills(
+    "Head entity (click its words)",
+    words,
+    selection_mode="multi",
+    format_func=lambda i: tokens[i],
+    key=f"add_head_{hashlib.sha1(text.encode()).hexdigest()[:10]}",
+)
+tail = st.pills(
+    "Tail entity (click its words)",
+    words,
+    selection_mode="multi",
+    format_func=lambda i: tokens[i],
+    key=f"add_tail_{hashlib.sha1(text.encode()).hexdigest()[:10]}",
+)
+head_span, tail_span = contiguous_span(head), contiguous_span(tail)
+for name, chosen, span in (("head", head, head_span), ("tail", tail, tail_span)):
+    if chosen and span is None:
+        st.warning(f"The {name} entity must be consecutive words.")
+ready = head_span is not None and tail_span is not None
+if st.button("Add, ground and predict", type="primary", disabled=not ready, key="add_submit"):
+    require_reviewer()
+    sessions = get_sessions()
+    image_path = None
+    if upload is not None:
+        data = upload.getvalue()
+        UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
+        image_path = UPLOAD_DIR / f"{hashlib.sha256(data).hexdigest()[:24]}{Path(upload.name).suffix.lower()}"
+        image_path.write_bytes(data)
+    try:
+        with sessions.begin() as session:
+            pair, created = import_post(session, " ".join(tokens), head_span, tail_span, image_path)
+            pair_id, post_id = pair.id, pair.post_id
+            active = active_model_version(session)
+    except (DataFormatError, LabelStoreError, OperationalError) as err:
+        st.error(f"The post was not added: {err}")
+        st.stop()
+    with st.spinner("Grounding objects in the image ..."):
+        names = [" ".join(tokens[slice(*head_span)]), " ".join(tokens[slice(*tail_span)])]
+        found = ground_post(sessions, post_id, names, load_cam_grounder(), UPLOAD_DIR / "crops")
+    if active is None:
+        st.warning("Added, but no model is active, so there is no prediction yet (see **Models**).")
+    else:
+        with st.spinner("Running the model ..."):
+            model, tokenizer = load_model(active.path)
+            probabilities = predict_pair(sessions, model, tokenizer, active.id, pair_id)
+        best = max(probabilities, key=probabilities.get)
+        st.success(
+            f"Pair {pair_id} {'added' if created else 'was already stored'}: {found} grounded objects; "
+            f"the model predicts **{best}** ({probabilities[best]:.1%})."
+        )
+    st.session_state["add_last_pair"] = pair_id
+
+if st.session_state.get("add_last_pair") and st.button("Review it now", key="add_review"):
+    review_session().open(st.session_state["add_last_pair"])
+    st.switch_page("views/review.py")

@@ -1,0 +1,93 @@
+"""Export: the curated labels (corrections applied, rejected pairs dropped) in MNRE txt, JSONL, CSV or Parquet."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from app.resources import get_sessions
+from app.store import filter_options
+from db.io import EXPORT_FORMATS, ExportFilter, export_labels
+from db.models import ANNOTATION_STATUSES
+from db.queries import LabelStoreError, list_datasets
+
+EXTENSIONS = {"mnre": "txt", "jsonl": "jsonl", "csv": "csv", "parquet": "parquet"}
+MIME = {
+    "mnre": "text/plain",
+    "jsonl": "application/jsonl",
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+}
+EXPORT_DIR = Path(__file__).resolve().parents[2] / "var" / "exports"
+
+st.title("Export curated labels")
+sessions = get_sessions()
+with sessions() as session:
+    datasets = [d.name for d in list_datasets(session)]
+    options = filter_options(session)
+if not datasets:
+    st.info("Nothing to export yet: the label store is empty.")
+    st.stop()
+
+c1, c2, c3 = st.columns(3)
+dataset = c1.selectbox("Dataset", [None, *datasets], format_func=lambda x: x or "all", key="export_dataset")
+split = c2.selectbox("Split", [None, *options["split"]], format_func=lambda x: x or "all", key="export_split")
+fmt = c3.selectbox(
+    "Format",
+    EXPORT_FORMATS,
+    key="export_format",
+    help="mnre: one ours_<split>.txt-style file; untouched records are written byte for byte",
+)
+c4, c5, c6 = st.columns(3)
+statuses = c4.multiselect("Status", ANNOTATION_STATUSES, key="export_statuses", placeholder="any status")
+annotator = c5.selectbox(
+    "Annotator", [None, *options["annotator"]], format_func=lambda x: x or "anyone", key="export_annotator"
+)
+label = c6.selectbox(
+    "Curated label", [None, *options["gold_label"]], format_func=lambda x: x or "any", key="export_label"
+)
+c7, c8, c9 = st.columns(3)
+since = c7.date_input("Decided on or after", value=None, key="export_since")
+until = c8.date_input("Decided before", value=None, key="export_until")
+include_rejected = c9.checkbox(
+    "Keep rejected pairs (empty label)", key="export_rejected", disabled=fmt == "mnre"
+)
+
+
+def utc_day(day: dt.date | None) -> dt.datetime | None:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) if day else None
+
+
+flt = ExportFilter(
+    dataset,
+    split,
+    statuses or None,
+    annotator,
+    label,
+    utc_day(since),
+    utc_day(until),
+    include_rejected and fmt != "mnre",
+)
+if st.button("Export", type="primary", key="export_run"):
+    name = f"{dataset or 'all'}-{split or 'all'}-{dt.datetime.now():%Y%m%d-%H%M%S}.{EXTENSIONS[fmt]}"
+    try:
+        with sessions() as session, tempfile.TemporaryDirectory() as tmp:
+            report = export_labels(session, fmt, Path(tmp) / name, flt)
+            data = report.paths[0].read_bytes()
+    except LabelStoreError as err:
+        st.error(f"Export failed: {err}")
+        st.stop()
+    EXPORT_DIR.mkdir(parents=True, exist_ok=True)
+    (EXPORT_DIR / name).write_bytes(data)
+    st.session_state["export_result"] = (name, data, report.rows, fmt)
+
+result = st.session_state.get("export_result")
+if result:
+    name, data, rows, result_fmt = result
+    st.success(f"{rows} pairs exported to var/exports/{name} ({len(data):,} bytes).")
+    st.download_button(
+        f"Download {name}", data, file_name=name, mime=MIME[result_fmt], key="export_download", type="primary"
+    )

@@ -1,0 +1,131 @@
+"""Queue: every entity pair with filters, sorted by what most needs a human (uncertain, image-reliant, disputed)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.render import progress_figure
+from app.resources import get_sessions
+from app.state import review_session, show_flash
+from app.store import filter_options
+from db.models import ANNOTATION_STATUSES
+from db.queries import QUEUE_SORTS, QueueFilter, active_model_version, list_datasets, progress, review_queue
+
+SORT_NAMES = {
+    "uncertainty": "uncertainty: smallest top-2 margin first",
+    "entropy": "uncertainty: highest entropy first",
+    "image_reliance": "image reliance: highest first",
+    "disagreement": "disagreement with the gold label first",
+    "source_order": "source order",
+}
+
+st.title("Review queue")
+show_flash()
+sessions = get_sessions()
+with sessions() as session:
+    datasets = [d.name for d in list_datasets(session)]
+    options = filter_options(session)
+    active = active_model_version(session)
+if not datasets:
+    st.info(
+        "The label store is empty. Run `python -m app.prepare` (or `make app`) to import a dataset, "
+        "or add a single post on the **Add post** page."
+    )
+    st.stop()
+if active is None:
+    st.warning(
+        "No model is active yet: predictions, uncertainty and reliance columns stay empty. "
+        "Register or train one on the **Models** page."
+    )
+
+with st.container(border=True):
+    c1, c2, c3, c4 = st.columns(4)
+    dataset = c1.selectbox(
+        "Dataset", [None, *datasets], format_func=lambda x: x or "all", key="queue_dataset"
+    )
+    split = c2.selectbox(
+        "Split", [None, *options["split"]], format_func=lambda x: x or "all", key="queue_split"
+    )
+    status = c3.selectbox(
+        "Status", [None, *ANNOTATION_STATUSES], format_func=lambda x: x or "all", key="queue_status"
+    )
+    annotator = c4.selectbox(
+        "Annotator", [None, *options["annotator"]], format_func=lambda x: x or "anyone", key="queue_annotator"
+    )
+    c5, c6, c7, c8 = st.columns(4)
+    gold = c5.selectbox(
+        "Gold label", [None, *options["gold_label"]], format_func=lambda x: x or "any", key="queue_gold"
+    )
+    predicted = c6.selectbox(
+        "Predicted label",
+        [None, *options["gold_label"]],
+        format_func=lambda x: x or "any",
+        key="queue_predicted",
+    )
+    text = c7.text_input("Search text or entity", key="queue_text")
+    sort = c8.selectbox("Sort", QUEUE_SORTS, format_func=SORT_NAMES.get, key="queue_sort")
+    limit = st.select_slider("Rows", [50, 100, 200, 500, 1000], value=200, key="queue_limit")
+
+flt = QueueFilter(dataset, split, predicted, gold, status, annotator, text.strip() or None)
+with sessions() as session:
+    counts = progress(session, dataset, split)
+    items = review_queue(session, flt, sort=sort, limit=limit)
+
+done = counts["total"] - counts["unreviewed"]
+st.progress(
+    done / counts["total"] if counts["total"] else 0.0,
+    text=f"{done} of {counts['total']} pairs reviewed ({counts['unreviewed']} to go)",
+)
+cols = st.columns(5)
+for col, name in zip(cols, ["accepted", "corrected", "rejected", "skipped", "unreviewed"], strict=True):
+    col.metric(name, counts[name])
+st.plotly_chart(progress_figure(counts), key="queue_progress_chart")
+
+if not items:
+    st.info("No pair matches these filters.")
+    st.stop()
+table = pd.DataFrame(
+    {
+        "pair": [i.pair_id for i in items],
+        "split": [i.split for i in items],
+        "text": [i.text for i in items],
+        "head": [i.head_name for i in items],
+        "tail": [i.tail_name for i in items],
+        "gold": [i.gold_label for i in items],
+        "predicted": [i.predicted_label for i in items],
+        "confidence": [i.confidence for i in items],
+        "margin": [i.margin for i in items],
+        "entropy": [i.entropy for i in items],
+        "image reliance": [i.image_reliance for i in items],
+        "status": [i.status for i in items],
+        "label": [i.current_label for i in items],
+        "annotator": [i.annotator for i in items],
+        "image": [i.has_image for i in items],
+    }
+)
+st.caption(f"{len(items)} pairs shown. Select a row to open it, or review them in this order.")
+event = st.dataframe(
+    table,
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="queue_table",
+    column_config={
+        "confidence": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1),
+        "margin": st.column_config.NumberColumn(format="%.3f"),
+        "entropy": st.column_config.NumberColumn(format="%.3f"),
+        "image reliance": st.column_config.NumberColumn(format="%.3f"),
+        "text": st.column_config.TextColumn(width="large"),
+    },
+)
+ids = [i.pair_id for i in items]
+rs = review_session()
+if st.button("Review these in this order", type="primary", key="queue_start"):
+    rs.queue, rs.position = ids, 0
+    st.switch_page("views/review.py")
+selected = tuple(event.selection.rows)
+if selected and selected != st.session_state.get("queue_opened_selection"):
+    st.session_state["queue_opened_selection"] = selected  # a kept selection must not reopen on every visit
+    rs.queue, rs.position = ids, selected[0]
+    st.switch_page("views/review.py")

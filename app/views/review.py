@@ -1,0 +1,218 @@
+"""Review one pair at a time: the post, its image and crops, the model's distribution, and the decision.
+
+Keyboard: A accept, 1-9 correct to the n-th most likely label, E correct to the picked label, X reject,
+S skip, N next, P previous, U undo (listed on the page too). Every decision is saved at once with the reviewer's
+name and the revision it was made on; a concurrent edit or a busy database shows a message and keeps the note and
+the picked label.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from PIL import Image
+from sqlalchemy.exc import OperationalError
+
+from app.identity import require_reviewer
+from app.inference import predict_pair
+from app.render import draw_boxes, entity_legend, highlighted_text, probability_figure, ranked_labels
+from app.resources import get_sessions, load_model
+from app.state import flash, review_session, show_flash
+from app.store import PairView, decide, load_pair_view, load_review_state, undo
+from db.base import database_url
+from db.queries import LabelStoreError, QueueFilter, active_model_version, review_queue
+
+SHORTCUTS = (
+    "**A** accept · **1-9** correct to that label · **E** correct to the picked label · **X** reject · "
+    "**S** skip · **N** next · **P** previous · **U** undo"
+)
+
+
+@st.cache_data(max_entries=1000, show_spinner=False)
+def pair_view(url: str, pair_id: int, model_version: str | None) -> PairView:
+    with get_sessions()() as session:
+        return load_pair_view(session, pair_id)
+
+
+@st.cache_data(max_entries=200, show_spinner=False)
+def boxed_image(path: str, boxes: tuple) -> Image.Image:
+    with Image.open(path) as im:
+        return draw_boxes(im, list(boxes))
+
+
+def save(status: str, label: str | None = None) -> None:
+    """Button callback: record the decision on the revision that was shown, then go to the next pair."""
+    rs, (pair_id, revision) = review_session(), st.session_state["review_shown"]
+    note = st.session_state.get(f"review_note_{pair_id}", "")
+    try:
+        decide(get_sessions(), pair_id, status, st.session_state["reviewer"], revision, label, note)
+    except OperationalError as err:
+        flash(
+            "error",
+            f"The database is busy or unavailable ({err.orig}); nothing was saved. "
+            "Your note and label are kept: press the key again.",
+        )
+        return
+    except LabelStoreError as err:  # ConcurrentEditError included: the page reloads the pair's new state
+        flash("error", f"Not saved: {err}. Your note and label are kept.")
+        return
+    st.session_state.pop(f"review_note_{pair_id}", None)
+    rs.actions.append(pair_id)
+    flash("success", f"Pair {pair_id}: {status}{f' as {label}' if label else ''}.")
+    rs.move(1)
+
+
+def undo_action() -> None:
+    """Button callback: undo this session's last decision (or the shown pair's, after a reload)."""
+    rs = review_session()
+    pair_id = rs.actions[-1] if rs.actions else st.session_state["review_shown"][0]
+    try:
+        undo(get_sessions(), pair_id, st.session_state["reviewer"])
+    except (OperationalError, LabelStoreError) as err:
+        flash("error", f"Undo failed: {err}")
+        return
+    if rs.actions:
+        rs.actions.pop()
+    rs.open(pair_id)
+    flash("success", f"Pair {pair_id}: last decision undone.")
+
+
+st.title("Review")
+reviewer = require_reviewer()
+sessions, rs = get_sessions(), review_session()
+with sessions() as session:
+    active = active_model_version(session)
+    if not rs.queue:
+        rs.queue = [i.pair_id for i in review_queue(session, QueueFilter(status="unreviewed"), limit=500)]
+        rs.position = 0
+if rs.pair_id is None:
+    st.info("Nothing to review: the store has no unreviewed pair. Pick pairs on the **Queue** page.")
+    st.stop()
+
+version = active.version_id if active else None
+view = pair_view(database_url(), rs.pair_id, version)
+if view.probabilities is None and active is not None:
+    with st.spinner("Running the model on this pair ..."):
+        try:
+            model, tokenizer = load_model(active.path)
+            predict_pair(sessions, model, tokenizer, active.id, view.pair_id)
+            pair_view.clear()
+            view = pair_view(database_url(), rs.pair_id, version)
+        except (OSError, ValueError) as err:
+            st.error(f"The model {version} could not score this pair: {err}")
+with sessions() as session:
+    state = load_review_state(session, view.pair_id)
+st.session_state["review_shown"] = (view.pair_id, state.revision)
+
+show_flash()
+st.caption(
+    f"Pair {view.pair_id} · {view.dataset} / {view.split}"
+    f"{f' line {view.source_line}' if view.source_line else ''} · {rs.position + 1} of {len(rs.queue)} "
+    f"in this queue · reviewing as {reviewer}"
+)
+st.markdown(highlighted_text(view.tokens, view.head[:2], view.tail[:2]), unsafe_allow_html=True)
+st.markdown(entity_legend(view.head[2], view.tail[2]), unsafe_allow_html=True)
+
+left, right = st.columns([3, 2])
+with left:
+    boxes = tuple((c.box, c.label or "") for c in view.crops if c.box is not None)
+    if view.image_path:
+        st.image(boxed_image(view.image_path, boxes), caption="image with grounded boxes", width="stretch")
+    elif view.image_missing:
+        st.warning("This post's image is not on this machine: the model saw the text only.")
+    else:
+        st.info("This post has no image.")
+    crop_files = [c for c in view.crops if c.path]
+    if crop_files:
+        cols = st.columns(len(crop_files[:6]))
+        for col, crop in zip(cols, crop_files[:6], strict=False):
+            col.image(
+                crop.path,
+                caption=f"{crop.label or crop.source}"
+                f"{f' {crop.score:.2f}' if crop.score is not None else ''}",
+            )
+with right:
+    if view.probabilities:
+        predicted = max(view.probabilities, key=view.probabilities.get)
+        st.markdown(
+            f"**Model** `{view.model_version}` predicts **{predicted}** ({view.probabilities[predicted]:.1%})"
+        )
+        st.plotly_chart(probability_figure(view.probabilities, 10, view.gold_label), key="review_probs")
+    else:
+        st.warning("No prediction: no model is active yet (see the **Models** page).")
+
+current = state.label or view.gold_label
+st.markdown(
+    f"**Gold label:** `{view.gold_label}` · **current label:** `{current}` · **status:** {state.status}"
+    f"{f' by {state.annotator}' if state.annotator else ''} (revision {state.revision})"
+)
+
+labels = ranked_labels(view.probabilities, view.labels)
+b = st.columns(6)
+b[0].button(
+    "Accept",
+    shortcut="A",
+    on_click=save,
+    args=("accepted", current),
+    type="primary",
+    key="review_accept",
+    width="stretch",
+)
+b[1].button("Reject", shortcut="X", on_click=save, args=("rejected",), key="review_reject", width="stretch")
+b[2].button("Skip", shortcut="S", on_click=save, args=("skipped",), key="review_skip", width="stretch")
+b[3].button(
+    "Previous",
+    shortcut="P",
+    on_click=rs.move,
+    args=(-1,),
+    key="review_prev",
+    width="stretch",
+    disabled=rs.position == 0,
+)
+b[4].button(
+    "Next",
+    shortcut="N",
+    on_click=rs.move,
+    args=(1,),
+    key="review_next",
+    width="stretch",
+    disabled=rs.position >= len(rs.queue) - 1,
+)
+b[5].button(
+    "Undo",
+    shortcut="U",
+    on_click=undo_action,
+    key="review_undo",
+    width="stretch",
+    disabled=not rs.actions and state.revision == 0,
+)
+
+st.markdown("**Correct to** (most likely first)")
+quick = st.columns(3)
+for k, name in enumerate(labels[:9]):
+    p = f" {view.probabilities.get(name, 0):.0%}" if view.probabilities else ""
+    quick[k % 3].button(
+        f"{k + 1} · {name}{p}",
+        shortcut=str(k + 1),
+        on_click=save,
+        args=("corrected", name),
+        key=f"review_label_{k + 1}",
+        width="stretch",
+    )
+pick_col, button_col = st.columns([3, 1])
+picked = pick_col.selectbox("Any label (type to filter)", labels, key=f"review_pick_{view.pair_id}")
+button_col.button(
+    "Correct to picked",
+    shortcut="E",
+    on_click=save,
+    args=("corrected", picked),
+    key="review_correct",
+    width="stretch",
+)
+st.text_input("Note (kept with the decision)", key=f"review_note_{view.pair_id}")
+st.caption(f"Keys: {SHORTCUTS}. Keys work when no text box has the focus (press Esc to leave one).")
+
+with st.expander(f"History ({len(state.history)} decisions)"):
+    if state.history:
+        st.dataframe(state.history, hide_index=True, key="review_history")
+    else:
+        st.caption("No decision yet: the gold label stands.")

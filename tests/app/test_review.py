@@ -1,0 +1,163 @@
+"""The review flow changes the label store exactly as expected: accept, correct, reject, skip, undo, next/previous,
+keyboard shortcuts on every action, escaped post text, and a kept note when a save fails."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from db.models import Annotation, EntityPair, Post
+from db.schema import open_database
+from tests.app.conftest import REVIEWER, no_exceptions
+
+REVIEW = "views/review.py"
+
+
+def annotations(url: str) -> list[tuple[int, int, str, str | None, str, str | None]]:
+    engine, sessions = open_database(url)
+    with sessions() as s:
+        rows = s.execute(
+            select(
+                Annotation.pair_id,
+                Annotation.revision,
+                Annotation.status,
+                Annotation.label,
+                Annotation.annotator,
+                Annotation.note,
+            ).order_by(Annotation.id)
+        ).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def shown_pair(at) -> int:
+    return at.session_state["review_shown"][0]
+
+
+def button(at, key: str):
+    return at.button(key=key)
+
+
+def test_review_page_shows_the_pair_with_shortcuts(make_app, seeded_url):
+    at = make_app(seeded_url, REVIEW)
+    no_exceptions(at)
+    shortcuts = {b.key: b.proto.shortcut for b in at.button if b.key and b.key.startswith("review_")}
+    expected = {
+        "review_accept": "a",
+        "review_reject": "x",
+        "review_skip": "s",
+        "review_next": "n",
+        "review_prev": "p",
+        "review_undo": "u",
+        "review_correct": "e",
+    }
+    for key, value in expected.items():
+        assert shortcuts[key].lower() == value, (key, shortcuts[key])
+    for k in range(1, 10):
+        assert shortcuts[f"review_label_{k}"] == str(k)
+    assert at.session_state["review_shown"][1] == 0
+    assert any("predicts" in m.value for m in at.markdown)
+
+
+def test_accept_correct_undo_change_the_database_exactly(make_app, seeded_url):
+    at = make_app(seeded_url, REVIEW)
+    first = shown_pair(at)
+    gold = _gold(seeded_url, first)
+
+    button(at, "review_accept").click().run()
+    no_exceptions(at)
+    assert annotations(seeded_url) == [(first, 1, "accepted", gold, REVIEWER, None)]
+    second = shown_pair(at)
+    assert second != first, "accept moves to the next pair"
+
+    at.text_input(key=f"review_note_{second}").input("looks like siblings")
+    at.run()
+    label_3 = button(at, "review_label_3").label.split(" · ")[1].rsplit(" ", 1)[0]
+    button(at, "review_label_3").click().run()
+    no_exceptions(at)
+    assert annotations(seeded_url)[-1] == (second, 1, "corrected", label_3, REVIEWER, "looks like siblings")
+
+    button(at, "review_undo").click().run()
+    no_exceptions(at)
+    rows = annotations(seeded_url)
+    assert len(rows) == 3
+    assert rows[-1][:5] == (second, 2, "unreviewed", None, REVIEWER)
+    assert shown_pair(at) == second, "undo goes back to the pair it changed"
+
+    button(at, "review_undo").click().run()  # the accept of the first pair is next on the undo stack
+    rows = annotations(seeded_url)
+    assert rows[-1][:5] == (first, 2, "unreviewed", None, REVIEWER)
+    assert shown_pair(at) == first
+
+
+def test_pick_any_label_reject_skip_and_navigation(make_app, seeded_url):
+    at = make_app(seeded_url, REVIEW)
+    first = shown_pair(at)
+    at.selectbox(key=f"review_pick_{first}").set_value("/misc/loc/held_on").run()
+    button(at, "review_correct").click().run()
+    assert annotations(seeded_url)[-1][:4] == (first, 1, "corrected", "/misc/loc/held_on")
+    second = shown_pair(at)
+    button(at, "review_reject").click().run()
+    assert annotations(seeded_url)[-1][:4] == (second, 1, "rejected", None)
+    third = shown_pair(at)
+    button(at, "review_skip").click().run()
+    assert annotations(seeded_url)[-1][:4] == (third, 1, "skipped", None)
+    fourth = shown_pair(at)
+    button(at, "review_prev").click().run()
+    assert shown_pair(at) == third
+    button(at, "review_next").click().run()
+    assert shown_pair(at) == fourth
+    assert len(annotations(seeded_url)) == 3, "moving saves nothing"
+
+
+def test_a_concurrent_edit_is_refused_and_the_note_is_kept(make_app, seeded_url):
+    from db.queries import record_annotation
+
+    at = make_app(seeded_url, REVIEW)
+    pair = shown_pair(at)
+    at.text_input(key=f"review_note_{pair}").input("my pending note")
+    at.run()
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as s:  # someone else decides first
+        record_annotation(s, pair, status="rejected", annotator="other", expected_revision=0)
+    engine.dispose()
+    button(at, "review_accept").click().run()
+    no_exceptions(at)
+    assert any("changed by other meanwhile" in e.value for e in at.error)
+    assert at.text_input(key=f"review_note_{pair}").value == "my pending note"
+    assert shown_pair(at) == pair
+    assert annotations(seeded_url) == [(pair, 1, "rejected", None, "other", None)]
+
+
+def test_review_asks_for_the_reviewer_name_first(make_app, seeded_url):
+    at = make_app(seeded_url, REVIEW, reviewer=None)
+    no_exceptions(at)
+    assert any("name" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key == "review_accept"]
+    at.sidebar.text_input(key="reviewer").input("Ann").run()
+    assert [b for b in at.button if b.key == "review_accept"]
+
+
+def test_post_text_is_escaped(make_app, seeded_url):
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as s:
+        pair = s.scalar(select(EntityPair).order_by(EntityPair.id).limit(1))
+        post = s.get(Post, pair.post_id)
+        tokens = list(post.tokens)
+        tokens[-1] = "<script>alert(1)</script><b>bold</b>"
+        post.tokens = tokens
+        pair_id = pair.id
+    engine.dispose()
+    at = make_app(seeded_url)
+    at.session_state["review"].open(pair_id)
+    at.switch_page(REVIEW).run()
+    html = next(m.value for m in at.markdown if "mre-post" in m.value)
+    assert "<script>" not in html and "<b>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;b&gt;bold&lt;/b&gt;" in html
+
+
+def _gold(url: str, pair_id: int) -> str:
+    engine, sessions = open_database(url)
+    with sessions() as s:
+        gold = s.get(EntityPair, pair_id).gold_label
+    engine.dispose()
+    return gold
