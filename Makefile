@@ -19,5 +19,8 @@ lint: setup
 test: lint
 	$(PY) -m pytest -q -ra
 
+# app: venv + packages, then app.prepare (database, data, a model, queue predictions; a second run only checks),
+# then the app on 127.0.0.1:$(PORT) with streamlit_config.toml (linked as app/.streamlit/config.toml).
 app: setup
-	$(PY) -m model.train --config configs/quickstart.yaml
+	$(PY) -m app.prepare
+	$(PY) -m streamlit run app/main.py --server.port $(PORT)

@@ -42,16 +42,16 @@ def default_mnre_root() -> Path:
     return Path(os.environ.get("MNRE_ROOT", REPO_ROOT.parent / "shared" / "mnre"))
 
 
-def data_source(mnre_root: Path | None) -> tuple[Path, str]:
+def data_source(mnre_root: Path | None, synthetic_dir: Path = SYNTHETIC_DIR) -> tuple[Path, str]:
     """(folder, dataset name): MNRE when its files exist, else the synthetic demo set (generated once)."""
     if mnre_root is not None and (mnre_root / "ours_rel2id.json").is_file():
         return mnre_root, "mnre"
-    if not (SYNTHETIC_DIR / "txt" / "ours_val.txt").is_file():
+    if not (synthetic_dir / "txt" / "ours_val.txt").is_file():
         from model.synthetic import generate
 
-        log(f"MNRE not found at {mnre_root}; generating the synthetic demo dataset in {SYNTHETIC_DIR}")
-        generate(SYNTHETIC_DIR, {"train": 600, "val": 200, "test": 200}, images_per_label=30, seed=0)
-    return SYNTHETIC_DIR, "synthetic"
+        log(f"MNRE not found at {mnre_root}; generating the synthetic demo dataset in {synthetic_dir}")
+        generate(synthetic_dir, {"train": 600, "val": 200, "test": 200}, images_per_label=30, seed=0)
+    return synthetic_dir, "synthetic"
 
 
 def ensure_data(sessions: sessionmaker, root: Path, dataset: str) -> None:
@@ -101,7 +101,9 @@ def train_quickstart(root: Path, limit_train: int, limit_val: int) -> Path:
     return result.best_dir
 
 
-def ensure_model(sessions: sessionmaker, root: Path, limit_train: int, limit_val: int) -> ModelVersion:
+def ensure_model(
+    sessions: sessionmaker, root: Path, limit_train: int, limit_val: int, runs_dir: Path = REPO_ROOT / "runs"
+) -> ModelVersion:
     with sessions.begin() as session:
         active = active_model_version(session)
         if active is not None:
@@ -111,7 +113,7 @@ def ensure_model(sessions: sessionmaker, root: Path, limit_train: int, limit_val
         if latest is not None:
             log(f"activating the registered model {latest.version_id}")
             return set_active(session, latest.version_id)
-    checkpoints = existing_checkpoints(REPO_ROOT / "runs")
+    checkpoints = existing_checkpoints(runs_dir)
     quick = not checkpoints
     folder = checkpoints[0] if checkpoints else train_quickstart(root, limit_train, limit_val)
     with sessions.begin() as session:
@@ -147,14 +149,16 @@ def prepare(
     predict_limit: int = 4000,
     quickstart_train: int = 3000,
     quickstart_val: int = 500,
+    runs_dir: Path = REPO_ROOT / "runs",
+    synthetic_dir: Path = SYNTHETIC_DIR,
 ) -> ModelVersion:
     from db.schema import open_database
 
     engine, sessions = open_database(database_url)
     try:
-        root, dataset = data_source(mnre_root)
+        root, dataset = data_source(mnre_root, synthetic_dir)
         ensure_data(sessions, root, dataset)
-        version = ensure_model(sessions, root, quickstart_train, quickstart_val)
+        version = ensure_model(sessions, root, quickstart_train, quickstart_val, runs_dir)
         ensure_predictions(sessions, version, predict_limit)
         return version
     finally:
