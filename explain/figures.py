@@ -1,0 +1,203 @@
+"""Plotly figures for the explanation panels. Pure functions of explain/'s plain data; nothing here runs a model.
+
+Every builder returns a go.Figure; the docstrings list its traces so tests and the app can rely on them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from explain.attention import AttentionMaps
+from explain.attribution import TokenAttribution, VisualAttribution
+from explain.inputs import Prediction
+from explain.reliance import ImageReliance
+from explain.tables import SETTINGS
+
+MAX_IMAGE_SIDE = 448  # the image panel is drawn downscaled; the heat map is upsampled to the drawn size
+POSITIVE, NEGATIVE = "#c0392b", "#2c7fb8"
+
+
+def _token_labels(tokens: list[str], entity_mask=None) -> list[str]:
+    """Plotly merges equal category names, so each position is numbered; entity tokens are bold."""
+    out = []
+    for i, tok in enumerate(tokens):
+        label = f"{i}: {tok}"
+        out.append(f"<b>{label}</b>" if entity_mask is not None and entity_mask[i] else label)
+    return out
+
+
+def _empty(title: str, message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_layout(title=title, xaxis_visible=False, yaxis_visible=False)
+    return fig
+
+
+def attention_heatmap(
+    maps: AttentionMaps, layer: int | None = None, head: int | None = None, rollout: bool = False
+) -> go.Figure:
+    """Text tokens (rows, entities in bold) x visual tokens (columns). rollout=True: the rollout flow (rows sum to 1);
+    else `layer` (an index into maps.layers; None = mean over fused layers) and `head` (None = mean over heads).
+    Traces: [Heatmap]; without visual tokens, an empty figure that says why."""
+    if rollout:
+        z, what = maps.rollout_text_to_visual, "attention rollout (share of the visual flow)"
+    else:
+        if not maps.layers:
+            return _empty("Token-object attention", "no visual tokens: text-only model or post without image")
+        per_layer = maps.mean_text_to_visual if head is None else maps.text_to_visual[:, head]  # (L, T, V)
+        z = per_layer.mean(axis=0) if layer is None else per_layer[layer]
+        where = "mean over fused layers" if layer is None else f"text layer {maps.layers[layer]}"
+        what = f"{where}, {'mean over heads' if head is None else f'head {head}'}"
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[f"{j}: {v}" for j, v in enumerate(maps.visual_labels)],
+            y=_token_labels(maps.tokens, maps.entity_token_mask),
+            colorscale="Viridis",
+            hovertemplate="%{y} -> %{x}<br>%{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(title=f"Text -> visual attention ({what})", yaxis_autorange="reversed")
+    return fig
+
+
+def token_attribution_figure(attr: TokenAttribution) -> go.Figure:
+    """One bar per token, red for support of the target label, blue against. Traces: [Bar]."""
+    colours = [POSITIVE if s >= 0 else NEGATIVE for s in attr.scores]
+    fig = go.Figure(
+        go.Bar(
+            x=_token_labels(attr.tokens),
+            y=attr.scores,
+            marker_color=colours,
+            hovertemplate="%{x}<br>%{y:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"{attr.method} for '{attr.target_label}' (n_steps {attr.settings.get('n_steps')}, "
+        f"baseline {attr.settings.get('baseline')}, delta {attr.delta:.1e})",
+        yaxis_title="contribution to p(label)",
+    )
+    return fig
+
+
+def visual_heatmap_figure(image, visual_attr: VisualAttribution | None) -> go.Figure:
+    """Left: the image (PIL, or None for a blank canvas) with the region heat map over it; right: one bar per crop.
+    Traces: [Image (when given), Heatmap, Bar]; without a visual attribution, an empty figure that says why."""
+    if visual_attr is None:
+        return _empty("Visual attribution", "no image for this post (or a text-only model)")
+    if image is not None:
+        scale = min(1.0, MAX_IMAGE_SIDE / max(image.size))
+        image = image.convert("RGB").resize(
+            (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
+        )
+        size = image.size
+    else:
+        size = (224, 224)
+    heat = visual_attr.heatmap(size)  # (H, W)
+    bound = float(np.abs(heat).max()) or 1.0
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.75, 0.25], subplot_titles=("regions", "crops"))
+    if image is not None:
+        fig.add_trace(go.Image(z=np.asarray(image)), row=1, col=1)
+    fig.add_trace(
+        go.Heatmap(
+            z=heat,
+            colorscale="RdBu_r",
+            zmin=-bound,
+            zmax=bound,
+            opacity=0.5 if image is not None else 1.0,
+            hovertemplate="%{z:.4f}<extra></extra>",
+            colorbar={"x": 0.72},
+        ),
+        row=1,
+        col=1,
+    )
+    names = [
+        f"crop {c + 1}" + ("" if present else " (absent)")
+        for c, present in enumerate(visual_attr.crop_present)
+    ]
+    fig.add_trace(
+        go.Bar(
+            x=names,
+            y=visual_attr.crop_scores,
+            marker_color=[POSITIVE if s >= 0 else NEGATIVE for s in visual_attr.crop_scores],
+        ),
+        row=1,
+        col=2,
+    )
+    fig.update_yaxes(autorange="reversed", row=1, col=1)
+    fig.update_layout(title=f"Visual {visual_attr.method} for '{visual_attr.target_label}'", showlegend=False)
+    return fig
+
+
+def probability_figure(prediction: Prediction, top: int = 10) -> go.Figure:
+    """The `top` most probable labels, most probable on top; the prediction highlighted. Traces: [Bar]."""
+    ranked = sorted(prediction.probabilities.items(), key=lambda kv: kv[1], reverse=True)[:top]
+    fig = go.Figure(
+        go.Bar(
+            x=[p for _, p in ranked],
+            y=[name for name, _ in ranked],
+            orientation="h",
+            marker_color=[POSITIVE if name == prediction.label else "#999999" for name, _ in ranked],
+        )
+    )
+    fig.update_layout(
+        title=f"{prediction.label} (margin {prediction.margin:.2f}, entropy {prediction.entropy:.2f})",
+        yaxis_autorange="reversed",
+        xaxis_range=[0, 1],
+    )
+    return fig
+
+
+def reliance_figure(reliance: ImageReliance) -> go.Figure:
+    """p(predicted label) with the post's image, without it, and with each swapped-in image (hover: the label then
+    predicted). Traces: [Bar]."""
+    names = ["original", "no image"] + [f"swap {i + 1}" for i in range(len(reliance.p_swapped))]
+    values = [reliance.p_original, reliance.p_no_image, *map(float, reliance.p_swapped)]
+    labels = [reliance.predicted_label, reliance.no_image_prediction, *reliance.swapped_predictions]
+    colours = ["#444444"] + [POSITIVE if lab != reliance.predicted_label else "#999999" for lab in labels[1:]]
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=values,
+            customdata=labels,
+            marker_color=colours,
+            hovertemplate="%{x}: %{y:.3f}<br>predicts %{customdata}<extra></extra>",
+        )
+    )
+    note = f" ({reliance.reason})" if reliance.reason else ""
+    fig.update_layout(
+        title=f"Image reliance {reliance.score:.2f}{note}: p('{reliance.predicted_label}')",
+        yaxis_range=[0, 1],
+    )
+    return fig
+
+
+def shuffle_table_figure(rows: list[dict]) -> go.Figure:
+    """Paper Table 1 as grouped bars: F1 (%) per model, one trace per setting. Traces: [Bar] * 3."""
+    fig = go.Figure()
+    names = [r["model"] + (f" ({r['eval_split']})" if r.get("eval_split") else "") for r in rows]
+    for setting in SETTINGS:
+        values = [100 * r[f"{setting}_f1"] if r.get(f"{setting}_f1") is not None else None for r in rows]
+        fig.add_trace(go.Bar(name=setting, x=names, y=values))
+    fig.update_layout(barmode="group", title="Visual shuffle: micro-F1 (%)", yaxis_title="F1 (%)")
+    return fig
+
+
+def ablation_figure(rows: list[dict]) -> go.Figure:
+    """Paper Table 2: our F1 (%) per variant as bars and the paper's F1 as markers. Traces: [Bar, Scatter]."""
+    names = [r["model"] + (f" ({r['eval_split']})" if r.get("eval_split") else "") for r in rows]
+    fig = go.Figure(go.Bar(name="this run", x=names, y=[100 * r["f1"] for r in rows]))
+    fig.add_trace(
+        go.Scatter(
+            name="paper (bert-base + CLIP)",
+            x=names,
+            y=[r.get("paper_f1") for r in rows],
+            mode="markers",
+            marker={"symbol": "diamond", "size": 12},
+            text=[r.get("paper_name", "") for r in rows],
+        )
+    )
+    fig.update_layout(title="Ablation: micro-F1 (%)", yaxis_title="F1 (%)")
+    return fig
