@@ -258,6 +258,7 @@ class IFAformerForRelationClassification(nn.Module):
         vision_width, n_vision, fused = None, 0, 0
         if config.uses_image:
             if config.vision_backbone == "efficientnet":
+                # depth and width match the text stream unless the config says otherwise
                 vc = {
                     "hidden_size": tc.hidden_size,
                     "num_hidden_layers": n_text,
@@ -265,6 +266,7 @@ class IFAformerForRelationClassification(nn.Module):
                     "intermediate_size": tc.intermediate_size,
                     **config.vision_config,
                 }
+                config.vision_config = vc  # saved checkpoints spell out what was built
                 self.visual_embeddings = EfficientNetVisualEmbeddings(
                     vc["hidden_size"], config.max_crops, tc.hidden_dropout_prob
                 )

@@ -18,7 +18,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -60,9 +60,9 @@ class TrainConfig:
     eval_batch_size: int = 64
     progress: bool = True
     pretrained: bool = True  # False: random encoder weights (tiny test encoders)
-    vision_config: dict = field(
-        default_factory=dict
-    )  # widths/depth of the fresh visual layers (efficientnet)
+    vision_config: dict | None = (
+        None  # widths/depth of the fresh visual layers (efficientnet); None = defaults
+    )
 
 
 @dataclass
