@@ -10,8 +10,8 @@ batches of synthetic posts that all have an image and a crop; the ratio is what 
 from __future__ import annotations
 
 import argparse
-import json
 import datetime as dt
+import json
 import platform
 import statistics
 import sys
