@@ -185,3 +185,31 @@ def filter_options(session: Session) -> dict[str, list[str]]:
         "gold_label": sorted(x for x in session.scalars(select(EntityPair.gold_label).distinct()) if x),
         "annotator": sorted(session.scalars(select(Annotation.annotator).distinct())),
     }
+
+
+def evaluation_run_rows(session: Session, split: str | None = None) -> list[dict[str, Any]]:
+    """Stored evaluation runs as the rows explain.shuffle_table / ablation_table read (one per run)."""
+    from db.queries import evaluation_runs
+
+    rows = []
+    for run in evaluation_runs(session, split):
+        version = session.get(ModelVersion, run.model_version_id) if run.model_version_id else None
+        name = version.version_id if version else run.variant
+        architecture = (
+            name.split("-", 1)[0] if name.split("-", 1)[0] in ("ifaformer", "mega") else "ifaformer"
+        )
+        metrics = run.metrics or {}
+        if not all(k in metrics for k in ("accuracy", "precision", "recall", "f1")):
+            continue  # a run stored without the four summary metrics cannot enter the tables
+        rows.append(
+            {
+                "model": name,
+                "architecture": architecture,
+                "variant": run.variant,
+                "setting": run.setting.replace("-", "_"),
+                "eval_split": run.split,
+                "model_version": version.version_id if version else "",
+                **{k: float(metrics[k]) for k in ("accuracy", "precision", "recall", "f1")},
+            }
+        )
+    return rows
