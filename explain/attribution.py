@@ -133,15 +133,17 @@ def attribute_tokens(
         return_convergence_delta=True,
     )
     scores = attr[0].sum(dim=-1).detach().double().numpy()  # (T, C) -> (T,)
+    delta = float(delta.reshape(-1)[0])
     with torch.no_grad():
         p_in = float(forward(inputs.batch["input_ids"], *(inputs.batch[k] for k in keys))[0, target_id])
-        p_base = float(forward(base, *(inputs.batch[k] for k in keys))[0, target_id])
+    # Captum's delta is sum(attributions) - (F(input) - F(baseline)), so F(baseline) needs no extra forward pass
+    p_base = p_in - (float(attr.sum()) - delta)
     return TokenAttribution(
         scores=scores,
         tokens=list(inputs.tokens),
         target_label=model.config.label_names[target_id],
         target_id=target_id,
-        delta=float(delta.reshape(-1)[0]),
+        delta=delta,
         p_input=p_in,
         p_baseline=p_base,
         settings={

@@ -86,7 +86,6 @@ def _faith_summary(f: Faithfulness | None) -> dict | None:
         "comprehensiveness": f.comprehensiveness,
         "sufficiency": f.sufficiency,
         "random_comprehensiveness": f.random_comprehensiveness,
-        "random_sufficiency": f.random_sufficiency,
         "n_units": f.n_units,
         "per_fraction": {str(k): v for k, v in f.per_fraction.items()},
     }

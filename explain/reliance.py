@@ -72,8 +72,6 @@ def image_reliance(
     their images and crops are used. Posts without an image or with exactly this post's picture are skipped, then k
     are chosen with torch.Generator(seed).
     """
-    probs = probabilities(model, inputs.batch)[0]
-    pred = int(probs.argmax())
     names = model.config.label_names
     settings = {
         "k": k,
@@ -82,6 +80,8 @@ def image_reliance(
         "score": "max(|d no image|, mean |d swap|)",
     }
     if not model.config.uses_image or not inputs.has_image:
+        probs = probabilities(model, inputs.batch)[0]
+        pred = int(probs.argmax())
         p = float(probs[pred])
         return ImageReliance(
             p_original=p,
@@ -103,6 +103,7 @@ def image_reliance(
         batch[key][row] = other.batch[key][0]
         batch["image_mask"][row] = other.batch["image_mask"][0]
     all_probs = probabilities(model, batch)  # (2 + k, num_labels)
+    pred = int(all_probs[0].argmax())
     p = all_probs[:, pred].double().numpy()
     labels = all_probs.argmax(-1).tolist()
     swapped = p[2:]
