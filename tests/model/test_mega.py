@@ -181,21 +181,24 @@ def test_prepare_and_collate_pad_structural_alignment(tiny_mega, synthetic_root,
 def test_train_cli_and_evaluate_via_registry(synthetic_root, tiny_text_encoder, feature_cache_dir, tmp_path):
     argv = [
         "--architecture", "mega", "--data", str(synthetic_root), "--output-dir", str(tmp_path),
-        "--text-encoder", tiny_text_encoder, "--no-pretrained", "--epochs", "6", "--batch-size", "32",
+        "--text-encoder", tiny_text_encoder, "--no-pretrained", "--epochs", "3", "--batch-size", "16",
         "--lr", "2e-3", "--max-length", "24", "--seed", "0", "--feature-cache", str(feature_cache_dir),
-        "--no-progress", "--limit-val", "80",
+        "--no-progress", "--limit-train", "128", "--limit-val", "48",
     ]  # fmt: skip
     assert main(argv) == 0
     history = json.loads((tmp_path / "history.json").read_text())
-    assert len(history) == 6 and history[-1]["train_loss"] < history[0]["train_loss"]
+    assert len(history) == 3 and history[-1]["train_loss"] < history[0]["train_loss"]
     saved = json.loads((tmp_path / "best" / "config.json").read_text())
     assert saved["architecture"] == "mega"
-    test_records, _, _ = load_split(synthetic_root, "test")
+    val_records, _, _ = load_split(synthetic_root, "val")  # features already cached by the training run
     metrics = evaluate_checkpoint(
-        tmp_path / "best", test_records[:200], feature_cache=feature_cache_dir, max_length=24
+        tmp_path / "best", val_records[:48], feature_cache=feature_cache_dir, max_length=24
     )
-    assert metrics["model_version"] == saved["version_id"] and metrics["records"] == 200
-    assert metrics["visual_inputs"]["with_image"] == 200
+    assert metrics["f1"] == pytest.approx(
+        json.loads((tmp_path / "best" / "val_metrics.json").read_text())["f1"]
+    )
+    assert metrics["model_version"] == saved["version_id"] and metrics["records"] == 48
+    assert metrics["visual_inputs"]["with_image"] == 48
 
 
 @pytest.mark.slow
