@@ -136,7 +136,11 @@ with right:
         st.markdown(
             f"**Model** `{view.model_version}` predicts **{predicted}** ({view.probabilities[predicted]:.1%})"
         )
-        st.plotly_chart(probability_figure(view.probabilities, 10, view.gold_label), key="review_probs")
+        st.plotly_chart(
+            probability_figure(view.probabilities, 10, view.gold_label),
+            key="review_probs",
+            config={"displayModeBar": False},
+        )
     else:
         st.warning("No prediction: no model is active yet (see the **Models** page).")
 
