@@ -39,6 +39,23 @@ if active is None:
         "Register or train one on the **Models** page."
     )
 
+# Streamlit drops a widget's value when its page is left; keep the filters across a visit to Review.
+FILTER_KEYS = (
+    "queue_dataset",
+    "queue_split",
+    "queue_status",
+    "queue_annotator",
+    "queue_gold",
+    "queue_predicted",
+    "queue_text",
+    "queue_sort",
+    "queue_limit",
+)
+saved = st.session_state.setdefault("queue_saved_filters", {"queue_limit": 200})
+for key in FILTER_KEYS:
+    if key not in st.session_state and key in saved:
+        st.session_state[key] = saved[key]
+
 with st.container(border=True):
     c1, c2, c3, c4 = st.columns(4)
     dataset = c1.selectbox(
@@ -65,8 +82,9 @@ with st.container(border=True):
     )
     text = c7.text_input("Search text or entity", key="queue_text")
     sort = c8.selectbox("Sort", QUEUE_SORTS, format_func=SORT_NAMES.get, key="queue_sort")
-    limit = st.select_slider("Rows", [50, 100, 200, 500, 1000], value=200, key="queue_limit")
+    limit = st.select_slider("Rows", [50, 100, 200, 500, 1000], key="queue_limit")
 
+saved.update({key: st.session_state[key] for key in FILTER_KEYS if key in st.session_state})
 flt = QueueFilter(dataset, split, predicted, gold, status, annotator, text.strip() or None)
 with sessions() as session:
     counts = progress(session, dataset, split)

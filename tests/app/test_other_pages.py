@@ -40,6 +40,9 @@ def test_queue_filters_sorts_and_opens_a_pair(make_app, seeded_url):
     no_exceptions(at)
     assert at.session_state["review"].queue == list(table["pair"])
     assert at.session_state["review_shown"][0] == table["pair"].iloc[0]
+    at.switch_page("views/queue.py").run()
+    assert at.selectbox(key="queue_split").value == "val", "filters survive a visit to Review"
+    assert at.select_slider(key="queue_limit").value == 200
 
 
 def test_add_post_grounds_predicts_and_opens_review(make_app, seeded_url, tmp_path, monkeypatch):
