@@ -10,7 +10,8 @@ from __future__ import annotations
 import streamlit as st
 from PIL import Image
 
-from app.inference import feature_cache_dir, pair_records
+from app.inference import pair_records
+from app.paths import feature_cache_dir
 from app.resources import get_sessions, load_model
 from db.models import EntityPair
 from db.queries import find_model_version, pair_detail, save_explanation

@@ -6,7 +6,6 @@ in the batch step are the same computation (same records, same feature cache, sa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -14,18 +13,11 @@ import torch
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.paths import feature_cache_dir
 from db.models import EntityPair, GroundedCrop, ModelVersion, Post, Prediction
 from db.queries import DEFAULT_PREDICTION_METHOD, save_predictions
 from model.data import MAX_CROPS, Entity, Record
 from model.visual_features import FeatureCache
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def feature_cache_dir() -> Path:
-    """EfficientNet feature cache shared with training (MRELENS_FEATURE_CACHE overrides var/features)."""
-    return Path(os.environ.get("MRELENS_FEATURE_CACHE", REPO_ROOT / "var" / "features"))
-
 
 NO_LABEL = "None"  # the relation a record gets when its pair has no gold label (prepare_examples needs one)
 

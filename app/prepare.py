@@ -24,7 +24,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from app.inference import REPO_ROOT, feature_cache_dir, pairs_without_prediction, predict_and_store
+from app.inference import pairs_without_prediction, predict_and_store
+from app.paths import REPO_ROOT, feature_cache_dir
 from db.io import import_mnre
 from db.models import EntityPair, ModelVersion
 from db.queries import active_model_version, list_datasets, register_checkpoint, set_active
@@ -147,8 +148,8 @@ def prepare(
     database_url: str | None = None,
     mnre_root: Path | None = None,
     predict_limit: int = 4000,
-    quickstart_train: int = 3000,
-    quickstart_val: int = 500,
+    quickstart_train: int = 2000,
+    quickstart_val: int = 300,
     runs_dir: Path = REPO_ROOT / "runs",
     synthetic_dir: Path = SYNTHETIC_DIR,
 ) -> ModelVersion:
@@ -186,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", "1")))
     t0 = time.time()
-    version = prepare(args.database_url, args.mnre, args.predict_limit, args.quickstart_train)
+    version = prepare(
+        args.database_url, args.mnre, args.predict_limit, args.quickstart_train, runs_dir=args.runs_dir
+    )
     log(f"ready in {time.time() - t0:.0f} s; active model {version.version_id}")
     return 0
 

@@ -10,13 +10,12 @@ from sqlalchemy.exc import OperationalError
 
 from app.identity import require_reviewer
 from app.inference import ground_post, predict_pair
+from app.paths import upload_dir
 from app.resources import get_sessions, load_cam_grounder, load_model
 from app.state import review_session
 from db.io import import_post
 from db.queries import LabelStoreError, active_model_version
 from model.data import DataFormatError
-
-UPLOAD_DIR = Path(__file__).resolve().parents[2] / "var" / "uploads"
 
 
 def contiguous_span(indices: list[int]) -> tuple[int, int] | None:
@@ -63,8 +62,10 @@ if st.button("Add, ground and predict", type="primary", disabled=not ready, key=
     image_path = None
     if upload is not None:
         data = upload.getvalue()
-        UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
-        image_path = UPLOAD_DIR / f"{hashlib.sha256(data).hexdigest()[:24]}{Path(upload.name).suffix.lower()}"
+        upload_dir().mkdir(parents=True, exist_ok=True)
+        image_path = (
+            upload_dir() / f"{hashlib.sha256(data).hexdigest()[:24]}{Path(upload.name).suffix.lower()}"
+        )
         image_path.write_bytes(data)
     try:
         with sessions.begin() as session:
@@ -76,7 +77,7 @@ if st.button("Add, ground and predict", type="primary", disabled=not ready, key=
         st.stop()
     with st.spinner("Grounding objects in the image ..."):
         names = [" ".join(tokens[slice(*head_span)]), " ".join(tokens[slice(*tail_span)])]
-        found = ground_post(sessions, post_id, names, load_cam_grounder(), UPLOAD_DIR / "crops")
+        found = ground_post(sessions, post_id, names, load_cam_grounder(), upload_dir() / "crops")
     if active is None:
         st.warning("Added, but no model is active, so there is no prediction yet (see **Models**).")
     else:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.paths import export_dir
 from app.resources import get_sessions
 from app.store import filter_options
 from db.io import EXPORT_FORMATS, ExportFilter, export_labels
@@ -21,7 +22,6 @@ MIME = {
     "csv": "text/csv",
     "parquet": "application/vnd.apache.parquet",
 }
-EXPORT_DIR = Path(__file__).resolve().parents[2] / "var" / "exports"
 
 st.title("Export curated labels")
 sessions = get_sessions()
@@ -80,14 +80,14 @@ if st.button("Export", type="primary", key="export_run"):
     except LabelStoreError as err:
         st.error(f"Export failed: {err}")
         st.stop()
-    EXPORT_DIR.mkdir(parents=True, exist_ok=True)
-    (EXPORT_DIR / name).write_bytes(data)
+    export_dir().mkdir(parents=True, exist_ok=True)
+    (export_dir() / name).write_bytes(data)
     st.session_state["export_result"] = (name, data, report.rows, fmt)
 
 result = st.session_state.get("export_result")
 if result:
     name, data, rows, result_fmt = result
-    st.success(f"{rows} pairs exported to var/exports/{name} ({len(data):,} bytes).")
+    st.success(f"{rows} pairs exported to {export_dir() / name} ({len(data):,} bytes).")
     st.download_button(
         f"Download {name}", data, file_name=name, mime=MIME[result_fmt], key="export_download", type="primary"
     )

@@ -9,7 +9,7 @@ import streamlit as st
 from sqlalchemy.exc import OperationalError
 
 from app.identity import require_reviewer
-from app.inference import feature_cache_dir
+from app.paths import feature_cache_dir
 from app.resources import get_sessions
 from app.retrain import retrain
 from app.store import model_versions

@@ -22,8 +22,11 @@ def app_feature_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_app_files(monkeypatch, app_feature_cache):
+def _isolated_app_files(monkeypatch, app_feature_cache, tmp_path):
+    """The app writes features, exports and uploads under tmp folders, never the repository's var/."""
     monkeypatch.setenv("MRELENS_FEATURE_CACHE", str(app_feature_cache))
+    monkeypatch.setenv("MRELENS_EXPORT_DIR", str(tmp_path / "exports"))
+    monkeypatch.setenv("MRELENS_UPLOAD_DIR", str(tmp_path / "uploads"))
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,8 @@ def server(seeded_url, app_feature_cache, tmp_path):
         **os.environ,
         "DATABASE_URL": seeded_url,
         "MRELENS_FEATURE_CACHE": str(app_feature_cache),
+        "MRELENS_EXPORT_DIR": str(tmp_path / "exports"),
+        "MRELENS_UPLOAD_DIR": str(tmp_path / "uploads"),
         "TORCH_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
     }
@@ -201,7 +203,7 @@ def test_review_with_the_keyboard_then_export(server, browser, seeded_url, tmp_p
     open_page(browser, "export")
     wait_for_text(browser, "Export curated labels")
     browser.find_element("xpath", "//button[.//p[normalize-space(.)='Export']]").click()
-    wait_for_text(browser, "pairs exported to var/exports/")
+    wait_for_text(browser, f"pairs exported to {tmp_path / 'exports'}")
     wait_idle(browser)
     wait_for(browser, '[data-testid="stDownloadButton"] button').click()
     deadline = time.time() + 30

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from PIL import Image
 from sqlalchemy import func, select
@@ -75,7 +74,7 @@ def test_add_post_grounds_predicts_and_opens_review(make_app, seeded_url, tmp_pa
     assert "&lt;b&gt;Sam&lt;/b&gt;" in html
 
 
-def test_export_writes_the_curated_labels(make_app, seeded_url):
+def test_export_writes_the_curated_labels(make_app, seeded_url, tmp_path):
     engine, sessions = _store(seeded_url)
     with sessions.begin() as s:
         ids = list(s.scalars(select(EntityPair.id).order_by(EntityPair.id).limit(2)))
@@ -97,7 +96,7 @@ def test_export_writes_the_curated_labels(make_app, seeded_url):
         (ids[0], "corrected", "/misc/loc/held_on"),
         (ids[1], "rejected", None),
     ]
-    assert (Path(__file__).resolve().parents[2] / "var" / "exports" / name).is_file()
+    assert (tmp_path / "exports" / name).read_bytes() == at.session_state["export_result"][1]
     assert at.get("download_button")
 
 
