@@ -161,3 +161,25 @@ def _gold(url: str, pair_id: int) -> str:
         gold = s.get(EntityPair, pair_id).gold_label
     engine.dispose()
     return gold
+
+
+def test_missing_image_and_no_model_show_clear_messages(make_app, seeded_url):
+    from sqlalchemy import update
+
+    from db.models import ModelVersion
+
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as s:
+        pair = s.scalar(select(EntityPair).order_by(EntityPair.id).limit(1))
+        s.get(Post, pair.post_id).image_path = "/nowhere/gone.png"
+        s.execute(update(ModelVersion).values(is_active=False))
+        pair_id = pair.id
+    engine.dispose()
+    at = make_app(seeded_url)
+    at.session_state["review"].open(pair_id)
+    at.switch_page(REVIEW).run()
+    no_exceptions(at)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "image is not on this machine" in warnings and "no model is active" in warnings
+    at.button(key="review_accept").click().run()  # reviewing still works without a model
+    assert annotations(seeded_url)[-1][:3] == (pair_id, 1, "accepted")
