@@ -1,6 +1,7 @@
 """Make the app usable from a fresh clone: database, data, a model and the queue's predictions.
 
     python -m app.prepare [--database-url URL] [--mnre DIR] [--predict-limit N] [--quickstart-train N]
+                          [--runs-dir runs]
 
 1. upgrade the label store (db.schema.open_database);
 2. import MNRE from $MNRE_ROOT (default ../shared/mnre next to the repository) when it is there, else generate the
@@ -180,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         "--predict-limit", type=int, default=4000, help="pairs to score for the queue (val first)"
     )
     ap.add_argument(
-        "--quickstart-train", type=int, default=3000, help="train records of the quick-start model"
+        "--quickstart-train", type=int, default=2000, help="train records of the quick-start model"
+    )
+    ap.add_argument(
+        "--runs-dir", type=Path, default=REPO_ROOT / "runs", help="where to look for */best folders"
     )
     args = ap.parse_args(argv)
     import torch
