@@ -24,15 +24,11 @@ from sqlalchemy.orm import Session, aliased
 from db.models import ANNOTATION_STATUSES, Annotation, Dataset, EntityPair, GroundedCrop, Post
 from db.queries import CurrentState, LabelStoreError, get_or_create_dataset, latest_annotation_subquery
 from model.data import (
-    MAX_CROPS,
     SPLIT_FILES,
     DataFormatError,
-    LoadReport,
     Record,
-    check_image_name,
+    load_split,
     parse_record,
-    read_records,
-    read_rel2id,
 )
 
 ALLOWED_IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
@@ -117,57 +113,6 @@ def available_splits(root: str | Path) -> list[str]:
     return [split for split, (txt, _) in SPLIT_FILES.items() if (root / "txt" / txt).is_file()]
 
 
-def _files_in(folder: Path) -> dict[str, Path]:
-    """Plain files directly inside `folder`, by name (one listing instead of one resolve() per record)."""
-    if not folder.is_dir():
-        return {}
-    return {
-        entry.name: Path(entry.path) for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)
-    }
-
-
-def load_split_for_import(
-    root: Path, split: str, skip_bad: bool
-) -> tuple[list[Record], dict[str, int], LoadReport]:
-    """Like model.data.load_split (same parser, same crop dictionary), resolving files with one folder listing.
-
-    load_split resolves two paths per record, which alone takes ~10 s for MNRE on a busy 2-core machine. Images
-    are not opened here: import_mnre validates each found file and reports a bad one with its record's line.
-    """
-    import torch
-
-    txt_name, dict_name = SPLIT_FILES[split]
-    labels = read_rel2id(root / "ours_rel2id.json")
-    txt_path = root / "txt" / txt_name
-    report = LoadReport(path=str(txt_path))
-    records = read_records(txt_path, labels, skip_bad=skip_bad, report=report)
-    crop_lists: dict = {}
-    dict_path = root / "txt" / dict_name
-    if dict_path.is_file():
-        try:
-            crop_lists = torch.load(dict_path, weights_only=True)
-        except Exception as err:  # torch raises several types for a corrupt file; all mean "unreadable"
-            raise DataFormatError(
-                dict_path, None, None, f"cannot be read as a crop dictionary: {err}"
-            ) from err
-        if not isinstance(crop_lists, dict):
-            raise DataFormatError(dict_path, None, None, "must hold a dict {line index: [crop names]}")
-    images = _files_in(root / "img_org" / split)
-    crop_files = _files_in(root / "img_vg" / split / "crops")
-    for rec in records:
-        if rec.img_id is not None:
-            rec.image_path = images.get(rec.img_id)  # parse_record already rejected names leaving the folder
-            report.with_image += rec.image_path is not None
-            report.missing_image += rec.image_path is None
-        for name in crop_lists.get(rec.line - 1, [])[:MAX_CROPS]:  # keyed by 0-based line index
-            if isinstance(name, str) and name in crop_files:
-                check_image_name(name, dict_path, None)
-                rec.crop_paths.append(crop_files[name])
-        report.with_crops += bool(rec.crop_paths)
-    report.records = len(records)
-    return records, labels, report
-
-
 def _bulk_insert(session: Session, model, rows: list[dict[str, Any]]) -> None:
     for start in range(0, len(rows), INSERT_CHUNK):
         session.execute(insert(model), rows[start : start + INSERT_CHUNK])
@@ -201,7 +146,7 @@ def import_mnre(
     ] = []  # split, record, image sha, crops
     label_map = None
     for split in splits:
-        records, label_map, load_report = load_split_for_import(root, split, skip_bad)
+        records, label_map, load_report = load_split(root, split, skip_bad=skip_bad, check_images=False)
         report.skipped.extend(load_report.skipped)
         txt_path = Path(load_report.path)
         for rec in records:
