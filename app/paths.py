@@ -25,3 +25,8 @@ def export_dir() -> Path:
 def upload_dir() -> Path:
     """Uploaded images and their grounded crops (MRELENS_UPLOAD_DIR)."""
     return _folder("MRELENS_UPLOAD_DIR", "uploads")
+
+
+def runs_dir() -> Path:
+    """Checkpoints the app trains (retraining from the Models page) go under here (MRELENS_RUNS_DIR)."""
+    return Path(os.environ.get("MRELENS_RUNS_DIR", REPO_ROOT / "runs"))

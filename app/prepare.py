@@ -26,13 +26,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from app.inference import pairs_without_prediction, predict_and_store
-from app.paths import REPO_ROOT, feature_cache_dir
+from app.paths import REPO_ROOT, feature_cache_dir, runs_dir
 from db.io import import_mnre
 from db.models import EntityPair, ModelVersion
 from db.queries import active_model_version, list_datasets, register_checkpoint, set_active
 
-QUICKSTART_DIR = REPO_ROOT / "runs" / "quickstart"
 SYNTHETIC_DIR = REPO_ROOT / "var" / "synthetic"
+QUICKSTART_NAME = "quickstart"  # runs/quickstart: the model prepare trains when there is no other
 VARIANT_PREFERENCE = ("objects", "vanilla", "no_text_attn", "text_only")
 
 
@@ -69,15 +69,15 @@ def ensure_data(sessions: sessionmaker, root: Path, dataset: str) -> None:
 
 
 def existing_checkpoints(runs: Path) -> list[Path]:
-    """runs/*/best folders with a config.json, best variant first."""
+    """runs/*/best folders with a config.json: trained runs before an earlier quick-start model, objects first."""
     found = [p for p in runs.glob("*/best") if (p / "config.json").is_file()]
 
-    def rank(path: Path) -> tuple[int, str]:
+    def rank(path: Path) -> tuple[bool, int, str]:
         variant = json.loads((path / "config.json").read_text()).get("variant", "")
         order = (
             VARIANT_PREFERENCE.index(variant) if variant in VARIANT_PREFERENCE else len(VARIANT_PREFERENCE)
         )
-        return order, str(path)
+        return path.parent.name == QUICKSTART_NAME, order, str(path)
 
     return sorted(found, key=rank)
 
@@ -87,7 +87,7 @@ def train_quickstart(root: Path, limit_train: int, limit_val: int) -> Path:
 
     cfg = TrainConfig(
         data=str(root),
-        output_dir=str(QUICKSTART_DIR),
+        output_dir=str(runs_dir() / QUICKSTART_NAME),
         variant="objects",
         epochs=1,
         batch_size=32,
@@ -104,7 +104,7 @@ def train_quickstart(root: Path, limit_train: int, limit_val: int) -> Path:
 
 
 def ensure_model(
-    sessions: sessionmaker, root: Path, limit_train: int, limit_val: int, runs_dir: Path = REPO_ROOT / "runs"
+    sessions: sessionmaker, root: Path, limit_train: int, limit_val: int, checkpoints_dir: Path | None = None
 ) -> ModelVersion:
     with sessions.begin() as session:
         active = active_model_version(session)
@@ -115,9 +115,9 @@ def ensure_model(
         if latest is not None:
             log(f"activating the registered model {latest.version_id}")
             return set_active(session, latest.version_id)
-    checkpoints = existing_checkpoints(runs_dir)
-    quick = not checkpoints
+    checkpoints = existing_checkpoints(checkpoints_dir or runs_dir())
     folder = checkpoints[0] if checkpoints else train_quickstart(root, limit_train, limit_val)
+    quick = folder.parent.name == QUICKSTART_NAME
     with sessions.begin() as session:
         settings = {"quick_start": True, "limit_train": limit_train, "epochs": 1} if quick else None
         version = register_checkpoint(
@@ -151,7 +151,7 @@ def prepare(
     predict_limit: int = 4000,
     quickstart_train: int = 2000,
     quickstart_val: int = 300,
-    runs_dir: Path = REPO_ROOT / "runs",
+    checkpoints_dir: Path | None = None,
     synthetic_dir: Path = SYNTHETIC_DIR,
 ) -> ModelVersion:
     from db.schema import open_database
@@ -160,7 +160,7 @@ def prepare(
     try:
         root, dataset = data_source(mnre_root, synthetic_dir)
         ensure_data(sessions, root, dataset)
-        version = ensure_model(sessions, root, quickstart_train, quickstart_val, runs_dir)
+        version = ensure_model(sessions, root, quickstart_train, quickstart_val, checkpoints_dir)
         ensure_predictions(sessions, version, predict_limit)
         return version
     finally:
@@ -184,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         "--quickstart-train", type=int, default=2000, help="train records of the quick-start model"
     )
     ap.add_argument(
-        "--runs-dir", type=Path, default=REPO_ROOT / "runs", help="where to look for */best folders"
+        "--runs-dir",
+        type=Path,
+        help="where to look for */best checkpoints (default: $MRELENS_RUNS_DIR or runs/)",
     )
     args = ap.parse_args(argv)
     import torch
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", "1")))
     t0 = time.time()
     version = prepare(
-        args.database_url, args.mnre, args.predict_limit, args.quickstart_train, runs_dir=args.runs_dir
+        args.database_url, args.mnre, args.predict_limit, args.quickstart_train, checkpoints_dir=args.runs_dir
     )
     log(f"ready in {time.time() - t0:.0f} s; active model {version.version_id}")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +10,7 @@ import streamlit as st
 from sqlalchemy.exc import OperationalError
 
 from app.identity import require_reviewer
-from app.paths import feature_cache_dir
+from app.paths import feature_cache_dir, runs_dir
 from app.resources import get_sessions
 from app.retrain import retrain
 from app.store import model_versions
@@ -93,6 +94,7 @@ if st.button("Retrain", type="primary", key="models_retrain"):
                 sources[dataset],
                 dataset,
                 int(epochs),
+                runs_dir() / f"retrain-{time.strftime('%Y%m%d-%H%M%S')}",
                 activate=activate,
                 created_by=who,
                 log=status.write,

@@ -27,6 +27,7 @@ def _isolated_app_files(monkeypatch, app_feature_cache, tmp_path):
     monkeypatch.setenv("MRELENS_FEATURE_CACHE", str(app_feature_cache))
     monkeypatch.setenv("MRELENS_EXPORT_DIR", str(tmp_path / "exports"))
     monkeypatch.setenv("MRELENS_UPLOAD_DIR", str(tmp_path / "uploads"))
+    monkeypatch.setenv("MRELENS_RUNS_DIR", str(tmp_path / "runs"))
 
 
 @pytest.fixture(scope="session")

@@ -163,3 +163,29 @@ def test_annotations_record_the_reviewer(make_app, seeded_url):
     with sessions() as s:
         assert s.scalars(select(Annotation.annotator)).all() == ["Zoë"]
     engine.dispose()
+
+
+def test_models_page_retrains_on_curated_labels_with_a_progress_bar(make_app, seeded_url):
+    engine, sessions = _store(seeded_url)
+    with sessions.begin() as s:
+        first = s.scalar(
+            select(EntityPair.id).where(EntityPair.split == "train").order_by(EntityPair.id).limit(1)
+        )
+        record_annotation(
+            s, first, status="corrected", label="/per/per/peer", annotator="ann", expected_revision=0
+        )
+        before = s.scalar(select(ModelVersion.version_id).where(ModelVersion.is_active))
+    engine.dispose()
+    at = make_app(seeded_url, "views/models.py")
+    at.number_input(key="models_limit_train").set_value(0)
+    at.number_input(key="models_limit_val").set_value(0).run()
+    at.button(key="models_retrain").click().run()
+    no_exceptions(at)
+    assert not at.error, [e.value for e in at.error]
+    assert at.get("progress"), "the retrain action shows a progress bar"
+    engine, sessions = _store(seeded_url)
+    with sessions() as s:
+        new = s.scalar(select(ModelVersion).where(ModelVersion.is_active))
+        assert new.version_id != before and new.parent.version_id == before
+        assert new.created_by == REVIEWER and new.settings["relabelled"] == 1
+    engine.dispose()

@@ -28,7 +28,9 @@ def test_prepare_imports_registers_predicts_and_is_idempotent(tmp_path, tiny_che
     runs = tmp_path / "runs"
     shutil.copytree(tiny_checkpoint, runs / "tiny" / "best")
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    version = prepare(url, tmp_path / "no-such-mnre", predict_limit=100, runs_dir=runs, synthetic_dir=root)
+    version = prepare(
+        url, tmp_path / "no-such-mnre", predict_limit=100, checkpoints_dir=runs, synthetic_dir=root
+    )
     engine, sessions = open_database(url)
     with sessions() as s:
         assert [d.name for d in s.scalars(select(Dataset))] == ["synthetic"]
@@ -39,7 +41,9 @@ def test_prepare_imports_registers_predicts_and_is_idempotent(tmp_path, tiny_che
         first_prediction_ids = sorted(s.scalars(select(Prediction.id)))
 
     t0 = time.perf_counter()
-    again = prepare(url, tmp_path / "no-such-mnre", predict_limit=100, runs_dir=runs, synthetic_dir=root)
+    again = prepare(
+        url, tmp_path / "no-such-mnre", predict_limit=100, checkpoints_dir=runs, synthetic_dir=root
+    )
     assert time.perf_counter() - t0 < 10
     assert again.version_id == version.version_id
     with sessions() as s:
@@ -48,12 +52,12 @@ def test_prepare_imports_registers_predicts_and_is_idempotent(tmp_path, tiny_che
     engine.dispose()
 
 
-def test_existing_checkpoints_prefer_the_objects_variant(tmp_path):
-    for name, variant in (("a_text", "text_only"), ("b_objects", "objects")):
+def test_existing_checkpoints_prefer_trained_runs_and_the_objects_variant(tmp_path):
+    for name, variant in (("quickstart", "objects"), ("a_text", "text_only"), ("b_objects", "objects")):
         (tmp_path / name / "best").mkdir(parents=True)
         (tmp_path / name / "best" / "config.json").write_text(f'{{"variant": "{variant}"}}')
     (tmp_path / "half_written" / "best").mkdir(parents=True)  # no config.json: not a checkpoint
-    assert [p.parent.name for p in existing_checkpoints(tmp_path)] == ["b_objects", "a_text"]
+    assert [p.parent.name for p in existing_checkpoints(tmp_path)] == ["b_objects", "a_text", "quickstart"]
 
 
 def test_top_level_streamlit_config_takes_effect(tmp_path):
