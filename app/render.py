@@ -86,5 +86,10 @@ def progress_figure(counts: dict[str, int]) -> go.Figure:
             for s, c in zip(order, colours, strict=True)
         ]
     )
-    fig.update_layout(barmode="stack", height=110, margin=dict(l=10, r=10, t=10, b=10), showlegend=True)
+    fig.update_layout(
+        barmode="stack",
+        height=120,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", y=1.3, x=0),
+    )
     return fig

@@ -98,7 +98,7 @@ st.progress(
 cols = st.columns(5)
 for col, name in zip(cols, ["accepted", "corrected", "rejected", "skipped", "unreviewed"], strict=True):
     col.metric(name, counts[name])
-st.plotly_chart(progress_figure(counts), key="queue_progress_chart")
+st.plotly_chart(progress_figure(counts), key="queue_progress_chart", config={"displayModeBar": False})
 
 if not items:
     st.info("No pair matches these filters.")

@@ -114,22 +114,19 @@ st.markdown(entity_legend(view.head[2], view.tail[2]), unsafe_allow_html=True)
 
 left, right = st.columns([3, 2])
 with left:
+    image_col, crops_col = st.columns([3, 1])
     boxes = tuple((c.box, c.label or "") for c in view.crops if c.box is not None)
     if view.image_path:
-        st.image(boxed_image(view.image_path, boxes), caption="image with grounded boxes", width="stretch")
+        image_col.image(
+            boxed_image(view.image_path, boxes), caption="image with grounded boxes", width="stretch"
+        )
     elif view.image_missing:
-        st.warning("This post's image is not on this machine: the model saw the text only.")
+        image_col.warning("This post's image is not on this machine: the model saw the text only.")
     else:
-        st.info("This post has no image.")
-    crop_files = [c for c in view.crops if c.path]
-    if crop_files:
-        cols = st.columns(len(crop_files[:6]))
-        for col, crop in zip(cols, crop_files[:6], strict=False):
-            col.image(
-                crop.path,
-                caption=f"{crop.label or crop.source}"
-                f"{f' {crop.score:.2f}' if crop.score is not None else ''}",
-            )
+        image_col.info("This post has no image.")
+    for k, crop in enumerate([c for c in view.crops if c.path][:6]):  # the crops beside the image
+        score = f" {crop.score:.2f}" if crop.score is not None else ""
+        crops_col.image(crop.path, caption=f"{k + 1} {crop.label or crop.source}{score}", width="stretch")
 with right:
     if view.probabilities:
         predicted = max(view.probabilities, key=view.probabilities.get)

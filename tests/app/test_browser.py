@@ -176,6 +176,7 @@ def test_review_with_the_keyboard_then_export(server, browser, seeded_url, tmp_p
     name = browser.find_element("css selector", 'input[aria-label="Your name"]')
     name.send_keys("Browser Reviewer\n")
     wait_idle(browser)
+    wait_for_text(browser, "pairs shown")
     browser.save_screenshot(str(shots / "queue.png"))
 
     open_page(browser, "review")
@@ -194,9 +195,16 @@ def test_review_with_the_keyboard_then_export(server, browser, seeded_url, tmp_p
     )
     press(browser, "2")
     wait_for_text(browser, f"Pair {second}: corrected as {second_label}")
+    press(browser, "u")  # undo the correction, then make it again
+    wait_for_text(browser, f"Pair {second}: last decision undone")
+    assert rows(seeded_url)[-1] == (second, "unreviewed", None, "Browser Reviewer")
+    press(browser, "2")
+    wait_for_text(browser, f"Pair {second}: corrected as {second_label}")
     browser.save_screenshot(str(shots / "review_after_keys.png"))
-    assert rows(seeded_url)[:2] == [
+    assert rows(seeded_url) == [
         (first, "accepted", _gold(seeded_url, first), "Browser Reviewer"),
+        (second, "corrected", second_label, "Browser Reviewer"),
+        (second, "unreviewed", None, "Browser Reviewer"),
         (second, "corrected", second_label, "Browser Reviewer"),
     ]
 
