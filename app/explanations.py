@@ -7,6 +7,8 @@ in the label store (save_explanation) the first time, with the model version and
 
 from __future__ import annotations
 
+import importlib
+
 import streamlit as st
 from PIL import Image
 
@@ -148,3 +150,31 @@ def store_summary(pair_id: int, method: str, summary: dict, settings: dict, vers
             session, pair_id, method, summary, settings, version_pk, st.session_state.get("reviewer") or None
         )
     return True
+
+
+def explain_module(name: str):
+    """explain or explain.figures, or None with a message in the page when that part is not installed yet."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        st.info(f"Not available: `{name}` cannot be imported yet ({err}).")
+        return None
+
+
+def faithfulness_numbers(f, label: str) -> None:
+    if f is None:
+        st.caption(f"{label}: no faithfulness (nothing to remove).")
+        return
+    c1, c2, c3 = st.columns(3)
+    c1.metric(
+        f"{label} comprehensiveness",
+        f"{f.comprehensiveness:.3f}",
+        f"{f.comprehensiveness - f.random_comprehensiveness:+.3f} vs random",
+        help="Drop in p(label) when the top-attributed units are removed (higher = more faithful).",
+    )
+    c2.metric(
+        f"{label} sufficiency",
+        f"{f.sufficiency:.3f}",
+        help="Drop in p(label) when only the top-attributed units are kept (lower = more faithful).",
+    )
+    c3.metric("units", f.n_units)

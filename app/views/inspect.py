@@ -6,12 +6,12 @@ Each panel is a fragment: moving a slider reruns that panel only, from cached pe
 
 from __future__ import annotations
 
-import importlib
-
 import streamlit as st
 
 from app.explanations import (
     attention,
+    explain_module,
+    faithfulness_numbers,
     post_inputs,
     prediction,
     reliance,
@@ -28,35 +28,6 @@ from app.state import review_session
 from app.store import load_pair_view
 from db.base import database_url
 from db.queries import LabelStoreError, active_model_version
-
-
-def explain_module(name: str):
-    """explain or explain.figures, or None with a message in the page when that part is not installed yet."""
-    try:
-        return importlib.import_module(name)
-    except ImportError as err:
-        st.info(f"Not available: `{name}` cannot be imported yet ({err}).")
-        return None
-
-
-def faithfulness_numbers(f, label: str) -> None:
-    if f is None:
-        st.caption(f"{label}: no faithfulness (nothing to remove).")
-        return
-    c1, c2, c3 = st.columns(3)
-    c1.metric(
-        f"{label} comprehensiveness",
-        f"{f.comprehensiveness:.3f}",
-        f"{f.comprehensiveness - f.random_comprehensiveness:+.3f} vs random",
-        help="Drop in p(label) when the top-attributed units are removed (higher = more faithful).",
-    )
-    c2.metric(
-        f"{label} sufficiency",
-        f"{f.sufficiency:.3f}",
-        help="Drop in p(label) when only the top-attributed units are kept (lower = more faithful).",
-    )
-    c3.metric("units", f.n_units)
-
 
 st.title("Inspect")
 sessions, url = get_sessions(), database_url()

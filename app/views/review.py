@@ -9,72 +9,16 @@ the picked label.
 from __future__ import annotations
 
 import streamlit as st
-from PIL import Image
-from sqlalchemy.exc import OperationalError
 
 from app.identity import require_reviewer
 from app.inference import predict_pair
-from app.render import draw_boxes, entity_legend, highlighted_text, probability_figure, ranked_labels
+from app.render import entity_legend, highlighted_text, probability_figure, ranked_labels
 from app.resources import get_sessions, load_model
-from app.state import flash, review_session, show_flash
-from app.store import PairView, decide, load_pair_view, load_review_state, undo
+from app.review_actions import SHORTCUTS, boxed_image, pair_view, save, undo_action
+from app.state import review_session, show_flash
+from app.store import load_review_state
 from db.base import database_url
-from db.queries import LabelStoreError, QueueFilter, active_model_version, review_queue
-
-SHORTCUTS = (
-    "**A** accept · **1-9** correct to that label · **E** correct to the picked label · **X** reject · "
-    "**S** skip · **N** next · **P** previous · **U** undo"
-)
-
-
-@st.cache_data(max_entries=1000, show_spinner=False)
-def pair_view(url: str, pair_id: int, model_version: str | None) -> PairView:
-    with get_sessions()() as session:
-        return load_pair_view(session, pair_id)
-
-
-@st.cache_data(max_entries=200, show_spinner=False)
-def boxed_image(path: str, boxes: tuple) -> Image.Image:
-    with Image.open(path) as im:
-        return draw_boxes(im, list(boxes))
-
-
-def save(status: str, label: str | None = None) -> None:
-    """Button callback: record the decision on the revision that was shown, then go to the next pair."""
-    rs, (pair_id, revision) = review_session(), st.session_state["review_shown"]
-    note = st.session_state.get(f"review_note_{pair_id}", "")
-    try:
-        decide(get_sessions(), pair_id, status, st.session_state["reviewer"], revision, label, note)
-    except OperationalError as err:
-        flash(
-            "error",
-            f"The database is busy or unavailable ({err.orig}); nothing was saved. "
-            "Your note and label are kept: press the key again.",
-        )
-        return
-    except LabelStoreError as err:  # ConcurrentEditError included: the page reloads the pair's new state
-        flash("error", f"Not saved: {err}. Your note and label are kept.")
-        return
-    st.session_state.pop(f"review_note_{pair_id}", None)
-    rs.actions.append(pair_id)
-    flash("success", f"Pair {pair_id}: {status}{f' as {label}' if label else ''}.")
-    rs.move(1)
-
-
-def undo_action() -> None:
-    """Button callback: undo this session's last decision (or the shown pair's, after a reload)."""
-    rs = review_session()
-    pair_id = rs.actions[-1] if rs.actions else st.session_state["review_shown"][0]
-    try:
-        undo(get_sessions(), pair_id, st.session_state["reviewer"])
-    except (OperationalError, LabelStoreError) as err:
-        flash("error", f"Undo failed: {err}")
-        return
-    if rs.actions:
-        rs.actions.pop()
-    rs.open(pair_id)
-    flash("success", f"Pair {pair_id}: last decision undone.")
-
+from db.queries import QueueFilter, active_model_version, review_queue
 
 st.title("Review")
 reviewer = require_reviewer()

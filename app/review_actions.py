@@ -1,0 +1,71 @@
+"""Review-page actions and per-post caches: the button callbacks record a decision or an undo and move on.
+
+Callbacks run before the page reruns, so their messages (flash) appear on the next render, and a failure leaves
+the reviewer's pending note and label in the session untouched.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from PIL import Image
+from sqlalchemy.exc import OperationalError
+
+from app.render import draw_boxes
+from app.resources import get_sessions
+from app.state import flash, review_session
+from app.store import PairView, decide, load_pair_view, undo
+from db.queries import LabelStoreError
+
+SHORTCUTS = (
+    "**A** accept · **1-9** correct to that label · **E** correct to the picked label · **X** reject · "
+    "**S** skip · **N** next · **P** previous · **U** undo"
+)
+
+
+@st.cache_data(max_entries=1000, show_spinner=False)
+def pair_view(url: str, pair_id: int, model_version: str | None) -> PairView:
+    with get_sessions()() as session:
+        return load_pair_view(session, pair_id)
+
+
+@st.cache_data(max_entries=200, show_spinner=False)
+def boxed_image(path: str, boxes: tuple) -> Image.Image:
+    with Image.open(path) as im:
+        return draw_boxes(im, list(boxes))
+
+
+def save(status: str, label: str | None = None) -> None:
+    """Button callback: record the decision on the revision that was shown, then go to the next pair."""
+    rs, (pair_id, revision) = review_session(), st.session_state["review_shown"]
+    note = st.session_state.get(f"review_note_{pair_id}", "")
+    try:
+        decide(get_sessions(), pair_id, status, st.session_state["reviewer"], revision, label, note)
+    except OperationalError as err:
+        flash(
+            "error",
+            f"The database is busy or unavailable ({err.orig}); nothing was saved. "
+            "Your note and label are kept: press the key again.",
+        )
+        return
+    except LabelStoreError as err:  # ConcurrentEditError included: the page reloads the pair's new state
+        flash("error", f"Not saved: {err}. Your note and label are kept.")
+        return
+    st.session_state.pop(f"review_note_{pair_id}", None)
+    rs.actions.append(pair_id)
+    flash("success", f"Pair {pair_id}: {status}{f' as {label}' if label else ''}.")
+    rs.move(1)
+
+
+def undo_action() -> None:
+    """Button callback: undo this session's last decision (or the shown pair's, after a reload)."""
+    rs = review_session()
+    pair_id = rs.actions[-1] if rs.actions else st.session_state["review_shown"][0]
+    try:
+        undo(get_sessions(), pair_id, st.session_state["reviewer"])
+    except (OperationalError, LabelStoreError) as err:
+        flash("error", f"Undo failed: {err}")
+        return
+    if rs.actions:
+        rs.actions.pop()
+    rs.open(pair_id)
+    flash("success", f"Pair {pair_id}: last decision undone.")
