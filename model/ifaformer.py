@@ -24,15 +24,15 @@ Visual backbones (config.vision_backbone):
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from model.checkpoint import load_weights, read_config_dict, save_checkpoint
 
 VARIANTS = ("text_only", "vanilla", "no_text_attn", "objects")
 EFFICIENTNET_FEATURE_DIM = 1280
@@ -464,40 +464,14 @@ class IFAformerForRelationClassification(nn.Module):
     # Checkpoints: one folder with config.json, model.safetensors and the tokenizer files; no pickle anywhere.
 
     def save_pretrained(self, folder: str | Path, tokenizer=None) -> str:
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        weights = folder / "model.safetensors"
-        save_file(state, str(weights), metadata={"format": "pt"})
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
-        self.config.version_id = f"ifaformer-{self.config.variant}-{digest}"
-        (folder / "config.json").write_text(
-            json.dumps({"architecture": "ifaformer", **asdict(self.config)}, indent=2)
-        )
-        if tokenizer is not None:
-            tokenizer.save_pretrained(str(folder))
-        return self.config.version_id
+        return save_checkpoint(self, folder, "ifaformer", f"ifaformer-{self.config.variant}", tokenizer)
 
     @classmethod
     def from_pretrained(
         cls, folder: str | Path, map_location: str = "cpu"
     ) -> IFAformerForRelationClassification:
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        config = read_config(folder)
-        model = cls(config)
-        model.load_state_dict(load_file(str(folder / "model.safetensors"), device=map_location))
-        return model
+        return load_weights(cls(read_config(folder)), folder, map_location)
 
 
 def read_config(folder: str | Path) -> IFAformerConfig:
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a model checkpoint folder (config.json missing)")
-    raw = json.loads(path.read_text())
-    if raw.pop("architecture", "ifaformer") != "ifaformer":
-        raise ValueError(f"{path}: not an IFAformer checkpoint")
-    return IFAformerConfig(**raw)
+    return IFAformerConfig(**read_config_dict(folder, "ifaformer"))

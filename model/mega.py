@@ -31,16 +31,15 @@ here have no image).
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.checkpoint import load_weights, read_config_dict, save_checkpoint
 from model.ifaformer import EFFICIENTNET_FEATURE_DIM, EFFICIENTNET_GRID
 
 REGION_CANVAS = 224.0  # region boxes are drawn on the 224 px EfficientNet input; only their layout matters
@@ -302,40 +301,15 @@ class MegaForRelationClassification(nn.Module):
     # Checkpoints: one folder with config.json, model.safetensors and the tokenizer files; no pickle anywhere.
 
     def save_pretrained(self, folder: str | Path, tokenizer=None) -> str:
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        weights = folder / "model.safetensors"
-        save_file(state, str(weights), metadata={"format": "pt"})
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
-        self.config.version_id = f"mega-{digest}"
-        (folder / "config.json").write_text(
-            json.dumps({"architecture": "mega", **asdict(self.config)}, indent=2)
-        )
-        if tokenizer is not None:
-            tokenizer.save_pretrained(str(folder))
-        return self.config.version_id
+        return save_checkpoint(self, folder, "mega", "mega", tokenizer)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, map_location: str = "cpu") -> MegaForRelationClassification:
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        model = cls(read_config(folder))
-        model.load_state_dict(load_file(str(folder / "model.safetensors"), device=map_location))
-        return model
+        return load_weights(cls(read_config(folder)), folder, map_location)
 
 
 def read_config(folder: str | Path) -> MegaConfig:
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a model checkpoint folder (config.json missing)")
-    raw = json.loads(path.read_text())
-    if raw.pop("architecture", None) != "mega":
-        raise ValueError(f"{path}: not a MEGA checkpoint")
-    return MegaConfig(**raw)
+    return MegaConfig(**read_config_dict(folder, "mega"))
 
 
 def build_mega(label_names: list[str], cfg) -> tuple[MegaForRelationClassification, object]:
