@@ -42,7 +42,7 @@ def main() -> int:
         help="MNRE folder whose val texts replace the synthetic ones (skipped when absent)",
     )
     ap.add_argument(
-        "--vision-config", default="{}", help="JSON TrainConfig.vision_config for the objects model"
+        "--vision-config", default=None, help="JSON vision_config of the objects model (default: the default)"
     )
     ap.add_argument("--out", default="")
     args = ap.parse_args()
@@ -60,7 +60,11 @@ def main() -> int:
         cache = FeatureCache(Path(tmp) / "features")
         setups = {}
         for variant in ("text_only", "objects"):
-            model, tok = build_model(variant, MNRE_LABELS, vision_config=json.loads(args.vision_config))
+            model, tok = build_model(
+                variant,
+                MNRE_LABELS,
+                vision_config=json.loads(args.vision_config) if args.vision_config else None,
+            )
             data = prepare_examples(records, tok, model.config, 80, cache)
             batches = [
                 collate(data.examples[i : i + args.batch_size], tok.pad_token_id)

@@ -76,10 +76,10 @@ def build_model(
 
     backbone, clip = "efficientnet", None
     if vision_config is None:
-        # The fresh visual layers match the text stream's depth and width, with a 2x (not 4x) MLP: the visual
-        # stream holds 49 grid + 3 crop tokens, more than a tweet's ~30 word pieces, and the narrower MLP keeps an
-        # `objects` training step within about 2x of `text_only` (benchmarks/model.md).
-        vision_config = {"intermediate_size": 2 * text_config["hidden_size"]}
+        # The fresh visual layers match the text stream's depth and width, with a 1x (not 4x) MLP: the visual
+        # stream holds 49 grid + 3 crop tokens of frozen CNN features, more than a tweet's ~30 word pieces, and the
+        # narrow MLP keeps an `objects` step within 2x of `text_only` (benchmarks/model.md).
+        vision_config = {"intermediate_size": text_config["hidden_size"]}
     if variant != "text_only" and vision_encoder != DEFAULT_VISION_ENCODER:
         from transformers import CLIPVisionModel
 

@@ -120,8 +120,10 @@ class CrossModalAttention(nn.Module):
     def _heads(self, x):  # (B, T, C) -> (B, nh, T, hs)
         return x.view(x.size(0), x.size(1), self.num_heads, self.head_size).transpose(1, 2)
 
-    def forward(self, x, mask, other=None, other_mask=None):
-        """x (B, T, C), mask (B, T); other (B, T', C'), other_mask (B, T') -> (B, T, C), weights (B, nh, T, T+T')."""
+    def forward(self, x, mask, other=None, other_mask=None, need_weights: bool = True):
+        """x (B, T, C), mask (B, T); other (B, T', C'), other_mask (B, T') -> (B, T, C), weights (B, nh, T, T+T').
+
+        Without need_weights the fused scaled-dot-product kernel runs and the weights are None."""
         context, context_mask = x, mask
         if other is not None:
             context = torch.cat([x, self.other_proj(self.other_norm(other))], dim=1)  # (B, T+T', C)
@@ -131,9 +133,12 @@ class CrossModalAttention(nn.Module):
             self._heads(self.k_proj(context)),
             self._heads(self.v_proj(context)),
         )
-        out, weights = eager_attention_forward(
-            q, k, v, additive_mask(context_mask, q.dtype), self.dropout, self.training
-        )
+        bias = additive_mask(context_mask, q.dtype)
+        if need_weights:
+            out, weights = eager_attention_forward(q, k, v, bias, self.dropout, self.training)
+        else:
+            dropout = self.dropout if self.training else 0.0
+            out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout), None
         out = out.transpose(1, 2).reshape(x.shape)  # (B, T, C)
         return self.out_proj(out), weights
 
@@ -157,13 +162,13 @@ class FusionLayer(nn.Module):
     def mlp(self, x):
         return self.dropout(self.fc2(_ACTIVATIONS[self.activation](self.fc1(x))))
 
-    def forward(self, x, mask, other=None, other_mask=None):
+    def forward(self, x, mask, other=None, other_mask=None, need_weights: bool = True):
         if self.norm_first:
-            a, weights = self.attn(self.attn_norm(x), mask, other, other_mask)
+            a, weights = self.attn(self.attn_norm(x), mask, other, other_mask, need_weights)
             x = x + self.dropout(a)
             x = x + self.mlp(self.mlp_norm(x))
         else:
-            a, weights = self.attn(x, mask, other, other_mask)
+            a, weights = self.attn(x, mask, other, other_mask, need_weights)
             x = self.attn_norm(x + self.dropout(a))
             x = self.mlp_norm(x + self.mlp(x))
         return x, weights
@@ -376,26 +381,26 @@ class IFAformerForRelationClassification(nn.Module):
         text_attn, vision_attn = [], []
         # unfused lower layers
         for layer in self.text_layers[: self.first_fused_text]:
-            h_t, w = layer(h_t, text_mask)
+            h_t, w = layer(h_t, text_mask, need_weights=output_attentions)
             text_attn.append(w)
         if h_v is None:  # text only: every text layer attends over the text alone
             for layer in self.text_layers[self.first_fused_text :]:
-                h_t, w = layer(h_t, text_mask)
+                h_t, w = layer(h_t, text_mask, need_weights=output_attentions)
                 text_attn.append(w)
         for layer in self.vision_layers[: self.first_fused_vision] if h_v is not None else []:
-            h_v, w = layer(h_v, v_mask)
+            h_v, w = layer(h_v, v_mask, need_weights=output_attentions)
             vision_attn.append(w)
         # fused layers: both streams read the other's *input* states of the same layer
         fused_text = self.text_layers[self.first_fused_text :] if h_v is not None else []
         for i, t_layer in enumerate(fused_text):
-            new_t, wt = t_layer(h_t, text_mask, h_v, v_mask)
+            new_t, wt = t_layer(h_t, text_mask, h_v, v_mask, output_attentions)
             text_attn.append(wt)
             if i < len(fused_text) - 1:  # no vision update after the top layer (see __init__)
                 v_layer = self.vision_layers[self.first_fused_vision + i]
                 if self.vision_attends_text:
-                    h_v, wv = v_layer(h_v, v_mask, h_t, text_mask)
+                    h_v, wv = v_layer(h_v, v_mask, h_t, text_mask, output_attentions)
                 else:
-                    h_v, wv = v_layer(h_v, v_mask)
+                    h_v, wv = v_layer(h_v, v_mask, need_weights=output_attentions)
                 vision_attn.append(wv)
             h_t = new_t
 
