@@ -130,7 +130,7 @@ def report(
         "",
         f"Measured {dt.date.today():%Y-%m-%d} by `python benchmarks/bench_app.py` on {platform.machine()} with "
         f"{os.cpu_count()} CPU cores (torch {torch.__version__}, {torch.get_num_threads()} torch thread). "
-        f"The cores were shared with other engineers' training runs: load average at the start "
+        f"The cores were shared with training runs: load average at the start "
         f"{load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} (above 2 = contended), so expect +-30%. Model: {model}. "
         "Times are AppTest's full server-side rerun (script, database reads and writes, cached results, element "
         "tree), not the browser's paint; a fragment rerun in the browser does less than this whole-page rerun.",

@@ -165,9 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         "# Explaining one post on CPU",
         "",
         f"Measured {dt.date.today().isoformat()} by `python benchmarks/bench_explain.py` on {platform.machine()} with "
-        f"{os.cpu_count()} CPU cores (torch {torch.__version__}, 1 torch thread). The cores were shared with two "
-        f"training runs and other engineers' jobs (load average at the start: {load[0]:.1f}, {load[1]:.1f}, "
-        f"{load[2]:.1f}), so expect +-20% and slower absolute times than on an idle laptop.",
+        f"{os.cpu_count()} CPU cores (torch {torch.__version__}, 1 torch thread). Load average at the start: "
+        f"{load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} (above 1 means other jobs shared the cores; expect +-20%).",
         "",
         f"Model: offline default `objects` IFAformer (MiniLM-L6 + EfficientNet-Lite0 features, "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, untrained weights: same cost). "
