@@ -213,6 +213,8 @@ def train(
         random.setstate(tuple(state["python_rng"]))
         torch.set_rng_state(state["torch_rng"])
         log(f"resumed from {state_path} at epoch {start_epoch + 1}")
+    elif cfg.resume:
+        log(f"nothing to resume in {out / 'last'}: starting from epoch 1")
 
     wrapped = model
     if distributed:
