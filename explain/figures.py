@@ -5,6 +5,8 @@ Every builder returns a go.Figure; the docstrings list its traces so tests and t
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -15,15 +17,23 @@ from explain.inputs import Prediction
 from explain.reliance import ImageReliance
 from explain.tables import SETTINGS
 
+ROW_HEIGHT = 16  # px per token row: an 11 px label with room around it
 MAX_IMAGE_SIDE = 448  # the image panel is drawn downscaled; the heat map is upsampled to the drawn size
 POSITIVE, NEGATIVE = "#c0392b", "#2c7fb8"
 
 
+def shown_text(text: str) -> str:
+    """`text` as Plotly draws it literally: Plotly reads tags (`<s>` would vanish) and entities in every label,
+    so `<`, `>` and `&` become entities (Plotly decodes &lt; &gt; &amp;, not &quot;, so quotes stay as they are)."""
+    return html.escape(str(text), quote=False)
+
+
 def _token_labels(tokens: list[str], entity_mask=None) -> list[str]:
-    """Plotly merges equal category names, so each position is numbered; entity tokens are bold."""
+    """Plotly merges equal category names, so each position is numbered; entity tokens are bold; every token is
+    escaped (markers `<s>` and a post's own `<b>` or `&amp;` are shown as typed)."""
     out = []
     for i, tok in enumerate(tokens):
-        label = f"{i}: {tok}"
+        label = f"{i}: {shown_text(tok)}"
         out.append(f"<b>{label}</b>" if entity_mask is not None and entity_mask[i] else label)
     return out
 
@@ -53,13 +63,18 @@ def attention_heatmap(
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=[f"{j}: {v}" for j, v in enumerate(maps.visual_labels)],
+            x=[f"{j}: {shown_text(v)}" for j, v in enumerate(maps.visual_labels)],
             y=_token_labels(maps.tokens, maps.entity_token_mask),
             colorscale="Viridis",
             hovertemplate="%{y} -> %{x}<br>%{z:.3f}<extra></extra>",
         )
     )
-    fig.update_layout(title=f"Text -> visual attention ({what})", yaxis_autorange="reversed")
+    # one tick per token (Plotly thins category ticks to every other row unless told), each row tall enough to read
+    fig.update_layout(
+        title=f"Text -> visual attention ({what})",
+        yaxis={"autorange": "reversed", "type": "category", "dtick": 1, "tickfont": {"size": 11}},
+        height=max(320, ROW_HEIGHT * len(maps.tokens) + 160),
+    )
     return fig
 
 
@@ -75,9 +90,10 @@ def token_attribution_figure(attr: TokenAttribution) -> go.Figure:
         )
     )
     fig.update_layout(
-        title=f"{attr.method} for '{attr.target_label}' (n_steps {attr.settings.get('n_steps')}, "
+        title=f"{attr.method} for '{shown_text(attr.target_label)}' (n_steps {attr.settings.get('n_steps')}, "
         f"baseline {attr.settings.get('baseline')}, delta {attr.delta:.1e})",
         yaxis_title="contribution to p(label)",
+        xaxis={"type": "category", "dtick": 1, "tickangle": -60, "tickfont": {"size": 11}},
     )
     return fig
 
@@ -98,6 +114,7 @@ def visual_heatmap_figure(image, visual_attr: VisualAttribution | None) -> go.Fi
     heat = visual_attr.heatmap(size)  # (H, W)
     bound = float(np.abs(heat).max()) or 1.0
     fig = make_subplots(rows=1, cols=2, column_widths=[0.75, 0.25], subplot_titles=("regions", "crops"))
+    left, right = fig.layout.xaxis.domain
     if image is not None:
         fig.add_trace(go.Image(z=np.asarray(image)), row=1, col=1)
     fig.add_trace(
@@ -108,7 +125,17 @@ def visual_heatmap_figure(image, visual_attr: VisualAttribution | None) -> go.Fi
             zmax=bound,
             opacity=0.5 if image is not None else 1.0,
             hovertemplate="%{z:.4f}<extra></extra>",
-            colorbar={"x": 0.72},
+            # under the regions panel: a vertical bar beside it would cover the crops panel's axis
+            colorbar={
+                "orientation": "h",
+                "x": (left + right) / 2,
+                "xanchor": "center",
+                "len": 0.9 * (right - left),
+                "y": -0.08,
+                "yanchor": "top",
+                "thickness": 12,
+                "title": {"text": "contribution", "side": "right"},
+            },
         ),
         row=1,
         col=1,
@@ -127,7 +154,11 @@ def visual_heatmap_figure(image, visual_attr: VisualAttribution | None) -> go.Fi
         col=2,
     )
     fig.update_yaxes(autorange="reversed", row=1, col=1)
-    fig.update_layout(title=f"Visual {visual_attr.method} for '{visual_attr.target_label}'", showlegend=False)
+    fig.update_layout(
+        title=f"Visual {visual_attr.method} for '{shown_text(visual_attr.target_label)}'",
+        showlegend=False,
+        margin={"b": 80},
+    )
     return fig
 
 

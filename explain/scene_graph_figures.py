@@ -3,6 +3,7 @@ MEGA's token x object alignment matrices. Pure functions of plain data; nothing 
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,15 +16,43 @@ from model.scene_graph import SceneGraph
 
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324")
 MAX_DISPLAY_SIDE = 1024  # larger images are shown downscaled; boxes are scaled with them
+LABEL_GAP = 0.08  # predicate labels closer than this share of the image side are shown on hover only
+SOURCE_NAMES = {
+    "groundingdino": "GroundingDINO detection",
+    "dataset": "the dataset's crop",
+    "cam-fallback": "ImageNet CAM fallback: a guess, not a detection",
+}
+FLAT_TOLERANCE = 1e-6  # a row whose weights differ by less than this spreads evenly over the objects
+
+
+def shown_text(text: str) -> str:
+    """`text` as Plotly draws it literally (Plotly reads tags and &lt; &gt; &amp; in every label)."""
+    return html.escape(str(text), quote=False)
+
+
+def object_caption(label: str, source: str) -> str:
+    """How an object's label is shown: the ImageNet fallback's class names are guesses and carry a '?'."""
+    return f"{label}?" if source == "cam-fallback" else label
+
+
+def source_name(source: str) -> str:
+    return SOURCE_NAMES.get(source, source)
+
+
+def is_flat(z: np.ndarray) -> bool:
+    """True when every token spreads its weight evenly over the objects (nothing to tell objects apart)."""
+    z = np.asarray(z, dtype=np.float64)
+    return z.size > 0 and float(np.ptp(z, axis=1).max()) < FLAT_TOLERANCE
 
 
 def unique_names(names: Sequence[str]) -> list[str]:
-    """Plotly merges equal category names on an axis; number repeats ('man', 'man #2') so each row stays distinct."""
+    """Plotly merges equal category names on an axis; number repeats ('man', 'man #2') so each row stays distinct.
+    Names are escaped so Plotly shows them as typed."""
     seen: dict[str, int] = {}
     out = []
     for n in names:
         seen[n] = seen.get(n, 0) + 1
-        out.append(n if seen[n] == 1 else f"{n} #{seen[n]}")
+        out.append(shown_text(n if seen[n] == 1 else f"{n} #{seen[n]}"))
     return out
 
 
@@ -33,10 +62,13 @@ def scene_graph_figure(
     image_size: tuple[int, int] | None = None,
     show_edges: bool = True,
 ) -> go.Figure:
-    """The image with one box trace per node (label and score on hover) and an arrow per spatial edge between box
-    centres, labelled with its predicate. Without an image, boxes are drawn on an empty canvas of `image_size`.
+    """The image with one box trace per node (label, score and where it came from on hover; the ImageNet fallback's
+    labels end in '?') and an arrow per related pair of boxes. Each pair's predicates are one label at the middle of
+    its arrow; a label that would sit on top of another one is left to the hover, so the image stays readable.
+    Without an image, boxes are drawn on an empty canvas of `image_size`.
 
-    Traces: [Image (when given), one Scatter per node with a box, one Scatter 'predicates' (edge labels) if any].
+    Traces: [Image (when given), one Scatter per node with a box, one Scatter 'predicates' (a point per related
+    pair: text where there is room, hover always) if any].
     """
     fig = go.Figure()
     if image is not None:
@@ -62,17 +94,22 @@ def scene_graph_figure(
         centres[node.index] = ((x0 + x1) / 2, (y0 + y1) / 2)
         colour = PALETTE[node.index % len(PALETTE)]
         score = f"{node.score:.2f}" if node.score is not None else "n/a"
+        caption = shown_text(object_caption(node.label, node.source))
         fig.add_trace(
             go.Scatter(
                 x=[x0, x1, x1, x0, x0],
                 y=[y0, y0, y1, y1, y0],
                 mode="lines+text",
-                name=f"{node.index}: {node.label}",
-                line={"color": colour, "width": 3},
-                text=[node.label, "", "", "", ""],
+                name=f"{node.index}: {caption}",
+                line={
+                    "color": colour,
+                    "width": 3,
+                    "dash": "dot" if node.source == "cam-fallback" else "solid",
+                },
+                text=[caption, "", "", "", ""],
                 textposition="top right",
                 textfont={"color": colour},
-                hovertext=f"{node.label}<br>score {score}<br>source {node.source}",
+                hovertext=f"{caption}<br>score {score}<br>{shown_text(source_name(node.source))}",
                 hoverinfo="text",
             )
         )
@@ -80,8 +117,12 @@ def scene_graph_figure(
     edges = (
         [e for e in scene_graph.edges if e.subject in centres and e.object in centres] if show_edges else []
     )
+    # one arrow and one label per related pair: a pair with three predicates piled three labels on one spot
+    pairs: dict[tuple[int, int], list[str]] = {}
     for e in edges:
-        (sx, sy), (ox, oy) = centres[e.subject], centres[e.object]
+        pairs.setdefault((e.subject, e.object), []).append(e.predicate)
+    for subject, obj in pairs:
+        (sx, sy), (ox, oy) = centres[subject], centres[obj]
         fig.add_annotation(
             x=ox,
             y=oy,
@@ -97,24 +138,31 @@ def scene_graph_figure(
             arrowcolor="rgba(255,255,255,0.8)",
             text="",
         )
-    if edges:
-        mids = [
-            (
-                (centres[e.subject][0] + centres[e.object][0]) / 2,
-                (centres[e.subject][1] + centres[e.object][1]) / 2,
+    if pairs:
+        names = [shown_text(object_caption(n.label, n.source)) for n in scene_graph.nodes]
+        gap = LABEL_GAP * max(width, height) * scale
+        mids, texts, placed = [], [], []
+        for subject, obj in pairs:
+            mid = (
+                (centres[subject][0] + centres[obj][0]) / 2,
+                (centres[subject][1] + centres[obj][1]) / 2,
             )
-            for e in edges
-        ]
-        names = [n.label for n in scene_graph.nodes]
+            room = all(np.hypot(mid[0] - p[0], mid[1] - p[1]) >= gap for p in placed)
+            if room:
+                placed.append(mid)
+            mids.append(mid)
+            texts.append(", ".join(pairs[subject, obj]) if room else "")
         fig.add_trace(
             go.Scatter(
                 x=[m[0] for m in mids],
                 y=[m[1] for m in mids],
-                mode="text",
+                mode="markers+text",
                 name="predicates",
-                text=[e.predicate for e in edges],
+                text=texts,
+                marker={"size": 6, "color": "rgba(255,255,255,0.8)"},
                 textfont={"color": "white", "size": 11},
-                hovertext=[f"{names[e.subject]} {e.predicate} {names[e.object]}" for e in edges],
+                textposition="middle center",
+                hovertext=[f"{names[s_]} {', '.join(pairs[s_, o_])} {names[o_]}" for s_, o_ in pairs],
                 hoverinfo="text",
             )
         )
@@ -129,7 +177,10 @@ def scene_graph_figure(
 def alignment_matrix_figure(
     alignment: MegaAlignment, kinds: Sequence[str] = ("structural", "semantic", "combined")
 ) -> go.Figure:
-    """One heatmap per kind of MEGA alignment, tokens (rows) x objects (columns), shared colour scale 0..1."""
+    """One heatmap per kind of MEGA alignment, tokens (rows) x objects (columns), shared colour scale 0..1.
+
+    A kind whose every row is even (the structural one when every object sits alike in the scene graph, e.g. no two
+    boxes touch, so graph matching cannot tell objects apart) is drawn and labelled "nothing to show" in its panel."""
     tokens, objects = unique_names(alignment.tokens), unique_names(alignment.object_labels)
     fig = make_subplots(
         rows=1, cols=len(kinds), shared_yaxes=True, subplot_titles=list(kinds), horizontal_spacing=0.03
@@ -151,7 +202,18 @@ def alignment_matrix_figure(
             row=1,
             col=col,
         )
-    fig.update_yaxes(autorange="reversed")  # first token on top, as the post reads
+        if is_flat(z):
+            fig.add_annotation(
+                text="nothing to show:<br>every token spreads<br>evenly over the objects",
+                xref=f"x{'' if col == 1 else col} domain",
+                yref="y domain",
+                x=0.5,
+                y=0.5,
+                showarrow=False,
+                bgcolor="rgba(255,255,255,0.85)",
+                font={"size": 11},
+            )
+    fig.update_yaxes(autorange="reversed", type="category", dtick=1)  # first token on top, as the post reads
     fig.update_layout(
         height=max(250, 18 * len(tokens) + 80),
         margin={"l": 0, "r": 0, "t": 40, "b": 0},

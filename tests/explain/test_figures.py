@@ -114,3 +114,57 @@ def test_reliance_and_table_figures():
     ablation = figures.ablation_figure(explain.ablation_table(runs))
     assert [type(tr).__name__ for tr in ablation.data] == ["Bar", "Scatter"]
     assert list(ablation.data[1].y) == [68.99, 81.67]
+
+
+def _hostile_maps(t: int = 40) -> explain.AttentionMaps:
+    maps = _maps(t=5)
+    rng = np.random.default_rng(1)
+    t2v = rng.random((2, 4, t, 52)) / 52
+    tokens = ["[CLS]", "<s>", "Alex", "</s>", "&amp;", "<b>bold</b>", "<o>", "Sam", "</o>"]
+    tokens += [f"w{i}" for i in range(t - len(tokens) - 1)] + ["[SEP]"]
+    maps.text_to_visual, maps.mean_text_to_visual = t2v, t2v.mean(1)
+    maps.rollout_text_to_visual = np.full((t, 52), 1 / 52)
+    maps.tokens, maps.entity_token_mask = tokens, np.array([1 <= i <= 8 for i in range(t)])
+    return maps
+
+
+def test_token_labels_are_escaped_so_plotly_shows_markers_and_post_text_literally():
+    """Plotly reads `<s>` as HTML: the tick label "1: <s>" was drawn as "1:" with the marker gone."""
+    import html
+
+    maps = _hostile_maps()
+    fig = figures.attention_heatmap(maps)
+    shown = [html.unescape(label.removeprefix("<b>").removesuffix("</b>")) for label in fig.data[0].y]
+    assert shown == [f"{i}: {tok}" for i, tok in enumerate(maps.tokens)]
+    raw = " ".join(fig.data[0].y)
+    assert "&lt;s&gt;" in raw and "&lt;/s&gt;" in raw and "&amp;amp;" in raw and "&lt;b&gt;bold" in raw
+    attr = explain.TokenAttribution(
+        np.zeros(4), ["<s>", "&amp;", "<i>x</i>", "</o>"], "lab", 1, 0.0, 0.5, 0.4, settings={}
+    )
+    bars = figures.token_attribution_figure(attr)
+    assert [html.unescape(x) for x in bars.data[0].x] == ["0: <s>", "1: &amp;", "2: <i>x</i>", "3: </o>"]
+    assert "<s>" not in " ".join(bars.data[0].x)
+
+
+def test_attention_heatmap_labels_every_token_and_hovers_with_it():
+    maps = _hostile_maps(t=60)
+    fig = figures.attention_heatmap(maps)
+    assert fig.layout.yaxis.dtick == 1, "Plotly thins category ticks unless told one per row"
+    assert fig.layout.height >= 14 * 60, "each row tall enough for its label"
+    assert len(fig.data[0].y) == 60
+    bars = figures.token_attribution_figure(
+        explain.TokenAttribution(np.zeros(60), maps.tokens, "lab", 1, 0.0, 0.5, 0.4, settings={})
+    )
+    assert bars.layout.xaxis.dtick == 1
+
+
+def test_occlusion_colour_bar_stays_clear_of_the_crops_axis():
+    vis = figures.visual_heatmap_figure(Image.new("RGB", (300, 200)), _visual())
+    bar = vis.data[1].colorbar
+    regions, crops = vis.layout.xaxis.domain, vis.layout.xaxis2.domain
+    if bar.orientation == "h":
+        x = 0.5 if bar.x is None else bar.x
+        half = (bar.len if bar.len is not None else 1) / 2
+        assert regions[0] - 1e-9 <= x - half and x + half <= regions[1] + 1e-9
+    else:
+        assert bar.x is not None and bar.x >= crops[1], "a vertical bar must sit right of the crops panel"
