@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, aliased
 
 from db.models import ANNOTATION_STATUSES, Annotation, Dataset, EntityPair, GroundedCrop, Post
 from db.queries import CurrentState, LabelStoreError, get_or_create_dataset, latest_annotation_subquery
+from db.roles import Actor, require_admin
 from model.data import (
     SPLIT_FILES,
     DataFormatError,
@@ -124,12 +125,16 @@ def import_mnre(
     splits: Sequence[str] | None = None,
     dataset: str = "mnre",
     skip_bad: bool = False,
+    actor: Actor | None = None,
 ) -> ImportReport:
     """Import the given splits (default: all present) of an MNRE/DeepKE folder into `dataset`.
+
+    Importing or re-importing a dataset is an admin action (db.roles); `actor` None is the local single user.
 
     Bad lines and bad images raise DataFormatError naming file:line and field (with skip_bad they are reported and
     left out). Nothing is written before every record and image has been read and checked.
     """
+    require_admin(actor, f"import or re-import dataset {dataset!r}")
     root = Path(root)
     if not (root / "ours_rel2id.json").is_file():
         raise DataFormatError(

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +33,9 @@ from db.models import (
     Post,
     Prediction,
 )
+
+if TYPE_CHECKING:  # db.roles imports this module (LabelStoreError)
+    from db.roles import Actor
 
 REVIEW_STATUSES = ("accepted", "corrected", "rejected", "skipped")  # what a reviewer can choose
 QUEUE_SORTS = ("uncertainty", "entropy", "image_reliance", "disagreement", "source_order")
@@ -545,8 +548,12 @@ def find_model_version(session: Session, version_id: str) -> ModelVersion:
     return version
 
 
-def set_active(session: Session, version_id: str) -> ModelVersion:
-    """Make one model version the one whose predictions the queue shows."""
+def set_active(session: Session, version_id: str, actor: Actor | None = None) -> ModelVersion:
+    """Make one model version the one whose predictions the queue shows (admins only, see db.roles)."""
+    # imported here: db.roles imports this module for LabelStoreError
+    from db.roles import require_admin
+
+    require_admin(actor, f"activate model version {version_id}")
     version = find_model_version(session, version_id)
     session.execute(update(ModelVersion).where(ModelVersion.id != version.id).values(is_active=False))
     version.is_active = True
