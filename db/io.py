@@ -11,6 +11,7 @@ import ast
 import hashlib
 import json
 import os
+import stat
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,54 +32,92 @@ from model.data import (
     load_split,
     parse_record,
 )
+from model.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageError, load_image_file
 
-ALLOWED_IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
-MAX_IMAGE_PIXELS = 40_000_000  # well under PIL's own bomb limit (89M): tweet images are ~0.5M pixels
 EXPORT_FORMATS = ("mnre", "jsonl", "csv", "parquet")
 INSERT_CHUNK = 2000  # rows per bulk insert: below SQLite's and PostgreSQL's bound-parameter limits
+# Defaults of the input limits (InputLimits): MNRE lines are under 1 KB and its largest split file is 4 MB.
+MAX_LINE_BYTES = 64 * 1024
+MAX_FILE_BYTES = 256 * 1024 * 1024
+MAX_IMAGE_BYTES = DEFAULT_MAX_IMAGE_BYTES
+MAX_IMAGE_PIXELS = (
+    DEFAULT_MAX_IMAGE_PIXELS  # well under PIL's own bomb limit (89M): tweet images are ~0.5M pixels
+)
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """Bounds on what an import reads; None takes the module default (MAX_*), so tests and the CLI can lower them."""
+
+    max_line_bytes: int | None = None
+    max_file_bytes: int | None = None
+    max_image_bytes: int | None = None
+    max_image_pixels: int | None = None
+
+    def line_bytes(self) -> int:
+        return self.max_line_bytes or MAX_LINE_BYTES
+
+    def file_bytes(self) -> int:
+        return self.max_file_bytes or MAX_FILE_BYTES
+
+    def image_bytes(self) -> int:
+        return self.max_image_bytes or MAX_IMAGE_BYTES
+
+    def image_pixels(self) -> int:
+        return self.max_image_pixels or MAX_IMAGE_PIXELS
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Images
+# Images and text files
 
 
-def validate_image(path: str | Path) -> str:
-    """Check an image file (size, format, pixel count, integrity) without decoding it; return its sha256.
+def validate_image(path: str | Path, limits: InputLimits | None = None, name: str | None = None) -> str:
+    """Fully decode an image file (model.images.load_image_file) and return its sha256.
 
-    Raises DataFormatError(path, field 'image') describing the problem.
+    Raises DataFormatError(name or path, field 'image') describing the problem: special files, size and pixel
+    limits, formats, cut or corrupt data. `name` is what the user knows the file as (an upload's own name).
     """
-    from PIL import Image, UnidentifiedImageError
+    limits = limits or InputLimits()
+    shown = name or str(path)
+    try:
+        loaded = load_image_file(
+            path, max_bytes=limits.image_bytes(), max_pixels=limits.image_pixels(), name=shown
+        )
+    except ImageError as err:
+        raise DataFormatError(shown, None, "image", err.problem) from err
+    loaded.image.close()
+    return loaded.sha256
 
-    path = Path(path)
+
+def check_text_file(path: Path, limits: InputLimits) -> None:
+    """Refuse a split file that is not a regular file, is over the size limits or is not UTF-8 (file:line)."""
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError as err:
-        raise DataFormatError(path, None, "image", f"cannot be read ({err.strerror})") from err
-    if size > MAX_IMAGE_BYTES:
-        raise DataFormatError(path, None, "image", f"{size} bytes is over the {MAX_IMAGE_BYTES} byte limit")
-    try:
-        with Image.open(path) as im:  # reads the header only
-            if im.format not in ALLOWED_IMAGE_FORMATS:
+        raise DataFormatError(path, None, None, f"cannot be read ({err.strerror})") from err
+    if not stat.S_ISREG(info.st_mode):
+        raise DataFormatError(path, None, None, "is not a regular file (a FIFO, device or folder)")
+    if info.st_size > limits.file_bytes():
+        raise DataFormatError(
+            path, None, None, f"{info.st_size} bytes is over the {limits.file_bytes()} byte limit per file"
+        )
+    max_line = limits.line_bytes()
+    with open(path, "rb") as fh:
+        for number, line in enumerate(iter(lambda: fh.readline(max_line + 2), b""), start=1):
+            if len(line.rstrip(b"\r\n")) > max_line:
+                raise DataFormatError(
+                    path, number, None, f"line is over the {max_line} byte limit per line (--max-line-bytes)"
+                )
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
                 raise DataFormatError(
                     path,
+                    number,
                     None,
-                    "image",
-                    f"format {im.format} is not one of {', '.join(ALLOWED_IMAGE_FORMATS)}",
-                )
-            width, height = im.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise DataFormatError(
-                    path,
-                    None,
-                    "image",
-                    f"{width}x{height} pixels is over the "
-                    f"{MAX_IMAGE_PIXELS} pixel limit (decompression bomb guard)",
-                )
-            im.verify()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
-        raise DataFormatError(path, None, "image", f"not a readable image ({err})") from err
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+                    f"is not UTF-8 text (byte 0x{line[err.start]:02x} at column {err.start + 1}); "
+                    "convert the file to UTF-8",
+                ) from err
 
 
 def _content_key(tokens: list[str], image_identity: str | None) -> str:
@@ -126,6 +165,7 @@ def import_mnre(
     dataset: str = "mnre",
     skip_bad: bool = False,
     actor: Actor | None = None,
+    limits: InputLimits | None = None,
 ) -> ImportReport:
     """Import the given splits (default: all present) of an MNRE/DeepKE folder into `dataset`.
 
@@ -140,9 +180,17 @@ def import_mnre(
         raise DataFormatError(
             root / "ours_rel2id.json", None, None, "file not found; is this an MNRE folder?"
         )
+    limits = limits or InputLimits()
     splits = list(splits) if splits else available_splits(root)
     if not splits:
         raise DataFormatError(root / "txt", None, None, "no ours_{train,val,test}.txt split files found")
+    unknown = [split for split in splits if split not in SPLIT_FILES]
+    if unknown:
+        raise LabelStoreError(
+            f"--split: unknown split {', '.join(map(repr, unknown))}; expected some of {', '.join(SPLIT_FILES)}"
+        )
+    for split in splits:
+        check_text_file(root / "txt" / SPLIT_FILES[split][0], limits)
     report = ImportReport(dataset=dataset)
 
     # 1. read and validate everything
@@ -158,7 +206,7 @@ def import_mnre(
             image_sha = None
             if rec.image_path is not None:
                 try:
-                    image_sha = validate_image(rec.image_path)
+                    image_sha = validate_image(rec.image_path, limits)
                 except DataFormatError as err:
                     bad = DataFormatError(
                         txt_path, rec.line, "img_id", f"image {rec.image_path}: {err.problem}"
@@ -169,7 +217,7 @@ def import_mnre(
             crops = []
             for crop_path in rec.crop_paths:
                 try:
-                    crops.append((crop_path, validate_image(crop_path)))
+                    crops.append((crop_path, validate_image(crop_path, limits)))
                 except DataFormatError as err:
                     bad = DataFormatError(txt_path, rec.line, "crops", f"crop {crop_path}: {err.problem}")
                     if not skip_bad:
@@ -272,17 +320,19 @@ def import_post(
     dataset: str = "posts",
     split: str = "new",
     label: str | None = None,
+    limits: InputLimits | None = None,
+    image_name: str | None = None,
 ) -> tuple[EntityPair, bool]:
     """Import one post (text split on whitespace, optional image file) with a head and tail word span.
 
     Spans are [start, end) word indices. Returns (pair, created); importing the same post again returns the stored
-    pair with created=False.
+    pair with created=False. `image_name` is the name the user knows the image by (errors name it, not the path).
     """
     tokens = text.split()
     image_sha = img_id = image_path = None
     if image is not None:
         image_path = Path(image).resolve()
-        image_sha = validate_image(image_path)
+        image_sha = validate_image(image_path, limits, name=image_name)
         img_id = image_path.name
     ds = get_or_create_dataset(session, dataset)
     raw = {

@@ -108,7 +108,7 @@ def test_image_validation_limits(tmp_path, monkeypatch):
     monkeypatch.setattr(store_io, "MAX_IMAGE_BYTES", 10)
     with pytest.raises(DataFormatError, match="byte limit"):
         validate_image(good)
-    with pytest.raises(DataFormatError, match="cannot be read"):
+    with pytest.raises(DataFormatError, match="missing.png: field 'image' file not found"):
         validate_image(tmp_path / "missing.png")
 
 
