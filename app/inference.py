@@ -94,24 +94,29 @@ def predict_and_store(
     pair_ids: list[int],
     chunk: int = 512,
     progress: Callable[[int, int], None] | None = None,
+    atomic: bool = False,
 ) -> int:
-    """Predict `pair_ids` in chunks, committing each chunk (an interrupted run keeps what it finished)."""
-    done = 0
+    """Predict `pair_ids` in chunks, committing each chunk (an interrupted run keeps what it finished), or with
+    atomic=True all of them in one transaction at the end (a scoring job that fails or is cancelled, e.g. by
+    `progress` raising, stores nothing)."""
+    done, rows = 0, []
     for start in range(0, len(pair_ids), chunk):
         ids = pair_ids[start : start + chunk]
         with sessions() as session:
             records = pair_records(session, ids)
         probabilities = predict_records(model, tokenizer, records)
-        with sessions.begin() as session:
-            save_predictions(
-                session,
-                version_id,
-                [{"pair_id": i, "probabilities": p} for i, p in zip(ids, probabilities, strict=True)],
-                settings={"max_length": 80},
-            )
+        chunk_rows = [{"pair_id": i, "probabilities": p} for i, p in zip(ids, probabilities, strict=True)]
+        if atomic:
+            rows += chunk_rows
+        else:
+            with sessions.begin() as session:
+                save_predictions(session, version_id, chunk_rows, settings={"max_length": 80})
         done += len(ids)
         if progress:
             progress(done, len(pair_ids))
+    if atomic and rows:
+        with sessions.begin() as session:
+            save_predictions(session, version_id, rows, settings={"max_length": 80})
     return done
 
 

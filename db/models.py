@@ -269,3 +269,40 @@ class EvaluationRun(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[created_at_utc]
+
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+JOB_KINDS = ("first_model", "default_model", "retrain", "score", "grounding", "shuffle", "ablation")
+
+
+class Job(Base):
+    """A piece of long work run by the worker (python -m app.worker): its request, progress and outcome.
+
+    The row is the job's state for every process: the app reads it, the worker writes it, and a browser refresh or
+    an app restart loses nothing. The queue library (huey) only carries the job id.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint("status IN ('" + "', '".join(JOB_STATUSES) + "')", name="status_known"),
+        CheckConstraint("kind IN ('" + "', '".join(JOB_KINDS) + "')", name="kind_known"),
+        Index("ix_jobs_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[intpk]
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # what the job was asked to do
+    started_by: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    priority: Mapped[int] = mapped_column(default=0)  # higher runs first among queued jobs
+    queue_task_id: Mapped[str | None] = mapped_column(String(64))  # the huey task carrying this job
+    worker: Mapped[str | None] = mapped_column(String(200))  # host:pid of the worker running it
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # fraction, step, epoch, eta_s, val_f1, message
+    log_tail: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # e.g. {"model_version": ..., "activated": ...}
+    created_at: Mapped[created_at_utc]
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # last progress write by the worker
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -30,8 +30,11 @@ def run_shuffle_experiment(
     eval_split: str = "test",
     out: str | Path = "",
     architecture: str | None = None,
+    progress_callback=None,
 ) -> list[dict]:
-    """Train (standard and shuffled-train) and evaluate each variant; returns one row per variant and setting."""
+    """Train (standard and shuffled-train) and evaluate each variant; returns one row per variant and setting.
+
+    progress_callback(fraction, message) goes to each model.train.train call (the worker's job progress)."""
     out = Path(out or cfg.output_dir)
     records, _, report = load_split(cfg.data, eval_split, skip_bad=cfg.skip_bad)
     if cfg.grounding_dir:
@@ -51,7 +54,8 @@ def run_shuffle_experiment(
                 architecture=arch,
                 output_dir=str(out / name / "standard"),
                 shuffle_train_images=False,
-            )
+            ),
+            progress_callback=progress_callback,
         )
         shuffled = train(
             replace(
@@ -60,7 +64,8 @@ def run_shuffle_experiment(
                 architecture=arch,
                 output_dir=str(out / name / "shuffle_train"),
                 shuffle_train_images=True,
-            )
+            ),
+            progress_callback=progress_callback,
         )
         runs = {
             "standard": (standard, None),

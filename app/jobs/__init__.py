@@ -1,0 +1,74 @@
+"""Long work off the page: the app and the launcher enqueue jobs, `python -m app.worker` runs them.
+
+    enqueue(sessions, kind, started_by, params)   a jobs row (db/jobs.py) + a huey task carrying its id
+    cancel(sessions, job_id)                      queued: ends now; running: at the job's next progress report
+    requeue_lost(sessions)                        queued rows whose huey task is gone get a new one
+
+Kinds: first_model, default_model (train from a config file), retrain (from curated labels), score (store a model
+version's predictions for the queue), grounding (batch grounding of a dataset), shuffle (Table 1), ablation
+(Table 2). The worker runs them in app.jobs.runner, each through the project's one function for that work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import sessionmaker
+
+from app.jobs.queue import get_queue, job_task
+from db.jobs import create_job, finish_job, pending_jobs, request_cancel, set_queue_task
+
+# a re-scoring job goes before a training job waiting in the queue: the reviewer sees the new model's
+# predictions minutes after it is activated, not after the next training
+PRIORITY = {"score": 10, "grounding": 5, "retrain": 3, "first_model": 2}
+TRAINING_KINDS = ("first_model", "default_model", "retrain", "shuffle", "ablation")
+
+
+def enqueue(
+    sessions: sessionmaker,
+    kind: str,
+    started_by: str,
+    params: dict[str, Any] | None = None,
+    priority: int | None = None,
+) -> int:
+    """Create the job row, then hand its id to the queue; returns the job id."""
+    priority = PRIORITY.get(kind, 0) if priority is None else priority
+    with sessions.begin() as session:
+        job_id = create_job(session, kind, started_by, params, priority).id
+    _send(sessions, job_id, priority)
+    return job_id
+
+
+def _send(sessions: sessionmaker, job_id: int, priority: int) -> None:
+    try:
+        result = job_task()(job_id, priority=priority)
+    except Exception as err:
+        # the queue's storage is unreachable: the row must not look queued forever
+        with sessions.begin() as session:
+            finish_job(session, job_id, "failed", error=f"could not enqueue: {type(err).__name__}: {err}")
+        raise
+    with sessions.begin() as session:
+        set_queue_task(session, job_id, result.id)
+
+
+def cancel(sessions: sessionmaker, job_id: int) -> str:
+    """Request a cancel; returns the job's status afterwards ("cancelled" or "running" until it stops)."""
+    with sessions.begin() as session:
+        job = request_cancel(session, job_id)
+        status, task_id = job.status, job.queue_task_id
+    if status == "cancelled" and task_id:
+        get_queue().revoke_by_id(task_id)  # the worker would skip it anyway; this keeps the queue short
+    return status
+
+
+def requeue_lost(sessions: sessionmaker) -> list[int]:
+    """Queued jobs whose task is no longer in the queue's storage (e.g. var/jobs.db removed) are sent again."""
+    waiting = {task.args[0] for task in get_queue().pending() if task.args}
+    lost = []
+    with sessions() as session:
+        queued = [(job.id, job.priority) for job in pending_jobs(session)]
+    for job_id, priority in queued:
+        if job_id not in waiting:
+            _send(sessions, job_id, priority)
+            lost.append(job_id)
+    return lost

@@ -1,0 +1,62 @@
+"""The task queue: huey, with its embedded SQLite storage by default and Redis by configuration alone.
+
+    MRELENS_JOBS_URL=sqlite:///var/jobs.db      (default: a file under var/, no server to run)
+    MRELENS_JOBS_URL=redis://127.0.0.1:6379/0   (several machines share one queue)
+
+huey only carries job ids; what a job is, its progress and its outcome live in the label store's jobs table
+(db/jobs.py), so every process reads the same state whichever storage carries the ids.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from app.paths import REPO_ROOT
+
+QUEUE_NAME = "mrelens"
+TASK_NAME = "mrelens.run_job"
+
+
+class JobsConfigError(ValueError):
+    """MRELENS_JOBS_URL names a storage huey cannot use here."""
+
+
+def jobs_url() -> str:
+    return os.environ.get("MRELENS_JOBS_URL") or f"sqlite:///{REPO_ROOT / 'var' / 'jobs.db'}"
+
+
+@cache
+def _queue_for(url: str):
+    """(huey instance, the task that runs one job) for a storage URL; one pair per URL per process."""
+    from huey import PriorityRedisHuey, SqliteHuey
+
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        # priorities need the sorted-set storage: a re-scoring job goes before a long training waiting in the queue
+        huey = PriorityRedisHuey(QUEUE_NAME, url=url, results=False)
+    elif url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        huey = SqliteHuey(QUEUE_NAME, filename=str(path), results=False)
+    else:
+        raise JobsConfigError(
+            f"MRELENS_JOBS_URL={url!r}: expected sqlite:///PATH (default) or redis://HOST:PORT/DB"
+        )
+
+    def run_job(job_id: int) -> None:
+        from app.jobs.runner import execute_job
+
+        execute_job(job_id)
+
+    task = huey.task(name=TASK_NAME)(run_job)
+    return huey, task
+
+
+def get_queue(url: str | None = None):
+    """The huey instance of `url` (default: MRELENS_JOBS_URL)."""
+    return _queue_for(url or jobs_url())[0]
+
+
+def job_task(url: str | None = None):
+    return _queue_for(url or jobs_url())[1]

@@ -1,0 +1,507 @@
+"""What the worker does with a job id: mark it running, run its kind through the project's one function for that
+work, report progress, and end it as succeeded, failed or cancelled.
+
+Nothing half-done survives a failed or cancelled job: a model version is registered only after training finished,
+the checkpoint loaded back and no cancel was asked for; predictions of a scoring job are written in one
+transaction at its end. A job's model is activated when no model is active or when its val micro-F1 beats the
+active one's, and each activation queues a scoring job for the new model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from app.paths import REPO_ROOT, feature_cache_dir, runs_dir
+from db.jobs import JobCancelled, cancel_requested, finish_job, report_progress, start_job
+
+log = logging.getLogger("mrelens.jobs")
+
+# set by the worker's signal handler: the running job stops at its next progress report
+STOP = threading.Event()
+SUMMARY_METRICS = ("accuracy", "precision", "recall", "f1", "records")
+DEFAULT_SCORE_LIMIT = 4000  # pairs a scoring job stores (val first, then test, new, train); MRELENS_SCORE_LIMIT
+CONFIGS = {
+    "first_model": ("MRELENS_FIRST_MODEL_CONFIG", REPO_ROOT / "configs" / "first_model.yaml"),
+    "default_model": ("MRELENS_DEFAULT_MODEL_CONFIG", REPO_ROOT / "configs" / "default.yaml"),
+}
+
+
+class WorkerStopping(Exception):
+    """The worker is shutting down (Ctrl-C, SIGTERM): the running job ends as failed, nothing registered."""
+
+
+@dataclass
+class JobRequest:
+    id: int
+    kind: str
+    params: dict[str, Any]
+    started_by: str
+
+
+_sessions: sessionmaker | None = None
+
+
+def worker_sessions() -> sessionmaker:
+    """The label store of DATABASE_URL, opened once per worker process."""
+    global _sessions
+    if _sessions is None:
+        from db.schema import open_database
+
+        _engine, _sessions = open_database()
+    return _sessions
+
+
+class Reporter:
+    """The progress callback of a job: progress(fraction, message) as model.train.train calls it.
+
+    Each call counts a step, estimates the time left, picks up the latest val F1 from the run's history.json,
+    checks the job's cancel flag and writes progress at most every `interval` seconds. A job made of several
+    trainings (shuffle, ablation) declares them with expect(n): a fraction that falls back starts the next one.
+    """
+
+    def __init__(self, sessions: sessionmaker, job_id: int, interval: float = 2.0):
+        self.sessions, self.job_id, self.interval = sessions, job_id, interval
+        self.t0 = time.monotonic()
+        self.parts, self.part, self.last_fraction, self.steps = 1, 0, 0.0, 0
+        self.progress: dict[str, Any] = {"fraction": 0.0, "message": "starting"}
+        self.lines: list[str] = []
+        self.last_write = 0.0
+        self.history: Path | None = None
+        self.history_mtime = 0.0
+        self.val_f1: float | None = None
+
+    def expect(self, parts: int) -> None:
+        self.parts = max(1, parts)
+
+    def watch_history(self, path: Path) -> None:
+        """history.json of the training under way: its last epoch's val F1 is the progress's "latest val F1"."""
+        self.history, self.history_mtime = path, 0.0
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        if STOP.is_set():
+            raise WorkerStopping("the worker is shutting down")
+        if fraction < self.last_fraction - 1e-9:
+            self.part, self.steps = min(self.part + 1, self.parts - 1), 0
+        self.last_fraction = fraction
+        self.steps += 1
+        overall = (self.part + min(max(fraction, 0.0), 1.0)) / self.parts
+        elapsed = time.monotonic() - self.t0
+        self._read_history()
+        epoch = re.search(r"epoch (\d+)/(\d+)", message)
+        self.progress = {
+            "fraction": round(overall, 4),
+            "message": message,
+            "step": self.steps,
+            "steps": round(self.steps / fraction) if fraction > 0 else None,
+            "epoch": int(epoch.group(1)) if epoch else None,
+            "epochs": int(epoch.group(2)) if epoch else None,
+            "part": self.part + 1,
+            "parts": self.parts,
+            "elapsed_s": round(elapsed),
+            "eta_s": round(elapsed / overall * (1 - overall)) if overall > 0.002 else None,
+            "val_f1": self.val_f1,
+        }
+        self.check_cancel()
+        self.flush()
+
+    def _read_history(self) -> None:
+        if self.history is None:
+            return
+        try:
+            mtime = self.history.stat().st_mtime
+            if mtime != self.history_mtime:
+                self.history_mtime = mtime
+                entries = json.loads(self.history.read_text())
+                if entries:
+                    self.val_f1 = float(entries[-1]["f1"])
+        except (OSError, ValueError, KeyError):
+            pass  # written while we read: the next step reads it again
+
+    def log(self, line: str) -> None:
+        if line.strip():
+            self.lines.append(line)
+        self.flush()
+
+    def check_cancel(self) -> None:
+        with self.sessions() as session:
+            if cancel_requested(session, self.job_id):
+                raise JobCancelled(f"job {self.job_id} was cancelled")
+
+    def flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_write < self.interval:
+            return
+        self.last_write = now
+        lines, self.lines = self.lines, []
+        with self.sessions.begin() as session:
+            report_progress(session, self.job_id, self.progress, lines)
+
+
+class _LineTee(io.TextIOBase):
+    """stderr of the job: every complete line goes to the job's log tail and on to the worker's own stderr."""
+
+    def __init__(self, reporter: Reporter, original):
+        self.reporter, self.original, self.buffer = reporter, original, ""
+
+    def write(self, text: str) -> int:
+        self.original.write(text)
+        self.buffer += text.replace("\r", "\n")
+        *complete, self.buffer = self.buffer.split("\n")
+        for line in complete:
+            self.reporter.lines.append(line)
+        return len(text)
+
+    def flush(self) -> None:
+        self.original.flush()
+
+
+def execute_job(job_id: int, sessions: sessionmaker | None = None) -> str | None:
+    """Run one job to its end; returns its final status (None when it was no longer queued)."""
+    sessions = sessions or worker_sessions()
+    with sessions.begin() as session:
+        job = start_job(session, job_id)
+        if job is None:
+            log.info("job %s is no longer queued; skipped", job_id)
+            return None
+        request = JobRequest(job.id, job.kind, dict(job.params or {}), job.started_by)
+    reporter = Reporter(sessions, job_id)
+    log.info("job %s (%s) started", job_id, request.kind)
+    status, outcome, error = "failed", None, None
+    try:
+        with contextlib.redirect_stderr(_LineTee(reporter, sys.stderr)):
+            outcome = RUNNERS[request.kind](sessions, request, reporter)
+        status = "succeeded"
+    except JobCancelled:
+        status, error = "cancelled", "cancelled on request; nothing it made was registered"
+    except WorkerStopping:
+        error = "interrupted: the worker was stopped while the job ran; nothing it made was registered"
+    except Exception as err:  # recorded on the job (message + traceback in the log tail), not swallowed
+        log.exception("job %s failed", job_id)
+        reporter.lines.extend(traceback.format_exc().splitlines()[-12:])
+        error = f"{type(err).__name__}: {err}"
+    if status == "succeeded":
+        reporter.progress = {**reporter.progress, "fraction": 1.0, "eta_s": 0, "message": "done"}
+    reporter.flush(force=True)
+    with sessions.begin() as session:
+        finish_job(session, job_id, status, outcome, error)
+    log.info("job %s %s%s", job_id, status, f": {error}" if error else "")
+    return status
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training configurations and model registration
+
+
+def config_path(kind: str) -> Path:
+    variable, default = CONFIGS[kind]
+    path = Path(os.environ.get(variable) or default)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: training config of the {kind} job not found (set ${variable})")
+    return path
+
+
+def training_config(path: str | Path, data: str, output_dir: Path, **overrides):
+    """TrainConfig from a YAML file (model.train.parse_config), on `data`, writing under `output_dir`."""
+    from model.train import parse_config
+
+    cfg = parse_config(["--config", str(path)])
+    return replace(
+        cfg,
+        data=str(data),
+        output_dir=str(output_dir),
+        feature_cache=str(feature_cache_dir()),
+        skip_bad=True,
+        progress=False,
+        **overrides,
+    )
+
+
+def job_output_dir(request: JobRequest) -> Path:
+    return runs_dir() / f"job{request.id}-{request.kind}"
+
+
+def summary(metrics: dict) -> dict:
+    """What a model version stores of an evaluation: the four figures, the record count and per-label P/R/F1."""
+    out = {k: metrics[k] for k in SUMMARY_METRICS if k in metrics}
+    if "per_label" in metrics:
+        out["per_label"] = {
+            name: {k: m[k] for k in ("precision", "recall", "f1", "support") if k in m}
+            for name, m in metrics["per_label"].items()
+        }
+    return out
+
+
+def val_f1(metrics: dict | None) -> float | None:
+    value = ((metrics or {}).get("val") or {}).get("f1")
+    return float(value) if value is not None else None
+
+
+def activate_if_better(sessions: sessionmaker, version_id: str, started_by: str) -> dict[str, Any]:
+    """Activate `version_id` when no model is active or its val F1 beats the active one's; activation queues
+    a scoring job for it. Returns what happened, for the job's outcome."""
+    from app.jobs import enqueue
+    from db.queries import active_model_version, find_model_version, set_active
+
+    with sessions.begin() as session:
+        version, active = find_model_version(session, version_id), active_model_version(session)
+        new_f1, active_f1 = val_f1(version.metrics), val_f1(active.metrics) if active else None
+        better = active is None or (new_f1 is not None and (active_f1 is None or new_f1 > active_f1))
+        if active is not None and active.id == version.id:
+            better = False
+        if better:
+            set_active(session, version_id)
+        previous = active.version_id if active else None
+    outcome: dict[str, Any] = {"activated": better, "previous_active": previous, "previous_val_f1": active_f1}
+    if better:
+        outcome["score_job"] = enqueue(sessions, "score", started_by, {"model_version": version_id})
+    return outcome
+
+
+def register_trained(
+    sessions: sessionmaker,
+    request: JobRequest,
+    reporter: Reporter,
+    checkpoint: Path,
+    metrics: dict,
+    settings: dict,
+) -> dict[str, Any]:
+    """Register a finished training's checkpoint (after checking it loads and no cancel came) and maybe activate."""
+    from db.queries import register_checkpoint
+    from model.evaluate import load_checkpoint
+
+    reporter.check_cancel()
+    load_checkpoint(checkpoint)  # a checkpoint that does not load back is never registered
+    with sessions.begin() as session:
+        version = register_checkpoint(
+            session,
+            checkpoint,
+            metrics={"val": summary(metrics)},
+            settings={**settings, "job": request.id},
+            created_by=f"job {request.id} ({request.kind}, started by {request.started_by})",
+        )
+        version_id = version.version_id
+    outcome = {"model_version": version_id, "val_f1": metrics.get("f1")}
+    outcome.update(activate_if_better(sessions, version_id, f"job {request.id}"))
+    return outcome
+
+
+def _json_safe(values: dict) -> dict:
+    return {k: v for k, v in values.items() if isinstance(v, str | int | float | bool | type(None) | dict | list)}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One runner per kind
+
+
+def run_training(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
+    """first_model / default_model: model.train.train on a config file, then register (and maybe activate)."""
+    from model.train import train
+
+    path = request.params.get("config") or config_path(request.kind)
+    cfg = training_config(path, request.params["data"], job_output_dir(request))
+    reporter.watch_history(Path(cfg.output_dir) / "history.json")
+    reporter.log(f"{request.kind}: {cfg.variant}, {cfg.epochs} epoch(s) on {cfg.data} ({path})")
+    result = train(cfg, progress_callback=reporter)
+    if not result.best_metrics:
+        raise RuntimeError(f"training wrote no checkpoint under {cfg.output_dir}")
+    settings = {
+        "kind": request.kind,
+        "config_file": str(path),
+        "dataset": request.params.get("dataset"),
+        "train": _json_safe(asdict(cfg)),
+        "history": result.history,
+    }
+    return register_trained(sessions, request, reporter, result.best_dir, result.best_metrics, settings)
+
+
+def run_retrain(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
+    """Retrain from curated labels (app.retrain.retrain registers the version); activate it only if it beats."""
+    from app.retrain import retrain
+
+    p = request.params
+    output_dir = job_output_dir(request)
+    reporter.watch_history(output_dir / "history.json")
+    options = {k: p[k] for k in ("limit_train", "limit_val", "max_length") if p.get(k)}
+    result = retrain(
+        sessions,
+        p["base"],
+        p["data"],
+        p.get("dataset", "mnre"),
+        int(p.get("epochs", 1)),
+        output_dir,
+        batch_size=int(p.get("batch_size", 32)),
+        lr=float(p.get("lr", 2e-5)),
+        created_by=f"job {request.id} (retrain, started by {request.started_by})",
+        log=reporter.log,
+        progress_callback=reporter,
+        before_register=reporter.check_cancel,
+        feature_cache=str(feature_cache_dir()),
+        progress=False,
+        skip_bad=True,
+        **options,
+    )
+    outcome = {
+        "model_version": result.new_version,
+        "base": result.base_version,
+        "val_f1": result.after["f1"],
+        "val_f1_before": result.before["f1"],
+        "curation": result.curation.summary(),
+    }
+    outcome.update(activate_if_better(sessions, result.new_version, f"job {request.id}"))
+    return outcome
+
+
+def score_limit() -> int:
+    return int(os.environ.get("MRELENS_SCORE_LIMIT", DEFAULT_SCORE_LIMIT))
+
+
+def run_score(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
+    """Store a model version's predictions for the queue (the active one by default), all in one transaction."""
+    from app.inference import pairs_without_prediction, predict_and_store
+    from db.models import EntityPair
+    from db.queries import LabelStoreError, active_model_version, find_model_version
+    from model.evaluate import load_checkpoint
+
+    wanted = request.params.get("model_version")
+    with sessions() as session:
+        version = find_model_version(session, wanted) if wanted else active_model_version(session)
+        if version is None:
+            raise LabelStoreError("no model version is active; nothing to score with")
+        todo = pairs_without_prediction(session, version)
+        total = session.scalar(select(func.count()).select_from(EntityPair))
+        version_pk, version_id, path = version.id, version.version_id, version.path
+    limit = int(request.params.get("limit") or score_limit())
+    scored = total - len(todo)
+    todo = todo[: max(0, limit - scored)]
+    reporter.log(f"scoring {len(todo)} pairs with {version_id} ({scored} of {total} already scored)")
+    if todo:
+        model, tokenizer = load_checkpoint(path)
+        predict_and_store(
+            sessions,
+            model,
+            tokenizer,
+            version_pk,
+            todo,
+            progress=lambda done, n: reporter(done / n, f"{done}/{n} pairs"),
+            atomic=True,
+        )
+    return {"model_version": version_id, "scored": len(todo), "already_scored": scored, "pairs": total}
+
+
+class _ReportingRecords(list):
+    """The records of a grounding batch; iterating them reports progress (and so checks the cancel flag)."""
+
+    def __init__(self, records, reporter: Reporter, label: str):
+        super().__init__(records)
+        self.reporter, self.label = reporter, label
+
+    def __iter__(self):
+        n = len(self)
+        for k, record in enumerate(super().__iter__()):
+            self.reporter(k / max(1, n), f"{self.label}: {k}/{n} posts")
+            yield record
+
+
+def run_grounding(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
+    """model.grounding.ground_split over each split of the dataset (resumable; crops stored under var/)."""
+    from model.data import load_split
+    from model.grounding import ground_split, load_grounder
+
+    p = request.params
+    splits = list(p.get("splits") or ["train", "val"])
+    store = Path(p.get("out") or REPO_ROOT / "var" / "grounding" / p.get("dataset", "dataset"))
+    grounder = load_grounder(p["grounder"], strict=True) if p.get("grounder") else None
+    reporter.expect(len(splits))
+    counts = {}
+    for split in splits:
+        records, _, _ = load_split(p["data"], split, check_images=False)
+        records = records[: p["limit"]] if p.get("limit") else records
+        counts[split] = ground_split(
+            _ReportingRecords(records, reporter, split), store, split, grounder=grounder, resume=True, progress=False
+        )
+        reporter.log(f"{split}: {counts[split]}")
+    return {"store": str(store), "counts": counts}
+
+
+def _experiment_config(request: JobRequest):
+    p = request.params
+    path = p.get("config") or config_path("default_model")
+    overrides = {k: p[k] for k in ("epochs", "limit_train", "limit_val") if p.get(k)}
+    return training_config(path, p["data"], job_output_dir(request), **overrides)
+
+
+def run_shuffle(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
+    """Table 1: model.shuffle.run_shuffle_experiment on the current data; its rows become evaluation runs."""
+    from db.queries import save_evaluation_run
+    from model.shuffle import run_shuffle_experiment
+
+    cfg = _experiment_config(request)
+    variants = list(request.params.get("variants") or ["objects"])
+    split = request.params.get("eval_split", "val")
+    reporter.expect(2 * len(variants))  # a standard and a shuffled-train training per variant
+    rows = run_shuffle_experiment(cfg, variants, split, cfg.output_dir, progress_callback=reporter)
+    reporter.check_cancel()
+    with sessions.begin() as session:
+        for row in rows:
+            save_evaluation_run(
+                session,
+                row["variant"],
+                row["setting"].replace("_", "-"),
+                row["eval_split"],
+                {k: row[k] for k in ("accuracy", "precision", "recall", "f1", "records") if k in row},
+                settings={"job": request.id, "model": row["model"], "model_version": row["model_version"]},
+            )
+    return {"rows": len(rows), "out": cfg.output_dir, "variants": variants}
+
+
+ABLATION_VARIANTS = ("text_only", "vanilla", "no_text_attn", "objects")
+
+
+def run_ablation(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
+    """Table 2: model.train.train once per variant with the same settings; each best epoch becomes a run."""
+    from db.queries import save_evaluation_run
+    from model.train import train
+
+    cfg = _experiment_config(request)
+    variants = list(request.params.get("variants") or ABLATION_VARIANTS)
+    reporter.expect(len(variants))
+    results = {}
+    for variant in variants:
+        out = Path(cfg.output_dir) / variant
+        reporter.watch_history(out / "history.json")
+        result = train(replace(cfg, variant=variant, output_dir=str(out)), progress_callback=reporter)
+        results[variant] = summary(result.best_metrics)
+    reporter.check_cancel()
+    with sessions.begin() as session:
+        for variant, metrics in results.items():
+            metrics = {k: v for k, v in metrics.items() if k != "per_label"}
+            save_evaluation_run(
+                session, variant, "standard", "val", metrics, settings={"job": request.id, "purpose": "ablation"}
+            )
+    return {"variants": variants, "f1": {v: m.get("f1") for v, m in results.items()}}
+
+
+RUNNERS = {
+    "first_model": run_training,
+    "default_model": run_training,
+    "retrain": run_retrain,
+    "score": run_score,
+    "grounding": run_grounding,
+    "shuffle": run_shuffle,
+    "ablation": run_ablation,
+}

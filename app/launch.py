@@ -1,0 +1,168 @@
+"""`make app` in one process tree: import the data, start the job worker and the app, queue the training.
+
+    python -m app.launch [--port 8501] [--mnre DIR] [--database-url URL]
+
+1. upgrade the label store and import MNRE from $MNRE_ROOT (else the synthetic demo set): app.prepare's steps,
+   importing only; nothing is trained in the foreground;
+2. queue what is missing: the first model (configs/first_model.yaml, or $MRELENS_FIRST_MODEL_CONFIG: a quick
+   text-only model, activated as soon as it is registered), then the full default recipe (configs/default.yaml,
+   or $MRELENS_DEFAULT_MODEL_CONFIG: activated when its val micro-F1 beats the active model's), and a scoring job
+   when the active model has not scored the queue yet. A second launch reuses what exists: a job that is queued,
+   running or done is not queued again;
+3. start `python -m app.worker` and `streamlit run app/main.py`; the app serves as soon as the data are in.
+
+Ctrl-C (or SIGTERM) stops both: the worker ends its running job at the next progress report (it is marked failed
+and queued again by the next launch), then the app stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from app.paths import REPO_ROOT
+
+STOP_TIMEOUT_S = 60
+LAUNCHER = "make app"  # who the launcher's jobs are started by
+
+
+def log(message: str) -> None:
+    print(f"[launch {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def queue_default_jobs(sessions: sessionmaker, root: Path, dataset: str) -> list[int]:
+    """Queue the first model, the default recipe and a scoring job where each is missing; returns the new job ids."""
+    from app.inference import pairs_without_prediction
+    from app.jobs import enqueue
+    from app.jobs.runner import score_limit, val_f1
+    from db.jobs import latest_job
+    from db.models import EntityPair
+    from db.queries import active_model_version
+
+    params = {"data": str(root), "dataset": dataset}
+    queued = []
+    with sessions() as session:
+        active = active_model_version(session)
+        has_useful_model = active is not None and val_f1(active.metrics) is not None
+        first = latest_job(session, ("first_model",), ("queued", "running", "succeeded"))
+        default = latest_job(session, ("default_model",), ("queued", "running", "succeeded", "cancelled"))
+        scoring = latest_job(session, ("score",), ("queued", "running"))
+        unscored = 0
+        if active is not None:
+            total = session.scalar(select(func.count()).select_from(EntityPair))
+            unscored = min(score_limit(), total) - (total - len(pairs_without_prediction(session, active)))
+    if first is None and not has_useful_model:
+        queued.append(enqueue(sessions, "first_model", LAUNCHER, params))
+        log(f"queued job {queued[-1]}: the first model (quick, text only)")
+    if default is None:
+        queued.append(enqueue(sessions, "default_model", LAUNCHER, params))
+        log(f"queued job {queued[-1]}: the default recipe (activated if it beats the active model)")
+    if active is not None and unscored > 0 and scoring is None:
+        queued.append(enqueue(sessions, "score", LAUNCHER, {"model_version": active.version_id}))
+        log(f"queued job {queued[-1]}: store {active.version_id}'s predictions for the queue")
+    return queued
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen, stopping: dict, timeout: float = 120) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None or stopping["signal"] is not None:
+            return False
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def stop(processes: dict[str, subprocess.Popen]) -> None:
+    """SIGINT to the worker (ends its job cleanly), SIGTERM to the app; kill what is still there after a while."""
+    for name, proc in processes.items():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT if name == "worker" else signal.SIGTERM)
+    deadline = time.time() + STOP_TIMEOUT_S
+    for name, proc in processes.items():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            log(f"{name} did not stop within {STOP_TIMEOUT_S} s: killed")
+            proc.kill()
+            proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from app.prepare import data_source, default_mnre_root, ensure_data
+
+    ap = argparse.ArgumentParser(
+        prog="python -m app.launch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8501)))
+    ap.add_argument("--mnre", type=Path, default=default_mnre_root(), help="MNRE folder (default: $MNRE_ROOT)")
+    ap.add_argument("--database-url", help="default: $DATABASE_URL, else sqlite var/mrelens.db")
+    ap.add_argument("--synthetic-dir", type=Path, help="where the synthetic demo set is generated")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    if args.database_url:
+        os.environ["DATABASE_URL"] = args.database_url  # the worker and the app read the same store
+
+    from db.schema import open_database
+
+    stopping = {"signal": None}
+
+    def on_signal(signum, _frame):
+        stopping["signal"] = signum
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    engine, sessions = open_database()
+    try:
+        source = data_source(args.mnre, args.synthetic_dir) if args.synthetic_dir else data_source(args.mnre)
+        ensure_data(sessions, *source)
+        queue_default_jobs(sessions, *source)
+    finally:
+        engine.dispose()
+    log(f"data ready in {time.time() - t0:.1f} s")
+
+    # own sessions: Ctrl-C reaches the launcher only, which stops the children in order
+    processes = {
+        "worker": subprocess.Popen([sys.executable, "-m", "app.worker"], cwd=REPO_ROOT, start_new_session=True),
+        "app": subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(args.port)],
+            cwd=REPO_ROOT,
+            start_new_session=True,
+        ),
+    }
+    url = f"http://127.0.0.1:{args.port}"
+    status = 0
+    try:
+        if wait_until_serving(url, processes["app"], stopping):
+            log(f"serving at {url} ({time.time() - t0:.1f} s after start); training runs in the worker")
+        elif stopping["signal"] is None:
+            log("the app did not start; see its output above")
+            status = 1
+        while status == 0 and stopping["signal"] is None:
+            for name, proc in processes.items():
+                if proc.poll() is not None:
+                    log(f"{name} exited with status {proc.returncode}; stopping")
+                    status = 1
+            time.sleep(0.3)
+    finally:
+        log("stopping the worker and the app ...")
+        stop(processes)
+        log("stopped")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

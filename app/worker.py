@@ -1,0 +1,89 @@
+"""The job worker: a huey consumer that runs the jobs the app and the launcher enqueue.
+
+    python -m app.worker [--threads N] [--workers N] [--nice N]
+
+--threads (MRELENS_WORKER_THREADS, default 1) is the worker's CPU budget in torch threads, so that the app stays
+responsive beside a training; --nice (MRELENS_WORKER_NICE, default 10) lowers its scheduling priority for the same
+reason; --workers (MRELENS_WORKER_CONCURRENCY, default 1) is how many jobs run at once (one: one training at a
+time, the rest wait in the queue, scoring jobs first). On start, jobs left "running" by a worker that died are
+marked failed, and queued jobs whose queue message is gone are sent again. Ctrl-C (SIGINT) or SIGTERM stops the
+running job at its next progress report (it ends as failed, nothing registered) and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise SystemExit(f"error: ${name}={value!r} is not an integer") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m app.worker", description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=_env_int("MRELENS_WORKER_THREADS", 1))
+    ap.add_argument("--workers", type=int, default=_env_int("MRELENS_WORKER_CONCURRENCY", 1))
+    ap.add_argument("--nice", type=int, default=_env_int("MRELENS_WORKER_NICE", 10))
+    args = ap.parse_args(argv)
+    if args.threads < 1 or args.workers < 1:
+        print("error: --threads and --workers must be at least 1", file=sys.stderr)
+        return 2
+    # before torch is imported: its OpenMP pool reads these once
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(args.threads)
+    if args.nice:
+        os.nice(args.nice)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.INFO, format="[worker %(asctime)s] %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("huey").setLevel(logging.WARNING)
+    log = logging.getLogger("mrelens.jobs")
+
+    from huey.consumer import Consumer
+
+    from app.jobs import requeue_lost
+    from app.jobs.queue import JobsConfigError, get_queue, jobs_url
+    from app.jobs.runner import STOP, worker_sessions
+    from db.jobs import fail_abandoned_jobs
+
+    try:
+        queue = get_queue()
+    except JobsConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    sessions = worker_sessions()
+    with sessions.begin() as session:
+        for job in fail_abandoned_jobs(session):
+            log.warning("job %s (%s) was left running by a stopped worker: marked failed", job.id, job.kind)
+    for job_id in requeue_lost(sessions):
+        log.warning("job %s was queued but missing from the queue storage: sent again", job_id)
+
+    class JobConsumer(Consumer):
+        def _handle_signal(self, signum, frame):
+            STOP.set()  # the running job raises at its next progress report instead of running to its end
+            super()._handle_signal(signum, frame)
+
+    consumer = JobConsumer(
+        queue, workers=args.workers, worker_type="thread", periodic=False, max_delay=1.0, shutdown_timeout=120
+    )
+    log.info(
+        "worker up: %d job(s) at a time, %d torch thread(s), nice %d, queue %s",
+        args.workers,
+        args.threads,
+        args.nice,
+        jobs_url(),
+    )
+    consumer.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
