@@ -14,8 +14,11 @@ from app.render import draw_boxes
 from app.resources import get_sessions
 from app.state import flash, review_session
 from app.store import PairView, decide, load_pair_view, undo
-from db.queries import LabelStoreError
+from db.queries import ConcurrentEditError, LabelStoreError
 
+SAVED_REVISIONS = (
+    "review_saved_revisions"  # session state: pair id -> revision this reviewer's last save created
+)
 SHORTCUTS = (
     "**A** accept · **1-9** correct to that label · **E** correct to the picked label · **X** reject · "
     "**S** skip · **N** next · **P** previous · **U** undo"
@@ -39,7 +42,7 @@ def save(status: str, label: str | None = None) -> None:
     rs, (pair_id, revision) = review_session(), st.session_state["review_shown"]
     note = st.session_state.get(f"review_note_{pair_id}", "")
     try:
-        decide(get_sessions(), pair_id, status, st.session_state["reviewer"], revision, label, note)
+        saved = decide(get_sessions(), pair_id, status, st.session_state["reviewer"], revision, label, note)
     except OperationalError as err:
         flash(
             "error",
@@ -52,17 +55,40 @@ def save(status: str, label: str | None = None) -> None:
         return
     st.session_state.pop(f"review_note_{pair_id}", None)
     rs.actions.append(pair_id)
+    # the revision this reviewer's save created: the one an undo of it must find still current
+    st.session_state.setdefault(SAVED_REVISIONS, {})[pair_id] = saved.revision
     flash("success", f"Pair {pair_id}: {status}{f' as {label}' if label else ''}.")
     rs.move(1)
 
 
 def undo_action() -> None:
-    """Button callback: undo this session's last decision (or the shown pair's, after a reload)."""
+    """Button callback: undo this session's last decision (or the shown pair's, after a reload).
+
+    The undo is checked against the revision this reviewer saw: their own save's revision, or the shown one.
+    """
     rs = review_session()
-    pair_id = rs.actions[-1] if rs.actions else st.session_state["review_shown"][0]
+    shown_pair, shown_revision = st.session_state["review_shown"]
+    if rs.actions:
+        pair_id = rs.actions[-1]
+        revision = st.session_state.get(SAVED_REVISIONS, {}).get(pair_id, shown_revision)
+    else:
+        pair_id, revision = shown_pair, shown_revision
     try:
-        undo(get_sessions(), pair_id, st.session_state["reviewer"])
-    except (OperationalError, LabelStoreError) as err:
+        undo(get_sessions(), pair_id, st.session_state["reviewer"], revision)
+    except ConcurrentEditError as err:
+        if rs.actions:
+            rs.actions.pop()
+        rs.open(pair_id)
+        flash(
+            "error",
+            f"Not undone: {err.annotator} saved pair {pair_id} after you (revision {err.revision}); "
+            "their decision stands. The pair is shown with its current state.",
+        )
+        return
+    except OperationalError as err:
+        flash("error", f"Undo failed: the database is busy or unavailable ({err.orig}); nothing was changed.")
+        return
+    except LabelStoreError as err:
         flash("error", f"Undo failed: {err}")
         return
     if rs.actions:

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Annotation, EntityPair, ModelVersion
 from db.queries import (
-    LabelStoreError,
     active_model_version,
     current_state,
     pair_detail,
@@ -148,13 +147,14 @@ def decide(
         )
 
 
-def undo(sessions: sessionmaker, pair_id: int, annotator: str) -> Annotation:
-    """Undo the latest decision still in effect on the pair (appends a row restoring the state before it)."""
+def undo(sessions: sessionmaker, pair_id: int, annotator: str, expected_revision: int) -> Annotation:
+    """Undo the latest decision still in effect on the pair, if the pair is still at `expected_revision`.
+
+    `expected_revision` is the revision the reviewer saw (after their own save: the revision it created), so an
+    undo never cancels a decision someone else made meanwhile (ConcurrentEditError instead).
+    """
     with sessions.begin() as session:
-        revision = current_state(pair_history(session, pair_id)).revision
-        if revision == 0:
-            raise LabelStoreError(f"pair {pair_id} has no decision to undo")
-        return undo_last(session, pair_id, annotator=annotator, expected_revision=revision)
+        return undo_last(session, pair_id, annotator=annotator, expected_revision=expected_revision)
 
 
 def model_versions(session: Session) -> list[dict[str, Any]]:

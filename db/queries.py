@@ -1,8 +1,8 @@
 """Every write to the label store, and the reads the app needs.
 
 Functions take a Session and leave committing to the caller (`with sessionmaker.begin() as session:`), so a caller
-can group several writes into one transaction. The exception is a lost optimistic-lock race in record_annotation:
-the session is rolled back before ConcurrentEditError is raised.
+can group several writes into one transaction. A lost optimistic-lock race in record_annotation or undo_last raises
+ConcurrentEditError with the caller's transaction still usable (the losing insert ran in a savepoint).
 """
 
 from __future__ import annotations
@@ -145,20 +145,21 @@ def _append(session: Session, pair: EntityPair, expected_revision: int, **values
             raise LabelStoreError(f"pair {pair.id} has no revision {expected_revision}; reload it")
         raise ConcurrentEditError(pair.id, latest.annotator, latest.revision, latest.created_at)
     annotation = Annotation(pair_id=pair.id, revision=expected_revision + 1, **values)
-    session.add(annotation)
+    # A savepoint around the insert: losing the race rolls back only the insert, never the caller's transaction
+    # (a rollback inside the caller's `sessions.begin()` block would turn the conflict into InvalidRequestError).
     try:
-        session.flush()
+        with session.begin_nested():
+            session.add(annotation)
     except IntegrityError as err:
         # Another transaction inserted the same (pair, revision) between our check and our insert.
-        session.rollback()
         winner = session.scalars(
             select(Annotation)
-            .where(Annotation.pair_id == pair.id)
+            .where(Annotation.pair_id == pair.id, Annotation.revision > expected_revision)
             .order_by(Annotation.revision.desc())
             .limit(1)
         ).first()
-        if winner is None or winner.revision <= expected_revision:
-            raise
+        if winner is None:  # not visible to this transaction's snapshot: still a conflict, who is unknown
+            raise ConcurrentEditError(pair.id, "another reviewer", expected_revision + 1, None) from err
         raise ConcurrentEditError(pair.id, winner.annotator, winner.revision, winner.created_at) from err
     return annotation
 
