@@ -12,10 +12,11 @@ from sqlalchemy.exc import OperationalError
 
 from db.agreement import agreement
 from db.io import EXPORT_FORMATS, ExportFilter, export_labels, import_mnre, import_post
+from db.label_studio import LABEL_STUDIO_FORMAT, export_label_studio, import_label_studio
 from db.models import ANNOTATION_STATUSES
 from db.queries import LabelStoreError
 from db.schema import head_revision, open_database
-from model.data import DataFormatError
+from model.mnre_format import DataFormatError
 
 USER_ERROR = 2
 
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="new")
 
     p = sub.add_parser("export", help="export curated labels (written atomically)")
-    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    p.add_argument("--format", required=True, choices=(*EXPORT_FORMATS, LABEL_STUDIO_FORMAT))
     p.add_argument(
         "--out", required=True, type=Path, help="file, or folder for --format mnre (or a .txt file)"
     )
@@ -73,6 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("agreement", help="Cohen's kappa and Krippendorff's alpha between annotators")
     p.add_argument("--dataset")
     p.add_argument("--annotators", nargs="+")
+
+    # Label Studio (db/label_studio.py): export is `export --format labelstudio`
+    p = sub.add_parser(
+        "import-labelstudio", help="import a Label Studio JSON export (idempotent, all or nothing)"
+    )
+    p.add_argument(
+        "file",
+        type=Path,
+        help="the export (JSON list of tasks) of a project using db/label_studio_config.xml",
+    )
+    p.add_argument("--dataset", default="labelstudio", help="dataset for pairs drawn in Label Studio")
+    p.add_argument(
+        "--images", type=Path, help="folder to find images by file name when a task's path is not here"
+    )
 
     sub.add_parser("upgrade", help="create or upgrade the database schema to the latest revision")
     return parser
@@ -121,11 +136,20 @@ def run(args: argparse.Namespace) -> None:
             )
             started = time.perf_counter()
             with sessions() as session:
-                report = export_labels(session, args.format, args.out, flt)
+                if args.format == LABEL_STUDIO_FORMAT:
+                    report = export_label_studio(session, args.out, flt)
+                else:
+                    report = export_labels(session, args.format, args.out, flt)
             print(
                 f"exported {report.rows} records to {', '.join(map(str, report.paths)) or '(nothing)'} "
                 f"in {time.perf_counter() - started:.1f} s"
             )
+        elif args.command == "import-labelstudio":  # Label Studio
+            with sessions.begin() as session:
+                ls_report = import_label_studio(session, args.file, args.dataset, args.images)
+            print(ls_report.summary())
+            for problem in ls_report.stale:
+                print(f"not applied: {problem}")
         elif args.command == "agreement":
             with sessions() as session:
                 print(agreement(session, args.dataset, args.annotators).format())

@@ -1,0 +1,758 @@
+"""Label Studio tasks JSON out of the store, and Label Studio exports back in.
+
+The labeling config is `db/label_studio_config.xml`: an `Image`, a `Text` with word-granular `Labels` ("head",
+"tail"), `Relations` with the 23 MNRE relations, a "reject pair" `Choices` and a note `TextArea`. Results follow Label
+Studio's task format: span regions `{"id", "from_name": "entity", "to_name": "text", "type": "labels", "value":
+{"start", "end", "text", "labels"}}` (character offsets into `data.text`) and one relation `{"type": "relation",
+"from_id": <head region>, "to_id": <tail region>, "direction": "right", "labels": [<relation>]}`.
+
+Export: one task per curated pair. `data` holds the post text, the image URL and an `mrelens` block (dataset, split,
+source key, word tokens and spans, gold label), so that an import puts every pair back where it came from. Each
+annotator's latest decision still in effect becomes one annotation (`completed_by`, `created_at`; a skip is
+`was_cancelled`, a rejection the "reject pair" choice); the active model's output becomes a prediction with its
+`model_version` and `score`.
+
+Import: posts and pairs that are new are added, every annotation becomes a decision with its Label Studio annotator
+and time (append-only). The whole file is parsed and checked first (errors name the task index and the field), then
+written in the caller's transaction. Importing the same file again adds nothing: a decision already stored with the
+same annotator, time, status and label is skipped. A decision older than the pair's current one is not applied (it
+would silently replace a newer label); it is listed in the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.io import (
+    ExportFilter,
+    ExportReport,
+    _bulk_insert,
+    _content_key,
+    atomic_write,
+    curated_rows,
+    validate_image,
+)
+from db.models import Annotation, Dataset, EntityPair, Post, Prediction
+from db.queries import (
+    DEFAULT_PREDICTION_METHOD,
+    LabelStoreError,
+    _append,
+    _check_label,
+    active_model_version,
+    get_or_create_dataset,
+)
+from model.data import DataFormatError
+
+CONFIG_PATH = Path(__file__).with_name("label_studio_config.xml")
+SPAN_CONTROL, TEXT_OBJECT, IMAGE_OBJECT, REJECT_CONTROL, NOTE_CONTROL = (
+    "entity",
+    "text",
+    "image",
+    "pair",
+    "note",
+)
+HEAD, TAIL, REJECT_CHOICE = "head", "tail", "reject pair"
+DEFAULT_IMAGE_PREFIX = "/data/local-files/?d="  # Label Studio's local-files storage URL
+DEFAULT_DATASET = "labelstudio"
+DEFAULT_SPLIT = "labelstudio"
+LABEL_STUDIO_FORMAT = "labelstudio"  # the `python -m db export --format` name
+
+
+def config_relations(path: str | Path = CONFIG_PATH) -> list[str]:
+    """The relation labels of the labeling config, in order (the 23 MNRE relations for the shipped config)."""
+    root = ET.parse(path).getroot()
+    return [rel.attrib["value"] for rel in root.iter("Relation")]
+
+
+def _user_name(completed_by: Any) -> str | None:
+    """Label Studio's `completed_by`: a user id, an email string or a {id, email, first_name, last_name} object."""
+    if isinstance(completed_by, dict):
+        if completed_by.get("email"):
+            return str(completed_by["email"])
+        name = " ".join(str(completed_by.get(k) or "") for k in ("first_name", "last_name")).strip()
+        if name:
+            return name
+        completed_by = completed_by.get("id")
+    if isinstance(completed_by, bool):
+        return None
+    if isinstance(completed_by, int):
+        return f"labelstudio-user-{completed_by}"
+    if isinstance(completed_by, str) and completed_by.strip():
+        return completed_by.strip()
+    return None
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _word_offsets(tokens: list[str]) -> list[tuple[int, int]]:
+    """Character [start, end) of each word in " ".join(tokens)."""
+    offsets, pos = [], 0
+    for tok in tokens:
+        offsets.append((pos, pos + len(tok)))
+        pos += len(tok) + 1
+    return offsets
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Export
+
+
+def _span_region(region_id: str, role: str, tokens: list[str], start: int, end: int) -> dict[str, Any]:
+    offsets = _word_offsets(tokens)
+    c0, c1 = offsets[start][0], offsets[end - 1][1]
+    return {
+        "id": region_id,
+        "from_name": SPAN_CONTROL,
+        "to_name": TEXT_OBJECT,
+        "type": "labels",
+        "value": {"start": c0, "end": c1, "text": " ".join(tokens)[c0:c1], "labels": [role]},
+    }
+
+
+def _pair_result(row: dict[str, Any], relation: str | None) -> list[dict[str, Any]]:
+    head_id, tail_id = f"h{row['pair_id']}", f"t{row['pair_id']}"
+    return [
+        _span_region(head_id, HEAD, row["tokens"], row["head_start"], row["head_end"]),
+        _span_region(tail_id, TAIL, row["tokens"], row["tail_start"], row["tail_end"]),
+        {
+            "from_id": head_id,
+            "to_id": tail_id,
+            "type": "relation",
+            "direction": "right",
+            "labels": [relation] if relation is not None else [],
+        },
+    ]
+
+
+def decisions_in_effect(session: Session, pair_ids: list[int]) -> dict[int, list[Annotation]]:
+    """pair id -> each annotator's latest decision that no undo took back, in revision order. Undo rows are left
+    out, except one that is the pair's current state: it stands for its author's last word."""
+    rows: list[Annotation] = []
+    for start in range(0, len(pair_ids), 5000):
+        rows.extend(
+            session.scalars(
+                select(Annotation)
+                .where(Annotation.pair_id.in_(pair_ids[start : start + 5000]))
+                .order_by(Annotation.pair_id, Annotation.revision)
+            )
+        )
+    undone = {a.undoes_id for a in rows if a.undoes_id is not None}
+    latest: dict[int, dict[str, Annotation]] = defaultdict(dict)
+    last: dict[int, Annotation] = {}
+    for a in rows:
+        last[a.pair_id] = a
+        if a.undoes_id is None and a.id not in undone and a.status != "unreviewed":
+            latest[a.pair_id][a.annotator] = a
+    for pair_id, a in last.items():
+        # an undo that is the current state is its author's last word (the restored label, with its time)
+        if a.undoes_id is not None and a.status != "unreviewed":
+            latest[pair_id][a.annotator] = a
+    return {pid: sorted(by.values(), key=lambda a: a.revision) for pid, by in latest.items()}
+
+
+def _annotation(row: dict[str, Any], decision: Annotation) -> dict[str, Any]:
+    result = _pair_result(row, decision.label if decision.status != "rejected" else None)
+    if decision.status == "rejected":
+        result.append(
+            {
+                "from_name": REJECT_CONTROL,
+                "to_name": TEXT_OBJECT,
+                "type": "choices",
+                "value": {"choices": [REJECT_CHOICE]},
+            }
+        )
+    if decision.note:
+        result.append(
+            {
+                "from_name": NOTE_CONTROL,
+                "to_name": TEXT_OBJECT,
+                "type": "textarea",
+                "value": {"text": [decision.note]},
+            }
+        )
+    when = _iso(decision.created_at)
+    return {
+        "result": result,
+        "completed_by": {"email": decision.annotator},
+        "was_cancelled": decision.status == "skipped",
+        "ground_truth": False,
+        "created_at": when,
+        "updated_at": when,
+    }
+
+
+def label_studio_tasks(
+    session: Session, flt: ExportFilter | None = None, image_prefix: str = DEFAULT_IMAGE_PREFIX
+) -> list[dict[str, Any]]:
+    """Label Studio tasks for the curated pairs `flt` selects (rejected pairs included: their rejection is an
+    annotation). `data.image` is `image_prefix` + the post's img_id."""
+    base = flt or ExportFilter()
+    rows = curated_rows(session, ExportFilter(**{**base.__dict__, "include_rejected": True}))
+    pair_ids = [row["pair_id"] for row in rows]
+    decisions = decisions_in_effect(session, pair_ids)
+    stored: dict[int, tuple[str, str | None]] = {}  # pair id -> (source key, image path)
+    for start in range(0, len(pair_ids), 5000):
+        for pid, source_key, image_path in session.execute(
+            select(EntityPair.id, EntityPair.source_key, Post.image_path)
+            .join(Post, Post.id == EntityPair.post_id)
+            .where(EntityPair.id.in_(pair_ids[start : start + 5000]))
+        ):
+            stored[pid] = (source_key, image_path)
+    version = active_model_version(session)
+    predictions: dict[int, Prediction] = {}
+    if version is not None and pair_ids:
+        for start in range(0, len(pair_ids), 5000):
+            for pred in session.scalars(
+                select(Prediction).where(
+                    Prediction.model_version_id == version.id,
+                    Prediction.method == DEFAULT_PREDICTION_METHOD,
+                    Prediction.pair_id.in_(pair_ids[start : start + 5000]),
+                )
+            ):
+                predictions[pred.pair_id] = pred
+    tasks = []
+    for row in rows:
+        meta = {
+            "pair_id": row["pair_id"],
+            "dataset": row["dataset"],
+            "split": row["split"],
+            "source_key": stored[row["pair_id"]][0],
+            "source_line": row["source_line"],
+            "tokens": row["tokens"],
+            "head": [row["head_start"], row["head_end"]],
+            "tail": [row["tail_start"], row["tail_end"]],
+            "head_name": row["head_name"],
+            "tail_name": row["tail_name"],
+            "img_id": row["img_id"],
+            "image_path": stored[row["pair_id"]][1],
+            "gold_label": row["gold_label"],
+            "raw_line": row["_raw_line"],
+        }
+        task: dict[str, Any] = {
+            "data": {
+                "text": row["text"],
+                "image": f"{image_prefix}{row['img_id']}" if row["img_id"] else None,
+                "mrelens": meta,
+            },
+            "annotations": [_annotation(row, d) for d in decisions.get(row["pair_id"], [])],
+            "predictions": [],
+        }
+        pred = predictions.get(row["pair_id"])
+        if pred is not None:
+            task["predictions"].append(
+                {
+                    "model_version": version.version_id,
+                    "score": float(pred.confidence),
+                    "result": _pair_result(row, pred.predicted_label),
+                }
+            )
+        tasks.append(task)
+    return tasks
+
+
+def export_label_studio(
+    session: Session,
+    out: str | Path,
+    flt: ExportFilter | None = None,
+    image_prefix: str = DEFAULT_IMAGE_PREFIX,
+) -> ExportReport:
+    """Write the tasks as one JSON array (Label Studio's import format), atomically."""
+    out = Path(out)
+    tasks = label_studio_tasks(session, flt, image_prefix)
+    text = json.dumps(tasks, ensure_ascii=False, indent=1)
+    atomic_write(out, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+    return ExportReport(len(tasks), [out])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Import: parse and check everything, then write
+
+
+@dataclass
+class _Decision:
+    status: str
+    label: str | None
+    annotator: str
+    created_at: datetime
+    note: str | None
+    where: str  # "task 3 annotations[1]" for messages
+
+
+@dataclass
+class _PairPlan:
+    dataset: str
+    split: str
+    source_key: str
+    source_line: int | None
+    tokens: list[str]
+    img_id: str | None
+    image_path: Path | None
+    image_sha: str | None
+    head: tuple[int, int]
+    tail: tuple[int, int]
+    gold_label: str | None
+    raw_line: str | None
+    where: str
+    decisions: list[_Decision] = field(default_factory=list)
+
+
+@dataclass
+class LabelStudioImportReport:
+    tasks: int = 0
+    new_posts: int = 0
+    new_pairs: int = 0
+    existing_pairs: int = 0
+    decisions_added: int = 0
+    decisions_present: int = 0  # already stored (same annotator, time, status, label)
+    stale: list[str] = field(default_factory=list)  # older than the pair's current decision: not applied
+    without_image: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.tasks} tasks read, {self.new_pairs} pairs added, {self.existing_pairs} already present, "
+            f"{self.new_posts} posts added, {self.decisions_added} decisions added, {self.decisions_present} "
+            f"already stored, {len(self.stale)} older than the current decision (not applied), "
+            f"{self.without_image} pairs without image"
+        )
+
+
+class _Reader:
+    """Field access on one task with errors that name the file, the task index and the field."""
+
+    def __init__(self, path: Path, index: int):
+        self.path, self.index = path, index
+
+    def error(self, fld: str, problem: str) -> DataFormatError:
+        return DataFormatError(self.path, None, f"task {self.index}: {fld}", problem)
+
+    def get(self, obj: Any, key: str, fld: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
+        if not isinstance(obj, dict):
+            raise self.error(fld.rsplit(".", 1)[0], "must be an object")
+        value = obj.get(key)
+        if value is None:
+            if required:
+                raise self.error(fld, "is missing")
+            return None
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.error(fld, f"must be {names}, got {type(value).__name__}")
+        return value
+
+    def time(self, obj: dict, fld: str) -> datetime:
+        for key in ("updated_at", "created_at"):
+            text = obj.get(key)
+            if text is None:
+                continue
+            if not isinstance(text, str):
+                raise self.error(f"{fld}.{key}", "must be an ISO time string")
+            try:
+                value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError as err:
+                raise self.error(f"{fld}.{key}", f"{text!r} is not an ISO time") from err
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        raise self.error(f"{fld}.created_at", "is missing (the decision's time)")
+
+
+def _image_file(data: dict, meta: dict, images_dir: Path | None) -> tuple[str | None, Path | None]:
+    """(img_id, local file or None) of a task's image: the stored path if it exists here, else images_dir/name."""
+    url = data.get("image")
+    name = meta.get("img_id") if isinstance(meta.get("img_id"), str) else None
+    if name is None and isinstance(url, str) and url:
+        parsed = urlparse(url)
+        inner = parse_qs(parsed.query).get("d", [parsed.path])[0]
+        name = Path(unquote(inner)).name or None
+    candidates = []
+    if isinstance(meta.get("image_path"), str):
+        candidates.append(Path(meta["image_path"]))
+    if images_dir is not None and name:
+        candidates.append(images_dir / name)
+    for path in candidates:
+        if path.is_file():
+            return name, path.resolve()
+    return name, None
+
+
+def _new_plan(
+    reader: _Reader,
+    meta: dict,
+    from_meta: bool,
+    dataset: str,
+    tokens: list[str],
+    img_id: str | None,
+    image_path: Path | None,
+    image_sha: str | None,
+    head: tuple[int, int],
+    tail: tuple[int, int],
+) -> _PairPlan:
+    """A pair to find or create. `from_meta`: it is the pair the task was exported for (keeps its source key,
+    split, line and gold label); otherwise a pair drawn in Label Studio, keyed by content and spans."""
+    gold = meta.get("gold_label") if from_meta else None
+    if gold is not None and not isinstance(gold, str):
+        raise reader.error("data.mrelens.gold_label", "must be a string")
+    source_key = meta.get("source_key") if from_meta else None
+    if not isinstance(source_key, str) or not source_key:
+        content = _content_key(tokens, img_id)
+        digest = hashlib.sha256(json.dumps([content, list(head), list(tail)]).encode()).hexdigest()
+        source_key = "ls:" + digest[:40]
+    source_line = meta.get("source_line") if from_meta else None
+    raw_line = meta.get("raw_line") if from_meta else None
+    return _PairPlan(
+        dataset=dataset,
+        split=str(meta.get("split") or DEFAULT_SPLIT),
+        source_key=source_key,
+        source_line=source_line
+        if isinstance(source_line, int) and not isinstance(source_line, bool)
+        else None,
+        tokens=tokens,
+        img_id=img_id,
+        image_path=image_path,
+        image_sha=image_sha,
+        head=head,
+        tail=tail,
+        gold_label=gold,
+        raw_line=raw_line if isinstance(raw_line, str) else None,
+        where=f"task {reader.index}",
+    )
+
+
+def _meta_span(reader: _Reader, meta: dict, key: str, n_words: int) -> tuple[int, int] | None:
+    span = meta.get(key)
+    if span is None:
+        return None
+    if not (
+        isinstance(span, list)
+        and len(span) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in span)
+        and 0 <= span[0] < span[1] <= n_words
+    ):
+        raise reader.error(f"data.mrelens.{key}", f"must be [start, end) word indices within {n_words} words")
+    return span[0], span[1]
+
+
+def _parse_task(
+    task: Any,
+    reader: _Reader,
+    relations: set[str],
+    dataset: str,
+    images_dir: Path | None,
+    image_shas: dict[Path, str],
+) -> list[_PairPlan]:
+    """The pairs of one task with the decisions its annotations make on them."""
+    if not isinstance(task, dict):
+        raise reader.error("task", f"must be an object, got {type(task).__name__}")
+    data = reader.get(task, "data", "data", dict)
+    text = reader.get(data, "text", "data.text", str)
+    meta = data.get("mrelens")
+    if meta is None:
+        meta = {}
+    elif not isinstance(meta, dict):
+        raise reader.error("data.mrelens", "must be an object")
+    tokens = meta.get("tokens")
+    if tokens is not None:
+        if not (isinstance(tokens, list) and all(isinstance(t, str) and t for t in tokens)):
+            raise reader.error("data.mrelens.tokens", "must be a list of non-empty strings")
+        if " ".join(tokens) != text:
+            raise reader.error("data.text", "differs from the words of data.mrelens.tokens joined by spaces")
+        offsets = _word_offsets(tokens)
+    else:
+        matches = list(re.finditer(r"\S+", text))
+        tokens = [m.group() for m in matches]
+        offsets = [m.span() for m in matches]
+    if not tokens:
+        raise reader.error("data.text", "has no words")
+    starts = {c0: i for i, (c0, _) in enumerate(offsets)}
+    ends = {c1: i + 1 for i, (_, c1) in enumerate(offsets)}
+    img_id, image_path = _image_file(data, meta, images_dir)
+    if image_path is not None and image_path not in image_shas:
+        try:
+            image_shas[image_path] = validate_image(image_path)
+        except DataFormatError as err:
+            raise reader.error("data.image", f"{image_path}: {err.problem}") from err
+    image_sha = image_shas.get(image_path) if image_path is not None else None
+    ds = meta.get("dataset") if isinstance(meta.get("dataset"), str) and meta.get("dataset") else dataset
+    meta_head = _meta_span(reader, meta, "head", len(tokens))
+    meta_tail = _meta_span(reader, meta, "tail", len(tokens))
+
+    pairs: dict[tuple[tuple[int, int], tuple[int, int]], _PairPlan] = {}
+    if meta_head and meta_tail:  # the exported pair exists even when nobody has annotated it yet
+        pairs[(meta_head, meta_tail)] = _new_plan(
+            reader, meta, True, ds, tokens, img_id, image_path, image_sha, meta_head, meta_tail
+        )
+    annotations = reader.get(task, "annotations", "annotations", list, required=False) or []
+    for j, ann in enumerate(annotations):
+        where = f"annotations[{j}]"
+        if not isinstance(ann, dict):
+            raise reader.error(where, "must be an object")
+        annotator = _user_name(ann.get("completed_by"))
+        if annotator is None:
+            raise reader.error(f"{where}.completed_by", "must name the annotator (user id, email or object)")
+        when = reader.time(ann, where)
+        cancelled = ann.get("was_cancelled") is True
+        results = reader.get(ann, "result", f"{where}.result", list, required=False) or []
+        regions: dict[str, tuple[str, tuple[int, int]]] = {}
+        links, rejected, note = [], False, None
+        for k, res in enumerate(results):
+            rf = f"{where}.result[{k}]"
+            kind = reader.get(res, "type", f"{rf}.type", str)
+            if kind == "labels":
+                value = reader.get(res, "value", f"{rf}.value", dict)
+                region_id = reader.get(res, "id", f"{rf}.id", str)
+                start = reader.get(value, "start", f"{rf}.value.start", int)
+                end = reader.get(value, "end", f"{rf}.value.end", int)
+                labels = reader.get(value, "labels", f"{rf}.value.labels", list)
+                if len(labels) != 1 or labels[0] not in (HEAD, TAIL):
+                    raise reader.error(f"{rf}.value.labels", f'must be ["head"] or ["tail"], got {labels!r}')
+                if start not in starts:
+                    raise reader.error(
+                        f"{rf}.value.start", f"{start} is not where a word of data.text starts"
+                    )
+                if end not in ends or ends[end] <= starts[start]:
+                    raise reader.error(f"{rf}.value.end", f"{end} is not where a word ends after value.start")
+                span_text = value.get("text")
+                if span_text is not None and span_text != text[start:end]:
+                    raise reader.error(
+                        f"{rf}.value.text",
+                        f"{span_text!r} differs from data.text[{start}:{end}] {text[start:end]!r}",
+                    )
+                regions[region_id] = (labels[0], (starts[start], ends[end]))
+            elif kind == "relation":
+                from_id = reader.get(res, "from_id", f"{rf}.from_id", str)
+                to_id = reader.get(res, "to_id", f"{rf}.to_id", str)
+                labels = reader.get(res, "labels", f"{rf}.labels", list, required=False) or []
+                if len(labels) > 1:
+                    raise reader.error(f"{rf}.labels", f"one relation per pair, got {labels!r}")
+                if labels and labels[0] not in relations:
+                    raise reader.error(f"{rf}.labels", f"{labels[0]!r} is not one of the config's relations")
+                direction = res.get("direction", "right")
+                if direction not in ("right", "left"):
+                    raise reader.error(f"{rf}.direction", f"must be 'right' or 'left', got {direction!r}")
+                if direction == "left":  # drawn from tail to head
+                    from_id, to_id = to_id, from_id
+                links.append((rf, from_id, to_id, labels[0] if labels else None))
+            elif kind == "choices":
+                value = reader.get(res, "value", f"{rf}.value", dict)
+                rejected = rejected or REJECT_CHOICE in reader.get(
+                    value, "choices", f"{rf}.value.choices", list
+                )
+            elif kind == "textarea":
+                value = reader.get(res, "value", f"{rf}.value", dict)
+                note = "\n".join(str(t) for t in reader.get(value, "text", f"{rf}.value.text", list)) or None
+            # other result types (image regions, ...) carry nothing the store keeps
+        if not links:
+            if cancelled and meta_head and meta_tail:  # skipped without touching the pre-annotation
+                links.append((where, None, None, None))
+            else:
+                raise reader.error(f"{where}.result", "has no relation from a head span to a tail span")
+        for rf, from_id, to_id, label in links:
+            if from_id is None:
+                head, tail = meta_head, meta_tail
+            else:
+                for fld, rid, role in ((f"{rf}.from_id", from_id, HEAD), (f"{rf}.to_id", to_id, TAIL)):
+                    if rid not in regions:
+                        raise reader.error(fld, f"{rid!r} is not a span region of this annotation")
+                    if regions[rid][0] != role:
+                        raise reader.error(
+                            fld, f"region {rid!r} is a {regions[rid][0]} span; relations go head -> tail"
+                        )
+                head, tail = regions[from_id][1], regions[to_id][1]
+            if (head, tail) not in pairs:
+                pairs[(head, tail)] = _new_plan(
+                    reader, meta, False, ds, tokens, img_id, image_path, image_sha, head, tail
+                )
+            plan = pairs[(head, tail)]
+            if cancelled:
+                status = "skipped"
+            elif rejected:
+                status, label = "rejected", None
+            elif label is None:
+                raise reader.error(f"{rf}.labels", "is empty: pick a relation, or choose 'reject pair'")
+            else:
+                status = "accepted" if label == plan.gold_label else "corrected"
+            plan.decisions.append(
+                _Decision(status, label, annotator, when, note, f"task {reader.index} {where}")
+            )
+    return list(pairs.values())
+
+
+def read_label_studio(
+    path: str | Path, dataset: str = DEFAULT_DATASET, images_dir: str | Path | None = None
+) -> list[_PairPlan]:
+    """Parse and check a Label Studio JSON export (a list of tasks) without touching the store."""
+    path = Path(path)
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise DataFormatError(path, None, None, "file not found") from err
+    except UnicodeDecodeError as err:
+        raise DataFormatError(path, None, None, f"not UTF-8 text ({err.reason})") from err
+    except json.JSONDecodeError as err:
+        raise DataFormatError(path, err.lineno, None, f"invalid JSON: {err.msg}") from err
+    if isinstance(tasks, dict):  # a single task
+        tasks = [tasks]
+    if not isinstance(tasks, list):
+        raise DataFormatError(path, None, None, "must be a JSON list of Label Studio tasks")
+    relations = set(config_relations())
+    image_shas: dict[Path, str] = {}
+    folder = Path(images_dir) if images_dir is not None else None
+    plans: list[_PairPlan] = []
+    for index, task in enumerate(tasks):
+        plans.extend(_parse_task(task, _Reader(path, index), relations, dataset, folder, image_shas))
+    return plans
+
+
+def import_label_studio(
+    session: Session, path: str | Path, dataset: str = DEFAULT_DATASET, images_dir: str | Path | None = None
+) -> LabelStudioImportReport:
+    """Import a Label Studio export made with the shipped config into the caller's transaction (see module doc).
+
+    `dataset`: where pairs drawn in Label Studio go (tasks exported by MRE Lens name their own dataset);
+    `images_dir`: where to find images by file name when the task's stored path does not exist here.
+    """
+    plans = read_label_studio(path, dataset, images_dir)
+    report = LabelStudioImportReport(tasks=len({p.where for p in plans}))
+    # a dataset made here gets the config's relations (MNRE's ours_rel2id.json order)
+    label_map = {name: i for i, name in enumerate(config_relations())}
+    datasets: dict[str, Dataset] = {}
+    for name in dict.fromkeys(p.dataset for p in plans):
+        existing = session.scalar(select(Dataset).where(Dataset.name == name))
+        datasets[name] = existing or get_or_create_dataset(
+            session, name, source_path=str(Path(path).resolve()), label_map=label_map
+        )
+
+    # posts, deduplicated by content as in the MNRE import
+    post_ids: dict[tuple[int, str], int] = {}
+    for ds in datasets.values():
+        for key, pid in session.execute(
+            select(Post.content_key, Post.id).where(Post.dataset_id == ds.id)
+        ).all():
+            post_ids[(ds.id, key)] = pid
+    new_posts: dict[tuple[int, str], dict[str, Any]] = {}
+    for plan in plans:
+        ds_id = datasets[plan.dataset].id
+        key = (ds_id, _content_key(plan.tokens, plan.img_id))
+        if key not in post_ids and key not in new_posts:
+            new_posts[key] = {
+                "dataset_id": ds_id,
+                "content_key": key[1],
+                "tokens": plan.tokens,
+                "text": " ".join(plan.tokens),
+                "img_id": plan.img_id,
+                "has_image": plan.image_sha is not None,
+                "image_sha256": plan.image_sha,
+                "image_path": str(plan.image_path) if plan.image_sha else None,
+            }
+    _bulk_insert(session, Post, list(new_posts.values()))
+    report.new_posts = len(new_posts)
+    if new_posts:
+        for ds in datasets.values():
+            for key, pid in session.execute(
+                select(Post.content_key, Post.id).where(Post.dataset_id == ds.id)
+            ).all():
+                post_ids[(ds.id, key)] = pid
+
+    # pairs: an existing (dataset, source key) must be the same pair
+    stored = {}
+    for ds in datasets.values():
+        for pair in session.scalars(select(EntityPair).where(EntityPair.dataset_id == ds.id)):
+            stored[(ds.id, pair.source_key)] = pair
+    new_pairs: dict[tuple[int, str], dict[str, Any]] = {}
+    for plan in plans:
+        ds_id = datasets[plan.dataset].id
+        key = (ds_id, plan.source_key)
+        if plan.image_sha is None:
+            report.without_image += 1
+        if key in stored:
+            pair = stored[key]
+            if (pair.head_start, pair.head_end, pair.tail_start, pair.tail_end) != (*plan.head, *plan.tail):
+                raise DataFormatError(
+                    path,
+                    None,
+                    f"{plan.where}: data.mrelens",
+                    f"pair {plan.source_key!r} of dataset {plan.dataset!r} "
+                    "is stored with other spans; import into another dataset (--dataset) or drop data.mrelens",
+                )
+            report.existing_pairs += 1
+            continue
+        if key in new_pairs:
+            continue
+        new_pairs[key] = {
+            "post_id": post_ids[(ds_id, _content_key(plan.tokens, plan.img_id))],
+            "dataset_id": ds_id,
+            "split": plan.split,
+            "source_key": plan.source_key,
+            "source_line": plan.source_line,
+            "head_name": " ".join(plan.tokens[plan.head[0] : plan.head[1]]),
+            "head_start": plan.head[0],
+            "head_end": plan.head[1],
+            "tail_name": " ".join(plan.tokens[plan.tail[0] : plan.tail[1]]),
+            "tail_start": plan.tail[0],
+            "tail_end": plan.tail[1],
+            "gold_label": plan.gold_label,
+            "raw_line": plan.raw_line,
+        }
+    _bulk_insert(session, EntityPair, list(new_pairs.values()))
+    report.new_pairs = len(new_pairs)
+    pair_by_key = {
+        (pair.dataset_id, pair.source_key): pair
+        for ds in datasets.values()
+        for pair in session.scalars(select(EntityPair).where(EntityPair.dataset_id == ds.id))
+    }
+
+    # decisions, oldest first per pair, appended after what is stored
+    by_pair: dict[int, list[_Decision]] = defaultdict(list)
+    for plan in plans:
+        by_pair[pair_by_key[(datasets[plan.dataset].id, plan.source_key)].id].extend(plan.decisions)
+    for pair_id, decisions in by_pair.items():
+        pair = session.get(EntityPair, pair_id)
+        history = list(
+            session.scalars(
+                select(Annotation).where(Annotation.pair_id == pair_id).order_by(Annotation.revision)
+            )
+        )
+        seen = {(a.annotator, a.created_at, a.status, a.label) for a in history}
+        for d in sorted(decisions, key=lambda d: d.created_at):
+            if (d.annotator, d.created_at, d.status, d.label) in seen:
+                report.decisions_present += 1
+                continue
+            if history and d.created_at < history[-1].created_at:
+                report.stale.append(
+                    f"{d.where}: {d.annotator} at {_iso(d.created_at)} is older than the pair's current decision "
+                    f"({history[-1].annotator} at {_iso(history[-1].created_at)})"
+                )
+                continue
+            label = d.label
+            if d.status == "skipped" and label is None:  # a skip keeps the previous decision's label
+                label = history[-1].label if history else None
+            if label is not None and d.status != "skipped":
+                try:
+                    _check_label(session, pair, label)
+                except LabelStoreError as err:
+                    raise DataFormatError(path, None, f"{d.where}: result", str(err)) from err
+            row = _append(
+                session,
+                pair,
+                history[-1].revision if history else 0,
+                label=label,
+                status=d.status,
+                annotator=d.annotator,
+                note=d.note,
+                created_at=d.created_at,
+            )
+            history.append(row)
+            seen.add((d.annotator, d.created_at, d.status, d.label))
+            report.decisions_added += 1
+    return report
