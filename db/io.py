@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, aliased
 from db.models import ANNOTATION_STATUSES, Annotation, Dataset, EntityPair, GroundedCrop, Post
 from db.queries import CurrentState, LabelStoreError, get_or_create_dataset, latest_annotation_subquery
 from db.roles import Actor, require_admin
-from model.data import (
+from model.mnre_format import (
     SPLIT_FILES,
     DataFormatError,
     Record,

@@ -1,277 +1,36 @@
-"""MNRE data in the DeepKE / HVPNeT / MKGformer layout, entity markers and batching.
+"""Encoding MNRE records for a model: entity markers, word pieces, truncation, and the visual shuffle order.
 
-Layout (one folder)::
-
-    ours_rel2id.json                 {"None": 0, "/per/per/parent": 1, ...}
-    txt/ours_{train,val,test}.txt    one Python dict literal per line (read with ast.literal_eval)
-    txt/mre_{train,dev,test}_dict.pth {line index: [crop file names]}   (torch.load, weights_only=True)
-    img_org/{train,val,test}/        original images, named by the record's img_id
-    img_vg/{train,val,test}/crops/   visual-grounding crops
-
-A missing or unreadable image is "no image": the record keeps ``image_path=None`` and the loader counts it. Nothing is
-ever replaced by another picture.
+Reading the files (records, label maps, crop lists, limits, encodings) is model.mnre_format, which imports no torch;
+its names are re-exported here so `from model.data import load_split, Record, ...` keeps working.
 """
 
 from __future__ import annotations
 
-import ast
-import json
-from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 
+from model.mnre_format import (  # noqa: F401  (re-exported: the file format, for callers of model.data)
+    MAX_CROPS,
+    SPLIT_FILES,
+    DataFormatError,
+    Entity,
+    LoadReport,
+    ReaderLimits,
+    Record,
+    check_image_name,
+    image_is_readable,
+    label_counts,
+    label_names,
+    load_split,
+    parse_record,
+    read_crop_dict,
+    read_records,
+    read_rel2id,
+    resolve_in_folder,
+)
+
 ENTITY_MARKERS = ("<s>", "</s>", "<o>", "</o>")  # head open, head close, tail open, tail close
-SPLIT_FILES = {
-    "train": ("ours_train.txt", "mre_train_dict.pth"),
-    "val": ("ours_val.txt", "mre_dev_dict.pth"),
-    "test": ("ours_test.txt", "mre_test_dict.pth"),
-}
-MAX_CROPS = 3
-
-
-class DataFormatError(ValueError):
-    """A record that cannot be read; the message names the file, the line (1-based) and the field at fault."""
-
-    def __init__(self, path: str | Path, line: int | None, field_name: str | None, problem: str):
-        self.path, self.line, self.field, self.problem = str(path), line, field_name, problem
-        where = f"{path}:{line}" if line is not None else str(path)
-        what = f" field '{field_name}'" if field_name else ""
-        super().__init__(f"{where}:{what} {problem}")
-
-
-@dataclass(frozen=True)
-class Entity:
-    name: str
-    start: int  # first word
-    end: int  # one past the last word
-
-
-@dataclass
-class Record:
-    tokens: list[str]
-    head: Entity
-    tail: Entity
-    relation: str
-    img_id: str | None = None
-    line: int = 0  # 1-based line in the source file
-    image_path: Path | None = None  # resolved original image, None when it is not available here
-    crop_paths: list[Path] = field(default_factory=list)  # existing grounding crops (at most MAX_CROPS)
-    source: dict | None = None  # the record as parsed
-    raw_line: str = ""  # the line exactly as read (without its newline), for byte-exact export
-
-    @property
-    def text(self) -> str:
-        return " ".join(self.tokens)
-
-
-@dataclass
-class LoadReport:
-    """What a load found: counts a user should see before training on a split."""
-
-    path: str
-    records: int = 0
-    with_image: int = 0
-    missing_image: int = 0  # img_id given but the file is absent or unreadable
-    with_crops: int = 0
-    skipped: list[str] = field(default_factory=list)  # error messages of lines skipped with skip_bad
-
-    def summary(self) -> str:
-        return (
-            f"{self.path}: {self.records} records, {self.with_image} with image, {self.missing_image} "
-            f"without (no image), {self.with_crops} with crops, {len(self.skipped)} skipped"
-        )
-
-
-def read_rel2id(path: str | Path) -> dict[str, int]:
-    path = Path(path)
-    try:
-        rel2id = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise DataFormatError(path, None, None, "file not found") from err
-    except json.JSONDecodeError as err:
-        raise DataFormatError(path, err.lineno, None, f"invalid JSON: {err.msg}") from err
-    if not isinstance(rel2id, dict) or sorted(rel2id.values()) != list(range(len(rel2id))):
-        raise DataFormatError(path, None, None, "must map each label to a distinct id 0..n-1")
-    if "None" not in rel2id:
-        raise DataFormatError(path, None, "None", "the negative label 'None' is missing")
-    return rel2id
-
-
-def _entity(raw: object, field_name: str, n_tokens: int, path: Path, line: int) -> Entity:
-    if not isinstance(raw, dict):
-        raise DataFormatError(
-            path, line, field_name, f"must be a dict with 'name' and 'pos', got {type(raw).__name__}"
-        )
-    name, pos = raw.get("name"), raw.get("pos")
-    if not isinstance(name, str):
-        raise DataFormatError(path, line, f"{field_name}.name", "must be a string")
-    if not isinstance(pos, list | tuple) or len(pos) != 2 or not all(isinstance(p, int) for p in pos):
-        raise DataFormatError(path, line, f"{field_name}.pos", f"must be [start, end_exclusive], got {pos!r}")
-    start, end = pos
-    if not 0 <= start < end <= n_tokens:
-        raise DataFormatError(
-            path, line, f"{field_name}.pos", f"span {pos} does not fit 0 <= start < end <= {n_tokens} tokens"
-        )
-    return Entity(name, start, end)
-
-
-def parse_record(text: str, path: Path, line: int, labels: dict[str, int] | None = None) -> Record:
-    """Parse one line of an ours_*.txt file; raise DataFormatError naming path:line and the field."""
-    try:
-        raw = ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError) as err:
-        raise DataFormatError(path, line, None, f"not a Python dict literal ({type(err).__name__})") from err
-    if not isinstance(raw, dict):
-        raise DataFormatError(path, line, None, f"expected a dict, got {type(raw).__name__}")
-    tokens = raw.get("token")
-    if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) for t in tokens):
-        raise DataFormatError(path, line, "token", "must be a non-empty list of strings")
-    head = _entity(raw.get("h"), "h", len(tokens), path, line)
-    tail = _entity(raw.get("t"), "t", len(tokens), path, line)
-    relation = raw.get("relation")
-    if not isinstance(relation, str):
-        raise DataFormatError(path, line, "relation", "must be a string")
-    if labels is not None and relation not in labels:
-        raise DataFormatError(path, line, "relation", f"unknown label {relation!r}")
-    img_id = raw.get("img_id")
-    if img_id is not None and not isinstance(img_id, str):
-        raise DataFormatError(path, line, "img_id", "must be a file name string")
-    if img_id is not None:
-        check_image_name(img_id, path, line)
-    return Record(
-        tokens=tokens,
-        head=head,
-        tail=tail,
-        relation=relation,
-        img_id=img_id,
-        line=line,
-        source=raw,
-        raw_line=text.rstrip("\r\n"),
-    )
-
-
-def check_image_name(img_id: str, path: str | Path = "<input>", line: int | None = None) -> None:
-    """Reject names that would leave the image folder (absolute paths, '..', separators)."""
-    p = Path(img_id)
-    if (
-        not img_id
-        or p.is_absolute()
-        or ".." in p.parts
-        or len(p.parts) != 1
-        or "\\" in img_id
-        or "\x00" in img_id
-    ):
-        raise DataFormatError(
-            path, line, "img_id", f"{img_id!r} must be a plain file name inside the image folder"
-        )
-
-
-def resolve_in_folder(folder: Path, name: str) -> Path | None:
-    """The file `name` inside `folder` if it exists there (and does not escape it), else None."""
-    candidate = (folder / name).resolve()
-    if folder.resolve() not in candidate.parents:
-        return None
-    return candidate if candidate.is_file() else None
-
-
-def image_is_readable(path: Path) -> bool:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        return True
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError):
-        return False
-
-
-def read_records(
-    path: str | Path,
-    labels: dict[str, int] | None = None,
-    skip_bad: bool = False,
-    report: LoadReport | None = None,
-) -> list[Record]:
-    """Read an ours_*.txt file. A bad line raises DataFormatError, or with skip_bad is recorded in `report`."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, None, None, "file not found")
-    records = []
-    with path.open(encoding="utf-8") as fh:
-        for line_no, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            try:
-                records.append(parse_record(text, path, line_no, labels))
-            except DataFormatError as err:
-                if not skip_bad:
-                    raise
-                if report is not None:
-                    report.skipped.append(str(err))
-    return records
-
-
-def load_split(
-    root: str | Path,
-    split: str,
-    skip_bad: bool = False,
-    check_images: bool = True,
-) -> tuple[list[Record], dict[str, int], LoadReport]:
-    """Load one split of an MNRE folder: records with resolved image and crop paths, the label map, a report."""
-    root = Path(root)
-    if split not in SPLIT_FILES:
-        raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLIT_FILES)}")
-    txt_name, dict_name = SPLIT_FILES[split]
-    labels = read_rel2id(root / "ours_rel2id.json")
-    txt_path = root / "txt" / txt_name
-    report = LoadReport(path=str(txt_path))
-    records = read_records(txt_path, labels, skip_bad=skip_bad, report=report)
-
-    crop_lists: dict[int, list[str]] = {}
-    dict_path = root / "txt" / dict_name
-    if dict_path.is_file():
-        try:
-            crop_lists = torch.load(dict_path, weights_only=True)
-        except Exception as err:  # torch raises several types for a corrupt file; all mean "unreadable"
-            raise DataFormatError(
-                dict_path, None, None, f"cannot be read as a crop dictionary: {err}"
-            ) from err
-        if not isinstance(crop_lists, dict):
-            raise DataFormatError(dict_path, None, None, "must hold a dict {line index: [crop names]}")
-
-    image_dir, crop_dir = root / "img_org" / split, root / "img_vg" / split / "crops"
-    # one listing per folder instead of a filesystem lookup per record (MNRE has ~10k records per split)
-    image_names, crop_names = _file_names(image_dir), _file_names(crop_dir)
-    for rec in records:
-        if rec.img_id is not None:
-            found = resolve_in_folder(image_dir, rec.img_id) if rec.img_id in image_names else None
-            if found is not None and (not check_images or image_is_readable(found)):
-                rec.image_path = found
-                report.with_image += 1
-            else:
-                report.missing_image += 1
-        # crop dictionaries are keyed by the 0-based line index of the record
-        for name in crop_lists.get(rec.line - 1, [])[:MAX_CROPS]:
-            if isinstance(name, str):
-                try:
-                    check_image_name(name, dict_path, None)
-                except DataFormatError:
-                    continue
-                found = resolve_in_folder(crop_dir, name) if name in crop_names else None
-                if found is not None and (not check_images or image_is_readable(found)):
-                    rec.crop_paths.append(found)
-        report.with_crops += bool(rec.crop_paths)
-    report.records = len(records)
-    return records, labels, report
-
-
-def _file_names(folder: Path) -> set[str]:
-    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
-
-
-def label_counts(records: list[Record]) -> Counter:
-    return Counter(r.relation for r in records)
 
 
 # ----------------------------------------------------------------------------------------------------------------
