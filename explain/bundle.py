@@ -91,6 +91,25 @@ def _faith_summary(f: Faithfulness | None) -> dict | None:
     }
 
 
+def swapped_image_reliance(
+    model,
+    tokenizer,
+    inputs: PostInputs,
+    other_records: list[Record] | None,
+    k: int = 5,
+    seed: int = 0,
+    feature_cache: FeatureCache | str | Path | None = None,
+    max_length: int = 80,
+) -> ImageReliance:
+    """The image reliance of an encoded post: k images of `other_records` (chosen with `seed`; only those k are
+    encoded) swapped in, and the no-image test. Without other_records or an image, the no-image test alone."""
+    others = []
+    if other_records and inputs.has_image:
+        chosen = choose_other_records(inputs.record, other_records, k, seed)
+        others = [encode_post(model, tokenizer, r, feature_cache, max_length) for r in chosen]
+    return image_reliance(model, inputs, others, k, seed)
+
+
 def explain_post(
     model,
     tokenizer,
@@ -137,11 +156,7 @@ def explain_post(
         "visual": faithfulness(model, inputs, visual, seed=seed) if visual is not None else None,
     }
     tick("faithfulness")
-    others = []
-    if other_records and inputs.has_image:
-        chosen = choose_other_records(record, other_records, k, seed)
-        others = [encode_post(model, tokenizer, r, feature_cache, max_length) for r in chosen]
-    reliance = image_reliance(model, inputs, others, k, seed)
+    reliance = swapped_image_reliance(model, tokenizer, inputs, other_records, k, seed, feature_cache, max_length)
     tick("reliance")
     timings["total"] = time.perf_counter() - start
     return ExplanationBundle(
