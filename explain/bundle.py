@@ -156,7 +156,9 @@ def explain_post(
         "visual": faithfulness(model, inputs, visual, seed=seed) if visual is not None else None,
     }
     tick("faithfulness")
-    reliance = swapped_image_reliance(model, tokenizer, inputs, other_records, k, seed, feature_cache, max_length)
+    reliance = swapped_image_reliance(
+        model, tokenizer, inputs, other_records, k, seed, feature_cache, max_length
+    )
     tick("reliance")
     timings["total"] = time.perf_counter() - start
     return ExplanationBundle(
