@@ -1,39 +1,51 @@
-"""Who is reviewing: st.login when an identity provider is configured, else a name asked once per session."""
+"""Who is reviewing, shown in the sidebar: the provider's identity after st.login, else a name typed once.
+
+The identity lives in st.session_state["reviewer"] (app.auth.IDENTITY_KEY), which is never a widget key: Streamlit
+drops widget keys when st.switch_page changes the page (Queue's "Review these in this order", Add post's "Review
+it now"), so the typed-name box has a key of its own and is mirrored into the identity by its on_change callback,
+and refilled from the identity whenever Streamlit has dropped it.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from app.auth import IDENTITY_KEY, current_actor, oidc_configured
 
-def identity_provider_configured() -> bool:
-    try:
-        return "auth" in st.secrets
-    except FileNotFoundError:  # no secrets.toml at all: no identity provider
-        return False
+NAME_BOX_KEY = "identity_name_box"
+
+
+def _keep_typed_name() -> None:
+    st.session_state[IDENTITY_KEY] = (st.session_state.get(NAME_BOX_KEY) or "").strip()
 
 
 def identity_sidebar() -> None:
-    """Fill st.session_state['reviewer'] and show it in the sidebar."""
+    """Show who is reviewing (and their role) in the sidebar; in typed-name mode ask for the name."""
     with st.sidebar:
-        if identity_provider_configured():
-            if not st.user.is_logged_in:
-                st.button("Log in", on_click=st.login, key="identity_login")
-                return
-            st.session_state["reviewer"] = st.user.get("email") or st.user.get("name") or ""
-            st.caption(f"Reviewing as **{st.session_state['reviewer']}**")
-            st.button("Log out", on_click=st.logout, key="identity_logout")
+        if oidc_configured():
+            actor = current_actor()
+            if st.user.is_logged_in:
+                st.caption(f"Logged in as **{actor.identity}** ({actor.role})")
+                st.button("Log out", on_click=st.logout, key="identity_logout")
             return
+        if NAME_BOX_KEY not in st.session_state:  # first run, or dropped by a page switch
+            st.session_state[NAME_BOX_KEY] = st.session_state.get(IDENTITY_KEY, "")
         st.text_input(
             "Your name",
-            key="reviewer",
+            key=NAME_BOX_KEY,
+            on_change=_keep_typed_name,
             placeholder="recorded with every decision",
             help="Asked once per browser session; stored with every review action.",
+        )
+        st.caption(
+            "Typed-name mode: for one person on this machine (loopback only), who is also the admin. Names are "
+            "not checked; for a team, configure a login provider (README: Logins and roles)."
         )
 
 
 def require_reviewer() -> str:
-    """The reviewer's name, or stop the page with a prompt to give it (pages that write call this)."""
-    name = (st.session_state.get("reviewer") or "").strip()
+    """The reviewer's identity, or stop the page with a prompt to give it (pages that write call this)."""
+    name = (st.session_state.get(IDENTITY_KEY) or "").strip()
     if not name:
         st.info("Enter your name in the sidebar first: every decision is saved with the reviewer's name.")
         st.stop()

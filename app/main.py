@@ -15,6 +15,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run app/main.py` from anywhere
 
+from app.auth import require_login  # noqa: E402
 from app.identity import identity_sidebar  # noqa: E402
 from app.state import init_state  # noqa: E402
 
@@ -23,6 +24,8 @@ torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", "1")))
 
 st.set_page_config(page_title="MRE Lens", page_icon=":material/hub:", layout="wide")
 init_state()
+# with a login provider configured, nothing (not even the page list) is shown before a login
+require_login()
 
 pages = {
     "Review": [
