@@ -1,4 +1,8 @@
-"""`python -m db ...`: import, export, agreement and upgrade of the label store (DATABASE_URL or --database-url)."""
+"""`python -m db ...`: init, import, export, agreement and upgrade of the label store (DATABASE_URL or --database-url).
+
+Only init and the imports create a store; the other commands need an existing one, and none alters a database that
+holds other tables. A user error (bad argument, file, URL or target) exits 2 with one `error:` line.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,21 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from db.agreement import agreement
-from db.io import EXPORT_FORMATS, ExportFilter, export_labels, import_mnre, import_post
+from db.io import (
+    EXPORT_FORMATS,
+    MAX_FILE_BYTES,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MAX_LINE_BYTES,
+    ExportFilter,
+    InputLimits,
+    export_labels,
+    import_mnre,
+    import_post,
+)
 from db.label_studio import LABEL_STUDIO_FORMAT, export_label_studio, import_label_studio
 from db.models import ANNOTATION_STATUSES
 from db.queries import LabelStoreError
@@ -19,6 +34,58 @@ from db.schema import head_revision, open_database
 from model.mnre_format import DataFormatError
 
 USER_ERROR = 2
+# what each command may do with the database URL (db.schema.open_database)
+COMMAND_INTENTS = {
+    "init": "create",
+    "import": "create",
+    "import-labelstudio": "create",
+    "import-post": "write",
+    "upgrade": "write",
+    "export": "read",
+    "agreement": "read",
+}
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one `error:` line (exit 2), not usage text."""
+
+    def error(self, message: str):
+        self.exit(USER_ERROR, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from err
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    return value
+
+
+def _add_limits(p: argparse.ArgumentParser, *, text: bool) -> None:
+    if text:
+        p.add_argument(
+            "--max-line-bytes", type=_positive_int, help=f"bytes per line (default {MAX_LINE_BYTES})"
+        )
+        p.add_argument(
+            "--max-file-bytes", type=_positive_int, help=f"bytes per split file (default {MAX_FILE_BYTES})"
+        )
+    p.add_argument(
+        "--max-image-bytes", type=_positive_int, help=f"bytes per image file (default {MAX_IMAGE_BYTES})"
+    )
+    p.add_argument(
+        "--max-image-pixels", type=_positive_int, help=f"pixels per image (default {MAX_IMAGE_PIXELS})"
+    )
+
+
+def _limits(args: argparse.Namespace) -> InputLimits:
+    return InputLimits(
+        max_line_bytes=getattr(args, "max_line_bytes", None),
+        max_file_bytes=getattr(args, "max_file_bytes", None),
+        max_image_bytes=args.max_image_bytes,
+        max_image_pixels=args.max_image_pixels,
+    )
 
 
 def _timestamp(text: str) -> datetime:
@@ -32,7 +99,7 @@ def _timestamp(text: str) -> datetime:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m db", description=__doc__)
+    parser = OneLineErrorParser(prog="python -m db", description=__doc__)
     parser.add_argument(
         "--database-url", help="SQLAlchemy URL (default: $DATABASE_URL, else sqlite var/mrelens.db)"
     )
@@ -43,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", nargs="+", help="splits to import (default: every ours_<split>.txt present)")
     p.add_argument("--dataset", default="mnre", help="dataset name in the store (default: mnre)")
     p.add_argument("--skip-bad", action="store_true", help="leave out bad lines and images, and list them")
+    _add_limits(p, text=True)
 
     p = sub.add_parser("import-post", help="import one post: text, optional image, head and tail word spans")
     p.add_argument("--text", required=True, help="the post; words are separated by whitespace")
@@ -56,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", help="a known relation label, if there is one")
     p.add_argument("--dataset", default="posts")
     p.add_argument("--split", default="new")
+    _add_limits(p, text=False)
 
     p = sub.add_parser("export", help="export curated labels (written atomically)")
     p.add_argument("--format", required=True, choices=(*EXPORT_FORMATS, LABEL_STUDIO_FORMAT))
@@ -89,21 +158,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--images", type=Path, help="folder to find images by file name when a task's path is not here"
     )
 
-    sub.add_parser("upgrade", help="create or upgrade the database schema to the latest revision")
+    sub.add_parser("init", help="create a new label store (or upgrade an existing one) at the database URL")
+    sub.add_parser("upgrade", help="upgrade an existing label store to the latest schema revision")
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
-    engine, sessions = open_database(args.database_url)
+    engine, sessions = open_database(args.database_url, intent=COMMAND_INTENTS[args.command])
     try:
-        if args.command == "upgrade":
+        if args.command in ("init", "upgrade"):
             print(
                 f"database {engine.url.render_as_string(hide_password=True)} is at revision {head_revision()}"
             )
         elif args.command == "import":
             started = time.perf_counter()
             with sessions.begin() as session:
-                report = import_mnre(session, args.mnre_dir, args.split, args.dataset, args.skip_bad)
+                report = import_mnre(
+                    session, args.mnre_dir, args.split, args.dataset, args.skip_bad, limits=_limits(args)
+                )
             print(f"{report.summary()} in {time.perf_counter() - started:.1f} s")
             for problem in report.skipped:
                 print(f"skipped: {problem}")
@@ -118,6 +190,7 @@ def run(args: argparse.Namespace) -> None:
                     args.dataset,
                     args.split,
                     args.label,
+                    limits=_limits(args),
                 )
                 print(
                     f"{'added' if created else 'already present:'} pair {pair.id} (post {pair.post_id}) "
@@ -164,7 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     except (DataFormatError, LabelStoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return USER_ERROR
+    except IntegrityError as err:
+        # two imports of the same data at once: the other one stored the rows first
+        print(
+            "error: another import or save stored the same rows at the same time; nothing of this run was "
+            f"kept. Run it again (imports are idempotent). ({str(err.orig).splitlines()[0]})",
+            file=sys.stderr,
+        )
+        return USER_ERROR
     except OperationalError as err:
-        print(f"error: cannot use the database: {err.orig}", file=sys.stderr)
+        print(f"error: cannot use the database: {str(err.orig).splitlines()[0]}", file=sys.stderr)
         return USER_ERROR
     return 0

@@ -1,17 +1,24 @@
-"""Create and upgrade databases with the Alembic migrations in db/migrations (never with metadata.create_all)."""
+"""Create and upgrade databases with the Alembic migrations in db/migrations (never with metadata.create_all).
+
+open_database takes an intent: reading and writing need an existing MRE Lens store, only "create" builds one, and
+a database with other tables (another application's) is never altered: no table added, no WAL switch.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import URL, Engine, create_engine, inspect, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 from sqlalchemy.orm import sessionmaker
 
 from db.base import database_url, make_engine, make_sessionmaker
+from db.queries import LabelStoreError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -46,8 +53,121 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
-def open_database(url: str | None = None) -> tuple[Engine, sessionmaker]:
-    """Upgrade the database to the latest schema and return its engine and session factory (what the app calls)."""
+INTENTS = ("create", "write", "read")
+STORE_TABLES = frozenset(
+    {"datasets", "posts", "entity_pairs", "annotations"}
+)  # present since the first revision
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+
+
+class StoreUnavailableError(LabelStoreError):
+    """The database URL does not lead to a label store this command may use; nothing was created or changed."""
+
+
+def check_url(url: str, intent: str) -> URL:
+    """The parsed URL, or StoreUnavailableError naming --database-url: unknown schemes and in-memory stores."""
+    if intent not in INTENTS:
+        raise ValueError(f"intent must be one of {INTENTS}, got {intent!r}")
+    try:
+        parsed = make_url(url)
+    except ArgumentError as err:
+        raise StoreUnavailableError(
+            f"--database-url {url!r} is not a database URL; use sqlite:///path/to/store.db or "
+            "postgresql+psycopg://user:password@host/name"
+        ) from err
+    try:
+        dialect = parsed.get_dialect().name
+    except NoSuchModuleError as err:
+        raise StoreUnavailableError(
+            f"--database-url: unknown URL scheme {parsed.drivername!r}; use sqlite:/// or postgresql+psycopg://"
+        ) from err
+    if dialect not in SUPPORTED_DIALECTS:
+        raise StoreUnavailableError(
+            f"--database-url: {dialect} is not supported; the label store runs on SQLite or PostgreSQL"
+        )
+    if dialect == "sqlite" and parsed.database in (None, "", ":memory:") and intent != "read":
+        raise StoreUnavailableError(
+            "--database-url: an in-memory SQLite database (sqlite://) keeps nothing once the command ends; "
+            "give a file, e.g. sqlite:///var/mrelens.db"
+        )
+    return parsed
+
+
+def store_status(url: str) -> tuple[str, str | None]:
+    """("missing" | "empty" | "ours" | "newer" | "foreign", alembic revision) of the database at `url`.
+
+    Looks without changing anything: a missing SQLite file is not created, no pragma is set.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if path in (None, "", ":memory:"):
+            return "empty", None
+        if not Path(path).exists():
+            return "missing", None
+        if not Path(path).is_file():
+            raise StoreUnavailableError(f"--database-url: {path} is not a file")
+        if Path(path).stat().st_size == 0:
+            return "empty", None
+        # read-only URI open: probing never creates, converts or journals the file
+        probe = create_engine(f"sqlite:///file:{quote(str(Path(path).resolve()))}?mode=ro&uri=true")
+    else:
+        probe = create_engine(parsed)
+    try:
+        with probe.connect() as connection:
+            tables = set(inspect(connection).get_table_names())
+            revision = (
+                MigrationContext.configure(connection).get_current_revision()
+                if "alembic_version" in tables
+                else None
+            )
+    except DatabaseError as err:
+        first_line = (
+            str(err.orig).strip().splitlines()[0] if str(err.orig).strip() else type(err.orig).__name__
+        )
+        raise StoreUnavailableError(
+            f"--database-url {parsed.render_as_string(hide_password=True)}: cannot use the database ({first_line})"
+        ) from err
+    finally:
+        probe.dispose()
+    if not tables:
+        return "empty", None
+    if revision is not None and tables >= STORE_TABLES:
+        known = {
+            script.revision
+            for script in ScriptDirectory.from_config(alembic_config("sqlite://")).walk_revisions()
+        }
+        return ("ours" if revision in known else "newer"), revision
+    return "foreign", revision
+
+
+def open_database(url: str | None = None, intent: str = "create") -> tuple[Engine, sessionmaker]:
+    """The engine and session factory of the label store at `url`, at the latest schema.
+
+    intent "read" and "write": the URL must lead to an existing MRE Lens store (an older schema is upgraded);
+    "create" also builds a new store in an empty or missing database (init, import, the app's prepare step).
+    A database holding other tables is never touched: StoreUnavailableError, whatever the intent. Writing
+    intents refuse in-memory SQLite. Errors name --database-url and say what to do.
+    """
+    url = database_url(url)
+    check_url(url, intent)
+    shown = make_url(url).render_as_string(hide_password=True)
+    status, revision = store_status(url)
+    if status == "foreign":
+        raise StoreUnavailableError(
+            f"--database-url {shown}: not an MRE Lens label store (it holds other tables); "
+            "it is left as it is. Give the URL of a label store, or an empty database for `python -m db init`"
+        )
+    if status == "newer":
+        raise StoreUnavailableError(
+            f"--database-url {shown}: the store is at schema revision {revision}, made by a newer MRE Lens; "
+            "update this checkout"
+        )
+    if status in ("missing", "empty") and intent != "create":
+        raise StoreUnavailableError(
+            f"--database-url {shown}: no MRE Lens label store there (a typo?); create one explicitly with "
+            "`python -m db init` or `python -m db import FOLDER`"
+        )
     engine = make_engine(url)
     upgrade_database(engine=engine)
     return engine, make_sessionmaker(engine)

@@ -6,6 +6,7 @@ from db.cli import main
 
 def test_cli_imports_exports_and_reports_user_errors_without_traceback(tmp_path, mini_mnre, capsys):
     url = ["--database-url", f"sqlite:///{tmp_path / 'cli.db'}"]
+    assert main([*url, "init"]) == 0
     assert main([*url, "upgrade"]) == 0
     assert main([*url, "import", str(mini_mnre), "--split", "train"]) == 0
     assert "5 pairs added" in capsys.readouterr().out
@@ -42,6 +43,6 @@ def test_cli_imports_exports_and_reports_user_errors_without_traceback(tmp_path,
     assert err.startswith("error: ") and "ours_rel2id.json: file not found" in err and "Traceback" not in err
     assert main([*url, "import-post", "--text", "a b", "--head", "0", "1", "--tail", "1", "5"]) == 2
     assert "field 'tail'" in capsys.readouterr().err
-    assert main(["--database-url", f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'x.db'}", "upgrade"]) == 0
+    assert main(["--database-url", f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'x.db'}", "init"]) == 0
     assert main(["--database-url", "postgresql+psycopg://nobody:x@127.0.0.1:1/none", "upgrade"]) == 2
     assert "cannot use the database" in capsys.readouterr().err
