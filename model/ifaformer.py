@@ -8,6 +8,14 @@ A dual-stream Transformer. At every fused layer l, with text states H_t and visu
 both computed from the layer's input states, with padding masks in both directions. The relation is read from the text
 stream: concat(h[<s>], h[<o>]) -> linear classifier.
 
+Text streams (config.text_config["model_type"]):
+    bert          a BERT-family encoder (the offline default MiniLM-L6, bert-base-uncased): absolute positions,
+                  token type 0
+    mpnet         MPNet (all-mpnet-base-v2, `make mpnet`): absolute positions counted from pad id + 1 plus a
+                  relative position bias that is computed once per forward from the text length and added to the
+                  attention scores of every text layer, as in transformers' MPNetModel; no token types. In fused
+                  layers the bias covers the text keys only; the visual keys get none.
+
 Variants (config.variant):
     text_only     no visual stream (the BERT / MTB-style entity-marker baseline)
     vanilla       the global image only
@@ -43,7 +51,8 @@ EFFICIENTNET_GRID = 7  # 224 px input -> 7x7 feature map
 class IFAformerConfig:
     variant: str = "objects"
     label_names: list[str] = field(default_factory=list)  # index = label id; "None" is the negative class
-    text_config: dict = field(default_factory=dict)  # a transformers BertConfig as a dict
+    # a transformers BertConfig or MPNetConfig as a dict; its "model_type" says which text stream is built
+    text_config: dict = field(default_factory=dict)
     vision_backbone: str = "efficientnet"  # "efficientnet" | "clip"
     # efficientnet: {"hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"} of the fresh
     # visual layers (defaults: the text stream's); clip: a transformers CLIPVisionConfig as a dict
@@ -53,12 +62,18 @@ class IFAformerConfig:
         None  # the top N layers of each stream are fused; None = min(text depth, vision depth)
     )
     classifier_dropout: float = 0.1
-    marker_token_ids: list[int] = field(default_factory=list)  # ids of <s> </s> <o> </o>
+    marker_token_ids: list[int] = field(default_factory=list)  # ids of the four entity markers
+    # their strings (model.data.token_markers: <s> </s> <o> </o>, or <e1> </e1> <e2> </e2> for MPNet, whose own
+    # <s> and </s> are its start and end tokens); [] in checkpoints saved before it was recorded (<s> ...)
+    entity_markers: list[str] = field(default_factory=list)
     version_id: str = ""  # set when saved: content hash of the weights
     text_encoder: str = (
         ""  # where the text weights came from (for the record; loading uses the saved weights)
     )
     vision_encoder: str = ""
+    # how inputs are built for this model (max_length, marker_style, grounding_dir, none_bias): read it with
+    # model.checkpoint.preprocessing(config); {} in checkpoints saved before it existed
+    preprocessing: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -120,9 +135,10 @@ class CrossModalAttention(nn.Module):
     def _heads(self, x):  # (B, T, C) -> (B, nh, T, hs)
         return x.view(x.size(0), x.size(1), self.num_heads, self.head_size).transpose(1, 2)
 
-    def forward(self, x, mask, other=None, other_mask=None, need_weights: bool = True):
+    def forward(self, x, mask, other=None, other_mask=None, need_weights: bool = True, position_bias=None):
         """x (B, T, C), mask (B, T); other (B, T', C'), other_mask (B, T') -> (B, T, C), weights (B, nh, T, T+T').
 
+        position_bias (1, nh, T, T): added to the scores of this stream's own keys (MPNet's relative positions).
         Without need_weights the fused scaled-dot-product kernel runs and the weights are None."""
         context, context_mask = x, mask
         if other is not None:
@@ -134,6 +150,9 @@ class CrossModalAttention(nn.Module):
             self._heads(self.v_proj(context)),
         )
         bias = additive_mask(context_mask, q.dtype)
+        if position_bias is not None:
+            # zero bias on the other stream's keys; unmasked scores become q.k/sqrt(d) + bias, as in MPNet
+            bias = bias + F.pad(position_bias, (0, context.size(1) - position_bias.size(-1))).to(q.dtype)
         if need_weights:
             out, weights = eager_attention_forward(q, k, v, bias, self.dropout, self.training)
         else:
@@ -162,19 +181,59 @@ class FusionLayer(nn.Module):
     def mlp(self, x):
         return self.dropout(self.fc2(_ACTIVATIONS[self.activation](self.fc1(x))))
 
-    def forward(self, x, mask, other=None, other_mask=None, need_weights: bool = True):
+    def forward(self, x, mask, other=None, other_mask=None, need_weights: bool = True, position_bias=None):
         if self.norm_first:
-            a, weights = self.attn(self.attn_norm(x), mask, other, other_mask, need_weights)
+            a, weights = self.attn(self.attn_norm(x), mask, other, other_mask, need_weights, position_bias)
             x = x + self.dropout(a)
             x = x + self.mlp(self.mlp_norm(x))
         else:
-            a, weights = self.attn(x, mask, other, other_mask, need_weights)
+            a, weights = self.attn(x, mask, other, other_mask, need_weights, position_bias)
             x = self.attn_norm(x + self.dropout(a))
             x = self.mlp_norm(x + self.mlp(x))
         return x, weights
 
 
 _ACTIVATIONS = {"gelu": F.gelu, "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x), "relu": F.relu}
+
+# transformers' MPNetEncoder.compute_position_bias always buckets with its default of 32, whatever the config says
+MPNET_POSITION_BUCKETS = 32
+
+
+def _mpnet_text_embeddings(tc):
+    """MPNet's embeddings, holding also its relative position bias table (MPNetEncoder.relative_attention_bias),
+    which is shared by every text layer; kept here so it trains at the embeddings' learning rate."""
+    from transformers.models.mpnet.modeling_mpnet import MPNetEmbeddings, MPNetEncoder
+
+    class MPNetTextEmbeddings(MPNetEmbeddings):
+        def __init__(self, config):
+            super().__init__(config)
+            self.relative_attention_bias = nn.Embedding(
+                config.relative_attention_num_buckets, config.num_attention_heads
+            )
+
+        def forward_masked(self, attention_mask, input_ids=None, inputs_embeds=None):
+            """Positions count the unmasked tokens from pad id + 1 and give masked ones the pad position: what
+            MPNet derives from pad ids, but also right when a baseline puts pad ids inside an unmasked post."""
+            kept = attention_mask.long()
+            position_ids = kept.cumsum(1) * kept + self.padding_idx
+            return self(input_ids=input_ids, position_ids=position_ids, inputs_embeds=inputs_embeds)
+
+        def position_bias(self, length: int, device) -> torch.Tensor:
+            """(1, nh, T, T) relative position bias of query i over key j, computed once per forward."""
+            positions = torch.arange(length, dtype=torch.long, device=device)
+            relative = positions[None, :] - positions[:, None]  # memory - context
+            bucket = MPNetEncoder.relative_position_bucket(relative, num_buckets=MPNET_POSITION_BUCKETS)
+            return self.relative_attention_bias(bucket).permute(2, 0, 1).unsqueeze(0)
+
+    return MPNetTextEmbeddings(tc)
+
+
+def text_model_type(config: IFAformerConfig) -> str:
+    """Which text stream config.text_config builds: "bert" or "mpnet" (BERT for configs that do not say)."""
+    model_type = config.text_config.get("model_type", "bert")
+    if model_type not in ("bert", "mpnet"):
+        raise ValueError(f"text_config model_type must be 'bert' or 'mpnet', got {model_type!r}")
+    return model_type
 
 
 class EfficientNetVisualEmbeddings(nn.Module):
@@ -251,12 +310,19 @@ def _text_layer_args(tc) -> dict:
 class IFAformerForRelationClassification(nn.Module):
     def __init__(self, config: IFAformerConfig):
         super().__init__()
-        from transformers import BertConfig
-        from transformers.models.bert.modeling_bert import BertEmbeddings
-
         self.config = config
-        tc = BertConfig(**config.text_config)
-        self.text_embeddings = BertEmbeddings(tc)
+        self.is_mpnet = text_model_type(config) == "mpnet"
+        if self.is_mpnet:
+            from transformers import MPNetConfig
+
+            tc = MPNetConfig(**config.text_config)
+            self.text_embeddings = _mpnet_text_embeddings(tc)
+        else:
+            from transformers import BertConfig
+            from transformers.models.bert.modeling_bert import BertEmbeddings
+
+            tc = BertConfig(**config.text_config)
+            self.text_embeddings = BertEmbeddings(tc)
         n_text = tc.num_hidden_layers
 
         self.visual_embeddings = None
@@ -365,7 +431,12 @@ class IFAformerForRelationClassification(nn.Module):
         global image / crop k exists (a record without an image has all zeros: its visual tokens are masked out).
         inputs_embeds (B, T, C_t) replaces the word embeddings (used by attribution methods)."""
         text_mask = attention_mask.to(torch.float32)
-        if inputs_embeds is not None:
+        position_bias = None
+        if self.is_mpnet:
+            ids = None if inputs_embeds is not None else input_ids
+            h_t = self.text_embeddings.forward_masked(attention_mask, ids, inputs_embeds)
+            position_bias = self.text_embeddings.position_bias(h_t.size(1), h_t.device)
+        elif inputs_embeds is not None:
             h_t = self.text_embeddings(inputs_embeds=inputs_embeds)
         else:
             h_t = self.text_embeddings(input_ids=input_ids)
@@ -381,11 +452,11 @@ class IFAformerForRelationClassification(nn.Module):
         text_attn, vision_attn = [], []
         # unfused lower layers
         for layer in self.text_layers[: self.first_fused_text]:
-            h_t, w = layer(h_t, text_mask, need_weights=output_attentions)
+            h_t, w = layer(h_t, text_mask, need_weights=output_attentions, position_bias=position_bias)
             text_attn.append(w)
         if h_v is None:  # text only: every text layer attends over the text alone
             for layer in self.text_layers[self.first_fused_text :]:
-                h_t, w = layer(h_t, text_mask, need_weights=output_attentions)
+                h_t, w = layer(h_t, text_mask, need_weights=output_attentions, position_bias=position_bias)
                 text_attn.append(w)
         for layer in self.vision_layers[: self.first_fused_vision] if h_v is not None else []:
             h_v, w = layer(h_v, v_mask, need_weights=output_attentions)
@@ -393,7 +464,7 @@ class IFAformerForRelationClassification(nn.Module):
         # fused layers: both streams read the other's *input* states of the same layer
         fused_text = self.text_layers[self.first_fused_text :] if h_v is not None else []
         for i, t_layer in enumerate(fused_text):
-            new_t, wt = t_layer(h_t, text_mask, h_v, v_mask, output_attentions)
+            new_t, wt = t_layer(h_t, text_mask, h_v, v_mask, output_attentions, position_bias)
             text_attn.append(wt)
             if i < len(fused_text) - 1:  # no vision update after the top layer (see __init__)
                 v_layer = self.vision_layers[self.first_fused_vision + i]
@@ -425,8 +496,12 @@ class IFAformerForRelationClassification(nn.Module):
     # ------------------------------------------------------------------------------------------------------------
     # Pretrained encoders: copy Hugging Face weights into the layers above (names differ, maths is the same).
 
-    def load_text_encoder(self, bert) -> None:
-        """Copy a transformers BertModel's embeddings and layers into the text stream."""
+    def load_text_encoder(self, encoder) -> None:
+        """Copy a transformers BertModel's or MPNetModel's embeddings and layers into the text stream."""
+        if self.is_mpnet:
+            self._load_mpnet(encoder)
+            return
+        bert = encoder
         self.text_embeddings.load_state_dict(bert.embeddings.state_dict(), strict=False)
         for mine, theirs in zip(self.text_layers, bert.encoder.layer, strict=True):
             a = theirs.attention
@@ -436,6 +511,30 @@ class IFAformerForRelationClassification(nn.Module):
                 (mine.attn.v_proj, a.self.value),
                 (mine.attn.out_proj, a.output.dense),
                 (mine.attn_norm, a.output.LayerNorm),
+                (mine.fc1, theirs.intermediate.dense),
+                (mine.fc2, theirs.output.dense),
+                (mine.mlp_norm, theirs.output.LayerNorm),
+            ]
+            for dst, src in pairs:
+                dst.load_state_dict(src.state_dict())
+
+    def _load_mpnet(self, mpnet) -> None:
+        missing, unexpected = self.text_embeddings.load_state_dict(
+            mpnet.embeddings.state_dict(), strict=False
+        )
+        if unexpected or missing != ["relative_attention_bias.weight"]:
+            raise ValueError(f"MPNet embeddings do not match: missing {missing}, unexpected {unexpected}")
+        self.text_embeddings.relative_attention_bias.load_state_dict(
+            mpnet.encoder.relative_attention_bias.state_dict()
+        )
+        for mine, theirs in zip(self.text_layers, mpnet.encoder.layer, strict=True):
+            a = theirs.attention
+            pairs = [
+                (mine.attn.q_proj, a.attn.q),
+                (mine.attn.k_proj, a.attn.k),
+                (mine.attn.v_proj, a.attn.v),
+                (mine.attn.out_proj, a.attn.o),
+                (mine.attn_norm, a.LayerNorm),
                 (mine.fc1, theirs.intermediate.dense),
                 (mine.fc2, theirs.output.dense),
                 (mine.mlp_norm, theirs.output.LayerNorm),
