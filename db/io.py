@@ -566,18 +566,15 @@ def export_labels(
     rows = curated_rows(session, flt)
     if fmt == "mnre":
         return _export_mnre(session, rows, out)
-    if fmt == "jsonl":
-        lines = [json.dumps(row, ensure_ascii=False) for row in _public(rows)]
-        atomic_write(out, _write_text_lines(lines))
-        return ExportReport(len(rows), [out])
+    if fmt in ("jsonl", "parquet"):  # typed Hugging Face features; a folder `out` gets a dataset card
+        from db.hf_dataset import export_hf
+
+        return export_hf(session, fmt, rows, out)
     import pandas as pd
 
     frame = pd.DataFrame(_public(rows), columns=[k for k in _row_columns() if not k.startswith("_")])
-    if fmt == "csv":
-        frame["tokens"] = [json.dumps(t, ensure_ascii=False) for t in frame["tokens"]]
-        atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
-    else:
-        atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
+    frame["tokens"] = [json.dumps(t, ensure_ascii=False) for t in frame["tokens"]]
+    atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
     return ExportReport(len(rows), [out])
 
 
