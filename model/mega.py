@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.checkpoint import load_weights, read_config_dict, save_checkpoint
+from model.checkpoint import config_from_checkpoint, load_checkpoint_model, save_checkpoint
 from model.ifaformer import EFFICIENTNET_FEATURE_DIM, EFFICIENTNET_GRID
 
 REGION_CANVAS = 224.0  # region boxes are drawn on the 224 px EfficientNet input; only their layout matters
@@ -48,7 +48,7 @@ REGION_CANVAS = 224.0  # region boxes are drawn on the 224 px EfficientNet input
 @dataclass
 class MegaConfig:
     label_names: list[str] = field(default_factory=list)  # index = label id; "None" is the negative class
-    text_config: dict = field(default_factory=dict)  # a transformers BertConfig as a dict
+    text_config: dict = field(default_factory=dict)  # a transformers BertConfig or MPNetConfig as a dict
     max_crops: int = 3  # grounding crops used as objects
     region_grid: int = 3  # the 7x7 EfficientNet grid is pooled into region_grid^2 region objects
     structural_temperature: float = 0.1  # softmax temperature of the REGAL embedding similarity
@@ -58,6 +58,8 @@ class MegaConfig:
     text_encoder: str = (
         ""  # where the text weights came from (for the record; loading uses the saved weights)
     )
+    # how inputs are built for this model: read it with model.checkpoint.preprocessing(config)
+    preprocessing: dict = field(default_factory=dict)
     # fixed by the design; kept as fields so that the shared pipeline reads them like an IFAformerConfig's
     variant: str = "objects"
     vision_backbone: str = "efficientnet"
@@ -229,12 +231,13 @@ class MegaOutput:
 class MegaForRelationClassification(nn.Module):
     def __init__(self, config: MegaConfig):
         super().__init__()
-        from transformers import BertConfig, BertModel
+        from transformers import AutoConfig, AutoModel
 
         self.config = config
-        tc = BertConfig(**config.text_config)
+        # BertModel, or MPNetModel for an MPNet text encoder (text_config's model_type says which)
+        tc = AutoConfig.for_model(**{"model_type": "bert", **config.text_config})
         tc._attn_implementation = "eager"  # attention weights on request (output_attentions)
-        self.bert = BertModel(tc, add_pooling_layer=False)
+        self.bert = AutoModel.from_config(tc, add_pooling_layer=False)
         d = tc.hidden_size
         self.objects = ObjectEmbeddings(config, d, tc.hidden_dropout_prob)
         self.alignment = GraphAlignment(d)
@@ -305,11 +308,11 @@ class MegaForRelationClassification(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, map_location: str = "cpu") -> MegaForRelationClassification:
-        return load_weights(cls(read_config(folder)), folder, map_location)
+        return load_checkpoint_model(cls, MegaConfig, folder, "mega", map_location)
 
 
 def read_config(folder: str | Path) -> MegaConfig:
-    return MegaConfig(**read_config_dict(folder, "mega"))
+    return config_from_checkpoint(MegaConfig, folder, "mega")
 
 
 def build_mega(label_names: list[str], cfg) -> tuple[MegaForRelationClassification, object]:
@@ -318,21 +321,17 @@ def build_mega(label_names: list[str], cfg) -> tuple[MegaForRelationClassificati
     cfg: a model.train.TrainConfig (text_encoder, max_crops, pretrained are read). pretrained=False keeps random
     weights (tests build tiny encoders and still go through this path).
     """
-    from transformers import AutoModel, BertModel
-
-    from model.data import ENTITY_MARKERS
-    from model.encoders import EncoderNotAvailable, _from_pretrained, load_tokenizer, resolve_text_encoder
+    from model.data import token_markers
+    from model.encoders import load_text_model, load_tokenizer
 
     tokenizer = load_tokenizer(cfg.text_encoder)
-    bert = _from_pretrained(AutoModel.from_pretrained, resolve_text_encoder(cfg.text_encoder), "text encoder")
-    if not isinstance(bert, BertModel):
-        raise EncoderNotAvailable(f"the text encoder must be a BERT-family model, got {type(bert).__name__}")
-    bert.resize_token_embeddings(len(tokenizer))  # room for <s> </s> <o> </o>
+    bert = load_text_model(cfg.text_encoder)  # a BertModel or an MPNetModel
+    bert.resize_token_embeddings(len(tokenizer))  # room for the four entity markers
     config = MegaConfig(
         label_names=list(label_names),
         text_config=bert.config.to_dict(),
         max_crops=cfg.max_crops,
-        marker_token_ids=tokenizer.convert_tokens_to_ids(list(ENTITY_MARKERS)),
+        marker_token_ids=tokenizer.convert_tokens_to_ids(list(token_markers(tokenizer))),
         text_encoder=cfg.text_encoder,
     )
     model = MegaForRelationClassification(config)

@@ -185,6 +185,22 @@ def test_checkpoint_round_trip_keeps_mpnet_and_its_markers(tiny_mpnet, tmp_path)
         torch.testing.assert_close(model(**batch).logits, loaded(**batch).logits)
 
 
+def test_mega_baseline_takes_mpnet_as_its_text_encoder(tiny_mpnet):
+    from types import SimpleNamespace
+
+    from model.mega import build_mega
+
+    model, tok = build_mega(LABELS, SimpleNamespace(text_encoder=tiny_mpnet, max_crops=3, pretrained=True))
+    model.eval()
+    assert type(model.bert).__name__ == "MPNetModel" and token_markers(tok) == TAG_ENTITY_MARKERS
+    batch = text_batch(tok)
+    ref = reference_mpnet(tiny_mpnet, SimpleNamespace(text_embeddings=model.bert.embeddings))
+    with torch.no_grad():
+        out = model(**batch)
+        theirs = ref(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    torch.testing.assert_close(out.text_hidden, theirs, atol=1e-5, rtol=1e-5)
+
+
 def test_mpnet_alias_resolves_to_the_install_folder(tiny_mpnet, monkeypatch, tmp_path):
     monkeypatch.setenv(install_mpnet.MPNET_DIR_ENV, tiny_mpnet)
     assert resolve_text_encoder("mpnet") == tiny_mpnet
