@@ -1,16 +1,27 @@
-"""Per-post explanation results for the Inspect page, computed once per (pair, model, settings) and cached.
+"""Per-post explanation results for the Inspect page, through explain/'s functions (the same ones explain_post runs).
 
-Every function takes plain keys (database URL, pair id, checkpoint folder, settings) so st.cache_data can key on
-them; the model and the label-store engine come from st.cache_resource. A summary of what was computed is stored
-in the label store (save_explanation) the first time, with the model version and settings.
+Two speeds:
+- cheap (encode, prediction, attention; ~0.1 s): computed in the page's own run with st.cache_data, keyed by the
+  database URL, pair id and checkpoint folder (the model version), so the first panel shows at once;
+- expensive (LayerIG, visual occlusion / IG, faithfulness, reliance; seconds each): one job per panel on a
+  background thread that owns its own copy of the model (Captum hooks on one copy never touch the copy the page
+  uses), results kept per (model, pair, settings). The page polls the job and fills the panel in when it is done;
+  opening another pair cancels the previous pair's jobs that have not started, so it never waits behind them.
+
+A summary of each finished result is written to the label store once per (pair, model version, method, settings)
+with save_explanation; when the store already holds one, Inspect shows its numbers while the figure is computed.
 """
 
 from __future__ import annotations
 
-import importlib
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
 
 import streamlit as st
-from PIL import Image
 
 from app.inference import pair_records
 from app.paths import feature_cache_dir
@@ -18,6 +29,8 @@ from app.resources import get_sessions, load_model
 from db.models import EntityPair
 from db.queries import find_model_version, pair_detail, save_explanation
 from model.grounding import GroundedObject
+
+RELIANCE_CANDIDATES = 300  # other posts of the dataset the swapped-in images are drawn from
 
 
 def _record(pair_id: int):
@@ -47,72 +60,11 @@ def attention(url: str, pair_id: int, model_path: str):
     return token_object_attention(load_model(model_path)[0], post_inputs(url, pair_id, model_path))
 
 
-@st.cache_data(max_entries=64, show_spinner="Integrated gradients over the tokens ...")
-def token_attribution(url: str, pair_id: int, model_path: str, baseline: str, n_steps: int):
-    from explain import attribute_tokens
-
-    model = load_model(model_path)[0]
-    return attribute_tokens(model, post_inputs(url, pair_id, model_path), None, baseline, n_steps)
-
-
-@st.cache_data(max_entries=64, show_spinner="Occluding image regions and crops ...")
-def visual_attribution(url: str, pair_id: int, model_path: str, method: str, n_steps: int):
-    from explain import attribute_visual
-
-    model = load_model(model_path)[0]
-    return attribute_visual(model, post_inputs(url, pair_id, model_path), None, method, n_steps)
-
-
-@st.cache_data(max_entries=128, show_spinner="Measuring faithfulness ...")
-def token_faithfulness(url: str, pair_id: int, model_path: str, baseline: str, n_steps: int):
-    from explain import faithfulness
-
-    model = load_model(model_path)[0]
-    attribution = token_attribution(url, pair_id, model_path, baseline, n_steps)
-    return faithfulness(model, post_inputs(url, pair_id, model_path), attribution)
-
-
-@st.cache_data(max_entries=128, show_spinner="Measuring faithfulness ...")
-def visual_faithfulness(url: str, pair_id: int, model_path: str, method: str, n_steps: int):
-    from explain import faithfulness
-
-    attribution = visual_attribution(url, pair_id, model_path, method, n_steps)
-    if attribution is None:
-        return None
-    model = load_model(model_path)[0]
-    return faithfulness(model, post_inputs(url, pair_id, model_path), attribution)
-
-
-@st.cache_data(max_entries=64, show_spinner="Swapping in other posts' images ...")
-def reliance(url: str, pair_id: int, model_path: str, k: int, seed: int):
-    from sqlalchemy import select
-
-    from db.models import Post
-    from explain import choose_other_records, encode_post, image_reliance
-
-    model, tokenizer = load_model(model_path)
-    inputs = post_inputs(url, pair_id, model_path)
-    with get_sessions()() as session:
-        dataset_id = session.get(EntityPair, pair_id).dataset_id
-        candidates = list(
-            session.scalars(
-                select(EntityPair.id)
-                .join(Post, Post.id == EntityPair.post_id)
-                .where(EntityPair.dataset_id == dataset_id, Post.has_image, EntityPair.id != pair_id)
-                .order_by(EntityPair.id)
-                .limit(300)
-            )
-        )
-        records = pair_records(session, candidates)
-    chosen = choose_other_records(inputs.record, records, k, seed) if inputs.has_image else []
-    others = [encode_post(model, tokenizer, r, str(feature_cache_dir())) for r in chosen]
-    return image_reliance(model, inputs, others, k, seed)
-
-
 @st.cache_data(max_entries=64, show_spinner="Building the scene graph and MEGA's alignment ...")
 def scene_graph(url: str, pair_id: int):
     """(SceneGraph, MegaAlignment, image or None) from the post's stored boxes, else the offline CAM grounder."""
     from app.resources import load_cam_grounder
+    from model.images import load_image
     from model.mega_alignment import mega_alignment
     from model.scene_graph import build_scene_graph
 
@@ -129,13 +81,212 @@ def scene_graph(url: str, pair_id: int):
         image_path = detail.post.image_path if detail.post.has_image else None
     image = None
     if image_path:
-        with Image.open(image_path) as im:
-            image = im.convert("RGB")
+        image = load_image(image_path).convert("RGB")
         if not objects:
             objects = load_cam_grounder().detect(image, None)
     graph = build_scene_graph(objects)
     alignment = mega_alignment(tokens, graph) if graph.nodes else None
     return graph, alignment, image
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Expensive panels: background jobs
+
+
+@dataclass
+class Job:
+    """One expensive result being computed (or computed) for a (model, pair, settings) key."""
+
+    kind: str
+    pair_id: int
+    future: Future
+    queued_at: float = field(default_factory=time.perf_counter)
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.future.done()
+
+    def result(self):
+        """The result; raises the job's own error (or CancelledError) when it failed."""
+        return self.future.result()
+
+    def elapsed(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return (self.finished_at or time.perf_counter()) - self.started_at
+
+
+class Background:
+    """One worker thread per process and the jobs it ran, newest last (bounded)."""
+
+    def __init__(self, keep: int = 256):
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inspect-explain")
+        self.jobs: OrderedDict[tuple, Job] = OrderedDict()
+        self.durations: dict[str, float] = {}  # seconds the last finished job of each kind took
+        self.keep = keep
+        self.lock = threading.Lock()
+
+    def submit(self, key: tuple, kind: str, pair_id: int, fn, *args) -> Job:
+        """The job for `key`: the running or finished one, else a new one queued behind the others."""
+        with self.lock:
+            job = self.jobs.get(key)
+            # a failed job is kept (its error is shown), not retried on every rerun; a cancelled one starts again
+            if job is not None and not job.future.cancelled():
+                self.jobs.move_to_end(key)
+                return job
+            job = Job(kind, pair_id, Future())
+
+            def run():
+                job.started_at = time.perf_counter()
+                try:
+                    return fn(*args)
+                finally:
+                    job.finished_at = time.perf_counter()
+                    self.durations[kind] = job.finished_at - job.started_at
+
+            job.future = self.executor.submit(run)
+            self.jobs[key] = job
+            while len(self.jobs) > self.keep:
+                self.jobs.popitem(last=False)
+            return job
+
+    def cancel_other_pairs(self, pair_id: int) -> int:
+        """Drop the queued jobs of other pairs (a running one finishes and is kept); returns how many."""
+        with self.lock:
+            dropped = [k for k, j in self.jobs.items() if j.pair_id != pair_id and j.future.cancel()]
+            for key in dropped:
+                del self.jobs[key]
+        return len(dropped)
+
+    def waiting_before(self, job: Job) -> int:
+        with self.lock:
+            return sum(
+                1
+                for j in self.jobs.values()
+                if j is not job and not j.done and j.queued_at <= job.queued_at and j.started_at is None
+            ) + sum(1 for j in self.jobs.values() if j is not job and j.started_at and not j.done)
+
+
+@st.cache_resource(show_spinner=False)
+def background() -> Background:
+    return Background()
+
+
+@st.cache_resource(show_spinner="Loading a second copy of the model for the explanations ...", max_entries=2)
+def load_worker_model(path: str):
+    """The background thread's own (model, tokenizer): attribution hooks on it never reach the page's copy."""
+    from app.resources import torch_threads
+    from model.evaluate import load_checkpoint
+
+    torch_threads()
+    return load_checkpoint(path)
+
+
+def _token_job(model, inputs, baseline: str, n_steps: int):
+    from explain import attribute_tokens, faithfulness
+
+    attribution = attribute_tokens(model, inputs, None, baseline, n_steps)
+    return attribution, faithfulness(model, inputs, attribution)
+
+
+def _visual_job(model, inputs, method: str, n_steps: int):
+    from explain import attribute_visual, faithfulness
+
+    attribution = attribute_visual(model, inputs, None, method, n_steps)
+    return attribution, faithfulness(model, inputs, attribution) if attribution is not None else None
+
+
+def _reliance_job(model, tokenizer, inputs, sessions, pair_id: int, k: int, seed: int, cache_dir: str):
+    from sqlalchemy import select
+
+    from db.models import Post
+    from explain.bundle import swapped_image_reliance
+
+    others = []
+    if inputs.has_image:
+        with sessions() as session:
+            dataset_id = session.get(EntityPair, pair_id).dataset_id
+            candidates = list(
+                session.scalars(
+                    select(EntityPair.id)
+                    .join(Post, Post.id == EntityPair.post_id)
+                    .where(EntityPair.dataset_id == dataset_id, Post.has_image, EntityPair.id != pair_id)
+                    .order_by(EntityPair.id)
+                    .limit(RELIANCE_CANDIDATES)
+                )
+            )
+            others = pair_records(session, candidates)
+    return swapped_image_reliance(model, tokenizer, inputs, others, k, seed, cache_dir)
+
+
+def start_job(kind: str, url: str, pair_id: int, model_path: str, **settings) -> Job:
+    """The background job of one expensive panel ("tokens", "visual" or "reliance") for this pair and settings."""
+    inputs = post_inputs(url, pair_id, model_path)
+    model, tokenizer = load_worker_model(model_path)
+    key = (kind, url, pair_id, model_path, tuple(sorted(settings.items())))
+    jobs = background()
+    if kind == "tokens":
+        return jobs.submit(
+            key, kind, pair_id, _token_job, model, inputs, settings["baseline"], settings["n_steps"]
+        )
+    if kind == "visual":
+        return jobs.submit(
+            key, kind, pair_id, _visual_job, model, inputs, settings["method"], settings["n_steps"]
+        )
+    if kind == "reliance":
+        return jobs.submit(
+            key,
+            kind,
+            pair_id,
+            _reliance_job,
+            model,
+            tokenizer,
+            inputs,
+            get_sessions(),
+            pair_id,
+            settings["k"],
+            settings["seed"],
+            str(feature_cache_dir()),
+        )
+    raise ValueError(f"unknown explanation job {kind!r}")
+
+
+def cancel_other_pairs(pair_id: int) -> int:
+    return background().cancel_other_pairs(pair_id)
+
+
+def job_progress(job: Job, what: str) -> None:
+    """A progress bar for a job still running or queued: elapsed time against the last job of its kind."""
+    jobs = background()
+    expected = jobs.durations.get(job.kind)
+    if job.started_at is None:
+        ahead = jobs.waiting_before(job)
+        st.progress(
+            0.0, text=f"{what}: queued behind {ahead} other computation{'s' if ahead != 1 else ''} ..."
+        )
+        return
+    elapsed = job.elapsed()
+    if expected:
+        st.progress(min(elapsed / expected, 0.99), text=f"{what}: {elapsed:.1f} s of about {expected:.1f} s")
+    else:
+        st.progress(0.05, text=f"{what}: running for {elapsed:.1f} s ...")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The label store: summaries written once, read back as precomputed numbers
+
+
+def stored_summary(pair_id: int, method: str, settings: dict, version_id: str | None) -> dict | None:
+    """The summary stored for (pair, model version, method, settings), or None."""
+    with get_sessions()() as session:
+        version = find_model_version(session, version_id) if version_id else None
+        version_pk = version.id if version else None
+        for e in pair_detail(session, pair_id).explanations:
+            if e.method == method and e.settings == settings and e.model_version_id == version_pk:
+                return dict(e.summary)
+    return None
 
 
 def store_summary(pair_id: int, method: str, summary: dict, settings: dict, version_id: str | None) -> bool:
@@ -152,29 +303,69 @@ def store_summary(pair_id: int, method: str, summary: dict, settings: dict, vers
     return True
 
 
-def explain_module(name: str):
-    """explain or explain.figures, or None with a message in the page when that part is not installed yet."""
-    try:
-        return importlib.import_module(name)
-    except ImportError as err:
-        st.info(f"Not available: `{name}` cannot be imported yet ({err}).")
+def token_summary(attribution, faith) -> dict[str, Any]:
+    return {
+        "model_version": attribution.model_version,
+        "target_label": attribution.target_label,
+        "delta": attribution.delta,
+        "top_tokens": sorted(
+            zip(attribution.tokens, map(float, attribution.scores), strict=True), key=lambda kv: -kv[1]
+        )[:5],
+        "faithfulness": faithfulness_summary(faith),
+    }
+
+
+def faithfulness_summary(f) -> dict | None:
+    if f is None:
         return None
+    return {
+        "comprehensiveness": f.comprehensiveness,
+        "sufficiency": f.sufficiency,
+        "random_comprehensiveness": f.random_comprehensiveness,
+        "n_units": f.n_units,
+    }
+
+
+def reliance_summary(result) -> dict[str, Any]:
+    return {
+        "score": result.score,
+        "p_original": result.p_original,
+        "p_no_image": result.p_no_image,
+        "flip_rate": result.flip_rate,
+        "reason": result.reason,
+        "predicted_label": result.predicted_label,
+    }
 
 
 def faithfulness_numbers(f, label: str) -> None:
+    """Comprehensiveness, sufficiency and unit count as metrics; `f` is a Faithfulness or its stored summary."""
     if f is None:
         st.caption(f"{label}: no faithfulness (nothing to remove).")
         return
+    get = f.get if isinstance(f, dict) else lambda name: getattr(f, name)
     c1, c2, c3 = st.columns(3)
     c1.metric(
         f"{label} comprehensiveness",
-        f"{f.comprehensiveness:.3f}",
-        f"{f.comprehensiveness - f.random_comprehensiveness:+.3f} vs random",
+        f"{get('comprehensiveness'):.3f}",
+        f"{get('comprehensiveness') - get('random_comprehensiveness'):+.3f} vs random",
         help="Drop in p(label) when the top-attributed units are removed (higher = more faithful).",
     )
     c2.metric(
         f"{label} sufficiency",
-        f"{f.sufficiency:.3f}",
+        f"{get('sufficiency'):.3f}",
         help="Drop in p(label) when only the top-attributed units are kept (lower = more faithful).",
     )
-    c3.metric("units", f.n_units)
+    c3.metric("units", get("n_units"))
+
+
+def job_failed(job: Job, what: str) -> bool:
+    """Show the job's error in the page; True when it failed (or was cancelled)."""
+    try:
+        job.result()
+    except CancelledError:
+        st.info(f"{what}: cancelled (another pair was opened); it restarts on the next rerun.")
+        return True
+    except (OSError, ValueError, RuntimeError) as err:
+        st.error(f"{what} failed: {err}")
+        return True
+    return False

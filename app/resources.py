@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 
 import streamlit as st
-import torch
 from sqlalchemy.orm import sessionmaker
 
 from db.base import database_url
@@ -23,6 +22,14 @@ def _open(url: str) -> sessionmaker:
     return sessions
 
 
+def torch_threads() -> None:
+    """One torch thread per request: on a busy 2-core machine two threads make a post ~5x slower, not faster.
+    Called where a model is loaded, so pages that run none (Queue) never import torch."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", "1")))
+
+
 def get_sessions() -> sessionmaker:
     """The session factory of DATABASE_URL (one engine per URL per process; upgraded on first use)."""
     return _open(database_url())
@@ -33,7 +40,7 @@ def load_model(path: str):
     """(model, tokenizer) of a checkpoint folder, loaded once; CPU with one thread per request."""
     from model.evaluate import load_checkpoint
 
-    torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", "1")))
+    torch_threads()
     return load_checkpoint(path)
 
 
@@ -42,4 +49,5 @@ def load_cam_grounder():
     """The offline grounding fallback (EfficientNet-Lite0 class activation maps)."""
     from model.grounding import CamGrounder
 
+    torch_threads()
     return CamGrounder()

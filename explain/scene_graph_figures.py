@@ -39,6 +39,22 @@ def source_name(source: str) -> str:
     return SOURCE_NAMES.get(source, source)
 
 
+def objects_provenance(sources: Sequence[str]) -> str:
+    """One sentence saying where a post's objects came from, e.g. 'Objects: 3 from the ImageNet CAM fallback
+    (class names are guesses, marked ?).'"""
+    counts: dict[str, int] = {}
+    for source in sources:
+        counts[source] = counts.get(source, 0) + 1
+    if not counts:
+        return "Objects: none found."
+    origins = {
+        "groundingdino": "GroundingDINO detections",
+        "dataset": "the dataset's crops",
+        "cam-fallback": "the ImageNet CAM fallback (no detector weights here; class names are guesses, marked ?)",
+    }
+    return "Objects: " + ", ".join(f"{n} from {origins.get(s, s)}" for s, n in counts.items()) + "."
+
+
 def is_flat(z: np.ndarray) -> bool:
     """True when every token spreads its weight evenly over the objects (nothing to tell objects apart)."""
     z = np.asarray(z, dtype=np.float64)

@@ -71,23 +71,41 @@ flt = ExportFilter(
     utc_day(until),
     include_rejected and fmt != "mnre",
 )
+if fmt == "csv":
+    st.caption(
+        "CSV: the label columns hold JSON strings, so a plain `pandas.read_csv` keeps MNRE's relation "
+        '`"None"` apart from no label (an empty cell); `json.loads` gives a label back.'
+    )
+if fmt == "mnre" and split is None:
+    st.caption(
+        "MNRE with split **all**: one file per split (`..._train.txt`, `..._val.txt`), never one mixed file."
+    )
 if st.button("Export", type="primary", key="export_run"):
     name = f"{dataset or 'all'}-{split or 'all'}-{dt.datetime.now():%Y%m%d-%H%M%S}.{EXTENSIONS[fmt]}"
     try:
         with sessions() as session, tempfile.TemporaryDirectory() as tmp:
             report = export_labels(session, fmt, Path(tmp) / name, flt)
-            data = report.paths[0].read_bytes()
+            files = [(p.name, p.read_bytes()) for p in report.paths]
     except LabelStoreError as err:
         st.error(f"Export failed: {err}")
         st.stop()
     export_dir().mkdir(parents=True, exist_ok=True)
-    (export_dir() / name).write_bytes(data)
-    st.session_state["export_result"] = (name, data, report.rows, fmt)
+    for file_name, data in files:
+        (export_dir() / file_name).write_bytes(data)
+    st.session_state["export_result"] = (files, report.rows, fmt)
 
 result = st.session_state.get("export_result")
 if result:
-    name, data, rows, result_fmt = result
-    st.success(f"{rows} pairs exported to {export_dir() / name} ({len(data):,} bytes).")
-    st.download_button(
-        f"Download {name}", data, file_name=name, mime=MIME[result_fmt], key="export_download", type="primary"
-    )
+    files, rows, result_fmt = result
+    where = ", ".join(str(export_dir() / file_name) for file_name, _ in files)
+    size = sum(len(data) for _, data in files)
+    st.success(f"{rows} pairs exported to {where} ({size:,} bytes).")
+    for k, (file_name, data) in enumerate(files):
+        st.download_button(
+            f"Download {file_name}",
+            data,
+            file_name=file_name,
+            mime=MIME[result_fmt],
+            key=f"export_download_{k}",
+            type="primary",
+        )

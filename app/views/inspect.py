@@ -1,26 +1,31 @@
 """Inspect one pair side by side: IFAformer's token-object attention next to MEGA's scene graph and alignment,
 Captum token attributions and the visual heat map with their faithfulness, and the image reliance test.
 
-Each panel is a fragment: moving a slider reruns that panel only, from cached per-post results.
+The prediction and the attention (~0.1 s) are drawn first; MEGA's panel next. The expensive panels run as background
+jobs (app.explanations) and fill in on their own, each with its own progress bar; a panel polls its job through a
+fragment with run_every only while the job runs, and opening another pair drops the queued jobs of the previous one.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from app.model_status import weak_model_warning
 from app.explanations import (
     attention,
-    explain_module,
+    cancel_other_pairs,
     faithfulness_numbers,
+    faithfulness_summary,
+    job_failed,
+    job_progress,
     post_inputs,
     prediction,
-    reliance,
+    reliance_summary,
     scene_graph,
+    start_job,
     store_summary,
-    token_attribution,
-    token_faithfulness,
-    visual_attribution,
-    visual_faithfulness,
+    stored_summary,
+    token_summary,
 )
 from app.render import highlighted_text
 from app.resources import get_sessions
@@ -28,17 +33,24 @@ from app.state import review_session
 from app.store import load_pair_view
 from db.base import database_url
 from db.queries import LabelStoreError, active_model_version
+from explain import figures
+from explain.scene_graph_figures import (
+    alignment_matrix_figure,
+    is_flat,
+    objects_provenance,
+    scene_graph_figure,
+)
+
+POLL_SECONDS = 1.0
 
 st.title("Inspect")
+weak_model_warning()  # app.model_status: no model, or one too weak to trust
 sessions, url = get_sessions(), database_url()
 with sessions() as session:
     active = active_model_version(session)
 if active is None:
     st.info("No model is active yet, so there is nothing to explain (see the **Models** page).")
     st.stop()
-if explain_module("explain") is None:
-    st.stop()
-figures = explain_module("explain.figures")
 
 default = review_session().pair_id or 1
 pair_id = int(st.number_input("Pair id", min_value=1, value=default, step=1, key="inspect_pair"))
@@ -48,17 +60,19 @@ try:
 except LabelStoreError as err:
     st.error(str(err))
     st.stop()
-path = active.path
+cancel_other_pairs(pair_id)  # the previous pair's queued work must not hold this one up
+path, version = active.path, active.version_id
 st.markdown(highlighted_text(view.tokens, view.head[:2], view.tail[:2]), unsafe_allow_html=True)
 try:
     inputs = post_inputs(url, pair_id, path)
 except (OSError, ValueError) as err:
-    st.error(f"The model {active.version_id} cannot read this post: {err}")
+    st.error(f"The model {version} cannot read this post: {err}")
     st.stop()
 pred = prediction(url, pair_id, path)
+gold = f"`{view.gold_label}`" if view.gold_label is not None else "no gold label"
 st.markdown(
-    f"**{active.version_id}** predicts **{pred.label}** ({pred.probabilities[pred.label]:.1%}, "
-    f"margin {pred.margin:.3f}, entropy {pred.entropy:.2f}) · gold `{view.gold_label}`"
+    f"**{version}** predicts **{pred.label}** ({pred.probabilities[pred.label]:.1%}, "
+    f"margin {pred.margin:.3f}, entropy {pred.entropy:.2f}) · gold {gold}"
     f"{'' if inputs.has_image else ' · the model reads no image for this post'}"
 )
 
@@ -87,25 +101,35 @@ def attention_panel() -> None:
         key="inspect_head",
         disabled=rollout,
     )
-    if figures is not None:
-        st.plotly_chart(
-            figures.attention_heatmap(maps, layer=layer, head=head, rollout=rollout),
-            key="inspect_attention_chart",
-        )
+    index = None if layer is None else maps.layers.index(layer)
+    st.plotly_chart(
+        figures.attention_heatmap(maps, layer=index, head=head, rollout=rollout),
+        key="inspect_attention_chart",
+    )
 
 
 @st.fragment
 def mega_panel() -> None:
     st.subheader("MEGA: scene graph and alignment")
-    graph, alignment, image = scene_graph(url, pair_id)
+    try:
+        graph, alignment, image = scene_graph(url, pair_id)
+    except (OSError, ValueError) as err:
+        st.warning(f"No scene graph: {err}")
+        return
     if not graph.nodes:
         st.info("No objects: the post has no image here and no stored boxes.")
         return
-    from explain.scene_graph_figures import alignment_matrix_figure, scene_graph_figure
-
+    st.caption(objects_provenance([n.source for n in graph.nodes]))
     st.plotly_chart(scene_graph_figure(image, graph), key="inspect_scene_graph")
     if alignment is not None:
         st.plotly_chart(alignment_matrix_figure(alignment), key="inspect_alignment")
+        if is_flat(alignment.structural):
+            st.caption(
+                "The structural alignment has nothing to show for this post: graph matching sees objects only "
+                "through the scene graph's contact edges (inside, contains, overlaps, near), and here every "
+                "object sits alike in that graph, so each token spreads its weight evenly over them. The "
+                "combined alignment is then the semantic one, shifted."
+            )
 
 
 left, right = st.columns(2)
@@ -114,65 +138,120 @@ with left:
 with right:
     mega_panel()
 
+# Expensive panels. Their settings live in session_state (widget keys), read here before each fragment is drawn
+# so the page knows whether that panel's job is still running, and polls only then.
+TOKEN_SETTINGS = {"baseline": ("inspect_baseline", "pad"), "n_steps": ("inspect_steps", 16)}
+VISUAL_SETTINGS = {"method": ("inspect_visual_method", "occlusion"), "n_steps": ("inspect_steps", 16)}
+RELIANCE_SETTINGS = {"k": ("inspect_k", 5), "seed": ("inspect_seed", 0)}
 
-@st.fragment
-def attribution_panel() -> None:
+
+def settings_of(spec: dict) -> dict:
+    return {name: st.session_state.get(key, value) for name, (key, value) in spec.items()}
+
+
+def polled(panel, kinds: list[tuple[str, dict]]) -> None:
+    """Draw `panel` as a fragment that reruns every POLL_SECONDS while one of its jobs runs, and not after."""
+    running = any(not start_job(kind, url, pair_id, path, **settings_of(spec)).done for kind, spec in kinds)
+    st.fragment(run_every=POLL_SECONDS if running else None)(panel)(running)
+
+
+def finish_polling(polling: bool) -> None:
+    """A polling fragment whose jobs are all done reruns the page once, which draws it without a timer."""
+    if polling:
+        st.rerun()
+
+
+def wants_polling(polling: bool) -> None:
+    """A settings change inside a still fragment started a job: rerun the page so the fragment polls it."""
+    if not polling:
+        st.rerun()
+
+
+def attribution_panel(polling: bool) -> None:
     st.subheader("Captum attributions and faithfulness")
     c1, c2, c3 = st.columns(3)
     baseline = c1.selectbox("Token baseline", ["pad", "mask"], key="inspect_baseline")
     n_steps = c2.select_slider("IG steps", [8, 16, 32, 64], value=16, key="inspect_steps")
     method = c3.selectbox("Visual method", ["occlusion", "integrated_gradients"], key="inspect_visual_method")
-    tokens = token_attribution(url, pair_id, path, baseline, n_steps)
-    if figures is not None:
-        st.plotly_chart(figures.token_attribution_figure(tokens), key="inspect_token_chart")
-    st.caption(f"{tokens.method} for p({tokens.target_label}); convergence delta {tokens.delta:+.4f}")
-    faithfulness_numbers(token_faithfulness(url, pair_id, path, baseline, n_steps), "Tokens")
-    visual = visual_attribution(url, pair_id, path, method, n_steps)
-    if visual is None:
-        st.info("No visual attribution: the model reads no image for this post.")
-    else:
-        graph, _, image = scene_graph(url, pair_id)
-        if figures is not None and image is not None:
+    token_settings = {"baseline": baseline, "n_steps": n_steps}
+    tokens_job = start_job("tokens", url, pair_id, path, **token_settings)
+    visual_job = start_job("visual", url, pair_id, path, method=method, n_steps=n_steps)
+    if not tokens_job.done:
+        stored = stored_summary(pair_id, "inspect:token_attribution", token_settings, version)
+        if stored and stored.get("faithfulness"):
+            st.caption("Stored numbers for these settings (the chart follows):")
+            faithfulness_numbers(stored["faithfulness"], "Tokens")
+        job_progress(tokens_job, "LayerIntegratedGradients over the tokens")
+    elif not job_failed(tokens_job, "Token attribution"):
+        attribution, faith = tokens_job.result()
+        st.plotly_chart(figures.token_attribution_figure(attribution), key="inspect_token_chart")
+        st.caption(
+            f"{attribution.method} for p({attribution.target_label}); convergence delta {attribution.delta:+.4f}"
+        )
+        faithfulness_numbers(faith, "Tokens")
+        store_summary(
+            pair_id, "inspect:token_attribution", token_summary(attribution, faith), token_settings, version
+        )
+    if not visual_job.done:
+        job_progress(visual_job, f"Visual {method.replace('_', ' ')} over regions and crops")
+    elif not job_failed(visual_job, "Visual attribution"):
+        visual, faith = visual_job.result()
+        if visual is None:
+            st.info("No visual attribution: the model reads no image for this post.")
+        else:
+            try:
+                image = scene_graph(url, pair_id)[2]
+            except (OSError, ValueError):
+                image = None
             st.plotly_chart(figures.visual_heatmap_figure(image, visual), key="inspect_visual_chart")
-        faithfulness_numbers(visual_faithfulness(url, pair_id, path, method, n_steps), "Image")
-    store_summary(
-        pair_id,
-        "inspect:token_attribution",
-        {
-            "model_version": tokens.model_version,
-            "target_label": tokens.target_label,
-            "delta": tokens.delta,
-            "top_tokens": sorted(
-                zip(tokens.tokens, map(float, tokens.scores), strict=True), key=lambda kv: -kv[1]
-            )[:5],
-        },
-        {"baseline": baseline, "n_steps": n_steps},
-        active.version_id,
-    )
+            faithfulness_numbers(faith, "Image")
+            store_summary(
+                pair_id,
+                "inspect:visual_attribution",
+                {
+                    "crop_scores": [float(s) for s in visual.crop_scores],
+                    "faithfulness": faithfulness_summary(faith),
+                },
+                {"method": method, "n_steps": n_steps},
+                version,
+            )
+    if tokens_job.done and visual_job.done:
+        finish_polling(polling)
+    else:
+        wants_polling(polling)
 
 
-@st.fragment
-def reliance_panel() -> None:
+def reliance_panel(polling: bool) -> None:
     st.subheader("Image reliance")
     c1, c2 = st.columns(2)
     k = c1.slider("Swapped images", 1, 10, 5, key="inspect_k")
     seed = int(c2.number_input("Seed", 0, 10_000, 0, key="inspect_seed"))
-    result = reliance(url, pair_id, path, k, seed)
-    if result.reason:
-        st.info(f"Reliance is 0 by definition here: {result.reason}.")
-    st.metric(
-        "Reliance score",
-        f"{result.score:.3f}",
-        help="How much p(predicted label) depends on this post's own image (0 = not at all).",
-    )
-    st.caption(
-        f"p({result.predicted_label}) with the image {result.p_original:.3f}, without it "
-        f"{result.p_no_image:.3f} ({result.no_image_prediction}); {result.flip_rate:.0%} of swaps change the "
-        f"label: {', '.join(result.swapped_predictions) or 'no swap'}"
-    )
-    if figures is not None:
+    job = start_job("reliance", url, pair_id, path, k=k, seed=seed)
+    if not job.done:
+        stored = stored_summary(pair_id, "inspect:reliance", {"k": k, "seed": seed}, version)
+        if stored:
+            st.metric("Reliance score (stored)", f"{stored['score']:.3f}")
+        job_progress(job, f"Swapping in {k} other posts' images")
+        wants_polling(polling)
+        return
+    if not job_failed(job, "Image reliance"):
+        result = job.result()
+        if result.reason:
+            st.info(f"Reliance is 0 by definition here: {result.reason}.")
+        st.metric(
+            "Reliance score",
+            f"{result.score:.3f}",
+            help="How much p(predicted label) depends on this post's own image (0 = not at all).",
+        )
+        st.caption(
+            f"p({result.predicted_label}) with the image {result.p_original:.3f}, without it "
+            f"{result.p_no_image:.3f} ({result.no_image_prediction}); {result.flip_rate:.0%} of swaps change "
+            f"the label: {', '.join(result.swapped_predictions) or 'no swap'}"
+        )
         st.plotly_chart(figures.reliance_figure(result), key="inspect_reliance_chart")
+        store_summary(pair_id, "inspect:reliance", reliance_summary(result), {"k": k, "seed": seed}, version)
+    finish_polling(polling)
 
 
-attribution_panel()
-reliance_panel()
+polled(attribution_panel, [("tokens", TOKEN_SETTINGS), ("visual", VISUAL_SETTINGS)])
+polled(reliance_panel, [("reliance", RELIANCE_SETTINGS)])

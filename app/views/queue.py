@@ -51,7 +51,9 @@ FILTER_KEYS = (
     "queue_sort",
     "queue_limit",
 )
-saved = st.session_state.setdefault("queue_saved_filters", {"queue_limit": 200})
+# reviewers work through one split at a time: start on val (the held-out split) when the store has one
+default_split = "val" if "val" in options["split"] else (options["split"] or [None])[0]
+saved = st.session_state.setdefault("queue_saved_filters", {"queue_limit": 200, "queue_split": default_split})
 for key in FILTER_KEYS:
     if key not in st.session_state and key in saved:
         st.session_state[key] = saved[key]
@@ -81,8 +83,15 @@ with st.container(border=True):
         key="queue_predicted",
     )
     text = c7.text_input("Search text or entity", key="queue_text")
-    sort = c8.selectbox("Sort", QUEUE_SORTS, format_func=SORT_NAMES.get, key="queue_sort")
-    limit = st.select_slider("Rows", [50, 100, 200, 500, 1000], key="queue_limit")
+    more = c8.toggle(
+        "More columns",
+        key="queue_more_columns",
+        help="split, margin, entropy, image reliance, annotator, image",
+    )
+    # the sort names are long: a row of their own, so the chosen one is never cut off
+    c9, c10 = st.columns([3, 2])
+    sort = c9.selectbox("Sort", QUEUE_SORTS, format_func=SORT_NAMES.get, key="queue_sort")
+    limit = c10.select_slider("Rows", [50, 100, 200, 500, 1000], key="queue_limit")
 
 saved.update({key: st.session_state[key] for key in FILTER_KEYS if key in st.session_state})
 flt = QueueFilter(dataset, split, predicted, gold, status, annotator, text.strip() or None)
@@ -103,6 +112,17 @@ st.plotly_chart(progress_figure(counts), key="queue_progress_chart", config={"di
 if not items:
     st.info("No pair matches these filters.")
     st.stop()
+
+
+def label_shown(item) -> str:
+    """The label in effect: the decision's, none after a rejection, else the gold label."""
+    if item.status in ("accepted", "corrected"):
+        return item.current_label
+    if item.status == "rejected" or item.gold_label is None:
+        return "no label"
+    return item.gold_label
+
+
 table = pd.DataFrame(
     {
         "pair": [i.pair_id for i in items],
@@ -110,31 +130,39 @@ table = pd.DataFrame(
         "text": [i.text for i in items],
         "head": [i.head_name for i in items],
         "tail": [i.tail_name for i in items],
-        "gold": [i.gold_label for i in items],
-        "predicted": [i.predicted_label for i in items],
+        # "None" is an MNRE relation: a missing gold label or prediction is said in words
+        "gold": [i.gold_label if i.gold_label is not None else "no gold label" for i in items],
+        "predicted": [i.predicted_label if i.predicted_label is not None else "no prediction" for i in items],
         "confidence": [i.confidence for i in items],
         "margin": [i.margin for i in items],
         "entropy": [i.entropy for i in items],
         "image reliance": [i.image_reliance for i in items],
         "status": [i.status for i in items],
-        "label": [i.current_label for i in items],
+        "label": [label_shown(i) for i in items],
         "annotator": [i.annotator for i in items],
         "image": [i.has_image for i in items],
     }
 )
-st.caption(f"{len(items)} pairs shown. Select a row to open it, or review them in this order.")
+MAIN_COLUMNS = ["pair", "text", "head", "tail", "gold", "predicted", "confidence", "label", "status"]
+DETAIL_COLUMNS = ["split", "margin", "entropy", "image reliance", "annotator", "image"]
+st.caption(
+    f"{len(items)} pairs shown. Select a row to open it, or review them in this order."
+    + ("" if more else " Split, margin, entropy, image reliance, annotator: **More columns**.")
+)
 event = st.dataframe(
     table,
     hide_index=True,
+    column_order=MAIN_COLUMNS + (DETAIL_COLUMNS if more else []),
     on_select="rerun",
     selection_mode="single-row",
     key="queue_table",
     column_config={
-        "confidence": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1),
         "margin": st.column_config.NumberColumn(format="%.3f"),
         "entropy": st.column_config.NumberColumn(format="%.3f"),
         "image reliance": st.column_config.NumberColumn(format="%.3f"),
         "text": st.column_config.TextColumn(width="large"),
+        "pair": st.column_config.NumberColumn(width="small"),
+        "confidence": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1, width="small"),
     },
 )
 ids = [i.pair_id for i in items]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.model_status import weak_model_warning
 from app.identity import require_reviewer
 from app.inference import predict_pair
 from app.render import entity_legend, highlighted_text, probability_figure, ranked_labels
@@ -19,8 +20,10 @@ from app.state import review_session, show_flash
 from app.store import load_review_state
 from db.base import database_url
 from db.queries import QueueFilter, active_model_version, review_queue
+from explain.scene_graph_figures import object_caption, objects_provenance
 
 st.title("Review")
+weak_model_warning()  # app.model_status: no model, or one too weak to trust
 reviewer = require_reviewer()
 sessions, rs = get_sessions(), review_session()
 with sessions() as session:
@@ -56,21 +59,35 @@ st.caption(
 st.markdown(highlighted_text(view.tokens, view.head[:2], view.tail[:2]), unsafe_allow_html=True)
 st.markdown(entity_legend(view.head[2], view.tail[2]), unsafe_allow_html=True)
 
-left, right = st.columns([3, 2])
-with left:
-    image_col, crops_col = st.columns([3, 1])
-    boxes = tuple((c.box, c.label or "") for c in view.crops if c.box is not None)
-    if view.image_path:
-        image_col.image(
-            boxed_image(view.image_path, boxes), caption="image with grounded boxes", width="stretch"
-        )
-    elif view.image_missing:
-        image_col.warning("This post's image is not on this machine: the model saw the text only.")
-    else:
-        image_col.info("This post has no image.")
+NO_LABEL = "no label"  # distinct from "None", which is one of MNRE's relations
+
+
+def shown_label(label: str | None) -> str:
+    return f"`{label}`" if label is not None else NO_LABEL
+
+
+crops = [c for c in view.crops if c.path or c.box is not None]
+if view.image_path:
+    # image and crops on the left, the model on the right; without an image the message and the model stack, so
+    # no column is left empty beside a tall chart
+    left, right = st.columns([3, 2])
+    image_col, crops_col = left.columns([3, 1])
+    boxes = tuple(
+        (c.box, object_caption(c.label or "object", c.source)) for c in view.crops if c.box is not None
+    )
+    image_col.image(boxed_image(view.image_path, boxes), caption="image with grounded boxes", width="stretch")
     for k, crop in enumerate([c for c in view.crops if c.path][:6]):  # the crops beside the image
         score = f" {crop.score:.2f}" if crop.score is not None else ""
-        crops_col.image(crop.path, caption=f"{k + 1} {crop.label or crop.source}{score}", width="stretch")
+        caption = f"{k + 1} {object_caption(crop.label or crop.source, crop.source)}{score}"
+        crops_col.image(crop.path, caption=caption, width="stretch")
+else:
+    left = right = st.container()
+    if view.image_missing:
+        left.warning("This post's image is not on this machine: the model saw the text only.")
+    else:
+        left.info("This post has no image.")
+if crops:
+    left.caption(objects_provenance([c.source for c in crops]))
 with right:
     if view.probabilities:
         predicted = max(view.probabilities, key=view.probabilities.get)
@@ -85,9 +102,16 @@ with right:
     else:
         st.warning("No prediction: no model is active yet (see the **Models** page).")
 
-current = state.label or view.gold_label
+# a decision replaces the gold label: accepted/corrected carry their label, rejected has none; otherwise gold stands
+if state.status in ("accepted", "corrected"):
+    current = state.label
+elif state.status == "rejected":
+    current = None
+else:
+    current = view.gold_label
+gold_text = f"`{view.gold_label}`" if view.gold_label is not None else "no gold label (a post added here)"
 st.markdown(
-    f"**Gold label:** `{view.gold_label}` · **current label:** `{current}` · **status:** {state.status}"
+    f"**Gold label:** {gold_text} · **current label:** {shown_label(current)} · **status:** {state.status}"
     f"{f' by {state.annotator}' if state.annotator else ''} (revision {state.revision})"
 )
 
@@ -101,6 +125,8 @@ b[0].button(
     type="primary",
     key="review_accept",
     width="stretch",
+    disabled=current is None,
+    help="Nothing to accept: correct it to a label (1-9 or E) or reject it." if current is None else None,
 )
 b[1].button("Reject", shortcut="X", on_click=save, args=("rejected",), key="review_reject", width="stretch")
 b[2].button("Skip", shortcut="S", on_click=save, args=("skipped",), key="review_skip", width="stretch")
@@ -158,6 +184,9 @@ st.caption(f"Keys: {SHORTCUTS}. Keys work when no text box has the focus (press 
 
 with st.expander(f"History ({len(state.history)} decisions)"):
     if state.history:
-        st.dataframe(state.history, hide_index=True, key="review_history")
+        rows = [
+            {**row, "label": row["label"] if row["label"] is not None else NO_LABEL} for row in state.history
+        ]
+        st.dataframe(rows, hide_index=True, key="review_history")
     else:
         st.caption("No decision yet: the gold label stands.")

@@ -133,7 +133,7 @@ def test_review_asks_for_the_reviewer_name_first(make_app, seeded_url):
     no_exceptions(at)
     assert any("name" in i.value for i in at.info)
     assert not [b for b in at.button if b.key == "review_accept"]
-    at.sidebar.text_input(key="reviewer").input("Ann").run()
+    at.sidebar.text_input(key="identity_name_box").input("Ann").run()
     assert [b for b in at.button if b.key == "review_accept"]
 
 
@@ -183,3 +183,54 @@ def test_missing_image_and_no_model_show_clear_messages(make_app, seeded_url):
     assert "image is not on this machine" in warnings and "no model is active" in warnings
     at.button(key="review_accept").click().run()  # reviewing still works without a model
     assert annotations(seeded_url)[-1][:3] == (pair_id, 1, "accepted")
+
+
+def _new_post(url: str) -> int:
+    """A post added by a reviewer (no gold label), as the Add post page stores it."""
+    from db.io import import_post
+
+    engine, sessions = open_database(url)
+    with sessions.begin() as s:
+        pair, _ = import_post(s, "Alex met Sam in Paris", (0, 1), (2, 3))
+        pair_id = pair.id
+    engine.dispose()
+    return pair_id
+
+
+def _gold_line(at) -> str:
+    return next(m.value for m in at.markdown if "Gold label" in m.value)
+
+
+def test_a_new_post_says_no_gold_label_and_cannot_be_accepted_until_it_has_one(make_app, seeded_url):
+    pair_id = _new_post(seeded_url)
+    at = make_app(seeded_url)
+    at.session_state["review"].open(pair_id)
+    at.switch_page(REVIEW).run()
+    no_exceptions(at)
+    line = _gold_line(at)
+    assert "no gold label" in line and "`None`" not in line, line
+    assert at.button(key="review_accept").disabled, "accepting a pair without a label can only fail"
+    at.button(key="review_label_1").click().run()  # correct it: now it has a label
+    no_exceptions(at)
+    assert annotations(seeded_url)[-1][:3] == (pair_id, 1, "corrected")
+    at.button(key="review_prev").click().run()
+    assert shown_pair(at) == pair_id
+    assert not at.button(key="review_accept").disabled
+
+
+def test_the_none_relation_and_no_label_stay_distinct_in_the_history(make_app, seeded_url):
+    from db.queries import record_annotation
+
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as s:
+        pair_id = s.scalar(select(EntityPair.id).order_by(EntityPair.id).limit(1))
+        record_annotation(s, pair_id, status="corrected", label="None", annotator="ann", expected_revision=0)
+        record_annotation(s, pair_id, status="rejected", annotator="ann", expected_revision=1)
+    engine.dispose()
+    at = make_app(seeded_url)
+    at.session_state["review"].open(pair_id)
+    at.switch_page(REVIEW).run()
+    no_exceptions(at)
+    history = next(d.value for d in at.dataframe if "revision" in d.value.columns)
+    assert list(history["label"]) == ["no label", "None"], "rejected has no label; 'None' is an MNRE relation"
+    assert "current label:** no label" in _gold_line(at)
