@@ -7,6 +7,7 @@ in the batch step are the same computation (same records, same feature cache, sa
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.paths import feature_cache_dir
 from db.models import EntityPair, GroundedCrop, ModelVersion, Post, Prediction
 from db.queries import DEFAULT_PREDICTION_METHOD, save_predictions
+from model.checkpoint import preprocessing
 from model.data import MAX_CROPS, Entity, Record
 from model.visual_features import FeatureCache
 
@@ -61,7 +63,8 @@ def predict_records(model, tokenizer, records: list[Record], batch_size: int = 6
 
     labels = list(model.config.label_names)
     known = [r if r.relation in labels else _relabel(r, NO_LABEL) for r in records]
-    prepared = prepare_examples(known, tokenizer, model.config, 80, FeatureCache(feature_cache_dir()))
+    # max_length None: the model's own preprocessing (model.checkpoint.preprocessing)
+    prepared = prepare_examples(known, tokenizer, model.config, None, FeatureCache(feature_cache_dir()))
     probs = predict_probabilities(model, prepared.examples, tokenizer.pad_token_id, batch_size)
     return [{name: float(p) for name, p in zip(labels, row, strict=True)} for row in probs.tolist()]
 
@@ -110,13 +113,15 @@ def predict_and_store(
             rows += chunk_rows
         else:
             with sessions.begin() as session:
-                save_predictions(session, version_id, chunk_rows, settings={"max_length": 80})
+                save_predictions(
+                    session, version_id, chunk_rows, settings=asdict(preprocessing(model.config))
+                )
         done += len(ids)
         if progress:
             progress(done, len(pair_ids))
     if atomic and rows:
         with sessions.begin() as session:
-            save_predictions(session, version_id, rows, settings={"max_length": 80})
+            save_predictions(session, version_id, rows, settings=asdict(preprocessing(model.config)))
     return done
 
 
@@ -130,7 +135,7 @@ def predict_pair(sessions: sessionmaker, model, tokenizer, version_id: int, pair
             session,
             version_id,
             [{"pair_id": pair_id, "probabilities": probabilities}],
-            settings={"max_length": 80},
+            settings=asdict(preprocessing(model.config)),
         )
     return probabilities
 

@@ -89,13 +89,12 @@ def evaluate_examples(model, examples, pad_id: int, batch_size: int = 64, device
 
 
 def load_checkpoint(model_dir: str | Path, device: str = "cpu"):
-    """(model, tokenizer) from a checkpoint folder."""
-    from transformers import AutoTokenizer
-
+    """(model, tokenizer) from a checkpoint folder; a broken folder raises model.checkpoint.CheckpointError."""
+    from model.checkpoint import load_checkpoint_tokenizer
     from model.registry import load_model
 
     model = load_model(model_dir, device)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    tokenizer = load_checkpoint_tokenizer(model_dir, model.config)
     return model, tokenizer
 
 

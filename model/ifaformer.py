@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.checkpoint import load_weights, read_config_dict, save_checkpoint
+from model.checkpoint import config_from_checkpoint, load_checkpoint_model, save_checkpoint
 
 VARIANTS = ("text_only", "vanilla", "no_text_attn", "objects")
 EFFICIENTNET_FEATURE_DIM = 1280
@@ -574,8 +574,8 @@ class IFAformerForRelationClassification(nn.Module):
     def from_pretrained(
         cls, folder: str | Path, map_location: str = "cpu"
     ) -> IFAformerForRelationClassification:
-        return load_weights(cls(read_config(folder)), folder, map_location)
+        return load_checkpoint_model(cls, IFAformerConfig, folder, "ifaformer", map_location)
 
 
 def read_config(folder: str | Path) -> IFAformerConfig:
-    return IFAformerConfig(**read_config_dict(folder, "ifaformer"))
+    return config_from_checkpoint(IFAformerConfig, folder, "ifaformer")

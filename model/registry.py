@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 
 ARCHITECTURES = {
@@ -20,10 +19,18 @@ def model_class(architecture: str):
 
 
 def checkpoint_architecture(folder: str | Path) -> str:
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a model checkpoint folder (config.json missing)")
-    return json.loads(path.read_text()).get("architecture", "ifaformer")
+    """The architecture a checkpoint folder's config.json names; CheckpointError for an unknown one."""
+    from model.checkpoint import CONFIG_FILE, CheckpointError, read_checkpoint_config
+
+    architecture = read_checkpoint_config(folder)["architecture"]
+    if architecture not in ARCHITECTURES:
+        raise CheckpointError(
+            folder,
+            CONFIG_FILE,
+            "architecture",
+            f"unknown architecture {architecture!r}; known: {sorted(ARCHITECTURES)}",
+        )
+    return architecture
 
 
 def load_model(folder: str | Path, device: str = "cpu"):

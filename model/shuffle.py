@@ -73,9 +73,7 @@ def run_shuffle_experiment(
             "shuffle_test": (standard, cfg.seed),
         }
         for setting, (result, shuffle_seed) in runs.items():
-            metrics = evaluate_checkpoint(
-                result.best_dir, records, shuffle_seed, cfg.feature_cache, cfg.max_length
-            )
+            metrics = evaluate_checkpoint(result.best_dir, records, shuffle_seed, cfg.feature_cache)
             rows.append(
                 {
                     "model": name,

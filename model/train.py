@@ -25,8 +25,9 @@ import torch
 import torch.distributed as dist
 
 from model.batching import collate, length_bucketed_batches, prepare_examples
-from model.data import DataFormatError, Record, load_split
-from model.evaluate import evaluate_examples, format_table
+from model.checkpoint import load_trainer_state, preprocessing, save_trainer_state, set_preprocessing
+from model.data import DEFAULT_MARKER_STYLE, DataFormatError, Record, load_split
+from model.evaluate import format_table, metrics_from_logits, predict_logits, tune_none_bias
 from model.visual_features import FeatureCache
 
 
@@ -46,6 +47,13 @@ class TrainConfig:
     warmup_ratio: float = 0.06
     grad_clip: float = 1.0
     max_length: int = 80
+    # entity markers (model.data.MARKER_STYLES): "tokens" <s> </s> <o> </o>, "punct" @ head @ / # tail #;
+    # None = the init_from checkpoint's style, else "tokens"
+    marker_style: str | None = None
+    # tune an offset on the "None" logit on val after each epoch (maximising val micro-F1); stored in the checkpoint
+    tune_none_bias: bool = True
+    # layer-wise lr decay: text layer i of L trains at lr * decay^(L - i), the embeddings at lr * decay^(L + 1)
+    layer_lr_decay: float = 1.0
     max_crops: int = 3
     fusion_layers: int | None = None
     seed: int = 1
@@ -101,13 +109,36 @@ def _linear_schedule(optimizer, warmup: int, total: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _param_groups(model, weight_decay: float):
-    decay, no_decay = [], []
+def _lr_scale(name: str, n_text_layers: int, layer_lr_decay: float) -> float:
+    """Layer-wise lr decay on the pretrained text stream; fresh layers (visual stream, classifier) keep the full lr."""
+    if layer_lr_decay == 1.0:
+        return 1.0
+    if name.startswith("text_embeddings."):
+        return layer_lr_decay ** (n_text_layers + 1)
+    if name.startswith("text_layers."):
+        return layer_lr_decay ** (n_text_layers - int(name.split(".")[1]))
+    return 1.0
+
+
+def _param_groups(model, weight_decay: float, lr: float | None = None, layer_lr_decay: float = 1.0):
+    """AdamW groups: no weight decay on biases and norms; with layer_lr_decay != 1, per-layer lrs (needs lr)."""
+    n_text_layers = len(getattr(model, "text_layers", []))
+    groups: dict[tuple[float, bool], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        no_decay = p.ndim < 2 or "norm" in name.lower()
+        groups.setdefault((_lr_scale(name, n_text_layers, layer_lr_decay), no_decay), []).append(p)
+    if layer_lr_decay != 1.0 and lr is None:
+        raise ValueError("layer-wise lr decay needs the base lr")
+    return [
+        {
+            "params": params,
+            "weight_decay": 0.0 if no_decay else weight_decay,
+            **({"lr": lr * scale} if lr is not None else {}),
+        }
+        for (scale, no_decay), params in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1]))
+    ]
 
 
 def build_fresh_model(cfg: TrainConfig, label_names: list[str]):
@@ -182,6 +213,15 @@ def train(
         model, tokenizer = build_fresh_model(cfg, label_names)
     model.to(device)
     config = model.config
+    previous = preprocessing(config)
+    marker_style = cfg.marker_style or (previous.marker_style if cfg.init_from else DEFAULT_MARKER_STYLE)
+    set_preprocessing(
+        config,
+        max_length=cfg.max_length,
+        marker_style=marker_style,
+        grounding_dir=cfg.grounding_dir,
+        none_bias=0.0,
+    )
     cache = FeatureCache(cfg.feature_cache)
     train_data = prepare_examples(
         train_records,
@@ -195,26 +235,30 @@ def train(
     val_data = prepare_examples(val_records, tokenizer, config, cfg.max_length, cache)
     log(f"train visual inputs: {dict(train_data.stats)}; val: {dict(val_data.stats)}")
 
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(
+        _param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay), lr=cfg.lr
+    )
     steps_per_epoch = math.ceil(len(train_data.examples) / cfg.batch_size) // world
     total = steps_per_epoch * cfg.epochs
     scheduler = _linear_schedule(optimizer, int(cfg.warmup_ratio * total), total)
 
     start_epoch, best_f1, history = 0, -1.0, []
-    state_path = out / "last" / "trainer_state.pt"
-    if cfg.resume and state_path.is_file():
+    last_dir = out / "last"
+    state = load_trainer_state(last_dir) if cfg.resume else None
+    if state is not None:
         from safetensors.torch import load_file
 
-        state = torch.load(state_path, weights_only=True)
-        model.load_state_dict(load_file(str(out / "last" / "model.safetensors"), device=str(device)))
+        model.load_state_dict(load_file(str(last_dir / "model.safetensors"), device=str(device)))
+        set_preprocessing(config, none_bias=state["none_bias"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best_f1, history = state["epoch"] + 1, state["best_f1"], json.loads(state["history"])
-        random.setstate(tuple(state["python_rng"]))
+        python_rng = state["python_rng"]
+        random.setstate((python_rng[0], tuple(python_rng[1]), python_rng[2]))
         torch.set_rng_state(state["torch_rng"])
-        log(f"resumed from {state_path} at epoch {start_epoch + 1}")
+        log(f"resumed from {last_dir} at epoch {start_epoch + 1}")
     elif cfg.resume:
-        log(f"nothing to resume in {out / 'last'}: starting from epoch 1")
+        log(f"nothing to resume in {last_dir}: starting from epoch 1")
 
     wrapped = model
     if distributed:
@@ -257,34 +301,42 @@ def train(
                 progress_callback(done, f"epoch {epoch + 1}/{cfg.epochs}, loss {loss_sum / (step + 1):.4f}")
 
         if is_main:
-            metrics = evaluate_examples(model, val_data.examples, pad_id, cfg.eval_batch_size, str(device))
+            logits = predict_logits(model, val_data.examples, pad_id, cfg.eval_batch_size, str(device))
+            gold = [e.label for e in val_data.examples]
+            none_bias = tune_none_bias(logits, gold, config.label_names) if cfg.tune_none_bias else 0.0
+            set_preprocessing(config, none_bias=none_bias)
+            metrics = metrics_from_logits(logits, gold, config)
             entry = {
                 "epoch": epoch + 1,
                 "train_loss": loss_sum / max(1, len(batches)),
                 "epoch_seconds": time.time() - t0,
                 **{k: metrics[k] for k in ("accuracy", "precision", "recall", "f1")},
+                "none_bias": none_bias,
+                "f1_without_bias": metrics["without_bias"]["f1"],
             }
             history.append(entry)
             log(
                 f"epoch {epoch + 1}: loss {entry['train_loss']:.4f}  val acc {100 * entry['accuracy']:.2f}  "
-                f"P {100 * entry['precision']:.2f}  R {100 * entry['recall']:.2f}  F1 {100 * entry['f1']:.2f}"
+                f"P {100 * entry['precision']:.2f}  R {100 * entry['recall']:.2f}  F1 {100 * entry['f1']:.2f}  "
+                f"(None bias {none_bias:+.1f}; F1 without it {100 * entry['f1_without_bias']:.2f})"
             )
             if metrics["f1"] > best_f1:
                 best_f1 = metrics["f1"]
                 model.save_pretrained(best_dir, tokenizer)
                 (best_dir / "val_metrics.json").write_text(json.dumps(metrics, indent=2))
             model.save_pretrained(out / "last", tokenizer)
-            torch.save(
+            save_trainer_state(
+                out / "last",
                 {
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "epoch": epoch,
                     "best_f1": best_f1,
+                    "none_bias": none_bias,
                     "history": json.dumps(history),
-                    "python_rng": list(random.getstate()),
+                    "python_rng": random.getstate(),
                     "torch_rng": torch.get_rng_state(),
                 },
-                state_path,
             )
             (out / "history.json").write_text(json.dumps(history, indent=2))
             (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -339,6 +391,9 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if os.environ.get("TORCH_NUM_THREADS"):
+        # a shared machine: the caller decides how many cores a run may take
+        torch.set_num_threads(int(os.environ["TORCH_NUM_THREADS"]))
     try:
         cfg = parse_config(argv)
         result = train(cfg)

@@ -8,6 +8,7 @@ file never reuses stale features.
 from __future__ import annotations
 
 import hashlib
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -68,35 +69,81 @@ def file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _distributed_rank() -> tuple[int, int]:
+    """(rank, world size) of an initialised torch.distributed group, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 class FeatureCache:
     """EfficientNet features on disk: <folder>/<sha256>.safetensors holding the (49, 1280) grid in float16.
 
     A crop's token is the mean of its grid, so one entry serves an image used as global picture or as crop.
+    With a folder, features are read from disk when a batch needs them (a small in-memory LRU of `memory_items`
+    grids), so memory does not grow with the corpus; without one, the grids computed stay in memory.
+    Files are written under a temporary name and renamed (a reader never sees half a file); under
+    torch.distributed only rank 0 computes and writes, and the other ranks wait for it at a barrier.
     """
 
-    def __init__(self, folder: str | Path | None):
+    def __init__(self, folder: str | Path | None, memory_items: int = 256):
         self.folder = Path(folder) if folder else None
         if self.folder:
             self.folder.mkdir(parents=True, exist_ok=True)
-        self.memory: dict[str, torch.Tensor] = {}
+        self.memory: dict[str, torch.Tensor] = {}  # digest -> float16 grid (an LRU when there is a folder)
+        self.memory_items = memory_items
+        self.digests: dict[Path, str] = {}  # path -> content digest, for paths already seen
 
-    def grids(
-        self, paths: list[Path], batch_size: int = 32, progress: bool = False
-    ) -> dict[Path, torch.Tensor]:
-        """Features for each path, computing (in batches) only what is not cached. Unreadable files are left out."""
-        from safetensors.torch import load_file, save_file
+    def digest(self, path: Path) -> str:
+        if path not in self.digests:
+            self.digests[path] = file_digest(path)
+        return self.digests[path]
 
+    def _on_disk(self, key: str) -> Path | None:
+        return self.folder / f"{key}.safetensors" if self.folder else None
+
+    def _remember(self, key: str, grid16: torch.Tensor) -> None:
+        self.memory[key] = grid16
+        if self.folder and len(self.memory) > self.memory_items:
+            self.memory.pop(next(iter(self.memory)))
+
+    def keys(self, paths: list[Path], batch_size: int = 32, progress: bool = False) -> dict[Path, str]:
+        """Content digest of each readable path, computing (in batches) the features not yet cached.
+
+        Unreadable files are left out (the caller counts them as "no image"). Nothing is held per path beyond its
+        digest: the features stay on disk until load() reads them for a batch.
+        """
+        rank, world = _distributed_rank()
         result, todo = {}, []
         for p in dict.fromkeys(paths):
-            key = file_digest(p)
-            if key in self.memory:
-                result[p] = self.memory[key]
+            try:
+                key = self.digest(p)
+            except OSError:
                 continue
-            disk = self.folder / f"{key}.safetensors" if self.folder else None
-            if disk is not None and disk.is_file():
-                self.memory[key] = result[p] = load_file(str(disk))["grid"].float()
-                continue
-            todo.append((p, key))
+            disk = self._on_disk(key)
+            if key in self.memory or (disk is not None and disk.is_file()):
+                result[p] = key
+            else:
+                todo.append((p, key))
+        if world > 1 and self.folder is not None:
+            # rank 0 computes and writes; the others read its files after the barrier
+            if rank == 0:
+                result.update(self._compute(todo, batch_size, progress))
+            import torch.distributed as dist
+
+            dist.barrier()
+            if rank != 0:
+                result.update({p: key for p, key in todo if self._on_disk(key).is_file()})
+            return result
+        result.update(self._compute(todo, batch_size, progress))
+        return result
+
+    def _compute(self, todo: list[tuple[Path, str]], batch_size: int, progress: bool) -> dict[Path, str]:
+        from safetensors.torch import save_file
+
+        done: dict[Path, str] = {}
         iterator = range(0, len(todo), batch_size)
         if progress and todo:
             from tqdm import tqdm
@@ -113,10 +160,31 @@ class FeatureCache:
                     continue  # the caller counts paths missing from the result as "no image"
             for (p, key), grid in zip(chunk, efficientnet_grid(images, batch_size), strict=True):
                 grid16 = grid.to(torch.float16).contiguous()
-                if self.folder:
-                    save_file({"grid": grid16}, str(self.folder / f"{key}.safetensors"))
-                self.memory[key] = result[p] = grid16.float()
-        return result
+                disk = self._on_disk(key)
+                if disk is not None:
+                    tmp = disk.with_name(f".{disk.name}.{os.getpid()}.tmp")
+                    save_file({"grid": grid16}, str(tmp))
+                    os.replace(tmp, disk)
+                else:
+                    self.memory[key] = grid16
+                done[p] = key
+        return done
+
+    def load(self, key: str) -> torch.Tensor:
+        """The (49, 1280) float32 grid of a digest returned by keys()."""
+        grid16 = self.memory.get(key)
+        if grid16 is None:
+            from safetensors.torch import load_file
+
+            grid16 = load_file(str(self._on_disk(key)))["grid"]
+            self._remember(key, grid16)
+        return grid16.float()
+
+    def grids(
+        self, paths: list[Path], batch_size: int = 32, progress: bool = False
+    ) -> dict[Path, torch.Tensor]:
+        """Features for each readable path (float32), computing only what is not cached."""
+        return {p: self.load(key) for p, key in self.keys(paths, batch_size, progress).items()}
 
 
 def efficientnet_visual_inputs(
