@@ -30,6 +30,7 @@ from db.queries import (
     save_evaluation_run,
     set_active,
 )
+from db.roles import Actor, require_admin
 from model.data import DataFormatError, load_split
 
 SUMMARY_METRICS = ("accuracy", "precision", "recall", "f1")
@@ -86,13 +87,16 @@ def retrain(
     created_by: str | None = None,
     log: Callable[[str], None] = print,
     progress_callback: Callable[[float, str], None] | None = None,
+    actor: Actor | None = None,
     **train_options,
 ) -> RetrainResult:
     """Fine-tune `base` on the curated train split and register the result; see the module docstring.
 
     train_options go to model.train.TrainConfig (e.g. feature_cache, max_length, limit_train, limit_val, device).
     progress_callback(fraction, message) is passed to model.train.train (the app's progress bar).
+    Retraining is an admin action (db.roles): a reviewer `actor` is refused before anything is written.
     """
+    require_admin(actor, "start a retraining")
     from model.evaluate import evaluate_checkpoint
     from model.train import TrainConfig, train
 
@@ -188,7 +192,7 @@ def retrain(
             settings={"purpose": "retrain result", "parent": base_version},
         )
         if activate:
-            set_active(session, result.version_id)
+            set_active(session, result.version_id, actor=actor)
     return RetrainResult(
         base_version,
         result.version_id,

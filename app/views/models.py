@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy.exc import OperationalError
 
+from app.auth import current_actor, refuse_unless_admin
 from app.identity import require_reviewer
 from app.paths import feature_cache_dir, runs_dir
 from app.resources import get_sessions
@@ -18,6 +19,10 @@ from db.queries import LabelStoreError, list_datasets, set_active
 from model.data import DataFormatError
 
 st.title("Models")
+if not current_actor().is_admin:
+    st.info(
+        f"{current_actor().identity} is a reviewer here: activating a version and retraining are for admins."
+    )
 sessions = get_sessions()
 with sessions() as session:
     versions = model_versions(session)
@@ -56,7 +61,8 @@ chosen = c1.selectbox(
 if c2.button("Make active", key="models_activate", disabled=bool(active and chosen == active["version"])):
     try:
         with sessions.begin() as session:
-            set_active(session, chosen)
+            # admins only: a reviewer gets the store's PermissionDeniedError (a LabelStoreError) shown below
+            set_active(session, chosen, actor=current_actor())
     except (LabelStoreError, OperationalError) as err:
         st.error(f"Could not activate {chosen}: {err}")
     else:
@@ -85,6 +91,8 @@ limit_val = c6.number_input("Val records (0 = all)", 0, 10_000, 500, step=100, k
 activate = st.checkbox("Make the new version active", value=True, key="models_activate_new")
 if st.button("Retrain", type="primary", key="models_retrain"):
     who = require_reviewer()
+    if (admin := refuse_unless_admin("start a retraining")) is None:
+        st.stop()
     bar = st.progress(0.0, text="preparing ...")
     with st.status("Retraining ...", expanded=True) as status:
         try:
@@ -97,6 +105,7 @@ if st.button("Retrain", type="primary", key="models_retrain"):
                 runs_dir() / f"retrain-{time.strftime('%Y%m%d-%H%M%S')}",
                 activate=activate,
                 created_by=who,
+                actor=admin,
                 log=status.write,
                 progress_callback=lambda f, msg: bar.progress(min(f, 1.0), text=msg),
                 limit_train=int(limit_train) or None,
