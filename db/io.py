@@ -8,6 +8,7 @@ the same data changes nothing (posts are keyed by content, pairs by dataset + sp
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +26,13 @@ from sqlalchemy.orm import Session, aliased
 from db.models import ANNOTATION_STATUSES, Annotation, Dataset, EntityPair, GroundedCrop, Post
 from db.queries import CurrentState, LabelStoreError, get_or_create_dataset, latest_annotation_subquery
 from db.roles import Actor, require_admin
+from model.images import (
+    DEFAULT_MAX_IMAGE_BYTES,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    ImageError,
+    file_kind,
+    load_image_file,
+)
 from model.mnre_format import (
     SPLIT_FILES,
     DataFormatError,
@@ -32,9 +40,9 @@ from model.mnre_format import (
     load_split,
     parse_record,
 )
-from model.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, ImageError, load_image_file
 
 EXPORT_FORMATS = ("mnre", "jsonl", "csv", "parquet")
+CSV_JSON_COLUMNS = ("gold_label", "label")  # written as JSON strings (see export_labels)
 INSERT_CHUNK = 2000  # rows per bulk insert: below SQLite's and PostgreSQL's bound-parameter limits
 # Defaults of the input limits (InputLimits): MNRE lines are under 1 KB and its largest split file is 4 MB.
 MAX_LINE_BYTES = 64 * 1024
@@ -526,17 +534,45 @@ def mnre_line(row: dict[str, Any]) -> str:
     return repr(record)
 
 
+class ExportTargetError(LabelStoreError):
+    """An export target that cannot or must not be written (a folder, FIFO, device, read-only place)."""
+
+
+def check_export_target(path: Path) -> None:
+    """Refuse a target that exists and is not a regular file: a FIFO or device is never replaced by a file."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise ExportTargetError(f"--out {path}: cannot be written ({err.strerror})") from err
+    if not stat.S_ISREG(info.st_mode):
+        raise ExportTargetError(
+            f"--out {path}: is {file_kind(info.st_mode)}; refusing to replace it with a file"
+        )
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via a temporary file in the same folder, then rename: readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write via a temporary file in the same folder, then rename: readers see the old file or the whole new one.
+
+    The target is checked before writing and again right before the rename (check_export_target); any failure to
+    write (read-only folder, a file where a folder should be, disk full) is an ExportTargetError naming it.
+    """
+    check_export_target(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        check_export_target(path)
         os.replace(tmp, path)
+    except OSError as err:
+        raise ExportTargetError(f"--out {path}: cannot be written ({err.strerror or err})") from err
     finally:
-        tmp.unlink(missing_ok=True)
+        # the folder itself may not exist (it could not be made): then there is no temporary file to remove
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def _write_text_lines(lines: list[str]) -> Callable[[Path], None]:
@@ -563,6 +599,7 @@ def export_labels(
         raise LabelStoreError(
             "the MNRE layout has no place for rejected pairs; export them as jsonl, csv or parquet"
         )
+    _refuse_source_folders(session, out)
     rows = curated_rows(session, flt)
     if fmt == "mnre":
         return _export_mnre(session, rows, out)
@@ -574,6 +611,10 @@ def export_labels(
 
     frame = pd.DataFrame(_public(rows), columns=[k for k in _row_columns() if not k.startswith("_")])
     frame["tokens"] = [json.dumps(t, ensure_ascii=False) for t in frame["tokens"]]
+    # Labels are JSON strings: plain pandas.read_csv turns a bare None (MNRE's no-relation label) into NaN, but
+    # reads '"None"' as a string; an empty cell is "no label" (NaN). json.loads gives the label back.
+    for column in CSV_JSON_COLUMNS:
+        frame[column] = [json.dumps(v, ensure_ascii=False) if v is not None else None for v in frame[column]]
     atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
     return ExportReport(len(rows), [out])
 
@@ -606,13 +647,35 @@ def _row_columns() -> list[str]:
     ]
 
 
+def _refuse_source_folders(session: Session, out: Path) -> None:
+    """An export never writes into a folder a dataset was imported from (it would replace the source files)."""
+    target = out.resolve()
+    for name, source in session.execute(
+        select(Dataset.name, Dataset.source_path).where(Dataset.source_path.is_not(None))
+    ):
+        source_path = Path(source)
+        if target == source_path or source_path in target.parents:
+            raise ExportTargetError(
+                f"--out {out}: is inside {source_path}, the folder dataset {name!r} was imported from; "
+                "export somewhere else"
+            )
+
+
 def _export_mnre(session: Session, rows: list[dict[str, Any]], out: Path) -> ExportReport:
-    if out.suffix == ".txt":
-        atomic_write(out, _write_text_lines([mnre_line(row) for row in rows]))
-        return ExportReport(len(rows), [out])
     by_split: dict[str, list[str]] = {}
     for row in rows:
         by_split.setdefault(row["split"], []).append(mnre_line(row))
+    if out.suffix == ".txt":
+        if len(by_split) <= 1:
+            atomic_write(out, _write_text_lines(next(iter(by_split.values()), [])))
+            return ExportReport(len(rows), [out])
+        # several splits asked for one file: one file per split beside it, so no split is mixed into another
+        paths = [out.with_name(f"{out.stem}_{split}{out.suffix}") for split in by_split]
+        for path in paths:
+            check_export_target(path)
+        for path, lines in zip(paths, by_split.values(), strict=True):
+            atomic_write(path, _write_text_lines(lines))
+        return ExportReport(len(rows), paths)
     label_maps = {
         json.dumps(m, sort_keys=True)
         for m in session.scalars(

@@ -62,7 +62,7 @@ def read_image_bytes(
     except OSError as err:
         raise ImageError(shown, f"cannot be read ({err.strerror})") from err
     if not stat.S_ISREG(before.st_mode):
-        raise ImageError(shown, f"is {_file_kind(before.st_mode)}, not a regular image file")
+        raise ImageError(shown, f"is {file_kind(before.st_mode)}, not a regular image file")
     if before.st_size > max_bytes:
         raise ImageError(shown, f"{before.st_size} bytes is over the {max_bytes} byte limit for an image")
     # O_NONBLOCK: if the path was swapped for a FIFO after the stat, opening it must not wait for a writer
@@ -75,7 +75,7 @@ def read_image_bytes(
     try:
         opened = os.fstat(fd)
         if not stat.S_ISREG(opened.st_mode):
-            raise ImageError(shown, f"is {_file_kind(opened.st_mode)}, not a regular image file")
+            raise ImageError(shown, f"is {file_kind(opened.st_mode)}, not a regular image file")
         chunks, total = [], 0
         while True:
             chunk = os.read(fd, _READ_CHUNK)
@@ -92,7 +92,7 @@ def read_image_bytes(
     return b"".join(chunks)
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISFIFO(mode):

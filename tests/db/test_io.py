@@ -194,8 +194,10 @@ def test_tabular_exports_are_readable_by_pandas(sessions, mini_mnre, tmp_path):
     with sessions() as session:
         for fmt in ("csv", "jsonl", "parquet"):
             export_labels(session, fmt, tmp_path / f"labels.{fmt}")
-    # MNRE's negative label is the string "None", which pandas reads as missing unless told otherwise
-    frames["csv"] = pd.read_csv(tmp_path / "labels.csv", keep_default_na=False, na_values=[""])
+    # the CSV's labels are JSON strings, so plain read_csv keeps MNRE's "None" label (tests/db/test_exports.py)
+    frames["csv"] = pd.read_csv(tmp_path / "labels.csv")
+    for column in ("label", "gold_label"):
+        frames["csv"][column] = [json.loads(v) for v in frames["csv"][column]]
     frames["jsonl"] = pd.read_json(tmp_path / "labels.jsonl", lines=True)
     frames["parquet"] = pd.read_parquet(tmp_path / "labels.parquet")
     for fmt, frame in frames.items():
@@ -272,7 +274,10 @@ def test_failed_export_leaves_no_partial_file(sessions, mini_mnre, tmp_path, mon
         return write
 
     monkeypatch.setattr(store_io, "_write_text_lines", crash_after_first_line)
-    with pytest.raises(OSError, match="disk full"), sessions() as session:
+    with (
+        pytest.raises(store_io.ExportTargetError, match="labels.jsonl: cannot be written .disk full"),
+        sessions() as session,
+    ):
         export_labels(session, "jsonl", target)
     assert target.read_text() == "previous export\n"
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
