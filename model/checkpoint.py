@@ -9,7 +9,7 @@ import copy
 import hashlib
 import json
 import math
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,65 @@ def save_checkpoint(
     if tokenizer is not None:
         tokenizer.save_pretrained(str(folder))
     return model.config.version_id
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Every setting that turns a record into this model's input and its logits into a decision.
+
+    Stored in config.json under "preprocessing" when the model is trained; evaluation, explanations and the app read
+    it from there (never from their own defaults), so a model is always served the input it was trained on.
+    """
+
+    max_length: int = 80  # word pieces, [CLS] and [SEP] included
+    marker_style: str = "tokens"  # model.data.MARKER_STYLES
+    max_crops: int = 3  # grounding crops per record (the config's max_crops)
+    grounding_dir: str | None = None  # crops from `python -m model.grounding`; None = the dataset's img_vg
+    none_bias: float = 0.0  # added to the "None" logit before the decision (tuned on val); 0 = plain argmax
+
+
+PREPROCESSING_KEYS = ("max_length", "marker_style", "grounding_dir", "none_bias")
+
+
+def preprocessing(config) -> Preprocessing:
+    """The preprocessing a model config records; defaults (the settings used before it was stored) for old ones."""
+    stored = dict(getattr(config, "preprocessing", None) or {})
+    unknown = sorted(set(stored) - set(PREPROCESSING_KEYS))
+    if unknown:
+        raise ValueError(
+            f"config preprocessing: unknown setting {unknown[0]!r}; known: {', '.join(PREPROCESSING_KEYS)}"
+        )
+    values = Preprocessing(**stored, max_crops=getattr(config, "max_crops", Preprocessing.max_crops))
+    from model.data import check_marker_style
+
+    check_marker_style(values.marker_style)
+    if not isinstance(values.max_length, int) or values.max_length < 8:
+        raise ValueError(
+            f"config preprocessing: max_length must be an integer >= 8, got {values.max_length!r}"
+        )
+    return values
+
+
+def checkpoint_preprocessing(folder: str | Path) -> Preprocessing:
+    """The preprocessing recorded in a checkpoint folder's config.json (without building the model)."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a model checkpoint folder (config.json missing)")
+    raw = json.loads(path.read_text())
+    from types import SimpleNamespace
+
+    return preprocessing(
+        SimpleNamespace(preprocessing=raw.get("preprocessing"), max_crops=raw.get("max_crops", 3))
+    )
+
+
+def set_preprocessing(config, **settings) -> None:
+    """Record preprocessing settings in a model config (kept with the checkpoint when it is saved)."""
+    unknown = sorted(set(settings) - set(PREPROCESSING_KEYS))
+    if unknown:
+        raise ValueError(f"unknown preprocessing setting {unknown[0]!r}")
+    config.preprocessing = {**(getattr(config, "preprocessing", None) or {}), **settings}
+    preprocessing(config)  # validate
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -354,3 +413,81 @@ def load_checkpoint_tokenizer(folder: str | Path, config=None):
             folder, None, "tokenizer", f"has {len(tokenizer)} tokens, the model only {vocab} embeddings"
         )
     return tokenizer
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Trainer state (`last/` of a run): tensors in safetensors, everything else in JSON, so resuming never unpickles.
+
+TRAINER_TENSORS = "trainer_state.safetensors"
+TRAINER_JSON = "trainer_state.json"
+
+
+def _split_tensors(value, prefix: str, tensors: dict):
+    """A JSON-able copy of `value` with each tensor moved into `tensors` under a dotted key (a {"tensor": key})."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        tensors[prefix] = value.detach().contiguous().cpu()
+        return {"tensor": prefix}
+    if isinstance(value, dict):
+        return {
+            "dict": [
+                [_split_tensors(k, f"{prefix}.k{i}", tensors), _split_tensors(v, f"{prefix}.{i}", tensors)]
+                for i, (k, v) in enumerate(value.items())
+            ]
+        }
+    if isinstance(value, list | tuple):
+        items = [_split_tensors(v, f"{prefix}.{i}", tensors) for i, v in enumerate(value)]
+        return {"tuple" if isinstance(value, tuple) else "list": items}
+    if value is None or isinstance(value, bool | int | float | str):
+        return {"value": value}
+    raise TypeError(
+        f"trainer state: {prefix} holds a {type(value).__name__}, which is neither a tensor nor JSON"
+    )
+
+
+def _join_tensors(value, tensors: dict):
+    if "tensor" in value:
+        return tensors[value["tensor"]]
+    if "dict" in value:
+        return {_join_tensors(k, tensors): _join_tensors(v, tensors) for k, v in value["dict"]}
+    if "list" in value:
+        return [_join_tensors(v, tensors) for v in value["list"]]
+    if "tuple" in value:
+        return tuple(_join_tensors(v, tensors) for v in value["tuple"])
+    return value["value"]
+
+
+def save_trainer_state(folder: str | Path, state: dict) -> None:
+    """Write a dict of optimizer/scheduler/RNG state (tensors, numbers, strings, nested lists/dicts) without pickle.
+
+    Both files are written to temporary names and renamed, so an interrupted save leaves the previous state whole.
+    """
+    import os
+
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors: dict = {}
+    structure = _split_tensors(state, "state", tensors)
+    tmp_tensors, tmp_json = folder / f".{TRAINER_TENSORS}.tmp", folder / f".{TRAINER_JSON}.tmp"
+    save_file(tensors, str(tmp_tensors), metadata={"format": "pt"})
+    tmp_json.write_text(json.dumps(structure))
+    os.replace(tmp_tensors, folder / TRAINER_TENSORS)
+    os.replace(tmp_json, folder / TRAINER_JSON)
+
+
+def load_trainer_state(folder: str | Path) -> dict | None:
+    """The dict save_trainer_state wrote, or None when the folder has none; reads safetensors and JSON only."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / TRAINER_JSON).is_file() or not (folder / TRAINER_TENSORS).is_file():
+        return None
+    try:
+        structure = json.loads((folder / TRAINER_JSON).read_text())
+        tensors = load_file(str(folder / TRAINER_TENSORS))
+        return _join_tensors(structure, tensors)
+    except (ValueError, KeyError, TypeError, OSError) as err:
+        raise ValueError(f"{folder}: unreadable trainer state ({err})") from err

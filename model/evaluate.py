@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from model.batching import collate, length_bucketed_batches, prepare_examples
+from model.checkpoint import checkpoint_preprocessing, preprocessing
 from model.data import DataFormatError, Record, load_split
 from model.visual_features import FeatureCache
 
@@ -66,26 +67,83 @@ def compute_metrics(
 
 
 @torch.no_grad()
-def predict_probabilities(
-    model, examples, pad_id: int, batch_size: int = 64, device: str = "cpu"
-) -> torch.Tensor:
-    """(N, num_labels) softmax probabilities in the order of `examples`."""
+def predict_logits(model, examples, pad_id: int, batch_size: int = 64, device: str = "cpu") -> torch.Tensor:
+    """(N, num_labels) raw logits in the order of `examples` (no decision bias)."""
     model.eval()
     order = length_bucketed_batches([len(e.input_ids) for e in examples], batch_size, seed=0, shuffle=False)
-    probs = torch.zeros(len(examples), model.config.num_labels)
+    logits = torch.zeros(len(examples), model.config.num_labels)
     for idx in order:
         batch = {
             k: v.to(device)
             for k, v in collate([examples[i] for i in idx], pad_id, model.config.vision_backbone).items()
         }
         batch.pop("labels")
-        probs[idx] = torch.softmax(model(**batch).logits.float(), -1).cpu()
-    return probs
+        logits[idx] = model(**batch).logits.float().cpu()
+    return logits
+
+
+def decision_logits(logits: torch.Tensor, config, none_bias: float | None = None) -> torch.Tensor:
+    """Logits with the model's decision bias added to "None" (preprocessing(config).none_bias unless given).
+
+    Every prediction (evaluation, the app, explanations' predicted label) goes through this, so the stored bias is
+    applied the same way everywhere; probabilities are the softmax of these logits.
+    """
+    bias = preprocessing(config).none_bias if none_bias is None else none_bias
+    if not bias:
+        return logits
+    adjusted = logits.clone()
+    adjusted[..., list(config.label_names).index(NONE_LABEL)] += bias
+    return adjusted
+
+
+def predict_probabilities(
+    model, examples, pad_id: int, batch_size: int = 64, device: str = "cpu"
+) -> torch.Tensor:
+    """(N, num_labels) probabilities (softmax of decision_logits) in the order of `examples`."""
+    return torch.softmax(
+        decision_logits(predict_logits(model, examples, pad_id, batch_size, device), model.config), -1
+    )
+
+
+# candidate offsets on the "None" logit; logits of a trained model span a few units
+NONE_BIAS_GRID = [round(0.1 * i, 1) for i in range(-60, 61)]
+
+
+def tune_none_bias(logits: torch.Tensor, gold: list[int], label_names: list[str]) -> float:
+    """The offset on the "None" logit that maximises micro-F1 on (val) logits; ties go to the smallest |offset|."""
+    none_id = list(label_names).index(NONE_LABEL)
+    gold_t = torch.tensor(gold)
+    best_bias, best_f1 = 0.0, -1.0
+    for bias in sorted(NONE_BIAS_GRID, key=abs):
+        adjusted = logits.clone()
+        adjusted[:, none_id] += bias
+        pred = adjusted.argmax(-1)
+        tp = int(((pred == gold_t) & (gold_t != none_id)).sum())
+        guessed, actual = int((pred != none_id).sum()), int((gold_t != none_id).sum())
+        p = tp / guessed if guessed else 0.0
+        r = tp / actual if actual else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        if f1 > best_f1 + 1e-12:
+            best_bias, best_f1 = bias, f1
+    return best_bias
+
+
+def metrics_from_logits(
+    logits: torch.Tensor, gold: list[int], config, none_bias: float | None = None
+) -> dict:
+    """Metrics of the biased decision, with the plain-argmax figures under "without_bias" and the bias used."""
+    bias = preprocessing(config).none_bias if none_bias is None else none_bias
+    pred = decision_logits(logits, config, bias).argmax(-1).tolist()
+    metrics = compute_metrics(gold, pred, config.label_names)
+    plain = compute_metrics(gold, logits.argmax(-1).tolist(), config.label_names)
+    metrics["none_bias"] = bias
+    metrics["without_bias"] = {k: plain[k] for k in ("accuracy", "precision", "recall", "f1")}
+    return metrics
 
 
 def evaluate_examples(model, examples, pad_id: int, batch_size: int = 64, device: str = "cpu") -> dict:
-    probs = predict_probabilities(model, examples, pad_id, batch_size, device)
-    return compute_metrics([e.label for e in examples], probs.argmax(-1).tolist(), model.config.label_names)
+    logits = predict_logits(model, examples, pad_id, batch_size, device)
+    return metrics_from_logits(logits, [e.label for e in examples], model.config)
 
 
 def load_checkpoint(model_dir: str | Path, device: str = "cpu"):
@@ -103,10 +161,11 @@ def evaluate_checkpoint(
     records: list[Record],
     shuffle_images_seed: int | None = None,
     feature_cache: str | Path | None = None,
-    max_length: int = 80,
+    max_length: int | None = None,
     batch_size: int = 64,
     device: str = "cpu",
 ) -> dict:
+    """Metrics of a checkpoint on records, built with the checkpoint's preprocessing (max_length None: its own)."""
     model, tokenizer = load_checkpoint(model_dir, device)
     prepared = prepare_examples(
         records, tokenizer, model.config, max_length, FeatureCache(feature_cache), shuffle_images_seed
@@ -115,6 +174,19 @@ def evaluate_checkpoint(
     metrics["visual_inputs"] = dict(prepared.stats)
     metrics["model_version"] = model.config.version_id
     return metrics
+
+
+def grounding_dir_for(model_dir: str | Path, requested: str | None) -> str | None:
+    """The grounding folder to evaluate with: the one asked for ('none': the dataset's crops), else the model's."""
+    if requested is not None:
+        return None if requested.lower() == "none" else requested
+    stored = checkpoint_preprocessing(model_dir).grounding_dir
+    if stored and not Path(stored).is_dir():
+        raise FileNotFoundError(
+            f"{model_dir} was trained with the grounding crops in {stored}, which is not here; "
+            "pass --grounding-dir (or 'none' for the dataset's crops)"
+        )
+    return stored
 
 
 def format_table(metrics: dict) -> str:
@@ -141,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-bad", action="store_true", help="skip malformed lines and report them")
     ap.add_argument("--feature-cache", default="var/features")
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument(
+        "--grounding-dir",
+        help="crops from `python -m model.grounding` (default: the folder the checkpoint was trained with; "
+        "'none': the dataset's img_vg crops)",
+    )
     ap.add_argument("--out", help="write the metrics as JSON here")
     args = ap.parse_args(argv)
     try:
@@ -149,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         for msg in report.skipped:
             print(f"skipped: {msg}", file=sys.stderr)
         device = "cuda" if torch.cuda.is_available() else "cpu"
+        grounding_dir = grounding_dir_for(args.model, args.grounding_dir)
+        if grounding_dir:
+            from model.grounding import apply_grounding
+
+            counts = apply_grounding(records, grounding_dir, args.split)
+            print(f"grounding crops from {grounding_dir}: {counts}", file=sys.stderr)
         metrics = evaluate_checkpoint(
             args.model,
             records,
@@ -161,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     metrics["split"], metrics["shuffled_images"] = args.split, args.shuffle_images
+    metrics["grounding_dir"] = grounding_dir
     print(format_table(metrics))
+    plain = metrics["without_bias"]
+    print(f"None bias {metrics['none_bias']:+.1f}; without it: micro-F1 {100 * plain['f1']:.2f}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(metrics, indent=2))

@@ -60,8 +60,6 @@ class MegaConfig:
     )
     # how inputs are built for this model: read it with model.checkpoint.preprocessing(config)
     preprocessing: dict = field(default_factory=dict)
-    # how inputs are built for this model: read it with model.checkpoint.preprocessing(config)
-    preprocessing: dict = field(default_factory=dict)
     # fixed by the design; kept as fields so that the shared pipeline reads them like an IFAformerConfig's
     variant: str = "objects"
     vision_backbone: str = "efficientnet"
