@@ -16,7 +16,6 @@ Every step checks what is already there first: a second run only reports.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -30,6 +29,7 @@ from app.paths import REPO_ROOT, feature_cache_dir, runs_dir
 from db.io import import_mnre
 from db.models import EntityPair, ModelVersion
 from db.queries import active_model_version, list_datasets, register_checkpoint, set_active
+from model.checkpoint import read_checkpoint_config
 
 SYNTHETIC_DIR = REPO_ROOT / "var" / "synthetic"
 QUICKSTART_NAME = "quickstart"  # runs/quickstart: the model prepare trains when there is no other
@@ -73,7 +73,7 @@ def existing_checkpoints(runs: Path) -> list[Path]:
     found = [p for p in runs.glob("*/best") if (p / "config.json").is_file()]
 
     def rank(path: Path) -> tuple[bool, int, str]:
-        variant = json.loads((path / "config.json").read_text()).get("variant", "")
+        variant = read_checkpoint_config(path).get("variant", "")
         order = (
             VARIANT_PREFERENCE.index(variant) if variant in VARIANT_PREFERENCE else len(VARIANT_PREFERENCE)
         )

@@ -31,7 +31,7 @@ from db.queries import (
     set_active,
 )
 from db.roles import Actor, require_admin
-from model.data import DataFormatError, load_split
+from model.data import DataFormatError, labels_by_id, load_split
 
 SUMMARY_METRICS = ("accuracy", "precision", "recall", "f1")
 
@@ -105,7 +105,7 @@ def retrain(
     val_records, _, val_report = load_split(mnre, "val")
     log(train_report.summary())
     log(val_report.summary())
-    label_names = [name for name, _ in sorted(rel2id.items(), key=lambda kv: kv[1])]
+    label_names = labels_by_id(rel2id)
     curation = CurationReport()
     with sessions() as session:
         curated = curated_training_records(session, train_records, dataset, "train", curation)

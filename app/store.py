@@ -23,7 +23,9 @@ from db.queries import (
 def all_labels(label_map: dict[str, int] | None) -> list[str]:
     """The dataset's labels in id order; the 23 MNRE labels for datasets imported without a label map."""
     if label_map:
-        return [name for name, _ in sorted(label_map.items(), key=lambda kv: kv[1])]
+        from model.mnre_format import labels_by_id
+
+        return labels_by_id(label_map)
     from model.synthetic import MNRE_LABELS
 
     return list(MNRE_LABELS)

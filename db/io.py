@@ -37,6 +37,7 @@ from model.mnre_format import (
     SPLIT_FILES,
     DataFormatError,
     Record,
+    labels_by_id,
     load_split,
     parse_record,
 )
@@ -695,7 +696,7 @@ def _export_mnre(session: Session, rows: list[dict[str, Any]], out: Path) -> Exp
         paths.append(path)
     if label_maps:
         label_map = json.loads(label_maps.pop())
-        ordered = dict(sorted(label_map.items(), key=lambda kv: kv[1]))
+        ordered = {name: label_map[name] for name in labels_by_id(label_map)}
         path = out / "ours_rel2id.json"
         atomic_write(path, _write_text_lines([json.dumps(ordered, ensure_ascii=False)]))
         paths.append(path)

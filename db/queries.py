@@ -7,7 +7,6 @@ ConcurrentEditError with the caller's transaction still usable (the losing inser
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -527,14 +526,14 @@ def register_model_version(
 
 def register_checkpoint(session: Session, model_dir: str | Path, **kwargs: Any) -> ModelVersion:
     """Register a checkpoint folder from its config.json (version_id, variant); metrics/parent as keywords."""
+    from model.checkpoint import CheckpointError, read_checkpoint_config
+
     model_dir = Path(model_dir)
     config_path = model_dir / "config.json"
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise LabelStoreError(f"{config_path}: not found; is {model_dir} a checkpoint folder?") from err
-    except json.JSONDecodeError as err:
-        raise LabelStoreError(f"{config_path}:{err.lineno}: invalid JSON ({err.msg})") from err
+        config = read_checkpoint_config(model_dir)
+    except CheckpointError as err:
+        raise LabelStoreError(str(err)) from err
     version_id = config.get("version_id")
     if not isinstance(version_id, str) or not version_id:
         raise LabelStoreError(f"{config_path}: field 'version_id' must be a non-empty string")

@@ -77,10 +77,7 @@ def preprocessing(config) -> Preprocessing:
 
 def checkpoint_preprocessing(folder: str | Path) -> Preprocessing:
     """The preprocessing recorded in a checkpoint folder's config.json (without building the model)."""
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a model checkpoint folder (config.json missing)")
-    raw = json.loads(path.read_text())
+    raw = read_checkpoint_config(folder)
     from types import SimpleNamespace
 
     return preprocessing(

@@ -21,7 +21,7 @@ from model.mnre_format import (  # noqa: F401  (re-exported: the file format, fo
     check_image_name,
     image_is_readable,
     label_counts,
-    label_names,
+    labels_by_id,
     load_split,
     parse_record,
     read_crop_dict,

@@ -171,7 +171,7 @@ def read_rel2id(path: str | Path) -> dict[str, int]:
     return rel2id
 
 
-def label_names(rel2id: dict[str, int]) -> list[str]:
+def labels_by_id(rel2id: dict[str, int]) -> list[str]:
     """The labels in id order (index = label id): the one place that turns a label map into a label list."""
     return [name for name, _ in sorted(rel2id.items(), key=lambda item: item[1])]
 

@@ -25,8 +25,14 @@ import torch
 import torch.distributed as dist
 
 from model.batching import collate, length_bucketed_batches, prepare_examples
-from model.checkpoint import load_trainer_state, preprocessing, save_trainer_state, set_preprocessing
-from model.data import DEFAULT_MARKER_STYLE, DataFormatError, Record, load_split
+from model.checkpoint import (
+    load_trainer_state,
+    preprocessing,
+    read_checkpoint_config,
+    save_trainer_state,
+    set_preprocessing,
+)
+from model.data import DEFAULT_MARKER_STYLE, DataFormatError, Record, labels_by_id, load_split
 from model.evaluate import format_table, metrics_from_logits, predict_logits, tune_none_bias
 from model.visual_features import FeatureCache
 
@@ -169,7 +175,7 @@ def load_records(cfg: TrainConfig, split: str, log) -> tuple[list[Record], list[
         from model.grounding import apply_grounding
 
         apply_grounding(records, cfg.grounding_dir, split)
-    label_names = [name for name, _ in sorted(rel2id.items(), key=lambda kv: kv[1])]
+    label_names = labels_by_id(rel2id)
     return records, label_names
 
 
@@ -348,7 +354,7 @@ def train(
         if (best_dir / "val_metrics.json").is_file()
         else {}
     )
-    version = json.loads((best_dir / "config.json").read_text())["version_id"] if best else ""
+    version = read_checkpoint_config(best_dir)["version_id"] if best else ""
     if is_main and best:
         log(format_table(best))
     if distributed:

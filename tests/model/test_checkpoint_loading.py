@@ -180,11 +180,11 @@ def test_tokenizer_missing_or_larger_than_the_embeddings(folder):
 
 def test_one_function_reads_config_json_and_one_gives_label_order(saved):
     from model.checkpoint import read_checkpoint_config
-    from model.mnre_format import label_names
+    from model.mnre_format import labels_by_id
 
     config = read_checkpoint_config(saved["mega"])
     assert config["architecture"] == "mega" and config["version_id"].startswith("mega-")
-    assert label_names({"b": 1, "None": 0, "a": 2}) == ["None", "b", "a"]
+    assert labels_by_id({"b": 1, "None": 0, "a": 2}) == ["None", "b", "a"]
 
 
 def test_evaluate_cli_reports_a_broken_checkpoint_in_one_line(saved, tmp_path, synthetic_root):
