@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.io import import_post
 from db.models import Annotation, EntityPair, ModelVersion
 from db.queries import (
     active_model_version,
@@ -18,6 +22,8 @@ from db.queries import (
     record_annotation,
     undo_last,
 )
+from model.images import DEFAULT_MAX_IMAGE_BYTES, ImageError, decode_image
+from model.mnre_format import DataFormatError
 
 
 def all_labels(label_map: dict[str, int] | None) -> list[str]:
@@ -157,6 +163,84 @@ def undo(sessions: sessionmaker, pair_id: int, annotator: str, expected_revision
     """
     with sessions.begin() as session:
         return undo_last(session, pair_id, annotator=annotator, expected_revision=expected_revision)
+
+
+@dataclass(frozen=True)
+class UploadedImage:
+    data: bytes
+    name: str  # the user's own file name: what every error about it names
+
+
+@dataclass(frozen=True)
+class AddedPost:
+    pair_id: int
+    post_id: int
+    created: bool  # False: the same post and spans were stored before
+    image_path: Path | None  # the stored upload
+
+
+IMAGE_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp"}
+
+
+def upload_limit() -> int:
+    """Bytes an uploaded image may have: MRELENS_MAX_UPLOAD_BYTES, default the label store's image limit."""
+    value = os.environ.get("MRELENS_MAX_UPLOAD_BYTES", "")
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_MAX_IMAGE_BYTES
+
+
+def add_post(
+    sessions: sessionmaker,
+    text: str,
+    head: tuple[int, int],
+    tail: tuple[int, int],
+    upload: UploadedImage | None,
+    folder: Path,
+    max_upload_bytes: int | None = None,
+) -> AddedPost:
+    """Store a post from the Add post page, its image saved under `folder` by content digest.
+
+    The image is checked in memory (model.images.decode_image) before a byte is written; a file this call wrote is
+    removed again when the post is refused. Errors are DataFormatError naming the user's file name, never the
+    stored path. The file is written to a temporary name and renamed, so a FIFO in the folder never blocks.
+    """
+    image_path, written = None, False
+    if upload is not None:
+        limit = max_upload_bytes or upload_limit()
+        if len(upload.data) > limit:
+            raise DataFormatError(
+                upload.name, None, "image", f"{len(upload.data)} bytes is over the {limit} byte upload limit"
+            )
+        try:
+            image = decode_image(upload.data, name=upload.name)
+        except ImageError as err:
+            raise DataFormatError(upload.name, None, "image", err.problem) from err
+        suffix = IMAGE_SUFFIXES[image.format]
+        image.close()
+        folder.mkdir(parents=True, exist_ok=True)
+        image_path = folder / f"{hashlib.sha256(upload.data).hexdigest()[:24]}{suffix}"
+        # a regular file there is the same upload, stored for an earlier post: it is not ours to remove
+        written = not image_path.is_file()
+        if written:
+            _write_new_file(image_path, upload.data)
+    try:
+        with sessions.begin() as session:
+            pair, created = import_post(
+                session, text, head, tail, image_path, image_name=upload.name if upload else None
+            )
+            return AddedPost(pair.id, pair.post_id, created, image_path)
+    except BaseException:
+        if written:
+            image_path.unlink(missing_ok=True)
+        raise
+
+
+def _write_new_file(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def model_versions(session: Session) -> list[dict[str, Any]]:

@@ -17,10 +17,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from db.agreement import agreement
 from db.io import (
     EXPORT_FORMATS,
-    MAX_FILE_BYTES,
     MAX_IMAGE_BYTES,
     MAX_IMAGE_PIXELS,
-    MAX_LINE_BYTES,
     ExportFilter,
     InputLimits,
     export_labels,
@@ -31,7 +29,7 @@ from db.label_studio import LABEL_STUDIO_FORMAT, export_label_studio, import_lab
 from db.models import ANNOTATION_STATUSES
 from db.queries import LabelStoreError
 from db.schema import head_revision, open_database
-from model.mnre_format import DataFormatError
+from model.mnre_format import DataFormatError, ReaderLimits
 
 USER_ERROR = 2
 # what each command may do with the database URL (db.schema.open_database)
@@ -65,11 +63,21 @@ def _positive_int(text: str) -> int:
 
 def _add_limits(p: argparse.ArgumentParser, *, text: bool) -> None:
     if text:
+        defaults = ReaderLimits()
         p.add_argument(
-            "--max-line-bytes", type=_positive_int, help=f"bytes per line (default {MAX_LINE_BYTES})"
+            "--max-line-bytes",
+            type=_positive_int,
+            help=f"bytes per line (default {defaults.max_line_bytes}, or $MRELENS_MAX_LINE_BYTES)",
         )
         p.add_argument(
-            "--max-file-bytes", type=_positive_int, help=f"bytes per split file (default {MAX_FILE_BYTES})"
+            "--max-file-bytes",
+            type=_positive_int,
+            help=f"bytes per split file (default {defaults.max_file_bytes}, or $MRELENS_MAX_FILE_BYTES)",
+        )
+        p.add_argument(
+            "--max-post-tokens",
+            type=_positive_int,
+            help=f"words per post (default {defaults.max_post_tokens}, or $MRELENS_MAX_POST_TOKENS)",
         )
     p.add_argument(
         "--max-image-bytes", type=_positive_int, help=f"bytes per image file (default {MAX_IMAGE_BYTES})"
@@ -83,6 +91,7 @@ def _limits(args: argparse.Namespace) -> InputLimits:
     return InputLimits(
         max_line_bytes=getattr(args, "max_line_bytes", None),
         max_file_bytes=getattr(args, "max_file_bytes", None),
+        max_post_tokens=getattr(args, "max_post_tokens", None),
         max_image_bytes=args.max_image_bytes,
         max_image_pixels=args.max_image_pixels,
     )

@@ -36,6 +36,7 @@ from model.images import (
 from model.mnre_format import (
     SPLIT_FILES,
     DataFormatError,
+    ReaderLimits,
     Record,
     labels_by_id,
     load_split,
@@ -45,29 +46,32 @@ from model.mnre_format import (
 EXPORT_FORMATS = ("mnre", "jsonl", "csv", "parquet")
 CSV_JSON_COLUMNS = ("gold_label", "label")  # written as JSON strings (see export_labels)
 INSERT_CHUNK = 2000  # rows per bulk insert: below SQLite's and PostgreSQL's bound-parameter limits
-# Defaults of the input limits (InputLimits): MNRE lines are under 1 KB and its largest split file is 4 MB.
-MAX_LINE_BYTES = 64 * 1024
-MAX_FILE_BYTES = 256 * 1024 * 1024
 MAX_IMAGE_BYTES = DEFAULT_MAX_IMAGE_BYTES
-MAX_IMAGE_PIXELS = (
-    DEFAULT_MAX_IMAGE_PIXELS  # well under PIL's own bomb limit (89M): tweet images are ~0.5M pixels
-)
+# well under PIL's own bomb limit (89M): tweet images are ~0.5M pixels
+MAX_IMAGE_PIXELS = DEFAULT_MAX_IMAGE_PIXELS
 
 
 @dataclass(frozen=True)
 class InputLimits:
-    """Bounds on what an import reads; None takes the module default (MAX_*), so tests and the CLI can lower them."""
+    """Bounds on what an import reads. None takes the default: for text, model.mnre_format.ReaderLimits (its
+    MRELENS_MAX_* environment variables); for images, MAX_IMAGE_BYTES / MAX_IMAGE_PIXELS here."""
 
     max_line_bytes: int | None = None
     max_file_bytes: int | None = None
+    max_post_tokens: int | None = None
     max_image_bytes: int | None = None
     max_image_pixels: int | None = None
 
-    def line_bytes(self) -> int:
-        return self.max_line_bytes or MAX_LINE_BYTES
-
-    def file_bytes(self) -> int:
-        return self.max_file_bytes or MAX_FILE_BYTES
+    def reader(self) -> ReaderLimits:
+        try:
+            defaults = ReaderLimits.from_env()
+        except ValueError as err:  # a bad MRELENS_MAX_* variable: name it, as for a bad option
+            raise LabelStoreError(str(err)) from err
+        return ReaderLimits(
+            max_line_bytes=self.max_line_bytes or defaults.max_line_bytes,
+            max_file_bytes=self.max_file_bytes or defaults.max_file_bytes,
+            max_post_tokens=self.max_post_tokens or defaults.max_post_tokens,
+        )
 
     def image_bytes(self) -> int:
         return self.max_image_bytes or MAX_IMAGE_BYTES
@@ -96,37 +100,6 @@ def validate_image(path: str | Path, limits: InputLimits | None = None, name: st
         raise DataFormatError(shown, None, "image", err.problem) from err
     loaded.image.close()
     return loaded.sha256
-
-
-def check_text_file(path: Path, limits: InputLimits) -> None:
-    """Refuse a split file that is not a regular file, is over the size limits or is not UTF-8 (file:line)."""
-    try:
-        info = path.stat()
-    except OSError as err:
-        raise DataFormatError(path, None, None, f"cannot be read ({err.strerror})") from err
-    if not stat.S_ISREG(info.st_mode):
-        raise DataFormatError(path, None, None, "is not a regular file (a FIFO, device or folder)")
-    if info.st_size > limits.file_bytes():
-        raise DataFormatError(
-            path, None, None, f"{info.st_size} bytes is over the {limits.file_bytes()} byte limit per file"
-        )
-    max_line = limits.line_bytes()
-    with open(path, "rb") as fh:
-        for number, line in enumerate(iter(lambda: fh.readline(max_line + 2), b""), start=1):
-            if len(line.rstrip(b"\r\n")) > max_line:
-                raise DataFormatError(
-                    path, number, None, f"line is over the {max_line} byte limit per line (--max-line-bytes)"
-                )
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise DataFormatError(
-                    path,
-                    number,
-                    None,
-                    f"is not UTF-8 text (byte 0x{line[err.start]:02x} at column {err.start + 1}); "
-                    "convert the file to UTF-8",
-                ) from err
 
 
 def _content_key(tokens: list[str], image_identity: str | None) -> str:
@@ -198,8 +171,6 @@ def import_mnre(
         raise LabelStoreError(
             f"--split: unknown split {', '.join(map(repr, unknown))}; expected some of {', '.join(SPLIT_FILES)}"
         )
-    for split in splits:
-        check_text_file(root / "txt" / SPLIT_FILES[split][0], limits)
     report = ImportReport(dataset=dataset)
 
     # 1. read and validate everything
@@ -208,7 +179,9 @@ def import_mnre(
     ] = []  # split, record, image sha, crops
     label_map = None
     for split in splits:
-        records, label_map, load_report = load_split(root, split, skip_bad=skip_bad, check_images=False)
+        records, label_map, load_report = load_split(
+            root, split, skip_bad=skip_bad, check_images=False, limits=limits.reader()
+        )
         report.skipped.extend(load_report.skipped)
         txt_path = Path(load_report.path)
         for rec in records:
@@ -338,6 +311,7 @@ def import_post(
     pair with created=False. `image_name` is the name the user knows the image by (errors name it, not the path).
     """
     tokens = text.split()
+    limits = limits or InputLimits()
     image_sha = img_id = image_path = None
     if image is not None:
         image_path = Path(image).resolve()
@@ -354,7 +328,9 @@ def import_post(
     if not tokens:
         raise DataFormatError("post", None, "text", "must contain at least one word")
     try:
-        record = parse_record(repr(raw), Path("post"), 1, ds.label_map if label is not None else None)
+        record = parse_record(
+            repr(raw), Path("post"), 1, ds.label_map if label is not None else None, limits.reader()
+        )
     except DataFormatError as err:  # name the command-line option, not the MNRE field
         option = {"h.pos": "head", "t.pos": "tail", "relation": "label"}.get(err.field or "", err.field)
         raise DataFormatError("post", None, option, err.problem) from err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import streamlit as st
 from sqlalchemy.exc import OperationalError
@@ -13,9 +12,9 @@ from app.inference import ground_post, predict_pair
 from app.paths import upload_dir
 from app.resources import get_sessions, load_cam_grounder, load_model
 from app.state import review_session
-from db.io import import_post
+from app.store import UploadedImage, add_post
 from db.queries import LabelStoreError, active_model_version
-from model.data import DataFormatError
+from model.mnre_format import DataFormatError
 
 
 def contiguous_span(indices: list[int]) -> tuple[int, int] | None:
@@ -59,21 +58,18 @@ ready = head_span is not None and tail_span is not None
 if st.button("Add, ground and predict", type="primary", disabled=not ready, key="add_submit"):
     require_reviewer()
     sessions = get_sessions()
-    image_path = None
-    if upload is not None:
-        data = upload.getvalue()
-        upload_dir().mkdir(parents=True, exist_ok=True)
-        image_path = (
-            upload_dir() / f"{hashlib.sha256(data).hexdigest()[:24]}{Path(upload.name).suffix.lower()}"
-        )
-        image_path.write_bytes(data)
+    # checked in memory first; a refused image is never left in the uploads folder, errors name upload.name
+    image = UploadedImage(upload.getvalue(), upload.name) if upload is not None else None
     try:
-        with sessions.begin() as session:
-            pair, created = import_post(session, " ".join(tokens), head_span, tail_span, image_path)
-            pair_id, post_id = pair.id, pair.post_id
+        added = add_post(sessions, " ".join(tokens), head_span, tail_span, image, upload_dir())
+        pair_id, post_id, created = added.pair_id, added.post_id, added.created
+        with sessions() as session:
             active = active_model_version(session)
-    except (DataFormatError, LabelStoreError, OperationalError) as err:
+    except (DataFormatError, LabelStoreError) as err:
         st.error(f"The post was not added: {err}")
+        st.stop()
+    except OperationalError as err:
+        st.error(f"The post was not added: the database is busy or unavailable ({err.orig}).")
         st.stop()
     with st.spinner("Grounding objects in the image ..."):
         names = [" ".join(tokens[slice(*head_span)]), " ".join(tokens[slice(*tail_span)])]

@@ -92,14 +92,17 @@ def test_text_files_that_are_not_utf8_name_file_and_line(tmp_path, capsys):
     root = write_mini_mnre(tmp_path / "latin1")
     lines = MINI_TRAIN[:1] + [MINI_TRAIN[1].replace("Berlin", "Berl\u00efn")] + MINI_TRAIN[2:]
     (root / "txt" / "ours_train.txt").write_bytes("".join(line + "\n" for line in lines).encode("latin-1"))
-    assert main([*url, "import", str(root), "--skip-bad"]) == 2
+    assert main([*url, "import", str(root)]) == 2
     line = _error_line(capsys)
     assert "ours_train.txt:2:" in line and "UTF-8" in line
+    # --skip-bad leaves the line out and says so
+    assert main([*url, "import", str(root), "--skip-bad"]) == 0
+    out = capsys.readouterr().out
+    assert "6 pairs added" in out and "ours_train.txt:2:" in out
     utf16 = write_mini_mnre(tmp_path / "utf16")
     (utf16 / "txt" / "ours_val.txt").write_bytes("".join(x + "\n" for x in MINI_TRAIN).encode("utf-16"))
-    assert main([*url, "import", str(utf16)]) == 2
+    assert main([*url, "import", str(utf16), "--dataset", "other"]) == 2
     assert "ours_val.txt:1:" in _error_line(capsys)
-    assert not (tmp_path / "store.db").exists() or main([*url, "agreement"]) == 0
 
 
 def test_line_and_file_limits_are_configurable(tmp_path, mini_mnre, capsys):
@@ -107,7 +110,9 @@ def test_line_and_file_limits_are_configurable(tmp_path, mini_mnre, capsys):
     assert main([*url, "import", str(mini_mnre), "--max-line-bytes", "100"]) == 2
     assert "ours_train.txt:1:" in _error_line(capsys)
     assert main([*url, "import", str(mini_mnre), "--max-file-bytes", "300"]) == 2
-    assert "byte limit per file" in _error_line(capsys)
+    assert "byte file limit" in _error_line(capsys)
+    assert main([*url, "import", str(mini_mnre), "--max-post-tokens", "4"]) == 2
+    assert "ours_train.txt:1:" in _error_line(capsys)
     assert main([*url, "import", str(mini_mnre), "--max-image-pixels", "100"]) == 2
     assert "pixel limit" in _error_line(capsys)
     # the default limits take the real data
