@@ -53,7 +53,7 @@ from db.queries import (
     active_model_version,
     get_or_create_dataset,
 )
-from model.data import DataFormatError
+from model.mnre_format import DataFormatError
 
 CONFIG_PATH = Path(__file__).with_name("label_studio_config.xml")
 SPAN_CONTROL, TEXT_OBJECT, IMAGE_OBJECT, REJECT_CONTROL, NOTE_CONTROL = (

@@ -26,7 +26,7 @@ from db.queries import (
     undo_last,
 )
 from db.schema import open_database
-from model.data import DataFormatError
+from model.mnre_format import DataFormatError
 from model.synthetic import MNRE_LABELS
 
 # the control and object tags Label Studio documents for this kind of project (labelstud.io/tags)
