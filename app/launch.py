@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -85,6 +86,11 @@ def wait_until_serving(url: str, proc: subprocess.Popen, stopping: dict, timeout
     return False
 
 
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def stop(processes: dict[str, subprocess.Popen]) -> None:
     """SIGINT to the worker (ends its job cleanly), SIGTERM to the app; kill what is still there after a while."""
     for name, proc in processes.items():
@@ -107,11 +113,19 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m app.launch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8501)))
-    ap.add_argument("--mnre", type=Path, default=default_mnre_root(), help="MNRE folder (default: $MNRE_ROOT)")
+    ap.add_argument(
+        "--mnre", type=Path, default=default_mnre_root(), help="MNRE folder (default: $MNRE_ROOT)"
+    )
     ap.add_argument("--database-url", help="default: $DATABASE_URL, else sqlite var/mrelens.db")
     ap.add_argument("--synthetic-dir", type=Path, help="where the synthetic demo set is generated")
     args = ap.parse_args(argv)
     t0 = time.time()
+    if port_in_use(args.port):
+        print(
+            f"error: port {args.port} is in use (another `make app`?); pass --port or PORT=...",
+            file=sys.stderr,
+        )
+        return 2
     if args.database_url:
         os.environ["DATABASE_URL"] = args.database_url  # the worker and the app read the same store
 
@@ -136,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # own sessions: Ctrl-C reaches the launcher only, which stops the children in order
     processes = {
-        "worker": subprocess.Popen([sys.executable, "-m", "app.worker"], cwd=REPO_ROOT, start_new_session=True),
+        "worker": subprocess.Popen(
+            [sys.executable, "-m", "app.worker"], cwd=REPO_ROOT, start_new_session=True
+        ),
         "app": subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(args.port)],
             cwd=REPO_ROOT,

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="[worker %(asctime)s] %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("huey").setLevel(logging.WARNING)
+    for noisy in ("huey", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     log = logging.getLogger("mrelens.jobs")
 
     from huey.consumer import Consumer
@@ -86,4 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C before the consumer took over its signals: nothing was running
+        sys.exit(130)

@@ -45,7 +45,9 @@ def create_job(
         raise LabelStoreError(f"unknown job kind {kind!r}; expected one of {', '.join(JOB_KINDS)}")
     if not started_by or not started_by.strip():
         raise LabelStoreError("a job needs the name of who started it (started_by)")
-    job = Job(kind=kind, started_by=started_by.strip(), params=params or {}, priority=priority, status="queued")
+    job = Job(
+        kind=kind, started_by=started_by.strip(), params=params or {}, priority=priority, status="queued"
+    )
     session.add(job)
     session.flush()
     return job
@@ -83,7 +85,9 @@ def running_jobs(session: Session) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.status == "running").order_by(Job.started_at)))
 
 
-def latest_job(session: Session, kinds: tuple[str, ...], statuses: tuple[str, ...] | None = None) -> Job | None:
+def latest_job(
+    session: Session, kinds: tuple[str, ...], statuses: tuple[str, ...] | None = None
+) -> Job | None:
     stmt = select(Job).where(Job.kind.in_(kinds)).order_by(Job.created_at.desc(), Job.id.desc()).limit(1)
     if statuses:
         stmt = stmt.where(Job.status.in_(statuses))
@@ -152,7 +156,9 @@ def finish_job(
     return job
 
 
-def fail_abandoned_jobs(session: Session, alive: callable | None = None, now: datetime | None = None) -> list[Job]:
+def fail_abandoned_jobs(
+    session: Session, alive: callable | None = None, now: datetime | None = None
+) -> list[Job]:
     """Jobs left "running" by a worker that is gone become failed, with an error that says so.
 
     A job is abandoned when its worker ran on this host and that process no longer exists, or when no worker has
@@ -167,7 +173,9 @@ def fail_abandoned_jobs(session: Session, alive: callable | None = None, now: da
         same_host_dead = worker_host == host and pid.isdigit() and not alive(int(pid))
         stale = job.heartbeat_at is None or now - job.heartbeat_at > STALE_AFTER
         if same_host_dead or stale:
-            reason = f"its worker ({job.worker}) stopped" if same_host_dead else "its worker stopped reporting"
+            reason = (
+                f"its worker ({job.worker}) stopped" if same_host_dead else "its worker stopped reporting"
+            )
             job.status, job.finished_at = "failed", now
             job.error = (
                 f"interrupted: {reason} while the job was running; nothing it made was registered. "
@@ -188,3 +196,13 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def link_model_version(session: Session, version_id: str, job_id: int) -> None:
+    """Record on a model version the job that made it (settings["job"]), for versions registered outside
+    app.jobs.runner (app.retrain registers its own)."""
+    from db.queries import find_model_version
+
+    version = find_model_version(session, version_id)
+    version.settings = {**(version.settings or {}), "job": job_id}
+    session.flush()

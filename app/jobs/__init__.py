@@ -40,15 +40,16 @@ def enqueue(
 
 
 def _send(sessions: sessionmaker, job_id: int, priority: int) -> None:
+    task = job_task().s(job_id, priority=priority)
     try:
-        result = job_task()(job_id, priority=priority)
+        get_queue().enqueue(task)
     except Exception as err:
         # the queue's storage is unreachable: the row must not look queued forever
         with sessions.begin() as session:
             finish_job(session, job_id, "failed", error=f"could not enqueue: {type(err).__name__}: {err}")
         raise
     with sessions.begin() as session:
-        set_queue_task(session, job_id, result.id)
+        set_queue_task(session, job_id, task.id)
 
 
 def cancel(sessions: sessionmaker, job_id: int) -> str:

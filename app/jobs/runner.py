@@ -27,14 +27,23 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from app.paths import REPO_ROOT, feature_cache_dir, runs_dir
-from db.jobs import JobCancelled, cancel_requested, finish_job, report_progress, start_job
+from db.jobs import (
+    JobCancelled,
+    cancel_requested,
+    finish_job,
+    link_model_version,
+    report_progress,
+    start_job,
+)
 
 log = logging.getLogger("mrelens.jobs")
 
 # set by the worker's signal handler: the running job stops at its next progress report
 STOP = threading.Event()
 SUMMARY_METRICS = ("accuracy", "precision", "recall", "f1", "records")
-DEFAULT_SCORE_LIMIT = 4000  # pairs a scoring job stores (val first, then test, new, train); MRELENS_SCORE_LIMIT
+DEFAULT_SCORE_LIMIT = (
+    4000  # pairs a scoring job stores (val first, then test, new, train); MRELENS_SCORE_LIMIT
+)
 CONFIGS = {
     "first_model": ("MRELENS_FIRST_MODEL_CONFIG", REPO_ROOT / "configs" / "first_model.yaml"),
     "default_model": ("MRELENS_DEFAULT_MODEL_CONFIG", REPO_ROOT / "configs" / "default.yaml"),
@@ -281,11 +290,21 @@ def register_trained(
     settings: dict,
 ) -> dict[str, Any]:
     """Register a finished training's checkpoint (after checking it loads and no cancel came) and maybe activate."""
+    from db.models import ModelVersion
     from db.queries import register_checkpoint
     from model.evaluate import load_checkpoint
 
     reporter.check_cancel()
     load_checkpoint(checkpoint)  # a checkpoint that does not load back is never registered
+    with sessions.begin() as session:
+        version_id = json.loads((checkpoint / "config.json").read_text())["version_id"]
+        existing = session.scalar(select(ModelVersion).where(ModelVersion.version_id == version_id))
+    if existing is not None:
+        # the version id is a hash of the weights: the same training ran before and is registered already
+        reporter.log(f"{version_id} is already registered (identical weights at {existing.path})")
+        outcome = {"model_version": version_id, "val_f1": metrics.get("f1"), "identical_to_registered": True}
+        outcome.update(activate_if_better(sessions, version_id, f"job {request.id}"))
+        return outcome
     with sessions.begin() as session:
         version = register_checkpoint(
             session,
@@ -301,7 +320,9 @@ def register_trained(
 
 
 def _json_safe(values: dict) -> dict:
-    return {k: v for k, v in values.items() if isinstance(v, str | int | float | bool | type(None) | dict | list)}
+    return {
+        k: v for k, v in values.items() if isinstance(v, str | int | float | bool | type(None) | dict | list)
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -355,6 +376,8 @@ def run_retrain(sessions: sessionmaker, request: JobRequest, reporter: Reporter)
         skip_bad=True,
         **options,
     )
+    with sessions.begin() as session:
+        link_model_version(session, result.new_version, request.id)
     outcome = {
         "model_version": result.new_version,
         "base": result.base_version,
@@ -432,7 +455,12 @@ def run_grounding(sessions: sessionmaker, request: JobRequest, reporter: Reporte
         records, _, _ = load_split(p["data"], split, check_images=False)
         records = records[: p["limit"]] if p.get("limit") else records
         counts[split] = ground_split(
-            _ReportingRecords(records, reporter, split), store, split, grounder=grounder, resume=True, progress=False
+            _ReportingRecords(records, reporter, split),
+            store,
+            split,
+            grounder=grounder,
+            resume=True,
+            progress=False,
         )
         reporter.log(f"{split}: {counts[split]}")
     return {"store": str(store), "counts": counts}
@@ -491,7 +519,12 @@ def run_ablation(sessions: sessionmaker, request: JobRequest, reporter: Reporter
         for variant, metrics in results.items():
             metrics = {k: v for k, v in metrics.items() if k != "per_label"}
             save_evaluation_run(
-                session, variant, "standard", "val", metrics, settings={"job": request.id, "purpose": "ablation"}
+                session,
+                variant,
+                "standard",
+                "val",
+                metrics,
+                settings={"job": request.id, "purpose": "ablation"},
             )
     return {"variants": variants, "f1": {v: m.get("f1") for v, m in results.items()}}
 

@@ -1,8 +1,9 @@
-"""Models: the registered versions, which one the queue uses, and retraining on the curated labels."""
+"""Models: every registered version with its val figures and how it was trained, which one the queue uses, a
+comparison of two versions on val, and retraining from the curated labels (a job: the page never trains)."""
 
 from __future__ import annotations
 
-import time
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -11,71 +12,194 @@ from sqlalchemy.exc import OperationalError
 
 from app.auth import current_actor, refuse_unless_admin
 from app.identity import require_reviewer
-from app.paths import feature_cache_dir, runs_dir
+from app.jobs import enqueue
+from app.model_status import WEAK_F1
 from app.resources import get_sessions
-from app.retrain import retrain
-from app.store import model_versions
+from db.model_compare import prediction_changes, scored_pairs, versions_with_jobs
 from db.queries import LabelStoreError, list_datasets, set_active
-from model.data import DataFormatError
+
+
+def text_encoder(path: str) -> str:
+    """The checkpoint's text encoder, from its config.json (what the model reads text with)."""
+    try:
+        return str(json.loads((Path(path) / "config.json").read_text()).get("text_encoder") or "?")
+    except (OSError, ValueError):
+        return "checkpoint missing"
+
+
+def val(version) -> dict:
+    return (version.metrics or {}).get("val") or {}
+
+
+def percent(value) -> float | None:
+    return 100 * value if value is not None else None
+
+
+def training_data(version) -> str:
+    settings = version.settings or {}
+    train = settings.get("train") or settings.get("options") or {}
+    data = settings.get("dataset") or settings.get("mnre") or train.get("data") or "?"
+    epochs = settings.get("epochs") or train.get("epochs")
+    limit = train.get("limit_train") or settings.get("limit_train")
+    records = settings.get("train_records")
+    size = f"{records} records" if records else (f"first {limit} records" if limit else "full train split")
+    return f"{data}, {size}" + (f", {epochs} epoch(s)" if epochs else "")
+
 
 st.title("Models")
-if not current_actor().is_admin:
-    st.info(
-        f"{current_actor().identity} is a reviewer here: activating a version and retraining are for admins."
-    )
+actor = current_actor()
+if not actor.is_admin:
+    st.info(f"{actor.identity} is a reviewer here: activating a version and retraining are for admins.")
 sessions = get_sessions()
 with sessions() as session:
-    versions = model_versions(session)
+    versions = versions_with_jobs(session)
+    for v, j in versions:
+        session.expunge(v)
+        if j is not None:
+            session.expunge(j)
     datasets = {d.name: d.source_path for d in list_datasets(session)}
 if not versions:
     st.info(
-        "No model is registered yet. Run `python -m app.prepare` (it registers runs/*/best or trains a "
-        "quick-start model), or `python -m db register-model runs/<name>/best`."
+        "No model is registered yet. `make app` queues the first model as a job (see the Jobs page); "
+        "`python -m db register-model runs/<name>/best` registers a checkpoint trained elsewhere."
     )
     st.stop()
 
-active = next((v for v in versions if v["active"]), None)
+by_name = {v.version_id: v for v, _ in versions}
+active = next((v for v, _ in versions if v.is_active), None)
 if active is None:
     st.warning("No version is active: the queue shows no predictions until one is.")
-elif active["quick-start"]:
-    st.warning(
-        f"The active model **{active['version']}** is a **quick-start** model (1 epoch on a few thousand "
-        "records, trained by `app.prepare`): use it to try the app, not to judge the method."
+elif (val(active).get("f1") or 0) < WEAK_F1:
+    f1 = val(active).get("f1")
+    quick = (
+        " a quick-start model (1 epoch on a few thousand records),"
+        if (active.settings or {}).get("quick_start")
+        else ""
     )
-table = pd.DataFrame(versions)
-table["version"] = [
-    f"{v} (quick-start)" if q else v for v, q in zip(table["version"], table["quick-start"], strict=True)
-]
+    st.warning(
+        f"The active model **{active.version_id}** is{quick} weak (val micro-F1 "
+        f"{'unknown' if f1 is None else f'{100 * f1:.1f}'}): its suggestions and explanations are mostly noise."
+    )
+table = pd.DataFrame(
+    [
+        {
+            "version": v.version_id + (" (quick-start)" if (v.settings or {}).get("quick_start") else ""),
+            "active": v.is_active,
+            "variant": v.variant,
+            "text encoder": text_encoder(v.path),
+            "val F1": percent(val(v).get("f1")),
+            "val P": percent(val(v).get("precision")),
+            "val R": percent(val(v).get("recall")),
+            "val records": val(v).get("records"),
+            "training data": training_data(v),
+            "job": f"job {j.id} ({j.kind}, {j.started_by})" if j else "",
+            "created by": v.created_by,
+            "created": v.created_at.strftime("%Y-%m-%d %H:%M"),
+        }
+        for v, j in versions
+    ]
+)
 st.dataframe(
-    table.drop(columns=["quick-start"]),
+    table,
     hide_index=True,
     key="models_table",
-    column_config={"val F1": st.column_config.NumberColumn(format="%.2f")},
+    column_config={c: st.column_config.NumberColumn(format="%.2f") for c in ("val F1", "val P", "val R")},
 )
 
-names = [v["version"] for v in versions]
+names = list(by_name)
 c1, c2 = st.columns([3, 1])
 chosen = c1.selectbox(
-    "Version", names, index=names.index(active["version"]) if active else 0, key="models_pick"
+    "Version", names, index=names.index(active.version_id) if active else 0, key="models_pick"
 )
-if c2.button("Make active", key="models_activate", disabled=bool(active and chosen == active["version"])):
+if c2.button("Make active", key="models_activate", disabled=bool(active and chosen == active.version_id)):
     try:
         with sessions.begin() as session:
             # admins only: a reviewer gets the store's PermissionDeniedError (a LabelStoreError) shown below
-            set_active(session, chosen, actor=current_actor())
+            set_active(session, chosen, actor=actor)
+        job = enqueue(sessions, "score", require_reviewer(), {"model_version": chosen})
     except (LabelStoreError, OperationalError) as err:
         st.error(f"Could not activate {chosen}: {err}")
     else:
-        st.success(
-            f"{chosen} is now active; the queue shows its predictions (run `python -m app.prepare` "
-            "to score the pairs it has not seen)."
-        )
+        st.success(f"{chosen} is now active; job {job} stores its predictions for the queue (see Jobs).")
         st.rerun()
+
+picked = by_name[chosen]
+with st.expander(f"{chosen}: per-label val F1 and training settings", expanded=False):
+    per_label = val(picked).get("per_label") or {}
+    if per_label:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "label": name,
+                        "P": 100 * m.get("precision", 0),
+                        "R": 100 * m.get("recall", 0),
+                        "F1": 100 * m.get("f1", 0),
+                        "support": m.get("support"),
+                    }
+                    for name, m in per_label.items()
+                ]
+            ),
+            hide_index=True,
+            key="models_per_label",
+            column_config={c: st.column_config.NumberColumn(format="%.1f") for c in ("P", "R", "F1")},
+        )
+    else:
+        st.caption("No per-label figures were stored with this version.")
+    st.json({"path": picked.path, "settings": picked.settings or {}}, expanded=False)
+
+st.subheader("Compare two versions on val")
+if len(names) < 2:
+    st.caption("Only one version is registered.")
+else:
+    c3, c4 = st.columns(2)
+    first = c3.selectbox("Before", names, index=min(1, len(names) - 1), key="models_compare_a")
+    second = c4.selectbox("After", names, index=0, key="models_compare_b")
+    a, b = by_name[first], by_name[second]
+    labels = sorted(set(val(a).get("per_label") or {}) | set(val(b).get("per_label") or {}))
+    delta = pd.DataFrame(
+        [
+            {
+                "label": label,
+                "F1 before": 100 * ((val(a).get("per_label") or {}).get(label) or {}).get("f1", 0.0),
+                "F1 after": 100 * ((val(b).get("per_label") or {}).get(label) or {}).get("f1", 0.0),
+            }
+            for label in labels
+        ]
+        + [
+            {
+                "label": "micro (non-None)",
+                "F1 before": percent(val(a).get("f1")),
+                "F1 after": percent(val(b).get("f1")),
+            }
+        ]
+    )
+    delta["change"] = delta["F1 after"] - delta["F1 before"]
+    st.dataframe(
+        delta,
+        hide_index=True,
+        key="models_compare_labels",
+        column_config={
+            c: st.column_config.NumberColumn(format="%+.1f" if c == "change" else "%.1f")
+            for c in ("F1 before", "F1 after", "change")
+        },
+    )
+    with sessions() as session:
+        both, changed = prediction_changes(session, a.id, b.id, "val")
+        missing = [v.version_id for v in (a, b) if scored_pairs(session, v.id, "val") == 0]
+    st.caption(f"{both} val pairs scored by both; the prediction changed on {len(changed)}.")
+    if changed:
+        st.dataframe(pd.DataFrame(changed), hide_index=True, key="models_compare_pairs")
+    for version_id in missing:
+        if st.button(f"Score val with {version_id}", key=f"models_score_{version_id}"):
+            job = enqueue(sessions, "score", require_reviewer(), {"model_version": version_id})
+            st.success(f"Queued job {job}: {version_id} scores the queue, val first (see Jobs).")
 
 st.subheader("Retrain on the curated labels")
 st.caption(
-    "Fine-tunes the chosen version on its dataset's train split with the reviewers' corrections applied "
-    "and rejected pairs dropped (app.retrain), evaluates before and after on val, and registers the result."
+    "Queues a job that fine-tunes the chosen version on its dataset's train split with the reviewers' "
+    "corrections applied and rejected pairs dropped (app.retrain), measures before and after on the same val "
+    "records, registers the result and activates it only if its val micro-F1 beats the active model's."
 )
 sources = {
     name: path for name, path in datasets.items() if path and (Path(path) / "ours_rel2id.json").is_file()
@@ -83,41 +207,26 @@ sources = {
 if not sources:
     st.info("Retraining needs a dataset imported from an MNRE-layout folder that is still on this machine.")
     st.stop()
-c3, c4, c5, c6 = st.columns(4)
-dataset = c3.selectbox("Dataset", list(sources), key="models_dataset")
-epochs = c4.number_input("Epochs", 1, 20, 1, key="models_epochs")
-limit_train = c5.number_input("Train records (0 = all)", 0, 100_000, 2000, step=500, key="models_limit_train")
-limit_val = c6.number_input("Val records (0 = all)", 0, 10_000, 500, step=100, key="models_limit_val")
-activate = st.checkbox("Make the new version active", value=True, key="models_activate_new")
-if st.button("Retrain", type="primary", key="models_retrain"):
+c5, c6, c7, c8 = st.columns(4)
+dataset = c5.selectbox("Dataset", list(sources), key="models_dataset")
+epochs = c6.number_input("Epochs", 1, 20, 1, key="models_epochs")
+limit_train = c7.number_input("Train records (0 = all)", 0, 100_000, 0, step=500, key="models_limit_train")
+limit_val = c8.number_input("Val records (0 = all)", 0, 10_000, 0, step=100, key="models_limit_val")
+if st.button("Retrain from curated labels", type="primary", key="models_retrain"):
     who = require_reviewer()
-    if (admin := refuse_unless_admin("start a retraining")) is None:
+    if refuse_unless_admin("start a retraining") is None:
         st.stop()
-    bar = st.progress(0.0, text="preparing ...")
-    with st.status("Retraining ...", expanded=True) as status:
-        try:
-            result = retrain(
-                sessions,
-                chosen,
-                sources[dataset],
-                dataset,
-                int(epochs),
-                runs_dir() / f"retrain-{time.strftime('%Y%m%d-%H%M%S')}",
-                activate=activate,
-                created_by=who,
-                actor=admin,
-                log=status.write,
-                progress_callback=lambda f, msg: bar.progress(min(f, 1.0), text=msg),
-                limit_train=int(limit_train) or None,
-                limit_val=int(limit_val) or None,
-                feature_cache=str(feature_cache_dir()),
-                device="cpu",
-                progress=False,
-            )
-        except (LabelStoreError, DataFormatError, OSError) as err:
-            status.update(label="Retraining failed", state="error")
-            st.error(f"Retraining failed: {err}")
-            st.stop()
-        status.update(label=f"Registered {result.new_version}", state="complete")
-    bar.progress(1.0, text="done")
-    st.code(result.table())
+    job = enqueue(
+        sessions,
+        "retrain",
+        who,
+        {
+            "base": chosen,
+            "data": sources[dataset],
+            "dataset": dataset,
+            "epochs": int(epochs),
+            "limit_train": int(limit_train) or None,
+            "limit_val": int(limit_val) or None,
+        },
+    )
+    st.success(f"Queued job {job}: retraining {chosen} on the curated {dataset} labels. Follow it on Jobs.")

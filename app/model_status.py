@@ -1,0 +1,101 @@
+"""Which model the app is using and how good it is, in one line for every page and a warning where it matters.
+
+model_status_line(session) -> str       "Model X, val micro-F1 52.3 · training: ..." (the sidebar)
+weak_model_warning()                    a warning on Review and Inspect when there is no model or a weak one
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import streamlit as st
+from sqlalchemy.orm import Session
+
+from db.jobs import pending_jobs, running_jobs
+from db.models import Job, utcnow
+from db.queries import active_model_version
+
+WEAK_F1 = 0.50  # below this val micro-F1 a model's suggestions and explanations are mostly noise
+MODEL_KINDS = ("first_model", "default_model", "retrain")
+KIND_NAMES = {
+    "first_model": "the first model",
+    "default_model": "the default recipe",
+    "retrain": "a retraining",
+    "score": "scoring the queue",
+    "grounding": "batch grounding",
+    "shuffle": "the shuffle experiment",
+    "ablation": "the ablation runs",
+}
+
+
+@dataclass
+class ModelStatus:
+    version: str | None
+    val_f1: float | None  # 0..1
+    training: Job | None  # the model-making job running now, else the next one queued
+
+    @property
+    def weak(self) -> bool:
+        return self.version is None or self.val_f1 is None or self.val_f1 < WEAK_F1
+
+
+def model_status(session: Session) -> ModelStatus:
+    active = active_model_version(session)
+    f1 = ((active.metrics or {}).get("val") or {}).get("f1") if active else None
+    jobs = [j for j in running_jobs(session) + pending_jobs(session) if j.kind in MODEL_KINDS]
+    return ModelStatus(active.version_id if active else None, f1, jobs[0] if jobs else None)
+
+
+def training_text(job: Job) -> str:
+    """ "the first model is training (42%, epoch 1/1, model expected ~10:12 UTC)" or "... is queued (job 3)"."""
+    name = KIND_NAMES.get(job.kind, job.kind)
+    if job.status != "running":
+        return f"{name} is queued (job {job.id})"
+    progress = job.progress or {}
+    parts = [f"{100 * progress.get('fraction', 0):.0f}%"]
+    if progress.get("epoch"):
+        parts.append(f"epoch {progress['epoch']}/{progress['epochs']}")
+    if progress.get("eta_s") is not None:
+        eta = utcnow() + timedelta(seconds=progress["eta_s"])
+        parts.append(f"model expected ~{eta:%H:%M} UTC")
+    return f"{name} is training ({', '.join(parts)}; job {job.id})"
+
+
+def model_status_line(session: Session) -> str:
+    status = model_status(session)
+    if status.version is None:
+        text = "**No model yet**: the queue, review and export work without predictions."
+    else:
+        f1 = f"val micro-F1 {100 * status.val_f1:.1f}" if status.val_f1 is not None else "val F1 unknown"
+        text = f"Model **{status.version}**, {f1}" + (" (weak)" if status.weak else "")
+    if status.training is not None:
+        text += f" · {training_text(status.training)}"
+    elif status.version is None:
+        text += " Nothing is training: start a model on the Models page."
+    return text
+
+
+def sidebar_model_status() -> None:
+    from app.resources import get_sessions
+
+    with get_sessions()() as session:
+        st.sidebar.caption(model_status_line(session))
+
+
+def weak_model_warning() -> None:
+    """On the pages that show the model's suggestions and explanations: say when they are not worth much."""
+    from app.resources import get_sessions
+
+    with get_sessions()() as session:
+        status = model_status(session)
+        training = training_text(status.training) if status.training is not None else None
+    later = f" Meanwhile {training}." if training else ""
+    if status.version is None:
+        st.info(f"No model is active yet, so there are no suggestions or explanations.{later}")
+    elif status.weak:
+        f1 = f"{100 * status.val_f1:.1f}" if status.val_f1 is not None else "unknown"
+        st.warning(
+            f"The active model **{status.version}** is weak (val micro-F1 {f1}, below {100 * WEAK_F1:.0f}): "
+            f"treat its suggested labels, attention and attributions as noise.{later}"
+        )

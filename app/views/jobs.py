@@ -1,0 +1,149 @@
+"""Jobs: the long work the worker runs beside the app (training, scoring, grounding, experiments).
+
+Every job's kind, who started it, its progress (step, epoch, time left, latest val F1), its log tail, its outcome or
+error, and a cancel button while it is queued or running. The state is the label store's jobs table, so a refresh
+or an app restart shows the same; the page re-reads it every few seconds while something runs.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.jobs import cancel
+from app.model_status import KIND_NAMES
+from app.resources import get_sessions
+from db.jobs import list_jobs, pending_jobs, running_jobs
+from db.models import Job
+from db.queries import LabelStoreError
+
+REFRESH_SECONDS = 3
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    return (
+        f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
+
+
+def progress_text(job: Job) -> str:
+    p = job.progress or {}
+    parts = []
+    if p.get("parts", 1) > 1:
+        parts.append(f"part {p['part']}/{p['parts']}")
+    if p.get("epoch"):
+        parts.append(f"epoch {p['epoch']}/{p['epochs']}")
+    if p.get("step"):
+        parts.append(f"step {p['step']}" + (f"/{p['steps']}" if p.get("steps") else ""))
+    if job.status == "running" and p.get("eta_s") is not None:
+        parts.append(f"about {duration(p['eta_s'])} left")
+    if p.get("val_f1") is not None:
+        parts.append(f"latest val F1 {100 * p['val_f1']:.1f}")
+    return " · ".join(parts) or p.get("message", "")
+
+
+def job_rows(jobs: list[Job]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "job": j.id,
+                "kind": KIND_NAMES.get(j.kind, j.kind),
+                "started by": j.started_by,
+                "status": j.status,
+                "progress %": 100 * (j.progress or {}).get("fraction", 0.0),
+                "created": j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "outcome": ", ".join(f"{k}: {v}" for k, v in (j.outcome or {}).items() if v is not None),
+                "error": j.error or "",
+            }
+            for j in jobs
+        ]
+    )
+
+
+def cancel_button(job: Job) -> None:
+    if st.button(
+        "Cancel", key=f"jobs_cancel_{job.id}", disabled=job.cancel_requested and job.status == "running"
+    ):
+        try:
+            status = cancel(get_sessions(), job.id)
+        except LabelStoreError as err:
+            st.error(str(err))
+        else:
+            st.toast(f"Job {job.id}: " + ("cancelled" if status == "cancelled" else "stops at its next step"))
+            st.rerun()
+
+
+st.title("Jobs")
+sessions = get_sessions()
+with sessions() as session:
+    running, pending, recent = running_jobs(session), pending_jobs(session), list_jobs(session, limit=50)
+    for job in (*running, *pending, *recent):
+        session.expunge(job)  # read after the session closes
+
+
+@st.fragment(run_every=REFRESH_SECONDS if running or pending else None)
+def live() -> None:
+    with get_sessions()() as session:
+        now_running, now_pending = running_jobs(session), pending_jobs(session)
+        if [j.id for j in now_running] != [j.id for j in running] or len(now_pending) != len(pending):
+            st.rerun()  # a job started or ended: redraw the whole page
+        st.subheader("Running")
+        if not now_running:
+            st.caption(
+                "Nothing is running. The worker (`python -m app.worker`, started by `make app`) takes the "
+                "next queued job."
+            )
+        for job in now_running:
+            with st.container(border=True):
+                p = job.progress or {}
+                st.markdown(
+                    f"**Job {job.id}: {KIND_NAMES.get(job.kind, job.kind)}**, started by {job.started_by} "
+                    f"on {job.worker}" + (" · **cancel requested**" if job.cancel_requested else "")
+                )
+                st.progress(min(1.0, p.get("fraction", 0.0)), text=progress_text(job) or "starting ...")
+                if job.log_tail:
+                    st.code("\n".join(job.log_tail.splitlines()[-12:]), language=None)
+                cancel_button(job)
+        st.subheader(f"Queue ({len(now_pending)} waiting)")
+        if not now_pending:
+            st.caption("No job is waiting.")
+        for position, job in enumerate(now_pending, 1):
+            c1, c2 = st.columns([5, 1])
+            c1.markdown(
+                f"{position}. **Job {job.id}: {KIND_NAMES.get(job.kind, job.kind)}**, started by "
+                f"{job.started_by}, queued {job.created_at:%H:%M:%S} UTC (priority {job.priority})"
+            )
+            with c2:
+                cancel_button(job)
+
+
+live()
+st.subheader("All jobs")
+if recent:
+    st.dataframe(
+        job_rows(recent),
+        hide_index=True,
+        key="jobs_table",
+        column_config={
+            "progress %": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%.0f%%")
+        },
+    )
+    finished = [j for j in recent if j.status not in ("queued", "running")]
+    if finished:
+        labels = {f"job {j.id}: {KIND_NAMES.get(j.kind, j.kind)} ({j.status})": j for j in finished}
+        picked = labels[st.selectbox("Details of", list(labels), key="jobs_details")]
+        if picked.error:
+            st.error(picked.error)
+        if picked.outcome:
+            st.json(picked.outcome, expanded=False)
+        if picked.log_tail:
+            st.code(picked.log_tail, language=None)
+else:
+    st.info(
+        "No job has run yet. `make app` queues the first model; the Models and Experiments pages start more."
+    )

@@ -1,0 +1,56 @@
+"""Reads for comparing two model versions: their stored predictions on the same pairs."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session, aliased
+
+from db.models import EntityPair, Job, ModelVersion, Post, Prediction
+from db.queries import DEFAULT_PREDICTION_METHOD
+
+
+def prediction_changes(
+    session: Session,
+    version_a: int,
+    version_b: int,
+    split: str = "val",
+    method: str = DEFAULT_PREDICTION_METHOD,
+) -> tuple[int, list[dict]]:
+    """(pairs of `split` both versions scored, those whose predicted label differs: pair, gold, a, b, text)."""
+    a, b = aliased(Prediction), aliased(Prediction)
+    rows = session.execute(
+        select(EntityPair.id, EntityPair.gold_label, a.predicted_label, b.predicted_label, Post.text)
+        .join(a, and_(a.pair_id == EntityPair.id, a.model_version_id == version_a, a.method == method))
+        .join(b, and_(b.pair_id == EntityPair.id, b.model_version_id == version_b, b.method == method))
+        .join(Post, Post.id == EntityPair.post_id)
+        .where(EntityPair.split == split)
+        .order_by(EntityPair.id)
+    ).all()
+    changed = [
+        {"pair": pid, "gold": gold, "before": pa, "after": pb, "text": text[:120]}
+        for pid, gold, pa, pb, text in rows
+        if pa != pb
+    ]
+    return len(rows), changed
+
+
+def scored_pairs(
+    session: Session, version: int, split: str = "val", method: str = DEFAULT_PREDICTION_METHOD
+) -> int:
+    return len(
+        session.scalars(
+            select(Prediction.id)
+            .join(EntityPair, EntityPair.id == Prediction.pair_id)
+            .where(
+                Prediction.model_version_id == version, Prediction.method == method, EntityPair.split == split
+            )
+        ).all()
+    )
+
+
+def versions_with_jobs(session: Session) -> list[tuple[ModelVersion, Job | None]]:
+    """Every model version, newest first, with the job that made it (settings["job"]) when there is one."""
+    versions = list(session.scalars(select(ModelVersion).order_by(ModelVersion.created_at.desc())))
+    job_ids = {(v.settings or {}).get("job") for v in versions} - {None}
+    jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(job_ids)))} if job_ids else {}
+    return [(v, jobs.get((v.settings or {}).get("job"))) for v in versions]
