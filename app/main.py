@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit ru
 
 from app.auth import require_login  # noqa: E402
 from app.identity import identity_sidebar  # noqa: E402
+from app.model_status import sidebar_model_status  # noqa: E402
 from app.state import init_state  # noqa: E402
 
 # One thread per request: on a busy 2-core machine two threads make a post ~5x slower, not faster.
@@ -40,8 +41,10 @@ pages = {
     "Curate": [
         st.Page("views/export.py", title="Export", icon=":material/download:"),
         st.Page("views/models.py", title="Models", icon=":material/model_training:"),
+        st.Page("views/jobs.py", title="Jobs", icon=":material/pending_actions:"),
     ],
 }
 page = st.navigation(pages)
 identity_sidebar()
+sidebar_model_status()  # every page says which model is active, or what is training and when a model is due
 page.run()
