@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.model_status import weak_model_warning
 from app.explanations import (
     attention,
     cancel_other_pairs,
@@ -27,6 +26,7 @@ from app.explanations import (
     stored_summary,
     token_summary,
 )
+from app.model_status import weak_model_warning
 from app.render import highlighted_text
 from app.resources import get_sessions
 from app.state import review_session

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.model_status import weak_model_warning
 from app.identity import require_reviewer
 from app.inference import predict_pair
+from app.model_status import weak_model_warning
 from app.render import entity_legend, highlighted_text, probability_figure, ranked_labels
 from app.resources import get_sessions, load_model
 from app.review_actions import SHORTCUTS, boxed_image, pair_view, save, undo_action
