@@ -88,6 +88,7 @@ def test_the_image_decides_and_only_objects_uses_it(trained, synthetic_root, fea
         )
 
 
+@pytest.mark.slow
 def test_best_checkpoint_history_and_version(trained):
     result = trained["objects"]
     assert len(result.history) == 8
