@@ -1,4 +1,7 @@
-"""Label-store reads and writes the pages need, as plain data (picklable, cacheable, no lazy ORM loads in pages)."""
+"""Label-store reads and writes the pages need, as plain data (picklable, cacheable, no lazy ORM loads in pages).
+
+No SQL here: every query is a db/ function; this module turns their rows into what a page shows.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.io import import_post
-from db.models import Annotation, EntityPair, ModelVersion
+from db.models import Annotation
 from db.queries import (
     active_model_version,
     current_state,
+    evaluation_runs_with_versions,
+    model_versions_newest_first,
     pair_detail,
     pair_history,
+    queue_filter_values,
     record_annotation,
     undo_last,
 )
@@ -245,7 +250,7 @@ def _write_new_file(path: Path, data: bytes) -> None:
 
 def model_versions(session: Session) -> list[dict[str, Any]]:
     rows = []
-    for v in session.scalars(select(ModelVersion).order_by(ModelVersion.created_at.desc())):
+    for v in model_versions_newest_first(session):
         settings = v.settings or {}
         val = (v.metrics or {}).get("val", {})
         rows.append(
@@ -266,20 +271,13 @@ def model_versions(session: Session) -> list[dict[str, Any]]:
 
 def filter_options(session: Session) -> dict[str, list[str]]:
     """Values the queue filters offer (splits, gold labels, annotators present in the store)."""
-    return {
-        "split": sorted(session.scalars(select(EntityPair.split).distinct())),
-        "gold_label": sorted(x for x in session.scalars(select(EntityPair.gold_label).distinct()) if x),
-        "annotator": sorted(session.scalars(select(Annotation.annotator).distinct())),
-    }
+    return queue_filter_values(session)
 
 
 def evaluation_run_rows(session: Session, split: str | None = None) -> list[dict[str, Any]]:
     """Stored evaluation runs as the rows explain.shuffle_table / ablation_table read (one per run)."""
-    from db.queries import evaluation_runs
-
     rows = []
-    for run in evaluation_runs(session, split):
-        version = session.get(ModelVersion, run.model_version_id) if run.model_version_id else None
+    for run, version in evaluation_runs_with_versions(session, split):
         name = version.version_id if version else run.variant
         architecture = (
             name.split("-", 1)[0] if name.split("-", 1)[0] in ("ifaformer", "mega") else "ifaformer"

@@ -20,11 +20,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, insert, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
-from db.models import ANNOTATION_STATUSES, Annotation, Dataset, EntityPair, GroundedCrop, Post
-from db.queries import CurrentState, LabelStoreError, get_or_create_dataset, latest_annotation_subquery
+from db.models import ANNOTATION_STATUSES, Dataset, EntityPair, GroundedCrop, Post
+from db.queries import (
+    CurrentState,
+    LabelStoreError,
+    current_annotation_alias,
+    get_or_create_dataset,
+    join_current_annotation,
+)
 from db.roles import Actor, require_admin
 from model.images import (
     DEFAULT_MAX_IMAGE_BYTES,
@@ -403,8 +409,7 @@ class ExportReport:
 def curated_rows(session: Session, flt: ExportFilter | None = None) -> list[dict[str, Any]]:
     """One dict per exported pair, in source order, with the curated label and the decision behind it."""
     flt = flt or ExportFilter()
-    latest = latest_annotation_subquery()
-    cur = aliased(Annotation, name="cur")
+    cur = current_annotation_alias()
     stmt = (
         select(  # plain columns, not ORM entities: 3-4x faster for a 15k-row export
             EntityPair.id.label("pair_id"),
@@ -432,9 +437,9 @@ def curated_rows(session: Session, flt: ExportFilter | None = None) -> list[dict
         )
         .join(Post, Post.id == EntityPair.post_id)
         .join(Dataset, Dataset.id == EntityPair.dataset_id)
-        .outerjoin(latest, latest.c.pair_id == EntityPair.id)
-        .outerjoin(cur, and_(cur.pair_id == EntityPair.id, cur.revision == latest.c.revision))
-        .order_by(Dataset.name, EntityPair.split, EntityPair.source_line, EntityPair.id)
+    )
+    stmt = join_current_annotation(stmt, cur).order_by(
+        Dataset.name, EntityPair.split, EntityPair.source_line, EntityPair.id
     )
     if flt.dataset:
         stmt = stmt.where(Dataset.name == flt.dataset)

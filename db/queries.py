@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from db.models import (
     ANNOTATION_STATUSES,
@@ -235,14 +235,31 @@ def latest_annotation_subquery():
     )
 
 
+def current_annotation_alias():
+    """The Annotation alias ("cur") that join_current_annotation fills with each pair's current annotation."""
+    return aliased(Annotation, name="cur")
+
+
+def join_current_annotation(stmt, cur, pair_id_column=EntityPair.id):
+    """`stmt` outer-joined to each pair's current annotation (highest revision) as `cur`.
+
+    The one place the "current annotation" join is written: the queue, progress, current states, exports and
+    curation read the current state through it. `cur` columns are NULL for pairs never annotated (unreviewed).
+    """
+    latest = latest_annotation_subquery()
+    return stmt.outerjoin(latest, latest.c.pair_id == pair_id_column).outerjoin(
+        cur, and_(cur.pair_id == pair_id_column, cur.revision == latest.c.revision)
+    )
+
+
 def current_states(session: Session, pair_ids: Iterable[int] | None = None) -> dict[int, CurrentState]:
     """Current state of many pairs in one query (pairs without annotations are absent: they are UNREVIEWED)."""
-    latest = latest_annotation_subquery()
-    stmt = select(
-        Annotation.pair_id, Annotation.status, Annotation.label, Annotation.revision, Annotation.annotator
-    ).join(latest, and_(latest.c.pair_id == Annotation.pair_id, latest.c.revision == Annotation.revision))
+    cur = current_annotation_alias()
+    stmt = join_current_annotation(
+        select(cur.pair_id, cur.status, cur.label, cur.revision, cur.annotator).select_from(EntityPair), cur
+    ).where(cur.revision.is_not(None))
     if pair_ids is not None:
-        stmt = stmt.where(Annotation.pair_id.in_(list(pair_ids)))
+        stmt = stmt.where(EntityPair.id.in_(list(pair_ids)))
     return {
         row.pair_id: CurrentState(row.status, row.label, row.revision, row.annotator)
         for row in session.execute(stmt)
@@ -342,8 +359,7 @@ def review_queue(
     if model_version_id is None:
         active = active_model_version(session)
         model_version_id = active.id if active else None
-    latest = latest_annotation_subquery()
-    cur = aliased(Annotation, name="cur")
+    cur = current_annotation_alias()
     pred = aliased(Prediction, name="pred")
     stmt = (
         select(
@@ -368,16 +384,14 @@ def review_queue(
         )
         .join(Post, Post.id == EntityPair.post_id)
         .join(Dataset, Dataset.id == EntityPair.dataset_id)
-        .outerjoin(latest, latest.c.pair_id == EntityPair.id)
-        .outerjoin(cur, and_(cur.pair_id == EntityPair.id, cur.revision == latest.c.revision))
-        .outerjoin(
-            pred,
-            and_(
-                pred.pair_id == EntityPair.id,
-                pred.model_version_id == model_version_id,
-                pred.method == method,
-            ),
-        )
+    )
+    stmt = join_current_annotation(stmt, cur).outerjoin(
+        pred,
+        and_(
+            pred.pair_id == EntityPair.id,
+            pred.model_version_id == model_version_id,
+            pred.method == method,
+        ),
     )
     stmt = _apply_filters(stmt, flt, cur, pred)
     order = {
@@ -422,17 +436,14 @@ def review_queue(
 
 def progress(session: Session, dataset: str | None = None, split: str | None = None) -> dict[str, int]:
     """Pairs per current status (every status key present, "total" included)."""
-    latest = latest_annotation_subquery()
-    cur = aliased(Annotation, name="cur")
+    cur = current_annotation_alias()
     status = func.coalesce(cur.status, "unreviewed")
-    stmt = (
+    stmt = join_current_annotation(
         select(status, func.count())
         .select_from(EntityPair)
-        .join(Dataset, Dataset.id == EntityPair.dataset_id)
-        .outerjoin(latest, latest.c.pair_id == EntityPair.id)
-        .outerjoin(cur, and_(cur.pair_id == EntityPair.id, cur.revision == latest.c.revision))
-        .group_by(status)
-    )
+        .join(Dataset, Dataset.id == EntityPair.dataset_id),
+        cur,
+    ).group_by(status)
     if dataset:
         stmt = stmt.where(Dataset.name == dataset)
     if split:
@@ -710,6 +721,40 @@ def evaluation_runs(session: Session, split: str | None = None) -> list[Evaluati
     if split:
         stmt = stmt.where(EvaluationRun.split == split)
     return list(session.scalars(stmt))
+
+
+def evaluation_runs_with_versions(
+    session: Session, split: str | None = None
+) -> list[tuple[EvaluationRun, ModelVersion | None]]:
+    """Evaluation runs (ordered as evaluation_runs) with the model version each evaluated, in one query."""
+    stmt = (
+        select(EvaluationRun, ModelVersion)
+        .outerjoin(ModelVersion, ModelVersion.id == EvaluationRun.model_version_id)
+        .order_by(EvaluationRun.variant, EvaluationRun.setting, EvaluationRun.created_at)
+    )
+    if split:
+        stmt = stmt.where(EvaluationRun.split == split)
+    return [(run, version) for run, version in session.execute(stmt)]
+
+
+def model_versions_newest_first(session: Session) -> list[ModelVersion]:
+    """Every registered model version, newest first, with its parent loaded (no lazy load after the session)."""
+    return list(
+        session.scalars(
+            select(ModelVersion)
+            .options(selectinload(ModelVersion.parent))
+            .order_by(ModelVersion.created_at.desc())
+        )
+    )
+
+
+def queue_filter_values(session: Session) -> dict[str, list[str]]:
+    """Values the queue and export filters offer: splits, gold labels and annotators present in the store."""
+    return {
+        "split": sorted(session.scalars(select(EntityPair.split).distinct())),
+        "gold_label": sorted(x for x in session.scalars(select(EntityPair.gold_label).distinct()) if x),
+        "annotator": sorted(session.scalars(select(Annotation.annotator).distinct())),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
