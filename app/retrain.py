@@ -4,8 +4,10 @@
                           [--output-dir runs/retrain-...] [--activate] [--database-url URL]
 
 Corrections (and accepted labels) override the source labels, rejected pairs are dropped, everything else keeps its
-source label. The base model is evaluated on val first, the fine-tuned best epoch is registered as a new model
-version (parent = the base) with both sets of figures, and both evaluations are stored as evaluation runs.
+source label. Before and after are measured by the same rule: one evaluation on the same val records of a model
+that was not picked on them (the base as registered, the fine-tuned model after its last epoch). The fine-tuned
+model is registered as a new version (parent = the base) with both sets of figures, and both evaluations are
+stored as evaluation runs. A --base folder is registered only once its checkpoint loads.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class RetrainResult:
     checkpoint: Path
     curation: CurationReport
     before: dict  # base model on val
-    after: dict  # best fine-tuned epoch on val
+    after: dict  # the fine-tuned model after its last epoch, on the same val records
     history: list[dict]
 
     def table(self) -> str:
@@ -55,11 +57,21 @@ class RetrainResult:
 
 
 def _summary(metrics: dict) -> dict:
-    return {k: metrics[k] for k in (*SUMMARY_METRICS, "records") if k in metrics}
+    """The four figures, the record count and per-label P/R/F1 (the Models page shows them)."""
+    out = {k: metrics[k] for k in (*SUMMARY_METRICS, "records") if k in metrics}
+    if "per_label" in metrics:
+        out["per_label"] = {
+            name: {k: m[k] for k in ("precision", "recall", "f1", "support") if k in m}
+            for name, m in metrics["per_label"].items()
+        }
+    return out
 
 
 def resolve_base(sessions: sessionmaker, base: str) -> tuple[str, Path, str]:
-    """(version id, checkpoint folder, variant) of a checkpoint folder (registered on the way) or a version id."""
+    """(version id, checkpoint folder, variant) of a checkpoint folder (registered on the way, once it loads) or a
+    version id."""
+    if Path(base).is_dir():
+        _check_loads(Path(base))
     with sessions.begin() as session:
         if Path(base).is_dir():
             version = register_checkpoint(session, base)
@@ -71,6 +83,16 @@ def resolve_base(sessions: sessionmaker, base: str) -> tuple[str, Path, str]:
                 f"model version {version.version_id!r}: checkpoint folder {path} is missing"
             )
         return version.version_id, path, version.variant
+
+
+def _check_loads(folder: Path) -> None:
+    """A folder that is not a loadable checkpoint is refused before anything about it is stored."""
+    from model.evaluate import load_checkpoint
+
+    try:
+        load_checkpoint(folder)
+    except Exception as err:  # any reason it cannot load is the user's folder, reported as such
+        raise LabelStoreError(f"{folder}: not a loadable checkpoint ({type(err).__name__}: {err})") from err
 
 
 def retrain(
@@ -88,12 +110,14 @@ def retrain(
     log: Callable[[str], None] = print,
     progress_callback: Callable[[float, str], None] | None = None,
     actor: Actor | None = None,
+    before_register: Callable[[], None] | None = None,
     **train_options,
 ) -> RetrainResult:
     """Fine-tune `base` on the curated train split and register the result; see the module docstring.
 
     train_options go to model.train.TrainConfig (e.g. feature_cache, max_length, limit_train, limit_val, device).
-    progress_callback(fraction, message) is passed to model.train.train (the app's progress bar).
+    progress_callback(fraction, message) is passed to model.train.train (the job's progress); before_register()
+    runs just before anything is stored and may raise to stop (a cancelled job registers nothing).
     Retraining is an admin action (db.roles): a reviewer `actor` is refused before anything is written.
     """
     require_admin(actor, "start a retraining")
@@ -145,8 +169,13 @@ def retrain(
         label_names=label_names,
         progress_callback=progress_callback,
     )
-    if not result.best_metrics:
+    final_dir = Path(output_dir) / "last"
+    if not (final_dir / "config.json").is_file():
         raise LabelStoreError(f"training wrote no checkpoint under {output_dir}; nothing to register")
+    log(f"evaluating the fine-tuned model {final_dir} on val ...")
+    after = evaluate_checkpoint(final_dir, eval_records, **eval_options)
+    if before_register is not None:
+        before_register()
 
     settings = {
         "base": base_version,
@@ -164,10 +193,10 @@ def retrain(
     with sessions.begin() as session:
         version = register_model_version(
             session,
-            result.version_id,
-            result.best_dir.resolve(),
+            after["model_version"],
+            final_dir.resolve(),
             base_variant,
-            metrics={"val": _summary(result.best_metrics), "val_before": _summary(before)},
+            metrics={"val": _summary(after), "val_before": _summary(before)},
             parent_version_id=base_version,
             created_by=created_by,
             settings=settings,
@@ -187,21 +216,14 @@ def retrain(
             base_variant,
             "standard",
             "val",
-            _summary(result.best_metrics),
+            _summary(after),
             version.id,
             settings={"purpose": "retrain result", "parent": base_version},
         )
         if activate:
-            set_active(session, result.version_id, actor=actor)
-    return RetrainResult(
-        base_version,
-        result.version_id,
-        result.best_dir,
-        curation,
-        before,
-        result.best_metrics,
-        result.history,
-    )
+            set_active(session, version.version_id, actor=actor)
+        new_version = version.version_id
+    return RetrainResult(base_version, new_version, final_dir, curation, before, after, result.history)
 
 
 def main(argv: list[str] | None = None) -> int:

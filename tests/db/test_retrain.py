@@ -89,6 +89,9 @@ def test_retrain_uses_curated_labels_and_registers_a_child_version(
             "f1",
         }
         assert "before" in result.table() and "f1" in result.table()
+        # the same rule before and after: one evaluation on the same val records, no epoch picked on them
+        assert result.after["records"] == result.before["records"] == 32
+        assert result.checkpoint.name == "last" and result.after["model_version"] == result.new_version
         with sessions() as session:
             child = session.scalars(
                 select(ModelVersion).where(ModelVersion.version_id == result.new_version)
@@ -111,6 +114,7 @@ def test_retrain_reports_user_errors(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     assert retrain_main(["--base", "no-such-version", "--mnre", str(tmp_path), "--database-url", url]) == 2
     assert "model version 'no-such-version' is not registered" in capsys.readouterr().err
+    # a folder with a config.json but no weights: refused before anything is registered
     checkpoint = tmp_path / "ckpt"
     checkpoint.mkdir()
     (checkpoint / "config.json").write_text('{"version_id": "v1", "variant": "text_only"}')
@@ -118,13 +122,31 @@ def test_retrain_reports_user_errors(tmp_path, capsys):
         retrain_main(["--base", str(checkpoint), "--mnre", str(tmp_path / "nope"), "--database-url", url])
         == 2
     )
-    assert "ours_rel2id.json" in capsys.readouterr().err
-    with pytest.raises(LabelStoreError):
-        engine, sessions = open_database(url)
-        try:
-            from app.retrain import resolve_base
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not a loadable checkpoint" in err and "Traceback" not in err
+    engine, sessions = open_database(url)
+    try:
+        with sessions() as session:
+            assert session.scalars(select(ModelVersion)).all() == []
+        from app.retrain import resolve_base
 
-            (checkpoint / "config.json").unlink()
+        with pytest.raises(LabelStoreError, match="'v1' is not registered"):
             resolve_base(sessions, "v1")
-        finally:
-            engine.dispose()
+    finally:
+        engine.dispose()
+
+
+def test_retrain_reports_missing_data_for_a_good_base(tmp_path, capsys, tiny_text_encoder):
+    from model.encoders import build_model
+    from model.synthetic import MNRE_LABELS
+
+    model, tokenizer = build_model("text_only", MNRE_LABELS, tiny_text_encoder)
+    model.save_pretrained(tmp_path / "ckpt", tokenizer)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    assert (
+        retrain_main(
+            ["--base", str(tmp_path / "ckpt"), "--mnre", str(tmp_path / "nope"), "--database-url", url]
+        )
+        == 2
+    )
+    assert "ours_rel2id.json" in capsys.readouterr().err
