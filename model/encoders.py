@@ -21,8 +21,8 @@ MPNET_TEXT_ENCODER = "mpnet"
 DEFAULT_VISION_ENCODER = "efficientnet-lite0"
 
 
-class EncoderNotAvailable(RuntimeError):
-    pass
+class EncoderNotAvailable(ValueError):
+    """A text or vision encoder name that resolves to nothing loadable here (commands report it as bad input)."""
 
 
 def resolve_text_encoder(name: str) -> str:

