@@ -9,7 +9,7 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 
-.PHONY: setup test app lint
+.PHONY: setup test app lint worker
 setup: $(VENV)/.installed
 
 lint: setup
@@ -25,8 +25,12 @@ test: lint
 mpnet: setup
 	$(PY) -m model.install_mpnet $(if $(MPNET_DEST),--dest $(MPNET_DEST))
 
-# app: venv + packages, then app.prepare (database, data, a model, queue predictions; a second run only checks),
-# then the app on 127.0.0.1:$(PORT) with streamlit_config.toml (linked as app/.streamlit/config.toml).
+# app: venv + packages, then app.launch: imports the data (a second run only checks), queues the first model and
+# the default recipe as jobs, starts the job worker and the app on 127.0.0.1:$(PORT) (streamlit_config.toml, linked
+# as app/.streamlit/config.toml). Ctrl-C stops both.
 app: setup
-	$(PY) -m app.prepare
-	$(PY) -m streamlit run app/main.py --server.port $(PORT)
+	$(PY) -m app.launch --port $(PORT)
+
+# worker: only the job worker (e.g. a second machine sharing MRELENS_JOBS_URL=redis://... and DATABASE_URL)
+worker: setup
+	$(PY) -m app.worker
