@@ -8,12 +8,18 @@ reference (bert-base + CLIP on the MNRE test split; ours are offline MiniLM + Ef
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from app.auth import refuse_unless_admin
+from app.identity import require_reviewer
+from app.jobs import enqueue
 from app.resources import get_sessions
 from app.store import evaluation_run_rows
+from db.jobs import pending_jobs, running_jobs
+from db.queries import list_datasets
 
 SHUFFLE_COLUMNS = [
     "model",
@@ -63,13 +69,64 @@ def figures_module():
         return None
 
 
+EXPERIMENT_KINDS = {"shuffle": "Table 1 (visual shuffle)", "ablation": "Table 2 (ablation)"}
+
+
+def experiment_jobs_panel() -> None:
+    """Start Table 1 / Table 2 as worker jobs on the current data, and follow the ones queued or running."""
+    sessions = get_sessions()
+    with sessions() as session:
+        sources = {d.name: d.source_path for d in list_datasets(session)}
+        live = [j for j in running_jobs(session) + pending_jobs(session) if j.kind in EXPERIMENT_KINDS]
+        for job in live:
+            session.expunge(job)
+    sources = {n: p for n, p in sources.items() if p and (Path(p) / "ours_rel2id.json").is_file()}
+    with st.expander("Run the experiments on the current data", expanded=not live):
+        if not sources:
+            st.info("Needs a dataset imported from an MNRE-layout folder that is still on this machine.")
+            return
+        c1, c2, c3 = st.columns(3)
+        dataset = c1.selectbox("Dataset", list(sources), key="experiments_dataset")
+        epochs = c2.number_input("Epochs per training", 1, 20, 1, key="experiments_epochs")
+        limit = c3.number_input("Train records (0 = all)", 0, 100_000, 0, step=500, key="experiments_limit")
+        params = {
+            "data": sources[dataset],
+            "dataset": dataset,
+            "epochs": int(epochs),
+            "limit_train": int(limit) or None,
+        }
+        st.caption(
+            "Table 1 trains the objects variant twice (matched and shuffled train images) and tests it with matched "
+            "and shuffled images; Table 2 trains each variant once (text only, vanilla, no text attention, objects). "
+            "Both run in the worker (see Jobs) with the default recipe's settings and store their runs here."
+        )
+        b1, b2 = st.columns(2)
+        for column, kind in ((b1, "shuffle"), (b2, "ablation")):
+            if column.button(f"Run {EXPERIMENT_KINDS[kind]}", key=f"experiments_run_{kind}"):
+                who = require_reviewer()
+                if refuse_unless_admin(f"run {EXPERIMENT_KINDS[kind]}") is None:
+                    return
+                job = enqueue(sessions, kind, who, params)
+                st.success(f"Queued job {job}: {EXPERIMENT_KINDS[kind]}. Follow it on the Jobs page.")
+                st.rerun()
+    for job in live:
+        p = job.progress or {}
+        text = f"Job {job.id}: {EXPERIMENT_KINDS[job.kind]} {job.status}"
+        if job.status == "running":
+            text += f", training {p.get('part', 1)}/{p.get('parts', 1)}"
+            if p.get("epoch"):
+                text += f", epoch {p['epoch']}/{p['epochs']}"
+        st.progress(min(1.0, p.get("fraction", 0.0)), text=text)
+
+
 st.title("Experiments")
+experiment_jobs_panel()
 with get_sessions()() as session:
     runs = evaluation_run_rows(session)
 if not runs:
     st.info(
-        "No evaluation runs are stored yet. `python -m model.shuffle` and `python -m app.retrain` store "
-        "them; this page then shows the paper's Table 1 and Table 2 from them."
+        "No evaluation runs are stored yet. Run Table 1 or Table 2 above (or `python -m model.shuffle`, "
+        "`python -m app.retrain`); this page then shows the paper's tables from them."
     )
     st.stop()
 from explain import ablation_table, shuffle_table  # noqa: E402  (only needed once there are runs)
