@@ -104,7 +104,7 @@ def attribute_tokens(
     n_steps: int = 32,
     internal_batch_size: int = 8,
 ) -> TokenAttribution:
-    """LayerIntegratedGradients on model.text_embeddings.word_embeddings for p(target).
+    """LayerIntegratedGradients on the model's word embeddings (model.word_embeddings()) for p(target).
 
     Only the word embeddings are interpolated: position embeddings, the attention mask, head/tail indices and the
     visual inputs are passed unchanged, so every interpolation step sees the real post structure and image.
@@ -122,7 +122,7 @@ def attribute_tokens(
     base = baseline_ids(inputs, ids, baseline)
     keys = [k for k in inputs.batch if k != "input_ids"]
     forward = _text_forward(model, keys)
-    lig = LayerIntegratedGradients(forward, model.text_embeddings.word_embeddings)
+    lig = LayerIntegratedGradients(forward, model.word_embeddings())
     attr, delta = lig.attribute(
         inputs.batch["input_ids"],
         baselines=base,
@@ -147,7 +147,7 @@ def attribute_tokens(
         p_input=p_in,
         p_baseline=p_base,
         settings={
-            "layer": "text_embeddings.word_embeddings",
+            "layer": "word embeddings",
             "baseline": baseline,
             "baseline_token_id": ids[baseline],
             "kept_in_baseline": "[CLS], [SEP], entity markers",

@@ -15,7 +15,6 @@ import torch
 
 from model.batching import collate, prepare_examples
 from model.data import ENTITY_MARKERS, Record, encode_text
-from model.ifaformer import EFFICIENTNET_GRID
 from model.visual_features import FeatureCache
 
 
@@ -79,23 +78,9 @@ def model_version(model) -> str:
 
 
 def visual_token_layout(model) -> tuple[list[int], list[str]]:
-    """The slot of each visual token and a readable label for it, without running the model."""
-    config = model.config
-    if not config.uses_image:
-        return [], []
-    k = config.num_crops
-    if config.vision_backbone == "efficientnet":
-        grid = [
-            f"grid r{i // EFFICIENTNET_GRID}c{i % EFFICIENTNET_GRID}" for i in range(EFFICIENTNET_GRID**2)
-        ]
-        return [0] * len(grid) + list(range(1, k + 1)), grid + [f"crop {c}" for c in range(1, k + 1)]
-    per_slot = model.visual_embeddings.tokens_per_slot(k)
-    slots, labels = [], []
-    for slot, n in enumerate(per_slot):
-        name = "image" if slot == 0 else f"crop {slot}"
-        slots += [slot] * n
-        labels += [f"{name} cls"] + [f"{name} patch {p}" for p in range(n - 1)]
-    return slots, labels
+    """The slot of each visual input token and a readable label for it, without running the model (the model's
+    explanation interface, model.explainable)."""
+    return model.visual_token_layout()
 
 
 def encode_post(

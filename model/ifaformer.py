@@ -565,6 +565,22 @@ class IFAformerForRelationClassification(nn.Module):
                 dst.load_state_dict(src.state_dict())
 
     # ------------------------------------------------------------------------------------------------------------
+    # Explanation interface (model.explainable.Explainable): what explain/ reads of a model.
+
+    def word_embeddings(self) -> nn.Embedding:
+        return self.text_embeddings.word_embeddings
+
+    def visual_token_layout(self) -> tuple[list[int], list[str]]:
+        from model.explainable import ifaformer_visual_layout
+
+        return ifaformer_visual_layout(self)
+
+    def token_visual_attention(self, batch: dict[str, torch.Tensor]):
+        from model.explainable import ifaformer_attention
+
+        return ifaformer_attention(self, batch)
+
+    # ------------------------------------------------------------------------------------------------------------
     # Checkpoints: one folder with config.json, model.safetensors and the tokenizer files; no pickle anywhere.
 
     def save_pretrained(self, folder: str | Path, tokenizer=None) -> str:

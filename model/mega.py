@@ -301,6 +301,22 @@ class MegaForRelationClassification(nn.Module):
         )
 
     # ------------------------------------------------------------------------------------------------------------
+    # Explanation interface (model.explainable.Explainable): what explain/ reads of a model.
+
+    def word_embeddings(self) -> nn.Embedding:
+        return self.bert.get_input_embeddings()
+
+    def visual_token_layout(self) -> tuple[list[int], list[str]]:
+        from model.explainable import efficientnet_layout
+
+        return efficientnet_layout(self.config.max_crops)
+
+    def token_visual_attention(self, batch: dict[str, torch.Tensor]):
+        from model.explainable import mega_attention
+
+        return mega_attention(self, batch)
+
+    # ------------------------------------------------------------------------------------------------------------
     # Checkpoints: one folder with config.json, model.safetensors and the tokenizer files; no pickle anywhere.
 
     def save_pretrained(self, folder: str | Path, tokenizer=None) -> str:

@@ -143,20 +143,15 @@ def test_inputs_prediction_and_attention_shapes(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("baseline", ["pad", "mask"])
-def test_layer_ig_is_complete_within_its_delta(
+def test_layer_ig_scores_settings_and_version(
     explain_models, synthetic_test_records, explain_feature_cache, baseline
 ):
-    model, tok, inputs = _post(explain_models, "objects", synthetic_test_records, explain_feature_cache, i=3)
+    """On the trained model the text hardly matters (the image decides), so completeness is checked on
+    test_token_ig_is_complete's models; here: what the scores cover and what the result records."""
+    model, _, inputs = _post(explain_models, "objects", synthetic_test_records, explain_feature_cache, i=3)
     attr = explain.attribute_tokens(model, inputs, baseline=baseline, n_steps=32, internal_batch_size=8)
-    # F(x) and F(baseline) recomputed here, independently of the attribution code
-    base_ids = inputs.batch["input_ids"].clone()
-    base_ids[0, ~torch.from_numpy(inputs.special_mask)] = (
-        tok.pad_token_id if baseline == "pad" else tok.mask_token_id
-    )
-    p_x = float(probabilities(model, inputs.batch)[0, attr.target_id])
-    p_b = float(probabilities(model, {**inputs.batch, "input_ids": base_ids})[0, attr.target_id])
-    assert abs(attr.scores.sum() - (p_x - p_b)) <= abs(attr.delta) + 1e-4
     assert attr.scores.shape == (len(inputs.tokens),) and np.all(attr.scores[inputs.special_mask] == 0)
+    assert np.any(attr.scores[~inputs.special_mask] != 0)
     assert attr.settings["n_steps"] == 32 and attr.settings["baseline"] == baseline
     assert attr.model_version == model.config.version_id != "" and attr.target_label == inputs.record.relation
 
@@ -170,7 +165,9 @@ def test_visual_ig_is_complete_and_occlusion_finds_the_object(
     zero = {**inputs.batch, "visual_features": torch.zeros_like(inputs.batch["visual_features"])}
     p_x = float(probabilities(model, inputs.batch)[0, ig.target_id])
     p_b = float(probabilities(model, zero)[0, ig.target_id])
-    assert abs(ig.unit_scores.sum() - (p_x - p_b)) <= abs(ig.delta) + 1e-3
+    assert abs(p_x - p_b) > 0.05  # this model reads the image: an all-zero picture changes its prediction
+    assert abs(ig.unit_scores.sum() - (p_x - p_b)) <= 0.05 * abs(p_x - p_b), (ig.unit_scores.sum(), p_x - p_b)
+    assert abs(ig.delta) <= 0.05 * abs(p_x - p_b)
     occ = explain.attribute_visual(model, inputs)
     assert occ.method == "occlusion" and occ.region_scores.shape == (7, 7) and occ.crop_scores.shape == (3,)
     assert occ.crop_present == [True, False, False] and np.all(occ.crop_scores[1:] == 0)
@@ -216,6 +213,35 @@ def test_image_reliance_high_for_objects_zero_for_text_only(
                 assert rel.reason == "text_only model" and len(rel.p_swapped) == 0
     assert np.mean(scores["objects"]) > 0.5, scores
     assert max(scores["text_only"]) == 0.0
+
+
+@pytest.mark.slow
+def test_text_only_model_cannot_read_an_image(explain_models, synthetic_test_records, explain_feature_cache):
+    """The premise of reliance = 0 for a text_only model, checked on what the model computes: given the visual
+    inputs of an image-reading model's encoding (this post's picture, another post's, none), its probabilities do
+    not move, while the objects model's do."""
+    text_model, text_tok = explain_models["text_only"]
+    image_model, image_tok = explain_models["objects"]
+    moved = {"objects": [], "text_only": []}
+    for i in range(0, 40, 5):
+        record, other = synthetic_test_records[i], synthetic_test_records[100 + i]
+        with_image = explain.encode_post(image_model, image_tok, record, explain_feature_cache, 24)
+        swapped = explain.encode_post(image_model, image_tok, other, explain_feature_cache, 24)
+        text_inputs = explain.encode_post(text_model, text_tok, record, explain_feature_cache, 24)
+        assert "visual_features" not in text_inputs.batch and not text_inputs.has_image
+        visual = {k: with_image.batch[k] for k in ("visual_features", "image_mask")}
+        other_visual = {k: swapped.batch[k] for k in ("visual_features", "image_mask")}
+        no_image = {**visual, "image_mask": torch.zeros_like(visual["image_mask"])}
+        for name, (model, batch) in {
+            "objects": (image_model, with_image.batch),
+            "text_only": (text_model, text_inputs.batch),
+        }.items():
+            rows = [probabilities(model, {**batch, **v})[0] for v in (visual, other_visual, no_image)]
+            moved[name].append(max(float((r - rows[0]).abs().max()) for r in rows[1:]))
+    assert max(moved["text_only"]) == 0.0, moved
+    assert np.mean(moved["objects"]) > 0.1, (
+        moved
+    )  # the same probe does see an image-reading model use the image
 
 
 @pytest.mark.slow
@@ -266,3 +292,126 @@ def test_bundle_is_deterministic_for_a_seed(explain_models, synthetic_test_recor
         s1["model_version"] == model.config.version_id
         and s1["token_attribution"]["settings"]["n_steps"] == 16
     )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Both architectures through the explanation interface (random tiny models: fast, no training)
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tiny_text_encoder):
+    """{"ifaformer": (model, tokenizer), "mega": (model, tokenizer)}: random tiny models (hidden 32, 2 layers)."""
+    from model.encoders import build_model
+    from model.mega import build_mega
+    from model.synthetic import MNRE_LABELS
+    from model.train import TrainConfig
+
+    from .conftest import TINY_VISION
+
+    torch.manual_seed(0)
+    ifa = build_model("objects", MNRE_LABELS, tiny_text_encoder, vision_config=TINY_VISION, pretrained=False)
+    mega = build_mega(MNRE_LABELS, TrainConfig(text_encoder=tiny_text_encoder, pretrained=False))
+    return {"ifaformer": (ifa[0].eval(), ifa[1]), "mega": (mega[0].eval(), mega[1])}
+
+
+@pytest.mark.parametrize("architecture", ["ifaformer", "mega"])
+def test_explain_post_runs_on_each_architecture(
+    tiny_models, synthetic_test_records, explain_feature_cache, architecture
+):
+    from model.explainable import Explainable
+
+    model, tok = tiny_models[architecture]
+    assert isinstance(model, Explainable)
+    record = synthetic_test_records[2]
+    bundle = explain.explain_post(
+        model,
+        tok,
+        record,
+        synthetic_test_records[40:60],
+        k=3,
+        n_steps=8,
+        feature_cache=explain_feature_cache,
+        max_length=24,
+    )
+    inputs, maps = bundle.inputs, bundle.attention
+    t = len(inputs.tokens)
+    assert inputs.has_image and len(inputs.visual_labels) == N_REGIONS + 3
+    # attention over the model's own visual keys (IFAformer: grid cells and crops; MEGA: regions and crops)
+    v = len(maps.visual_labels)
+    assert maps.text_to_visual.shape[2:] == (t, v) and len(maps.layers) == maps.text_to_visual.shape[0] >= 1
+    assert np.all(maps.text_to_visual >= 0) and np.all(maps.text_to_visual.sum(-1) <= 1 + 1e-5)
+    assert np.any(maps.text_to_visual > 0)
+    assert maps.grid.shape == (len(maps.layers), t, 7, 7) and maps.crop_scores.shape == (
+        len(maps.layers),
+        t,
+        3,
+    )
+    # the grid view redistributes the attention on the global image, it neither adds nor loses any
+    on_image = maps.mean_text_to_visual[:, :, [s == 0 for s in maps.visual_slots]].sum(-1)
+    assert np.allclose(maps.grid.sum(axis=(-1, -2)), on_image, atol=1e-6)
+    assert np.allclose(maps.crop_scores[:, :, 1:], 0, atol=1e-6)  # the synthetic posts have one crop
+    flow = maps.rollout_text_to_visual
+    assert flow.shape == (t, v) and np.allclose(flow.sum(1)[maps.rollout_visual_share > 0], 1.0)
+    # token IG: complete for this model up to a delta that is small next to what it explains
+    tok_attr = bundle.token_attribution
+    assert tok_attr.scores.shape == (t,) and np.all(tok_attr.scores[inputs.special_mask] == 0)
+    assert tok_attr.p_input == pytest.approx(bundle.prediction.probabilities[tok_attr.target_label], abs=1e-6)
+    vis = bundle.visual_attribution
+    assert vis.region_scores.shape == (7, 7) and vis.crop_present == [True, False, False]
+    assert np.any(vis.unit_scores != 0)  # removing visual units moves this model's probability
+    assert len(bundle.reliance.p_swapped) == 3 and bundle.reliance.reason == ""
+    assert bundle.summary()["model_version"] == "unsaved"
+
+
+def test_mega_attention_is_its_alignment(tiny_models, synthetic_test_records, explain_feature_cache):
+    """MEGA's token-object map is the combined alignment its forward pass uses, object by object."""
+    model, tok = tiny_models["mega"]
+    inputs = explain.encode_post(model, tok, synthetic_test_records[2], explain_feature_cache, max_length=24)
+    maps = explain.token_object_attention(model, inputs)
+    with torch.no_grad():
+        alignment = model(**inputs.batch).alignment[0].double().numpy()  # (T, O)
+    assert maps.visual_labels[: model.config.num_regions][0].startswith("region")
+    assert np.allclose(maps.text_to_visual[0, 0], alignment)
+
+
+@pytest.fixture(scope="module")
+def sharp_models(tiny_models):
+    """The tiny models with their classifier weights scaled up 16x: a random tiny model's probabilities hardly depend
+    on the text, and a completeness check needs p(post) - p(baseline) large enough to bound the error against."""
+    import copy
+
+    sharp = {}
+    for name, (model, tok) in tiny_models.items():
+        model = copy.deepcopy(model)
+        with torch.no_grad():
+            model.classifier.weight.mul_(16.0)
+        sharp[name] = (model, tok)
+    return sharp
+
+
+@pytest.mark.parametrize("architecture", ["ifaformer", "mega"])
+@pytest.mark.parametrize("baseline", ["pad", "mask"])
+def test_token_ig_is_complete(
+    sharp_models, synthetic_test_records, explain_feature_cache, architecture, baseline
+):
+    """Completeness of LayerIG: the scores add up to p(post) - p(baseline), both recomputed here independently of
+    the attribution code, within 5 % of that difference. Captum defines its delta as exactly this error, so the
+    delta itself is bounded too (a bound of |delta| + eps would hold for any scores)."""
+    model, tok = sharp_models[architecture]
+    baseline_id = tok.pad_token_id if baseline == "pad" else tok.mask_token_id
+    best = None  # (change, inputs, target, p_baseline): the post and label the text moves most, of ten posts
+    for record in synthetic_test_records[:10]:
+        inputs = explain.encode_post(model, tok, record, explain_feature_cache, max_length=24)
+        base_ids = inputs.batch["input_ids"].clone()
+        base_ids[0, ~torch.from_numpy(inputs.special_mask)] = baseline_id
+        p_x = probabilities(model, inputs.batch)[0].double()
+        p_b = probabilities(model, {**inputs.batch, "input_ids": base_ids})[0].double()
+        target = int((p_x - p_b).abs().argmax())
+        change = float(p_x[target] - p_b[target])
+        if best is None or abs(change) > abs(best[0]):
+            best = (change, inputs, target, float(p_b[target]))
+    change, inputs, target, p_base = best
+    assert abs(change) > 0.002, change  # there is something to explain (float32 noise is ~1e-7)
+    attr = explain.attribute_tokens(model, inputs, target=target, baseline=baseline, n_steps=32)
+    assert abs(attr.scores.sum() - change) <= 0.05 * abs(change), (attr.scores.sum(), change)
+    assert abs(attr.delta) <= 0.05 * abs(change) and attr.p_baseline == pytest.approx(p_base, abs=1e-5)
