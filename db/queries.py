@@ -2,7 +2,7 @@
 
 Functions take a Session and leave committing to the caller (`with sessionmaker.begin() as session:`), so a caller
 can group several writes into one transaction. A lost optimistic-lock race in record_annotation or undo_last raises
-ConcurrentEditError with the caller's transaction still usable (the losing insert ran in a savepoint).
+ConcurrentEditError with the caller's transaction still usable (the losing insert inserts nothing, see _append).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from db.models import (
@@ -143,14 +144,19 @@ def _append(session: Session, pair: EntityPair, expected_revision: int, **values
         if latest is None:
             raise LabelStoreError(f"pair {pair.id} has no revision {expected_revision}; reload it")
         raise ConcurrentEditError(pair.id, latest.annotator, latest.revision, latest.created_at)
-    annotation = Annotation(pair_id=pair.id, revision=expected_revision + 1, **values)
-    # A savepoint around the insert: losing the race rolls back only the insert, never the caller's transaction
-    # (a rollback inside the caller's `sessions.begin()` block would turn the conflict into InvalidRequestError).
-    try:
-        with session.begin_nested():
-            session.add(annotation)
-    except IntegrityError as err:
-        # Another transaction inserted the same (pair, revision) between our check and our insert.
+    # INSERT ... ON CONFLICT DO NOTHING on the (pair, revision) key: a save that loses the race between the check
+    # above and this insert inserts nothing and raises no database error, so the caller's transaction stays usable
+    # (no rollback inside its `sessions.begin()`) and no savepoint is needed (pysqlite would commit at its release).
+    dialect_insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[
+        session.get_bind().dialect.name
+    ]
+    new_id = session.scalar(
+        dialect_insert(Annotation)
+        .values(pair_id=pair.id, revision=expected_revision + 1, **values)
+        .on_conflict_do_nothing(index_elements=["pair_id", "revision"])
+        .returning(Annotation.id)
+    )
+    if new_id is None:
         winner = session.scalars(
             select(Annotation)
             .where(Annotation.pair_id == pair.id, Annotation.revision > expected_revision)
@@ -158,9 +164,9 @@ def _append(session: Session, pair: EntityPair, expected_revision: int, **values
             .limit(1)
         ).first()
         if winner is None:  # not visible to this transaction's snapshot: still a conflict, who is unknown
-            raise ConcurrentEditError(pair.id, "another reviewer", expected_revision + 1, None) from err
-        raise ConcurrentEditError(pair.id, winner.annotator, winner.revision, winner.created_at) from err
-    return annotation
+            raise ConcurrentEditError(pair.id, "another reviewer", expected_revision + 1, None)
+        raise ConcurrentEditError(pair.id, winner.annotator, winner.revision, winner.created_at)
+    return session.get_one(Annotation, new_id)
 
 
 def record_annotation(

@@ -23,11 +23,11 @@ def imported(sessions, mini_mnre):
 
 
 def _alice_saves_between_check_and_insert(sessions, pair_id):
-    """A sessionmaker whose sessions let alice commit revision 1 right before their first flush."""
+    """A sessionmaker whose sessions let alice commit revision 1 right before their annotation insert runs."""
     alice_done: list[bool] = []
 
-    def before_flush(session, flush_context, instances):
-        if not alice_done:
+    def before_insert(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO ANNOTATIONS") and not alice_done:
             alice_done.append(True)
             with sessions.begin() as alice:
                 record_annotation(alice, pair_id, status="rejected", annotator="alice", expected_revision=0)
@@ -35,9 +35,13 @@ def _alice_saves_between_check_and_insert(sessions, pair_id):
     class RacingSessions:
         @contextmanager
         def begin(self):
-            with sessions() as session, session.begin():
-                event.listen(session, "before_flush", before_flush)
-                yield session
+            engine = sessions.kw["bind"]
+            event.listen(engine, "before_cursor_execute", before_insert)
+            try:
+                with sessions() as session, session.begin():
+                    yield session
+            finally:
+                event.remove(engine, "before_cursor_execute", before_insert)
 
     return RacingSessions()
 
@@ -79,3 +83,14 @@ def test_undo_is_refused_when_someone_decided_after_the_undoers_decision(importe
     # undo on the revision B saw works and restores A's decision
     undone = undo(sessions, pair_id, "B", expected_revision=2)
     assert (undone.revision, undone.label) == (3, "None")
+
+
+def test_a_decision_inside_a_failed_transaction_is_not_kept(imported):
+    sessions, ids = imported
+    pair_id = ids[("train", 2)]
+    # the caller groups writes; a failure after the decision must take the decision back too (all or nothing)
+    with pytest.raises(RuntimeError), sessions.begin() as session:
+        record_annotation(session, pair_id, status="accepted", annotator="ann", expected_revision=0)
+        raise RuntimeError("a later write in the same transaction failed")
+    with sessions() as session:
+        assert pair_history(session, pair_id) == []

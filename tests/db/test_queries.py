@@ -2,7 +2,7 @@ import json
 import math
 
 import pytest
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from db.io import import_mnre
@@ -172,27 +172,7 @@ def test_second_concurrent_save_fails_with_who_changed_it(imported):
         ]
 
 
-def test_race_between_check_and_insert_is_caught_by_the_revision_key(imported):
-    sessions, ids = imported
-    pair_id = ids[("train", 4)]
-    bob = sessions()
-
-    alice_done = []
-
-    @event.listens_for(bob, "before_flush")
-    def alice_saves_first(
-        session, flush_context, instances
-    ):  # alice commits right after bob's revision check
-        if not alice_done:
-            alice_done.append(True)
-            with sessions.begin() as alice:
-                record_annotation(alice, pair_id, status="rejected", annotator="alice", expected_revision=0)
-
-    with pytest.raises(ConcurrentEditError, match="changed by alice meanwhile"):
-        record_annotation(bob, pair_id, status="accepted", annotator="bob", expected_revision=0)
-    bob.close()
-    with sessions() as session:
-        assert [(a.annotator, a.status) for a in pair_history(session, pair_id)] == [("alice", "rejected")]
+# the race between the revision check and the insert: tests/db/test_concurrency.py
 
 
 def _probabilities(top: str, p_top: float, second: str, p_second: float) -> dict[str, float]:
