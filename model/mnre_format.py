@@ -392,13 +392,14 @@ def resolve_in_folder(folder: Path, name: str) -> Path | None:
 
 
 def image_is_readable(path: Path) -> bool:
-    from PIL import Image, UnidentifiedImageError
+    """The image decodes whole within model.images' limits. A full decode, not Image.verify(): verify does not read
+    JPEG scan data, so a JPEG cut in half would count as "with image" and fail later, in training or in a page."""
+    from model.images import ImageError, load_image
 
     try:
-        with Image.open(path) as im:
-            im.verify()
+        load_image(path)
         return True
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError):
+    except ImageError:
         return False
 
 

@@ -324,3 +324,29 @@ def test_the_label_store_cli_does_not_import_torch():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("torch loaded: False"), done.stdout[-500:]
+
+
+def test_a_jpeg_cut_short_means_no_image(tmp_path):
+    import io
+
+    buf = io.BytesIO()
+    Image.effect_noise((64, 64), 60).convert("RGB").save(buf, format="JPEG", quality=95)
+    whole = buf.getvalue()
+    root = write_split(
+        tmp_path,
+        [GOOD, GOOD.replace("'a.jpg'", "'half.jpg'")],
+        {"a.jpg": whole, "half.jpg": whole[: len(whole) // 2]},
+    )
+    records, _, report = load_split(root, "val")
+    assert records[0].image_path is not None and records[1].image_path is None
+    assert (report.with_image, report.missing_image) == (1, 1)
+
+
+def test_code_in_a_line_is_never_run(tmp_path):
+    marker = tmp_path / "ran"
+    root = write_split(tmp_path / "data", [f"__import__('pathlib').Path({str(marker)!r}).touch()", GOOD])
+    with pytest.raises(DataFormatError) as err:
+        load_split(root, "val")
+    assert err.value.line == 1 and not marker.exists()
+    records, _, report = load_split(root, "val", skip_bad=True)
+    assert len(records) == 1 and len(report.skipped) == 1 and not marker.exists()
