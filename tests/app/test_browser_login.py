@@ -202,6 +202,21 @@ def test_typed_name_survives_switch_page_in_the_browser(seeded_url, app_feature_
 MOCK_PROVIDER = [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port"]
 
 
+@contextlib.contextmanager
+def oidc_provider(tmp_path: Path):
+    """The provider's URL: the one .ci/services/oidc.sh started (MRELENS_TEST_OIDC_URL), else one of our own."""
+    started = os.environ.get("MRELENS_TEST_OIDC_URL")
+    if started:
+        yield started.rstrip("/")
+        return
+    port = port_in_range()
+    url = f"http://127.0.0.1:{port}"
+    with serving(
+        [*MOCK_PROVIDER, str(port)], f"{url}/.well-known/openid-configuration", tmp_path / "provider.log"
+    ):
+        yield url
+
+
 def secrets_toml(app_port_placeholder: str, provider_url: str) -> str:
     return f"""
 [auth]
@@ -252,13 +267,7 @@ def test_logins_roles_and_stored_identity_with_a_real_provider(
     shots.mkdir()
     print(f"\nscreenshots: {shots}")
 
-    provider_port = port_in_range()
-    provider_url = f"http://127.0.0.1:{provider_port}"
-    with serving(
-        [*MOCK_PROVIDER, str(provider_port)],
-        f"{provider_url}/.well-known/openid-configuration",
-        tmp_path / "provider.log",
-    ):
+    with oidc_provider(tmp_path) as provider_url:
         # the app's port is only known once it is picked: Streamlit fills in {port} itself
         secrets = secrets_toml("http://127.0.0.1:{port}", provider_url)
         with streamlit_app(seeded_url, app_feature_cache, tmp_path, secrets) as url:
