@@ -73,8 +73,12 @@ def configured_admins() -> frozenset[str]:
 
 
 def provider_identity(user: Mapping) -> str:
-    """The identity a provider vouches for: the `email` claim, else the subject `sub`; "" when it sent neither."""
-    for claim in ("email", "sub"):
+    """The identity a provider vouches for: the `email` claim, else the subject `sub`; "" when it sent neither.
+
+    An email the provider marks unverified (`email_verified: false`) is not used: anyone could have typed it.
+    """
+    claims = ("sub",) if user.get("email_verified") is False else ("email", "sub")
+    for claim in claims:
         value = user.get(claim)
         if isinstance(value, str) and value.strip():
             return value.strip()

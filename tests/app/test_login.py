@@ -167,6 +167,9 @@ def test_provider_identity_prefers_email_then_subject():
     assert provider_identity({"email": " a@b.c ", "sub": "s"}) == "a@b.c"
     assert provider_identity({"email": "", "sub": "s-1"}) == "s-1"
     assert provider_identity({"name": "x"}) == ""
+    # an email the provider did not verify could be anyone's (an admin's): the subject is used instead
+    assert provider_identity({"email": ADMIN_EMAIL, "email_verified": False, "sub": "s-2"}) == "s-2"
+    assert provider_identity({"email": "a@b.c", "email_verified": True, "sub": "s"}) == "a@b.c"
 
 
 def test_typed_name_mode_serves_loopback_only():
