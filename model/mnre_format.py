@@ -89,12 +89,17 @@ class ReaderLimits:
             raw = environ.get(var)
             if raw is None or not raw.strip():
                 continue
+            # a DataFormatError, so every command that reports bad data reports a bad limit as one error line
             try:
                 values[name] = int(raw.strip().replace("_", ""))
             except ValueError as err:
-                raise ValueError(f"environment variable {var}={raw!r}: must be a positive integer") from err
+                raise DataFormatError(
+                    f"environment variable {var}", None, None, f"{raw!r} is not a positive integer"
+                ) from err
             if values[name] < 1:
-                raise ValueError(f"environment variable {var}={raw!r}: must be a positive integer")
+                raise DataFormatError(
+                    f"environment variable {var}", None, None, f"{raw!r} is not a positive integer"
+                )
         return cls(**values)
 
 
