@@ -178,3 +178,19 @@ def test_typed_name_mode_serves_loopback_only():
         not remote_client("127.0.0.1") and not remote_client("::1") and not remote_client("::ffff:127.0.0.1")
     )
     assert remote_client("192.168.1.20") and remote_client("2001:db8::1") and remote_client("not-an-ip")
+
+
+def test_one_login_button_per_named_provider(seeded_url, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", seeded_url)
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    provider = {k: AUTH[k] for k in ("client_id", "client_secret", "server_metadata_url")}
+    at.secrets["auth"] = {
+        "redirect_uri": AUTH["redirect_uri"],
+        "cookie_secret": AUTH["cookie_secret"],
+        "corp": dict(provider),
+        "partner": dict(provider),
+    }
+    at.user = {"is_logged_in": False}
+    at.run()
+    no_exceptions(at)
+    assert [b.label for b in at.button] == ["Log in with corp", "Log in with partner"]
