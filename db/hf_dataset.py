@@ -35,6 +35,7 @@ from db.io import ExportReport, _public, _row_columns, atomic_write
 from db.label_studio import config_relations
 from db.models import Dataset, EntityPair, ModelVersion, Post, Prediction
 from db.queries import DEFAULT_PREDICTION_METHOD, LabelStoreError, active_model_version
+from model.mnre_format import labels_by_id
 
 HF_FORMATS = {"parquet": "parquet", "jsonl": "json"}  # export format -> datasets builder name
 CARD = "README.md"
@@ -55,10 +56,8 @@ def label_names(session: Session, rows: list[dict[str, Any]]) -> list[str]:
         )
         if m
     }
-    if len(maps) == 1:
-        names = [name for name, _ in sorted(json.loads(maps.pop()).items(), key=lambda kv: kv[1])]
-    else:
-        names = config_relations()  # the 23 MNRE relations
+    # the dataset's own label order, else the 23 MNRE relations
+    names = labels_by_id(json.loads(maps.pop())) if len(maps) == 1 else config_relations()
     extra = sorted({row["label"] for row in rows if row["label"] is not None} - set(names))
     if len(maps) == 1 and extra:
         raise LabelStoreError(f"labels {extra} are not in the dataset's label map; cannot type them")

@@ -292,12 +292,13 @@ def register_trained(
     """Register a finished training's checkpoint (after checking it loads and no cancel came) and maybe activate."""
     from db.models import ModelVersion
     from db.queries import register_checkpoint
+    from model.checkpoint import read_checkpoint_config
     from model.evaluate import load_checkpoint
 
     reporter.check_cancel()
     load_checkpoint(checkpoint)  # a checkpoint that does not load back is never registered
     with sessions.begin() as session:
-        version_id = json.loads((checkpoint / "config.json").read_text())["version_id"]
+        version_id = read_checkpoint_config(checkpoint)["version_id"]
         existing = session.scalar(select(ModelVersion).where(ModelVersion.version_id == version_id))
     if existing is not None:
         # the version id is a hash of the weights: the same training ran before and is registered already

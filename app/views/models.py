@@ -3,7 +3,6 @@ comparison of two versions on val, and retraining from the curated labels (a job
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -17,13 +16,14 @@ from app.model_status import WEAK_F1
 from app.resources import get_sessions
 from db.model_compare import prediction_changes, scored_pairs, versions_with_jobs
 from db.queries import LabelStoreError, list_datasets, set_active
+from model.checkpoint import read_checkpoint_config
 
 
 def text_encoder(path: str) -> str:
     """The checkpoint's text encoder, from its config.json (what the model reads text with)."""
     try:
-        return str(json.loads((Path(path) / "config.json").read_text()).get("text_encoder") or "?")
-    except (OSError, ValueError):
+        return str(read_checkpoint_config(path).get("text_encoder") or "?")
+    except ValueError:
         return "checkpoint missing"
 
 
