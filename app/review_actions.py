@@ -7,7 +7,7 @@ the reviewer's pending note and label in the session untouched.
 from __future__ import annotations
 
 import streamlit as st
-from PIL import Image
+from PIL import Image, ImageDraw
 from sqlalchemy.exc import OperationalError
 
 from app.render import draw_boxes
@@ -15,6 +15,7 @@ from app.resources import get_sessions
 from app.state import flash, review_session
 from app.store import PairView, decide, load_pair_view, undo
 from db.queries import ConcurrentEditError, LabelStoreError
+from model.images import ImageError, load_image
 
 SAVED_REVISIONS = (
     "review_saved_revisions"  # session state: pair id -> revision this reviewer's last save created
@@ -33,8 +34,20 @@ def pair_view(url: str, pair_id: int, model_version: str | None) -> PairView:
 
 @st.cache_data(max_entries=200, show_spinner=False)
 def boxed_image(path: str, boxes: tuple) -> Image.Image:
-    with Image.open(path) as im:
-        return draw_boxes(im, list(boxes))
+    """The post's image with its grounded boxes; an image that cannot be read (damaged, replaced, too large since
+    import) becomes a grey panel that says why, never an exception in the page."""
+    try:
+        image = load_image(path)
+    except ImageError as err:
+        return unreadable_image_panel(err.problem)
+    with image:
+        return draw_boxes(image, list(boxes))
+
+
+def unreadable_image_panel(problem: str) -> Image.Image:
+    panel = Image.new("RGB", (480, 80), (235, 235, 235))
+    ImageDraw.Draw(panel).text((10, 30), f"image not shown: {problem}"[:90], fill=(80, 80, 80))
+    return panel
 
 
 def save(status: str, label: str | None = None) -> None:

@@ -109,3 +109,15 @@ def test_a_fifo_in_the_uploads_folder_never_blocks(sessions, tmp_path):
         pytest.fail("add_post blocked on a FIFO in the uploads folder")
     assert not isinstance(outcome[0], BaseException), outcome[0]
     assert first.image_path.is_file() and first.image_path.read_bytes() == data
+
+
+def test_the_review_image_of_a_damaged_file_is_a_panel_not_an_exception(tmp_path):
+    from app.review_actions import boxed_image
+
+    damaged = tmp_path / "damaged.jpg"
+    damaged.write_bytes(jpeg_bytes()[:600])  # cut after import: the Review page must still render
+    panel = boxed_image(str(damaged), ())
+    assert panel.size == (480, 80)
+    whole = tmp_path / "whole.png"
+    whole.write_bytes(png_bytes())
+    assert boxed_image(str(whole), ()).size == (32, 24)
