@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -295,17 +296,29 @@ def test_a_pickle_with_code_in_the_crop_dictionary_is_never_run(tmp_path):
     assert not marker.exists()
 
 
-def test_data_errors_reach_the_training_clis_as_one_error_line(tmp_path):
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["model.evaluate", "--model", "{tmp}/none", "--data", "{root}"],
+        ["model.train", "--data", "{root}", "--output-dir", "{tmp}/run"],
+        ["model.shuffle", "--eval-split", "val", "--data", "{root}", "--output-dir", "{tmp}/run"],
+    ],
+    ids=["evaluate", "train", "shuffle"],
+)
+def test_data_errors_reach_the_model_clis_as_one_error_line(tmp_path, command):
     import subprocess
     import sys
 
     latin1 = GOOD.replace("Berlin", "Zürich").encode("latin-1")
-    root = _write_bytes_split(tmp_path, GOOD.encode() + b"\n" + latin1 + b"\n")
-    cmd = [sys.executable, "-m", "model.evaluate", "--model", str(tmp_path / "none"), "--data", str(root)]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
-    assert lines[-1].startswith("error: ") and "ours_val.txt:2" in lines[-1] and len(lines) == 1
+    root = _write_bytes_split(tmp_path / "data", GOOD.encode() + b"\n" + latin1 + b"\n")
+    shutil.copy(root / "txt" / "ours_val.txt", root / "txt" / "ours_train.txt")
+    args = [part.format(tmp=tmp_path, root=root) for part in command]
+    done = subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2]
+    )
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert len(errors) == 1 and ".txt:2" in errors[0] and "UTF-8" in errors[0], done.stderr[-2000:]
 
 
 def test_the_label_store_cli_does_not_import_torch():
