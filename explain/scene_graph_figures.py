@@ -36,7 +36,8 @@ def object_caption(label: str, source: str) -> str:
 
 
 def source_name(source: str) -> str:
-    return SOURCE_NAMES.get(source, source)
+    """GroundingDINO, the ImageNet fallback, or else a dataset's own crops (MNRE's are stored as 'mnre_vg')."""
+    return SOURCE_NAMES.get(source, f"the dataset's crop ({source})")
 
 
 def objects_provenance(sources: Sequence[str]) -> str:
@@ -52,7 +53,11 @@ def objects_provenance(sources: Sequence[str]) -> str:
         "dataset": "the dataset's crops",
         "cam-fallback": "the ImageNet CAM fallback (no detector weights here; class names are guesses, marked ?)",
     }
-    return "Objects: " + ", ".join(f"{n} from {origins.get(s, s)}" for s, n in counts.items()) + "."
+    return (
+        "Objects: "
+        + ", ".join(f"{n} from {origins.get(s, f'the dataset crops ({s})')}" for s, n in counts.items())
+        + "."
+    )
 
 
 def is_flat(z: np.ndarray) -> bool:

@@ -69,10 +69,10 @@ except (OSError, ValueError) as err:
     st.error(f"The model {version} cannot read this post: {err}")
     st.stop()
 pred = prediction(url, pair_id, path)
-gold = f"`{view.gold_label}`" if view.gold_label is not None else "no gold label"
+gold = f"gold `{view.gold_label}`" if view.gold_label is not None else "no gold label"
 st.markdown(
     f"**{version}** predicts **{pred.label}** ({pred.probabilities[pred.label]:.1%}, "
-    f"margin {pred.margin:.3f}, entropy {pred.entropy:.2f}) · gold {gold}"
+    f"margin {pred.margin:.3f}, entropy {pred.entropy:.2f}) · {gold}"
     f"{'' if inputs.has_image else ' · the model reads no image for this post'}"
 )
 

@@ -160,7 +160,7 @@ event = st.dataframe(
         "margin": st.column_config.NumberColumn(format="%.3f"),
         "entropy": st.column_config.NumberColumn(format="%.3f"),
         "image reliance": st.column_config.NumberColumn(format="%.3f"),
-        "text": st.column_config.TextColumn(width="large"),
+        "text": st.column_config.TextColumn(width="medium"),
         "pair": st.column_config.NumberColumn(width="small"),
         "confidence": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1, width="small"),
     },
