@@ -160,6 +160,7 @@ def main() -> int:
         "",
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()} "
         f"({os.cpu_count()} cores, shared with other jobs, run under nice), torch {torch.__version__}, "
+        f"load average {os.getloadavg()[0]:.1f} at the end, "
         f"{args.threads} torch thread(s), batch {args.batch_size}, seed 0. Model: offline default `objects` "
         "IFAformer (MiniLM-L6 + EfficientNet-Lite0, visual MLP default), untrained fusion weights. Posts: "
         f"{len(timed)} synthetic image posts (`model.synthetic`, 224 px), after a warm-up batch; median of "

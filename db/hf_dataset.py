@@ -64,27 +64,83 @@ def label_names(session: Session, rows: list[dict[str, Any]]) -> list[str]:
     return names + extra
 
 
-def hf_features(names: list[str]):
-    """datasets.Features of an export with `names` as the relation ClassLabel."""
-    from datasets import ClassLabel, Features, Image, List, Value
-
-    types: dict[str, Any] = {}
+def column_types() -> dict[str, str]:
+    """Each exported column's type: int64, int32, bool, string, list<string>, class_label or image."""
+    types = {}
     for column in _row_columns():
         if column.startswith("_"):
             continue
         if column == "tokens":
-            types[column] = List(Value("string"))
+            types[column] = "list<string>"
         elif column == "pair_id":
-            types[column] = Value("int64")
+            types[column] = "int64"
         elif column in INT32_COLUMNS:
-            types[column] = Value("int32")
+            types[column] = "int32"
         elif column == "has_image":
-            types[column] = Value("bool")
+            types[column] = "bool"
         else:
-            types[column] = Value("string")
-    types["relation"] = ClassLabel(names=names)
-    types["image"] = Image()
-    return Features(types)
+            types[column] = "string"
+    return {**types, "relation": "class_label", "image": "image"}
+
+
+# The features are written without importing `datasets` (several seconds to import): in the serialisation that
+# datasets.Features.to_dict / from_dict use; tests/db/test_hf_dataset.py checks it against the real package.
+def features_dict(names: list[str]) -> dict[str, Any]:
+    """datasets.Features.to_dict() of an export whose relation ClassLabel has `names`."""
+    out: dict[str, Any] = {}
+    for column, kind in column_types().items():
+        if kind == "list<string>":
+            out[column] = {"feature": {"dtype": "string", "_type": "Value"}, "_type": "List"}
+        elif kind == "class_label":
+            out[column] = {"names": list(names), "_type": "ClassLabel"}
+        elif kind == "image":
+            out[column] = {"_type": "Image"}
+        else:
+            out[column] = {"dtype": kind, "_type": "Value"}
+    return out
+
+
+def yaml_features(names: list[str]) -> list[dict[str, Any]]:
+    """The `dataset_info.features` list of a dataset card (what DatasetInfo._to_yaml_dict writes)."""
+    out: list[dict[str, Any]] = []
+    for column, kind in column_types().items():
+        if kind == "list<string>":
+            out.append({"name": column, "list": "string"})
+        elif kind == "class_label":
+            out.append(
+                {
+                    "name": column,
+                    "dtype": {"class_label": {"names": {str(i): n for i, n in enumerate(names)}}},
+                }
+            )
+        else:
+            out.append({"name": column, "dtype": kind})
+    return out
+
+
+def arrow_schema(names: list[str]):
+    """The Parquet schema, with the "huggingface" metadata that load_dataset("parquet") reads features from."""
+    import pyarrow as pa
+
+    arrow = {
+        "int64": pa.int64(),
+        "int32": pa.int32(),
+        "bool": pa.bool_(),
+        "string": pa.string(),
+        "list<string>": pa.list_(pa.string()),
+        "class_label": pa.int64(),
+        "image": pa.struct({"bytes": pa.binary(), "path": pa.string()}),
+    }
+    fields = [pa.field(column, arrow[kind]) for column, kind in column_types().items()]
+    metadata = {"huggingface": json.dumps({"info": {"features": features_dict(names)}})}
+    return pa.schema(fields, metadata=metadata)
+
+
+def hf_features(names: list[str]):
+    """datasets.Features of an export whose relation ClassLabel has `names` (needs the datasets package)."""
+    from datasets import Features
+
+    return Features.from_dict(features_dict(names))
 
 
 def hf_features_of(folder: str | Path):
@@ -117,21 +173,20 @@ def hf_rows(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]
     return [{**row, "relation": row["label"], "image": images.get(row["pair_id"])} for row in _public(rows)]
 
 
-def _write_parquet(rows: list[dict[str, Any]], features, path: Path) -> None:
+def _write_parquet(rows: list[dict[str, Any]], names: list[str], path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    relation = features["relation"]
+    ids = {name: i for i, name in enumerate(names)}
     columns = {}
-    for name in features:
+    for name in column_types():
         values = [row[name] for row in rows]
         if name == "relation":  # ClassLabel is stored as its id
-            values = [relation.str2int(v) if v is not None else None for v in values]
+            values = [ids[v] if v is not None else None for v in values]
         elif name == "image":  # Image is stored as {bytes, path}
             values = [{"bytes": None, "path": v} if v is not None else None for v in values]
         columns[name] = values
-    schema = features.arrow_schema  # carries the "huggingface" metadata that load_dataset reads back
-    table = pa.Table.from_pydict(columns, schema=schema)
+    table = pa.Table.from_pydict(columns, schema=arrow_schema(names))
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
@@ -147,8 +202,7 @@ def export_hf(session: Session, fmt: str, rows: list[dict[str, Any]], out: str |
     out = Path(out)
     typed = hf_rows(session, rows)
     names = label_names(session, rows)
-    features = hf_features(names) if fmt == "parquet" or is_dataset_folder(out) else None
-    write = (lambda part, path: _write_parquet(part, features, path)) if fmt == "parquet" else _write_jsonl
+    write = (lambda part, path: _write_parquet(part, names, path)) if fmt == "parquet" else _write_jsonl
     if not is_dataset_folder(out):
         write(typed, out)
         return ExportReport(len(rows), [out])
@@ -160,7 +214,7 @@ def export_hf(session: Session, fmt: str, rows: list[dict[str, Any]], out: str |
         path = out / f"{split}.{fmt}"
         write(part, path)
         paths.append(path)
-    card = dataset_card(session, rows, fmt, features, names, {s: len(p) for s, p in by_split.items()})
+    card = dataset_card(session, rows, fmt, names, {s: len(p) for s, p in by_split.items()})
     atomic_write(out / CARD, lambda tmp: tmp.write_text(card, encoding="utf-8"))
     return ExportReport(len(rows), [*paths, out / CARD])
 
@@ -169,9 +223,8 @@ def export_hf(session: Session, fmt: str, rows: list[dict[str, Any]], out: str |
 # Dataset card
 
 
-def _yaml_header(fmt: str, features, splits: list[str]) -> str:
+def _yaml_header(fmt: str, names: list[str], splits: list[str]) -> str:
     import yaml
-    from datasets import DatasetInfo
 
     meta = {
         "configs": [
@@ -180,7 +233,7 @@ def _yaml_header(fmt: str, features, splits: list[str]) -> str:
                 "data_files": [{"split": split, "path": f"{split}.{fmt}"} for split in splits],
             }
         ],
-        "dataset_info": DatasetInfo(features=features)._to_yaml_dict(),
+        "dataset_info": {"features": yaml_features(names)},
         "task_categories": ["text-classification"],
         "language": ["en"],
         "tags": ["relation-extraction", "multimodal", "mnre"],
@@ -235,7 +288,6 @@ def dataset_card(
     session: Session,
     rows: list[dict[str, Any]],
     fmt: str,
-    features,
     names: list[str],
     split_counts: dict[str, int],
 ) -> str:
@@ -248,7 +300,7 @@ def dataset_card(
     splits = list(split_counts)
     builder, first = HF_FORMATS[fmt], splits[0] if splits else "train"
     out = [
-        _yaml_header(fmt, features, splits),
+        _yaml_header(fmt, names, splits),
         "# MRE Lens curated relation labels",
         "",
         "Multimodal relation extraction: a social-media post (tokens + one image), a head and a tail entity (word "

@@ -714,15 +714,23 @@ def import_label_studio(
 
     # decisions, oldest first per pair, appended after what is stored
     by_pair: dict[int, list[_Decision]] = defaultdict(list)
+    pairs: dict[int, EntityPair] = {}
     for plan in plans:
-        by_pair[pair_by_key[(datasets[plan.dataset].id, plan.source_key)].id].extend(plan.decisions)
+        if plan.decisions:
+            pair = pair_by_key[(datasets[plan.dataset].id, plan.source_key)]
+            pairs[pair.id] = pair
+            by_pair[pair.id].extend(plan.decisions)
+    histories: dict[int, list[Annotation]] = defaultdict(list)
+    pair_ids = list(by_pair)
+    for start in range(0, len(pair_ids), 5000):  # one query per chunk, not one per pair
+        for a in session.scalars(
+            select(Annotation)
+            .where(Annotation.pair_id.in_(pair_ids[start : start + 5000]))
+            .order_by(Annotation.pair_id, Annotation.revision)
+        ):
+            histories[a.pair_id].append(a)
     for pair_id, decisions in by_pair.items():
-        pair = session.get(EntityPair, pair_id)
-        history = list(
-            session.scalars(
-                select(Annotation).where(Annotation.pair_id == pair_id).order_by(Annotation.revision)
-            )
-        )
+        pair, history = pairs[pair_id], histories[pair_id]
         seen = {(a.annotator, a.created_at, a.status, a.label) for a in history}
         for d in sorted(decisions, key=lambda d: d.created_at):
             if (d.annotator, d.created_at, d.status, d.label) in seen:

@@ -99,3 +99,18 @@ def test_single_parquet_file_carries_its_features(sessions, curated, tmp_path):
     # still plain Parquet for pandas readers: the label stays a string column
     assert list(pd.read_parquet(out)["label"])[:2] == ["None", "None"]
     assert not (tmp_path / "README.md").exists()  # a file export never writes a card next to the user's files
+
+
+def test_features_written_without_datasets_match_the_datasets_package():
+    import pyarrow as pa
+    from datasets import ClassLabel, DatasetInfo, Features, Image, List, Value
+
+    from db.hf_dataset import arrow_schema, features_dict, hf_features, yaml_features
+
+    built = hf_features(NAMES)
+    assert isinstance(built["relation"], ClassLabel) and isinstance(built["image"], Image)
+    assert built["tokens"] == List(Value("string")) and built["source_line"] == Value("int32")
+    assert built.to_dict() == features_dict(NAMES)
+    assert DatasetInfo(features=built)._to_yaml_dict()["features"] == yaml_features(NAMES)
+    assert pa.schema(list(arrow_schema(NAMES))) == built.arrow_schema.remove_metadata()
+    assert Features.from_arrow_schema(arrow_schema(NAMES)) == built
