@@ -169,8 +169,16 @@ def test_unknown_architecture_is_named(folder):
 
 
 def test_tokenizer_missing_or_larger_than_the_embeddings(folder):
+    from transformers import AutoTokenizer
+
     from model.evaluate import load_checkpoint
 
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    tokenizer.add_tokens([f"extra{i}" for i in range(50)])  # ids past the model's embedding table
+    tokenizer.save_pretrained(str(folder))
+    with pytest.raises(ValueError, match="embeddings") as err:
+        load_checkpoint(folder)
+    assert str(folder) in str(err.value) and "tokenizer" in str(err.value)
     for name in ("tokenizer.json", "vocab.txt"):
         (folder / name).unlink(missing_ok=True)
     with pytest.raises(ValueError, match="tokenizer") as err:
