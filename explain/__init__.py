@@ -1,5 +1,7 @@
 """Explanations for MRE Lens: why this relation, and did the image matter? Takes a model and a post, returns plain
-data (numpy arrays, dataclasses); nothing here draws with Streamlit or touches the label store.
+data (numpy arrays, dataclasses); nothing here draws with Streamlit or touches the label store. A model is read only
+through model.explainable's interface (logits, word embeddings, visual input layout, token-visual attention), which
+IFAformer and MEGA implement.
 
     inputs = encode_post(model, tokenizer, record, feature_cache)
     predict_post(model, inputs)                  label, probabilities, margin, entropy
