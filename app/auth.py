@@ -63,7 +63,7 @@ def configured_admins() -> frozenset[str]:
     if not isinstance(roles, Mapping):
         raise AuthConfigError('secrets: [mrelens.roles] must be a table, e.g. admins = ["you@example.org"]')
     admins = roles.get("admins", [])
-    if isinstance(admins, str) or not all(isinstance(a, str) for a in admins):
+    if not isinstance(admins, list | tuple) or not all(isinstance(a, str) for a in admins):
         raise AuthConfigError(
             "secrets: [mrelens.roles] admins must be a list of emails or subjects, e.g. "
             'admins = ["you@example.org"]'

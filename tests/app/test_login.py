@@ -41,7 +41,7 @@ def oidc_app(monkeypatch):
         monkeypatch.setenv("DATABASE_URL", url)
         at = AppTest.from_file(MAIN, default_timeout=60)
         at.secrets["auth"] = dict(AUTH)
-        at.secrets["mrelens"] = {"roles": {"admins": admins if isinstance(admins, str) else list(admins)}}
+        at.secrets["mrelens"] = {"roles": {"admins": list(admins) if isinstance(admins, tuple) else admins}}
         at.user = {"is_logged_in": False} if user is None else {"is_logged_in": True, **user}
         at.run()
         if page:
@@ -157,8 +157,10 @@ def test_admins_from_the_environment(oidc_app, seeded_url, monkeypatch):
     assert any("(reviewer)" in c.value for c in at.sidebar.caption)
 
 
-def test_a_bad_roles_setting_is_named(oidc_app, seeded_url):
-    at = oidc_app(seeded_url, {"email": "rev@example.org"}, admins="admin@example.org")
+@pytest.mark.parametrize("admins", ["admin@example.org", 5, ["a@b.c", 7]])
+def test_a_bad_roles_setting_is_named(oidc_app, seeded_url, admins):
+    at = oidc_app(seeded_url, {"email": "rev@example.org"}, admins=admins)
+    no_exceptions(at)
     assert any("[mrelens.roles] admins must be a list" in e.value for e in at.error)
     assert not at.dataframe
 
