@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Annotation, Dataset, EntityPair
+from db.queries import check_filter_names
 
 REJECTED = "<rejected>"
 
@@ -143,6 +144,9 @@ def agreement_from_decisions(
 def agreement(
     session: Session, dataset: str | None = None, annotators: Sequence[str] | None = None
 ) -> AgreementReport:
+    check_filter_names(session, dataset)
+    for name in annotators or ():
+        check_filter_names(session, annotator=name)
     by_pair = decisions(session, dataset)
     if annotators:
         by_pair = {p: {n: v for n, v in rated.items() if n in annotators} for p, rated in by_pair.items()}

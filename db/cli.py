@@ -27,7 +27,7 @@ from db.io import (
 )
 from db.label_studio import LABEL_STUDIO_FORMAT, export_label_studio, import_label_studio
 from db.models import ANNOTATION_STATUSES
-from db.queries import LabelStoreError
+from db.queries import LabelStoreError, check_filter_names
 from db.schema import head_revision, open_database
 from model.mnre_format import DataFormatError, ReaderLimits
 
@@ -218,6 +218,7 @@ def run(args: argparse.Namespace) -> None:
             )
             started = time.perf_counter()
             with sessions() as session:
+                check_filter_names(session, args.dataset, args.split, args.annotator)
                 if args.format == LABEL_STUDIO_FORMAT:
                     report = export_label_studio(session, args.out, flt)
                 else:

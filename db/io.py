@@ -27,6 +27,7 @@ from db.models import ANNOTATION_STATUSES, Dataset, EntityPair, GroundedCrop, Po
 from db.queries import (
     CurrentState,
     LabelStoreError,
+    check_filter_names,
     current_annotation_alias,
     get_or_create_dataset,
     join_current_annotation,
@@ -316,6 +317,12 @@ def import_post(
     Spans are [start, end) word indices. Returns (pair, created); importing the same post again returns the stored
     pair with created=False. `image_name` is the name the user knows the image by (errors name it, not the path).
     """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:  # undecodable bytes from the command line arrive as lone surrogates
+        raise DataFormatError(
+            "post", None, "text", f"is not UTF-8 text (at character {err.start + 1})"
+        ) from err
     tokens = text.split()
     limits = limits or InputLimits()
     image_sha = img_id = image_path = None
@@ -581,6 +588,7 @@ def export_labels(
         raise LabelStoreError(
             "the MNRE layout has no place for rejected pairs; export them as jsonl, csv or parquet"
         )
+    check_filter_names(session, flt.dataset, flt.split, flt.annotator)
     _refuse_source_folders(session, out)
     rows = curated_rows(session, flt)
     if fmt == "mnre":

@@ -754,6 +754,32 @@ def model_versions_newest_first(session: Session) -> list[ModelVersion]:
     )
 
 
+def check_filter_names(
+    session: Session, dataset: str | None = None, split: str | None = None, annotator: str | None = None
+) -> None:
+    """Refuse a --dataset, --split or --annotator the store does not have: a typo must not pass as an empty result
+    (an export would replace a good file with an empty one)."""
+    if dataset is not None and session.scalar(select(Dataset.id).where(Dataset.name == dataset)) is None:
+        names = ", ".join(d.name for d in list_datasets(session)) or "none"
+        raise LabelStoreError(f"--dataset {dataset!r}: no such dataset in the store (it has: {names})")
+    if split is not None:
+        stmt = select(EntityPair.split).distinct()
+        if dataset is not None:
+            stmt = stmt.join(Dataset, Dataset.id == EntityPair.dataset_id).where(Dataset.name == dataset)
+        splits = sorted(session.scalars(stmt))
+        if split not in splits:
+            raise LabelStoreError(
+                f"--split {split!r}: no such split (there are: {', '.join(splits) or 'none'})"
+            )
+    if (
+        annotator is not None
+        and session.scalar(select(Annotation.id).where(Annotation.annotator == annotator).limit(1)) is None
+    ):
+        raise LabelStoreError(
+            f"--annotator {annotator!r}: nobody of that name has decided anything in the store"
+        )
+
+
 def queue_filter_values(session: Session) -> dict[str, list[str]]:
     """Values the queue and export filters offer: splits, gold labels and annotators present in the store."""
     return {

@@ -138,3 +138,21 @@ def test_two_concurrent_imports_give_a_clear_error(tmp_path, mini_mnre, capsys):
     assert "at the same time" in _error_line(capsys)
     assert main(["--database-url", url, "import", str(mini_mnre)]) == 0
     assert "0 pairs added, 7 already present" in capsys.readouterr().out
+
+
+def test_a_filter_naming_nothing_in_the_store_is_an_error_not_an_empty_export(tmp_path, store_url, capsys):
+    out = tmp_path / "good.csv"
+    out.write_text("a good export\n", encoding="utf-8")
+    for option, value in (("--dataset", "mnrre"), ("--split", "vall"), ("--annotator", "nobody")):
+        assert main([*store_url, "export", "--format", "csv", "--out", str(out), option, value]) == 2
+        assert f"{option} '{value}'" in _error_line(capsys)
+    assert out.read_text(encoding="utf-8") == "a good export\n"
+    assert main([*store_url, "agreement", "--dataset", "mnrre"]) == 2
+    assert "--dataset 'mnrre'" in _error_line(capsys)
+
+
+def test_post_text_that_is_not_utf8_is_one_error_line(store_url, capsys):
+    # bytes that are not UTF-8 on the command line reach Python as lone surrogates
+    text = b"Obama \xff meets".decode("utf-8", "surrogateescape")
+    assert main([*store_url, "import-post", "--text", text, "--head", "0", "1", "--tail", "2", "3"]) == 2
+    assert "field 'text'" in _error_line(capsys)
