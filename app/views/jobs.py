@@ -82,8 +82,7 @@ st.title("Jobs")
 sessions = get_sessions()
 with sessions() as session:
     running, pending, recent = running_jobs(session), pending_jobs(session), list_jobs(session, limit=50)
-    for job in (*running, *pending, *recent):
-        session.expunge(job)  # read after the session closes
+    session.expunge_all()  # the rows are read after the session closes
 
 
 @st.fragment(run_every=REFRESH_SECONDS if running or pending else None)

@@ -53,10 +53,7 @@ if not actor.is_admin:
 sessions = get_sessions()
 with sessions() as session:
     versions = versions_with_jobs(session)
-    for v, j in versions:
-        session.expunge(v)
-        if j is not None:
-            session.expunge(j)
+    session.expunge_all()  # the rows are read after the session closes
     datasets = {d.name: d.source_path for d in list_datasets(session)}
 if not versions:
     st.info(
