@@ -2,7 +2,7 @@
 
     python benchmarks/bench_db.py [--mnre DIR] [--database-url URL] [--write benchmarks/db.md]
 
-Baseline measured in the same run: parsing the same txt files with model.data.read_records and nothing else,
+Baseline measured in the same run: parsing the same txt files with model.mnre_format.read_records and nothing else,
 so the import figure reads as "database overhead on top of parsing". Uses a fresh SQLite file in a temporary
 folder unless --database-url points elsewhere (that database must be empty).
 """
@@ -35,7 +35,7 @@ from db.queries import (  # noqa: E402
     set_active,
 )
 from db.schema import open_database  # noqa: E402
-from model.data import SPLIT_FILES, read_records, read_rel2id  # noqa: E402
+from model.mnre_format import SPLIT_FILES, read_records, read_rel2id  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +65,7 @@ def run(mnre: Path, url: str) -> list[tuple[str, str, str]]:
     n_records = sum(len(p) for p in parsed)
     rows.append(("baseline: parse txt only (read_records)", f"{parse_s:.2f} s", f"{n_records} records"))
 
-    engine, sessions = open_database(url)
+    engine, sessions = open_database(url, intent="create")
     try:
 
         def do_import():
