@@ -53,6 +53,7 @@ from db.queries import (
     active_model_version,
     get_or_create_dataset,
 )
+from db.roles import Actor, require_admin
 from model.mnre_format import DataFormatError
 
 CONFIG_PATH = Path(__file__).with_name("label_studio_config.xml")
@@ -192,6 +193,8 @@ def _annotation(row: dict[str, Any], decision: Annotation) -> dict[str, Any]:
         "ground_truth": False,
         "created_at": when,
         "updated_at": when,
+        # a correction to the label the source already had reads as "accepted" from the labels alone
+        "mrelens": {"status": decision.status},
     }
 
 
@@ -582,6 +585,9 @@ def _parse_task(
                 raise reader.error(f"{rf}.labels", "is empty: pick a relation, or choose 'reject pair'")
             else:
                 status = "accepted" if label == plan.gold_label else "corrected"
+                hint = ann.get("mrelens")
+                if status == "accepted" and isinstance(hint, dict) and hint.get("status") == "corrected":
+                    status = "corrected"
             plan.decisions.append(
                 _Decision(status, label, annotator, when, note, f"task {reader.index} {where}")
             )
@@ -615,13 +621,19 @@ def read_label_studio(
 
 
 def import_label_studio(
-    session: Session, path: str | Path, dataset: str = DEFAULT_DATASET, images_dir: str | Path | None = None
+    session: Session,
+    path: str | Path,
+    dataset: str = DEFAULT_DATASET,
+    images_dir: str | Path | None = None,
+    actor: Actor | None = None,
 ) -> LabelStudioImportReport:
     """Import a Label Studio export made with the shipped config into the caller's transaction (see module doc).
 
     `dataset`: where pairs drawn in Label Studio go (tasks exported by MRE Lens name their own dataset);
     `images_dir`: where to find images by file name when the task's stored path does not exist here.
+    Importing is an admin action (db.roles); `actor` None is the local single user.
     """
+    require_admin(actor, f"import a Label Studio export into dataset {dataset!r}")
     plans = read_label_studio(path, dataset, images_dir)
     report = LabelStudioImportReport(tasks=len({p.where for p in plans}))
     # a dataset made here gets the config's relations (MNRE's ours_rel2id.json order)

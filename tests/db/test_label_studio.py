@@ -88,6 +88,10 @@ def reviewed(sessions, mini_mnre):
             session, p4, status="corrected", label="/loc/loc/contain", annotator="carol", expected_revision=1
         )
         undo_last(session, p4, annotator="carol", expected_revision=2)
+        # a correction to the label the pair already had (gold "None") stays a correction
+        record_annotation(
+            session, p2, status="corrected", label="None", annotator="dana", expected_revision=0
+        )
         # distinct, known times (the store's default is now(), identical to the microsecond on fast machines)
         for k, a in enumerate(session.scalars(select(Annotation).order_by(Annotation.id))):
             a.created_at = t0 + timedelta(minutes=k)
@@ -223,7 +227,7 @@ def test_importing_the_export_into_its_own_store_adds_nothing(sessions, reviewed
     with sessions.begin() as session:
         report = import_label_studio(session, out)
     assert (report.new_pairs, report.new_posts, report.decisions_added) == (0, 0, 0)
-    assert report.decisions_present == 5 and report.existing_pairs == 7
+    assert report.decisions_present == 6 and report.existing_pairs == 7
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Annotation)) == n_annotations
 
