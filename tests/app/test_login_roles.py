@@ -70,6 +70,20 @@ def test_import_and_reimport_refuse_a_reviewer_before_writing(store, tmp_path):
     assert counts(store)[0] > before[0] and report is not None
 
 
+def test_label_studio_import_refuses_a_reviewer_before_reading(store, tmp_path):
+    from db.label_studio import import_label_studio
+
+    export = tmp_path / "label_studio.json"
+    export.write_text("[]")
+    before = counts(store)
+    refused = "only an admin may import a Label Studio export"
+    with pytest.raises(PermissionDeniedError, match=refused), store.begin() as s:
+        import_label_studio(s, export, actor=REVIEWER_ACTOR)
+    assert counts(store) == before
+    with store.begin() as s:
+        import_label_studio(s, export, actor=ADMIN_ACTOR)  # an empty export: nothing to add, but allowed
+
+
 def test_retrain_refuses_a_reviewer_before_registering_anything(store, tiny_checkpoint, tmp_path):
     from app.retrain import retrain
 
