@@ -23,11 +23,12 @@ def app_feature_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_app_files(monkeypatch, app_feature_cache, tmp_path):
-    """The app writes features, exports and uploads under tmp folders, never the repository's var/."""
+    """The app writes features, exports, uploads and queued jobs under tmp folders, never the repository's var/."""
     monkeypatch.setenv("MRELENS_FEATURE_CACHE", str(app_feature_cache))
     monkeypatch.setenv("MRELENS_EXPORT_DIR", str(tmp_path / "exports"))
     monkeypatch.setenv("MRELENS_UPLOAD_DIR", str(tmp_path / "uploads"))
     monkeypatch.setenv("MRELENS_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("MRELENS_JOBS_URL", f"sqlite:///{tmp_path / 'jobs.db'}")  # jobs the pages enqueue
 
 
 @pytest.fixture(scope="session")
