@@ -233,6 +233,8 @@ def run(args: argparse.Namespace) -> None:
             print(ls_report.summary())
             for problem in ls_report.stale:
                 print(f"not applied: {problem}")
+            for problem in ls_report.ignored:
+                print(f"ignored: {problem}")
         elif args.command == "agreement":
             with sessions() as session:
                 print(agreement(session, args.dataset, args.annotators).format())

@@ -314,6 +314,13 @@ class _PairPlan:
 
 
 @dataclass
+class ParsedExport:
+    plans: list[_PairPlan]  # every pair the tasks name, with the decisions made on it
+    tasks: int
+    ignored: list[str]
+
+
+@dataclass
 class LabelStudioImportReport:
     tasks: int = 0
     new_posts: int = 0
@@ -322,6 +329,9 @@ class LabelStudioImportReport:
     decisions_added: int = 0
     decisions_present: int = 0  # already stored (same annotator, time, status, label)
     stale: list[str] = field(default_factory=list)  # older than the pair's current decision: not applied
+    ignored: list[str] = field(
+        default_factory=list
+    )  # annotations that name no pair (skips, empty submissions)
     without_image: int = 0
 
     def summary(self) -> str:
@@ -329,7 +339,7 @@ class LabelStudioImportReport:
             f"{self.tasks} tasks read, {self.new_pairs} pairs added, {self.existing_pairs} already present, "
             f"{self.new_posts} posts added, {self.decisions_added} decisions added, {self.decisions_present} "
             f"already stored, {len(self.stale)} older than the current decision (not applied), "
-            f"{self.without_image} pairs without image"
+            f"{len(self.ignored)} annotations without a pair (nothing recorded), {self.without_image} pairs without image"
         )
 
 
@@ -453,8 +463,10 @@ def _parse_task(
     dataset: str,
     images_dir: Path | None,
     image_shas: dict[Path, str],
+    ignored: list[str],
 ) -> list[_PairPlan]:
-    """The pairs of one task with the decisions its annotations make on them."""
+    """The pairs of one task with the decisions its annotations make on them; annotations that name no pair (a skip
+    of a task drawn in Label Studio, an empty submission) are listed in `ignored`."""
     if not isinstance(task, dict):
         raise reader.error("task", f"must be an object, got {type(task).__name__}")
     data = reader.get(task, "data", "data", dict)
@@ -558,8 +570,15 @@ def _parse_task(
         if not links:
             if cancelled and meta_head and meta_tail:  # skipped without touching the pre-annotation
                 links.append((where, None, None, None))
+            elif cancelled or not regions:  # a skip or an empty submission names no pair: nothing to record
+                ignored.append(
+                    f"task {reader.index} {where} by {annotator}: no relation drawn, nothing recorded"
+                )
+                continue
             else:
-                raise reader.error(f"{where}.result", "has no relation from a head span to a tail span")
+                raise reader.error(
+                    f"{where}.result", "has spans but no relation from a head span to a tail span"
+                )
         for rf, from_id, to_id, label in links:
             if from_id is None:
                 head, tail = meta_head, meta_tail
@@ -596,7 +615,7 @@ def _parse_task(
 
 def read_label_studio(
     path: str | Path, dataset: str = DEFAULT_DATASET, images_dir: str | Path | None = None
-) -> list[_PairPlan]:
+) -> ParsedExport:
     """Parse and check a Label Studio JSON export (a list of tasks) without touching the store."""
     path = Path(path)
     try:
@@ -615,9 +634,10 @@ def read_label_studio(
     image_shas: dict[Path, str] = {}
     folder = Path(images_dir) if images_dir is not None else None
     plans: list[_PairPlan] = []
+    ignored: list[str] = []
     for index, task in enumerate(tasks):
-        plans.extend(_parse_task(task, _Reader(path, index), relations, dataset, folder, image_shas))
-    return plans
+        plans.extend(_parse_task(task, _Reader(path, index), relations, dataset, folder, image_shas, ignored))
+    return ParsedExport(plans, len(tasks), ignored)
 
 
 def import_label_studio(
@@ -634,8 +654,9 @@ def import_label_studio(
     Importing is an admin action (db.roles); `actor` None is the local single user.
     """
     require_admin(actor, f"import a Label Studio export into dataset {dataset!r}")
-    plans = read_label_studio(path, dataset, images_dir)
-    report = LabelStudioImportReport(tasks=len({p.where for p in plans}))
+    parsed = read_label_studio(path, dataset, images_dir)
+    plans = parsed.plans
+    report = LabelStudioImportReport(tasks=parsed.tasks, ignored=parsed.ignored)
     # a dataset made here gets the config's relations (MNRE's ours_rel2id.json order)
     label_map = {name: i for i, name in enumerate(config_relations())}
     datasets: dict[str, Dataset] = {}

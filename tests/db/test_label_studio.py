@@ -346,6 +346,7 @@ RESULT = ["annotations", 0, "result"]
         ((["annotations", 0, "completed_by"], None), "task 1: annotations[0].completed_by"),
         ((["annotations", 0, "updated_at"], "yesterday"), "task 1: annotations[0].updated_at"),
         ((["annotations", 0, "result"], "x"), "task 1: annotations[0].result"),
+        (([*RESULT, 2], KeyError), "task 1: annotations[0].result"),  # spans but no relation
     ],
 )
 def test_malformed_tasks_name_the_task_and_field_and_store_nothing(sessions, tmp_path, change, field):
@@ -370,3 +371,20 @@ def test_cli_exports_and_imports_label_studio_json(tmp_path, reviewed, db_url, c
     assert main([*fresh, "import-labelstudio", str(tmp_path / "broken.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "task 0: data.text" in err[0]
+
+
+def test_annotations_that_name_no_pair_are_listed_not_recorded(sessions, tmp_path):
+    skipped = ls_task(was_cancelled=True)
+    skipped["annotations"][0]["result"] = []
+    empty = ls_task()
+    empty["annotations"][0]["result"] = []
+    untouched = {"data": {"text": "nobody looked at this"}, "annotations": []}
+    path = tmp_path / "project.json"
+    path.write_text(json.dumps([ls_task(), skipped, empty, untouched]))
+    with sessions.begin() as session:
+        report = import_label_studio(session, path)
+    assert (report.tasks, report.new_pairs, report.decisions_added) == (4, 1, 1)
+    assert [x.split(":")[0] for x in report.ignored] == [
+        "task 1 annotations[0] by labelstudio-user-3",
+        "task 2 annotations[0] by labelstudio-user-3",
+    ]
