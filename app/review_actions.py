@@ -63,7 +63,15 @@ def save(status: str, label: str | None = None) -> None:
             "Your note and label are kept: press the key again.",
         )
         return
-    except LabelStoreError as err:  # ConcurrentEditError included: the page reloads the pair's new state
+    except ConcurrentEditError as err:
+        # the page shows the pair's new state on this rerun; the reviewer's note and label stay in place
+        flash(
+            "error",
+            f"Not saved: pair {pair_id} was changed by {err.annotator} meanwhile (revision {err.revision}); it now "
+            "shows their decision. Your note and label are kept: press the key again to save yours on top of it.",
+        )
+        return
+    except LabelStoreError as err:
         flash("error", f"Not saved: {err}. Your note and label are kept.")
         return
     st.session_state.pop(f"review_note_{pair_id}", None)
