@@ -57,13 +57,8 @@ from db.roles import Actor, require_admin
 from model.mnre_format import DataFormatError
 
 CONFIG_PATH = Path(__file__).with_name("label_studio_config.xml")
-SPAN_CONTROL, TEXT_OBJECT, IMAGE_OBJECT, REJECT_CONTROL, NOTE_CONTROL = (
-    "entity",
-    "text",
-    "image",
-    "pair",
-    "note",
-)
+# names of the config's tags that results refer to (from_name / to_name)
+SPAN_CONTROL, TEXT_OBJECT, REJECT_CONTROL, NOTE_CONTROL = "entity", "text", "pair", "note"
 HEAD, TAIL, REJECT_CHOICE = "head", "tail", "reject pair"
 DEFAULT_IMAGE_PREFIX = "/data/local-files/?d="  # Label Studio's local-files storage URL
 DEFAULT_DATASET = "labelstudio"

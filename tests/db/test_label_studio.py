@@ -61,6 +61,8 @@ def test_config_is_label_studio_xml_with_the_23_mnre_relations():
     spans = names["entity"]
     assert spans.tag == "Labels" and spans.attrib["toName"] == "text"
     assert [label.attrib["value"] for label in spans] == ["head", "tail"]
+    assert names["pair"].tag == "Choices" and [c.attrib["value"] for c in names["pair"]] == ["reject pair"]
+    assert names["note"].tag == "TextArea" and names["note"].attrib["toName"] == "text"
 
 
 @pytest.fixture
