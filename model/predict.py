@@ -245,7 +245,7 @@ class Predictor:
             crop_folder.mkdir(parents=True, exist_ok=True)
             for i, post in enumerate(posts):
                 if isinstance(post, DataFormatError):
-                    outputs[i] = {"line": post.line, "id": None, "error": str(post)}
+                    outputs[i] = {"line": post.line, "id": getattr(post, "post_id", None), "error": str(post)}
                     continue
                 try:
                     image = _load_image(post, self.source) if post.image_path is not None else None
@@ -297,6 +297,15 @@ class Predictor:
 # Streaming, sharding
 
 
+def _id_of(obj: Any) -> Any:
+    if isinstance(obj, str):
+        try:
+            obj = json.loads(obj)
+        except json.JSONDecodeError:
+            return None
+    return obj.get("id") if isinstance(obj, dict) else None
+
+
 def numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, text) of each non-blank line, read lazily."""
     with open(path, encoding="utf-8") as fh:
@@ -334,6 +343,7 @@ def predict_stream(
             try:
                 batch.append(parse_post(obj, line, predictor.source, base_dir))
             except DataFormatError as e:
+                e.post_id = _id_of(obj)  # the error output still says which post it was, when it can
                 batch.append(e)
             if len(batch) == batch_size:
                 yield from predictor.run(batch)

@@ -127,6 +127,7 @@ def test_cli_predicts_grounds_and_reports_bad_lines_without_stopping(
     assert 0 <= x0 < x1 <= 96 and 0 <= y0 < y1 <= 64
     assert ok["b"]["grounding"] is None and ok["b"]["image"] is None
     errors = {r["line"]: r["error"] for r in results if "error" in r}
+    assert [r["id"] for r in results if "error" in r] == ["c", None, "f", "g"]
     assert errors[3].startswith(f"{posts_file}:3: field 'head'") and "'Berlin'" in errors[3]
     assert errors[5].startswith(f"{posts_file}:5:") and "not valid JSON" in errors[5]
     assert errors[6].startswith(f"{posts_file}:6: field 'image'")
