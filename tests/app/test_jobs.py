@@ -301,3 +301,31 @@ def test_cancel_and_status_rules(job_env):
             finish_job(session, running, "failed")
     with pytest.raises(LabelStoreError, match="unknown job kind"):
         enqueue(sessions, "mine_bitcoin", "ann", {})
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("TEST_REDIS_URL"), reason="needs TEST_REDIS_URL (.ci/services/redis.sh)"
+)
+def test_redis_storage_by_configuration_alone(job_env, monkeypatch):
+    """MRELENS_JOBS_URL=redis://... and nothing else: the app enqueues into Redis and the worker runs from it."""
+    from app.jobs import enqueue
+    from app.jobs.queue import get_queue
+
+    redis_url = os.environ["TEST_REDIS_URL"]
+    monkeypatch.setenv("MRELENS_JOBS_URL", redis_url)
+    queue = get_queue()
+    assert type(queue).__name__ == "PriorityRedisHuey"
+    queue.flush()
+    sessions = job_env["sessions"]
+    first = enqueue(sessions, "first_model", "tester", {"data": str(job_env["data"]), "dataset": "synthetic"})
+    assert queue.pending_count() == 1
+    worker = start_worker({**job_env["env"], "MRELENS_JOBS_URL": redis_url}, job_env["tmp"] / "worker.log")
+    try:
+        job = wait_for(sessions, first, final, 90, "finished")
+        assert job.status == "succeeded", (job.error, (job_env["tmp"] / "worker.log").read_text()[-2000:])
+        assert wait_for(sessions, job.outcome["score_job"], final, 60, "scored").status == "succeeded"
+    finally:
+        worker.send_signal(signal.SIGINT)
+        worker.wait(30)
+        queue.flush()
