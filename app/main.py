@@ -6,12 +6,10 @@ navigation; every page lives in app/views/ and reads top to bottom.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import streamlit as st
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run app/main.py` from anywhere
 
@@ -20,9 +18,8 @@ from app.identity import identity_sidebar  # noqa: E402
 from app.model_status import sidebar_model_status  # noqa: E402
 from app.state import init_state  # noqa: E402
 
-# One thread per request: on a busy 2-core machine two threads make a post ~5x slower, not faster.
-torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", "1")))
-
+# torch is imported only by the pages that run a model (app.resources sets one thread per request there), so the
+# Queue opens in a new session without paying seconds for it.
 st.set_page_config(page_title="MRE Lens", page_icon=":material/hub:", layout="wide")
 init_state()
 # with a login provider configured, nothing (not even the page list) is shown before a login
