@@ -131,6 +131,8 @@ def require_login() -> None:
         st.error(str(err))
         st.stop()
     if not st.user.is_logged_in:
+        # after a logout nothing may still be saved under the previous identity (callbacks run before this check)
+        st.session_state[IDENTITY_KEY] = ""
         st.title("MRE Lens")
         st.markdown(
             "Log in to review. The identity your provider sends (email, else subject) is recorded with every "
@@ -147,6 +149,7 @@ def require_login() -> None:
         st.stop()
     identity = provider_identity(st.user)
     if not identity:
+        st.session_state[IDENTITY_KEY] = ""
         st.error("The identity provider sent neither an email nor a subject (sub): nothing can be recorded.")
         st.button("Log out", on_click=st.logout, key="auth_logout_unknown")
         st.stop()

@@ -92,6 +92,15 @@ def test_decisions_carry_the_providers_identity_not_a_typed_name(oidc_app, seede
     ]
 
 
+def test_a_logout_forgets_the_identity(oidc_app, seeded_url):
+    at = oidc_app(seeded_url, {"email": "rev@example.org"})
+    assert at.session_state["reviewer"] == "rev@example.org"
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert at.session_state["reviewer"] == "", "nothing can be saved under the previous identity"
+    assert [b.label for b in at.button] == ["Log in"]
+
+
 def test_the_subject_is_the_identity_when_there_is_no_email(oidc_app, seeded_url):
     at = oidc_app(seeded_url, {"sub": "u-42"})
     at.button(key="queue_start").click().run()
