@@ -1,4 +1,8 @@
-"""Make the app usable from a fresh clone: database, data, a model and the queue's predictions.
+"""Make the app usable from a fresh clone, synchronously: database, data, a model and the queue's predictions.
+
+`make app` does not run this: it runs app.launch, which takes only the data steps from here (data_source,
+ensure_data) and queues the training and scoring as jobs for the worker, so the app serves at once. This command
+stays for scripts that want a ready store in one blocking call.
 
     python -m app.prepare [--database-url URL] [--mnre DIR] [--predict-limit N] [--quickstart-train N]
                           [--runs-dir runs]
