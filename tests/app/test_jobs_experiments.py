@@ -82,3 +82,23 @@ def test_models_page_queues_a_retrain_job_that_registers_a_child(job_env, tiny_t
         child = session.scalars(select(ModelVersion).where(ModelVersion.parent_id.is_not(None))).one()
         assert child.settings["job"] == retrain.id and child.version_id == done.outcome["model_version"]
         assert done.outcome["val_f1_before"] is not None and "activated" in done.outcome
+
+
+def test_grounding_job_grounds_the_dataset_through_model_grounding(job_env):  # noqa: F811
+    from app.jobs import enqueue
+
+    sessions, tmp = job_env["sessions"], job_env["tmp"]
+    out = tmp / "grounding"
+    params = {
+        "data": str(job_env["data"]),
+        "dataset": "synthetic",
+        "splits": ["val"],
+        "limit": 5,
+        "out": str(out),
+    }
+    job = run_inline(sessions, enqueue(sessions, "grounding", "tester", params))
+    assert job.status == "succeeded", job.error
+    assert job.outcome["counts"]["val"]["grounded"] == 5 and job.progress["fraction"] == 1.0
+    assert len((out / "val.jsonl").read_text().splitlines()) == 5
+    again = run_inline(sessions, enqueue(sessions, "grounding", "tester", params))
+    assert again.outcome["counts"]["val"]["skipped"] == 5  # resumable: a second job skips what is stored
