@@ -298,10 +298,12 @@ class Job(Base):
     queue_task_id: Mapped[str | None] = mapped_column(String(64))  # the huey task carrying this job
     worker: Mapped[str | None] = mapped_column(String(200))  # host:pid of the worker running it
     cancel_requested: Mapped[bool] = mapped_column(default=False)
-    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # fraction, step, epoch, eta_s, val_f1, message
+    # fraction, step, epoch, eta_s, val_f1, message
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     log_tail: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
-    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # e.g. {"model_version": ..., "activated": ...}
+    # e.g. {"model_version": ..., "activated": ...}
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[created_at_utc]
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # last progress write by the worker
