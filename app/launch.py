@@ -139,11 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
+    from app.jobs.queue import JobsConfigError
+    from db.queries import LabelStoreError
+    from model.data import DataFormatError
+
     engine, sessions = open_database()
     try:
         source = data_source(args.mnre, args.synthetic_dir) if args.synthetic_dir else data_source(args.mnre)
         ensure_data(sessions, *source)
         queue_default_jobs(sessions, *source)
+    except (DataFormatError, LabelStoreError, JobsConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     finally:
         engine.dispose()
     log(f"data ready in {time.time() - t0:.1f} s")
