@@ -17,6 +17,7 @@ from sqlalchemy.orm import sessionmaker
 
 from app.jobs.queue import get_queue, job_task
 from db.jobs import create_job, finish_job, pending_jobs, request_cancel, set_queue_task
+from db.roles import Actor, require_admin
 
 # a re-scoring job goes before a training job waiting in the queue: the reviewer sees the new model's
 # predictions minutes after it is activated, not after the next training
@@ -30,8 +31,14 @@ def enqueue(
     started_by: str,
     params: dict[str, Any] | None = None,
     priority: int | None = None,
+    actor: Actor | None = None,
 ) -> int:
-    """Create the job row, then hand its id to the queue; returns the job id."""
+    """Create the job row, then hand its id to the queue; returns the job id.
+
+    Training jobs make or change models: admins only (db.roles); `actor` None is the local single user.
+    """
+    if kind in TRAINING_KINDS:
+        require_admin(actor, f"start a {kind} job")
     priority = PRIORITY.get(kind, 0) if priority is None else priority
     with sessions.begin() as session:
         job_id = create_job(session, kind, started_by, params, priority).id

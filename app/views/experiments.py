@@ -104,9 +104,9 @@ def experiment_jobs_panel() -> None:
         for column, kind in ((b1, "shuffle"), (b2, "ablation")):
             if column.button(f"Run {EXPERIMENT_KINDS[kind]}", key=f"experiments_run_{kind}"):
                 who = require_reviewer()
-                if refuse_unless_admin(f"run {EXPERIMENT_KINDS[kind]}") is None:
+                if (admin := refuse_unless_admin(f"run {EXPERIMENT_KINDS[kind]}")) is None:
                     return
-                job = enqueue(sessions, kind, who, params)
+                job = enqueue(sessions, kind, who, params, actor=admin)
                 st.success(f"Queued job {job}: {EXPERIMENT_KINDS[kind]}. Follow it on the Jobs page.")
                 st.rerun()
     for job in live:

@@ -211,7 +211,7 @@ limit_train = c7.number_input("Train records (0 = all)", 0, 100_000, 0, step=500
 limit_val = c8.number_input("Val records (0 = all)", 0, 10_000, 0, step=100, key="models_limit_val")
 if st.button("Retrain from curated labels", type="primary", key="models_retrain"):
     who = require_reviewer()
-    if refuse_unless_admin("start a retraining") is None:
+    if (admin := refuse_unless_admin("start a retraining")) is None:
         st.stop()
     job = enqueue(
         sessions,
@@ -225,5 +225,6 @@ if st.button("Retrain from curated labels", type="primary", key="models_retrain"
             "limit_train": int(limit_train) or None,
             "limit_val": int(limit_val) or None,
         },
+        actor=admin,
     )
     st.success(f"Queued job {job}: retraining {chosen} on the curated {dataset} labels. Follow it on Jobs.")

@@ -84,6 +84,17 @@ def test_label_studio_import_refuses_a_reviewer_before_reading(store, tmp_path):
         import_label_studio(s, export, actor=ADMIN_ACTOR)  # an empty export: nothing to add, but allowed
 
 
+@pytest.mark.parametrize("kind", ["retrain", "first_model", "default_model", "shuffle", "ablation"])
+def test_training_jobs_refuse_a_reviewer_before_a_job_is_queued(store, kind):
+    from app.jobs import enqueue
+    from db.models import Job
+
+    with pytest.raises(PermissionDeniedError, match=f"only an admin may start a {kind} job"):
+        enqueue(store, kind, "rev@example.org", {}, actor=REVIEWER_ACTOR)
+    with store() as s:
+        assert s.scalar(select(func.count(Job.id))) == 0, "no job row, nothing sent to the queue"
+
+
 def test_retrain_refuses_a_reviewer_before_registering_anything(store, tiny_checkpoint, tmp_path):
     from app.retrain import retrain
 
