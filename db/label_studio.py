@@ -613,6 +613,9 @@ def read_label_studio(
 ) -> ParsedExport:
     """Parse and check a Label Studio JSON export (a list of tasks) without touching the store."""
     path = Path(path)
+    # a FIFO would block the read forever, a folder or device is no export: refuse before opening
+    if path.exists() and not path.is_file():
+        raise DataFormatError(path, None, None, "is not a regular file (a FIFO, device or folder)")
     try:
         tasks = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:

@@ -156,3 +156,24 @@ def test_post_text_that_is_not_utf8_is_one_error_line(store_url, capsys):
     text = b"Obama \xff meets".decode("utf-8", "surrogateescape")
     assert main([*store_url, "import-post", "--text", text, "--head", "0", "1", "--tail", "2", "3"]) == 2
     assert "field 'text'" in _error_line(capsys)
+
+
+def test_a_fifo_or_folder_given_as_a_label_studio_export_is_refused_without_blocking(
+    tmp_path, store_url, capsys
+):
+    fifo = tmp_path / "tasks.json"
+    os.mkfifo(fifo)
+    outcome: list[int] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(main([*store_url, "import-labelstudio", str(fifo)]))
+    )
+    worker.daemon = True
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():
+        with open(fifo, "w", encoding="utf-8") as unblock:
+            unblock.write("[]")
+        pytest.fail("import-labelstudio blocked on a FIFO")
+    assert outcome == [2] and "not a regular file" in _error_line(capsys)
+    assert main([*store_url, "import-labelstudio", str(tmp_path)]) == 2
+    assert "not a regular file" in _error_line(capsys)
