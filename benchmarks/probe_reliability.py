@@ -135,6 +135,12 @@ def probe_all(work: Path) -> list[Probe]:
         "store rows; FIFO still a FIFO",
         lambda: stat.S_ISFIFO(os.stat(fifo).st_mode),
     )
+    cli_case(
+        "FIFO given as a Label Studio export (must not block)",
+        [*url, "import-labelstudio", str(fifo)],
+        "store rows; FIFO still a FIFO",
+        lambda: stat.S_ISFIFO(os.stat(fifo).st_mode),
+    )
     cli_case("device (/dev/zero) given as --image", [*url, *post, "--image", "/dev/zero"], "store rows")
     cli_case("directory given as --image", [*url, *post, "--image", str(work)], "store rows")
     big = work / "big.png"
