@@ -245,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         f"with {os.cpu_count()} CPU cores (torch {torch.__version__}), shared with other jobs: load average "
         f"{load[0]:.1f} at the start, {load_end[0]:.1f} at the end (above 2 = contended). Seeds: synthetic data 0, "
         "training seed from configs/first_model.yaml. The worker runs with its defaults (1 torch thread, nice +10 "
-        "on top of the benchmark's own nice).",
+        f"on top of the benchmark's own nice {os.nice(0)}: effective nice {min(19, os.nice(0) + 10)}, while other "
+        "processes on the same cores may run at nice 0), so the first-run times below are an upper bound for a "
+        "machine running only `make app`.",
         "",
         "## Interactions on cached posts, with and without a training job (same run)",
         "",
