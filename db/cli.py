@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> None:
             )
             started = time.perf_counter()
             with sessions() as session:
-                check_filter_names(session, args.dataset, args.split, args.annotator)
+                check_filter_names(session, args.dataset, args.split, args.annotator, args.label)
                 if args.format == LABEL_STUDIO_FORMAT:
                     report = export_label_studio(session, args.out, flt)
                 else:

@@ -588,7 +588,7 @@ def export_labels(
         raise LabelStoreError(
             "the MNRE layout has no place for rejected pairs; export them as jsonl, csv or parquet"
         )
-    check_filter_names(session, flt.dataset, flt.split, flt.annotator)
+    check_filter_names(session, flt.dataset, flt.split, flt.annotator, flt.label)
     _refuse_source_folders(session, out)
     rows = curated_rows(session, flt)
     if fmt == "mnre":

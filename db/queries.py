@@ -755,10 +755,14 @@ def model_versions_newest_first(session: Session) -> list[ModelVersion]:
 
 
 def check_filter_names(
-    session: Session, dataset: str | None = None, split: str | None = None, annotator: str | None = None
+    session: Session,
+    dataset: str | None = None,
+    split: str | None = None,
+    annotator: str | None = None,
+    label: str | None = None,
 ) -> None:
-    """Refuse a --dataset, --split or --annotator the store does not have: a typo must not pass as an empty result
-    (an export would replace a good file with an empty one)."""
+    """Refuse a --dataset, --split, --annotator or --label the store does not have: a typo must not pass as an empty
+    result (an export would replace a good file with an empty one)."""
     if dataset is not None and session.scalar(select(Dataset.id).where(Dataset.name == dataset)) is None:
         names = ", ".join(d.name for d in list_datasets(session)) or "none"
         raise LabelStoreError(f"--dataset {dataset!r}: no such dataset in the store (it has: {names})")
@@ -778,6 +782,12 @@ def check_filter_names(
         raise LabelStoreError(
             f"--annotator {annotator!r}: nobody of that name has decided anything in the store"
         )
+    if label is not None:
+        known = any(label in (label_map or {}) for label_map in session.scalars(select(Dataset.label_map)))
+        known = known or session.scalar(select(EntityPair.id).where(EntityPair.gold_label == label).limit(1))
+        known = known or session.scalar(select(Annotation.id).where(Annotation.label == label).limit(1))
+        if not known:
+            raise LabelStoreError(f"--label {label!r}: no dataset in the store has this label")
 
 
 def queue_filter_values(session: Session) -> dict[str, list[str]]:

@@ -143,7 +143,12 @@ def test_two_concurrent_imports_give_a_clear_error(tmp_path, mini_mnre, capsys):
 def test_a_filter_naming_nothing_in_the_store_is_an_error_not_an_empty_export(tmp_path, store_url, capsys):
     out = tmp_path / "good.csv"
     out.write_text("a good export\n", encoding="utf-8")
-    for option, value in (("--dataset", "mnrre"), ("--split", "vall"), ("--annotator", "nobody")):
+    for option, value in (
+        ("--dataset", "mnrre"),
+        ("--split", "vall"),
+        ("--annotator", "nobody"),
+        ("--label", "/per/per/pear"),
+    ):
         assert main([*store_url, "export", "--format", "csv", "--out", str(out), option, value]) == 2
         assert f"{option} '{value}'" in _error_line(capsys)
     assert out.read_text(encoding="utf-8") == "a good export\n"
