@@ -1,6 +1,10 @@
 """Checkpoint folders shared by every architecture: config.json + model.safetensors + tokenizer files, no pickle.
 
 The version id is derived from the saved weights, so two folders with the same id hold the same model.
+
+Reading: read_checkpoint_config is the one reader of config.json; load_checkpoint_model checks a folder before
+building anything (config values, sizes, then the safetensors header against the shapes the config describes) and
+raises one CheckpointError naming the folder, the file and the field.
 """
 
 from __future__ import annotations
