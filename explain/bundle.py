@@ -99,7 +99,7 @@ def swapped_image_reliance(
     k: int = 5,
     seed: int = 0,
     feature_cache: FeatureCache | str | Path | None = None,
-    max_length: int = 80,
+    max_length: int | None = None,
 ) -> ImageReliance:
     """The image reliance of an encoded post: k images of `other_records` (chosen with `seed`; only those k are
     encoded) swapped in, and the no-image test. Without other_records or an image, the no-image test alone."""
@@ -122,7 +122,7 @@ def explain_post(
     target: int | str | None = None,
     baseline: str = "pad",
     visual_method: str = "occlusion",
-    max_length: int = 80,
+    max_length: int | None = None,
     internal_batch_size: int = 8,
 ) -> ExplanationBundle:
     """Prediction, attention, token and visual attributions for `target` (default: the prediction), their

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from model.batching import collate, prepare_examples
-from model.data import ENTITY_MARKERS, Record, encode_text
+from model.checkpoint import preprocessing
+from model.data import Record, encode_text
 from model.visual_features import FeatureCache
 
 
@@ -88,7 +89,7 @@ def encode_post(
     tokenizer,
     record: Record,
     feature_cache: FeatureCache | str | Path | None = None,
-    max_length: int = 80,
+    max_length: int | None = None,
 ) -> PostInputs:
     """Encode one record exactly as training and evaluation do (entity markers, truncation, visual inputs).
 
@@ -103,11 +104,14 @@ def encode_post(
     example = prepare_examples([as_read], tokenizer, model.config, max_length, feature_cache).examples[0]
     batch = collate([example], tokenizer.pad_token_id, model.config.vision_backbone)
     batch.pop("labels")
-    enc = encode_text(record.tokens, record.head, record.tail, tokenizer, max_length)
+    # the model's own preprocessing (max_length None: the checkpoint's), as prepare_examples used above
+    settings = preprocessing(model.config)
+    max_length = settings.max_length if max_length is None else max_length
+    enc = encode_text(record.tokens, record.head, record.tail, tokenizer, max_length, settings.marker_style)
     ids = enc.input_ids
-    marker = dict(zip(ENTITY_MARKERS, tokenizer.convert_tokens_to_ids(list(ENTITY_MARKERS)), strict=True))
-    head_span = (ids.index(marker["<s>"]), ids.index(marker["</s>"]) + 1)
-    tail_span = (ids.index(marker["<o>"]), ids.index(marker["</o>"]) + 1)
+    # markers by position: their strings depend on the tokenizer (MPNet's <s> is its own start token)
+    h_open, h_close, t_open, t_close = enc.marker_index
+    head_span, tail_span = (h_open, h_close + 1), (t_open, t_close + 1)
     slots, visual_labels = visual_token_layout(model)
     present: list[bool] = []
     has_image = False

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from array import array
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,9 +55,9 @@ class VisualRef:
         return self.mask if index == 1 else self.tensors()[index]
 
 
-@dataclass
+@dataclass(slots=True)
 class Example:
-    input_ids: list[int]
+    input_ids: Sequence[int]  # array("i") from prepare_examples: 4 bytes a piece, not a list of int objects
     head_index: int
     tail_index: int
     label: int
@@ -186,7 +188,7 @@ def prepare_examples(
             )
         examples.append(
             Example(
-                enc.input_ids,
+                array("i", enc.input_ids),
                 enc.head_index,
                 enc.tail_index,
                 label_index[rec.relation],
@@ -211,7 +213,7 @@ def collate(examples: list[Example], pad_id: int, backbone: str = "efficientnet"
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     mask = torch.zeros(len(examples), width, dtype=torch.long)
     for i, e in enumerate(examples):
-        ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
+        ids[i, : len(e.input_ids)] = torch.tensor(list(e.input_ids))
         mask[i, : len(e.input_ids)] = 1
     batch = {
         "input_ids": ids,

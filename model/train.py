@@ -189,15 +189,19 @@ def train(
     """Train and return the best checkpoint. Records may be given directly (retraining on curated labels)."""
     rank, world, local_rank = _dist_info()
     distributed = world > 1
+    device = _device(cfg, local_rank)
+    if device.type == "cuda":
+        # one GPU per process, set before the process group starts: otherwise every rank's NCCL communicator and
+        # CUDA caches land on GPU 0
+        torch.cuda.set_device(device)
     if distributed and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     is_main = rank == 0
 
     def log(msg: str) -> None:
         if is_main:
             print(msg, file=sys.stderr, flush=True)
 
-    device = _device(cfg, local_rank)
     _seed_everything(cfg.seed)
     out = Path(cfg.output_dir)
     if train_records is None:
@@ -239,6 +243,8 @@ def train(
         progress=cfg.progress and is_main,
     )
     val_data = prepare_examples(val_records, tokenizer, config, cfg.max_length, cache)
+    # the examples are all training needs from here on: drop this function's references to the parsed records
+    del train_records, val_records
     log(f"train visual inputs: {dict(train_data.stats)}; val: {dict(val_data.stats)}")
 
     optimizer = torch.optim.AdamW(
