@@ -6,7 +6,8 @@ Two speeds:
 - expensive (LayerIG, visual occlusion / IG, faithfulness, reliance; seconds each): one job per panel on a
   background thread that owns its own copy of the model (Captum hooks on one copy never touch the copy the page
   uses), results kept per (model, pair, settings). The page polls the job and fills the panel in when it is done;
-  opening another pair cancels the previous pair's jobs that have not started, so it never waits behind them.
+  opening another pair cancels the previous pair's jobs that have not started (that browser session's own), so it
+  never waits behind them.
 
 A summary of each finished result is written to the label store once per (pair, model version, method, settings)
 with save_explanation; when the store already holds one, Inspect shows its numbers while the figure is computed.
@@ -14,6 +15,7 @@ with save_explanation; when the store already holds one, Inspect shows its numbe
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import streamlit as st
+from streamlit.logger import get_logger
 
 from app.inference import pair_records
 from app.paths import feature_cache_dir
@@ -30,6 +33,7 @@ from db.models import EntityPair
 from db.queries import find_model_version, pair_detail, save_explanation
 from model.grounding import GroundedObject
 
+LOG = get_logger(__name__)
 RELIANCE_CANDIDATES = 300  # other posts of the dataset the swapped-in images are drawn from
 
 
@@ -100,6 +104,7 @@ class Job:
     kind: str
     pair_id: int
     future: Future
+    owner: str = ""  # the browser session that asked first: only its own pair switch drops the job
     queued_at: float = field(default_factory=time.perf_counter)
     started_at: float | None = None
     finished_at: float | None = None
@@ -128,7 +133,7 @@ class Background:
         self.keep = keep
         self.lock = threading.Lock()
 
-    def submit(self, key: tuple, kind: str, pair_id: int, fn, *args) -> Job:
+    def submit(self, key: tuple, kind: str, pair_id: int, fn, *args, owner: str = "") -> Job:
         """The job for `key`: the running or finished one, else a new one queued behind the others."""
         with self.lock:
             job = self.jobs.get(key)
@@ -136,7 +141,7 @@ class Background:
             if job is not None and not job.future.cancelled():
                 self.jobs.move_to_end(key)
                 return job
-            job = Job(kind, pair_id, Future())
+            job = Job(kind, pair_id, Future(), owner)
 
             def run():
                 job.started_at = time.perf_counter()
@@ -145,6 +150,13 @@ class Background:
                 finally:
                     job.finished_at = time.perf_counter()
                     self.durations[kind] = job.finished_at - job.started_at
+                    LOG.info(
+                        "explanation job %s for pair %s: %.2f s (queued %.2f s before it started)",
+                        kind,
+                        pair_id,
+                        job.finished_at - job.started_at,
+                        job.started_at - job.queued_at,
+                    )
 
             job.future = self.executor.submit(run)
             self.jobs[key] = job
@@ -152,10 +164,14 @@ class Background:
                 self.jobs.popitem(last=False)
             return job
 
-    def cancel_other_pairs(self, pair_id: int) -> int:
-        """Drop the queued jobs of other pairs (a running one finishes and is kept); returns how many."""
+    def cancel_other_pairs(self, pair_id: int, owner: str = "") -> int:
+        """Drop `owner`'s queued jobs of other pairs (a running one finishes and is kept); returns how many."""
         with self.lock:
-            dropped = [k for k, j in self.jobs.items() if j.pair_id != pair_id and j.future.cancel()]
+            dropped = [
+                k
+                for k, j in self.jobs.items()
+                if j.owner == owner and j.pair_id != pair_id and j.future.cancel()
+            ]
             for key in dropped:
                 del self.jobs[key]
         return len(dropped)
@@ -174,31 +190,42 @@ def background() -> Background:
     return Background()
 
 
-@st.cache_resource(show_spinner="Loading a second copy of the model for the explanations ...", max_entries=2)
-def load_worker_model(path: str):
-    """The background thread's own (model, tokenizer): attribution hooks on it never reach the page's copy."""
-    from app.resources import torch_threads
-    from model.evaluate import load_checkpoint
-
-    torch_threads()
-    return load_checkpoint(path)
+_worker_models: dict[
+    str, tuple
+] = {}  # checkpoint folder -> (model, tokenizer), touched by the worker thread only
 
 
-def _token_job(model, inputs, baseline: str, n_steps: int):
+def worker_model(path: str):
+    """The worker thread's own (model, tokenizer), loaded on that thread the first time (the page never waits for
+    it); attribution hooks on this copy never reach the page's copy. At most two checkpoints are kept."""
+    if path not in _worker_models:
+        from app.resources import torch_threads
+        from model.evaluate import load_checkpoint
+
+        torch_threads()
+        while len(_worker_models) >= 2:
+            _worker_models.pop(next(iter(_worker_models)))
+        _worker_models[path] = load_checkpoint(path)
+    return _worker_models[path]
+
+
+def _token_job(path: str, inputs, baseline: str, n_steps: int):
     from explain import attribute_tokens, faithfulness
 
+    model = worker_model(path)[0]
     attribution = attribute_tokens(model, inputs, None, baseline, n_steps)
     return attribution, faithfulness(model, inputs, attribution)
 
 
-def _visual_job(model, inputs, method: str, n_steps: int):
+def _visual_job(path: str, inputs, method: str, n_steps: int):
     from explain import attribute_visual, faithfulness
 
+    model = worker_model(path)[0]
     attribution = attribute_visual(model, inputs, None, method, n_steps)
     return attribution, faithfulness(model, inputs, attribution) if attribution is not None else None
 
 
-def _reliance_job(model, tokenizer, inputs, sessions, pair_id: int, k: int, seed: int, cache_dir: str):
+def _reliance_job(path: str, inputs, sessions, pair_id: int, k: int, seed: int, cache_dir: str):
     from sqlalchemy import select
 
     from db.models import Post
@@ -218,31 +245,31 @@ def _reliance_job(model, tokenizer, inputs, sessions, pair_id: int, k: int, seed
                 )
             )
             others = pair_records(session, candidates)
+    model, tokenizer = worker_model(path)
     return swapped_image_reliance(model, tokenizer, inputs, others, k, seed, cache_dir)
+
+
+def browser_session() -> str:
+    """The id of the browser session running this script ("" outside a Streamlit run)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else ""
 
 
 def start_job(kind: str, url: str, pair_id: int, model_path: str, **settings) -> Job:
     """The background job of one expensive panel ("tokens", "visual" or "reliance") for this pair and settings."""
     inputs = post_inputs(url, pair_id, model_path)
-    model, tokenizer = load_worker_model(model_path)
     key = (kind, url, pair_id, model_path, tuple(sorted(settings.items())))
-    jobs = background()
+    submit = functools.partial(background().submit, key, kind, pair_id, owner=browser_session())
     if kind == "tokens":
-        return jobs.submit(
-            key, kind, pair_id, _token_job, model, inputs, settings["baseline"], settings["n_steps"]
-        )
+        return submit(_token_job, model_path, inputs, settings["baseline"], settings["n_steps"])
     if kind == "visual":
-        return jobs.submit(
-            key, kind, pair_id, _visual_job, model, inputs, settings["method"], settings["n_steps"]
-        )
+        return submit(_visual_job, model_path, inputs, settings["method"], settings["n_steps"])
     if kind == "reliance":
-        return jobs.submit(
-            key,
-            kind,
-            pair_id,
+        return submit(
             _reliance_job,
-            model,
-            tokenizer,
+            model_path,
             inputs,
             get_sessions(),
             pair_id,
@@ -254,7 +281,8 @@ def start_job(kind: str, url: str, pair_id: int, model_path: str, **settings) ->
 
 
 def cancel_other_pairs(pair_id: int) -> int:
-    return background().cancel_other_pairs(pair_id)
+    """Drop this browser session's queued jobs for other pairs (another reviewer's jobs are left alone)."""
+    return background().cancel_other_pairs(pair_id, browser_session())
 
 
 def job_progress(job: Job, what: str) -> None:

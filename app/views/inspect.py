@@ -132,21 +132,26 @@ def mega_panel() -> None:
             )
 
 
-left, right = st.columns(2)
-with left:
-    attention_panel()
-with right:
-    mega_panel()
-
 # Expensive panels. Their settings live in session_state (widget keys), read here before each fragment is drawn
 # so the page knows whether that panel's job is still running, and polls only then.
 TOKEN_SETTINGS = {"baseline": ("inspect_baseline", "pad"), "n_steps": ("inspect_steps", 16)}
 VISUAL_SETTINGS = {"method": ("inspect_visual_method", "occlusion"), "n_steps": ("inspect_steps", 16)}
 RELIANCE_SETTINGS = {"k": ("inspect_k", 5), "seed": ("inspect_seed", 0)}
+EXPENSIVE = [("tokens", TOKEN_SETTINGS), ("visual", VISUAL_SETTINGS), ("reliance", RELIANCE_SETTINGS)]
 
 
 def settings_of(spec: dict) -> dict:
     return {name: st.session_state.get(key, value) for name, (key, value) in spec.items()}
+
+
+left, right = st.columns(2)
+with left:
+    attention_panel()
+# the background jobs start now, so they run while MEGA's panel is built
+for kind, spec in EXPENSIVE:
+    start_job(kind, url, pair_id, path, **settings_of(spec))
+with right:
+    mega_panel()
 
 
 def polled(panel, kinds: list[tuple[str, dict]]) -> None:

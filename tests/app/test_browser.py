@@ -436,6 +436,7 @@ def walk(browser, url: str, store: str, shots: Path, tmp_path: Path, missing_ima
     assert any(t.endswith(": <s>") for t in drawn) and any(t.endswith(": </s>") for t in drawn), drawn
     wait_for_text(browser, "Reliance score", timeout=150)
     wait_for_text(browser, "Tokens comprehensiveness", timeout=150)
+    print(f"Inspect: every panel filled {time.perf_counter() - started:.1f} s after the click")
     wait_idle(browser, timeout=60)
     time.sleep(1.5)  # the last polling rerun
     page = body(browser)
@@ -450,6 +451,10 @@ def walk(browser, url: str, store: str, shots: Path, tmp_path: Path, missing_ima
         browser.execute_script("arguments[0].scrollIntoView()", heading)
         time.sleep(0.3)
         browser.save_screenshot(str(shots / f"inspect_{section.split()[0].lower()}.png"))
+    occlusion = browser.find_element("xpath", "//*[name()='text' and contains(., 'Visual occlusion for')]")
+    browser.execute_script("arguments[0].scrollIntoView()", occlusion)
+    time.sleep(0.3)
+    browser.save_screenshot(str(shots / "inspect_occlusion.png"))
 
     # Export: every format, each download read back
     import pandas as pd
