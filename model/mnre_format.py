@@ -494,10 +494,17 @@ def load_split(
     image_dir, crop_dir = root / "img_org" / split, root / "img_vg" / split / "crops"
     # one listing per folder instead of a filesystem lookup per record (MNRE has ~10k records per split)
     image_names, crop_names = _file_names(image_dir), _file_names(crop_dir)
+    checked: dict[Path, bool] = {}  # records share pictures: decode each file once
+
+    def readable(path: Path) -> bool:
+        if path not in checked:
+            checked[path] = image_is_readable(path)
+        return checked[path]
+
     for rec in records:
         if rec.img_id is not None:
             found = resolve_in_folder(image_dir, rec.img_id) if rec.img_id in image_names else None
-            if found is not None and (not check_images or image_is_readable(found)):
+            if found is not None and (not check_images or readable(found)):
                 rec.image_path = found
                 report.with_image += 1
             else:
@@ -510,7 +517,7 @@ def load_split(
                 except DataFormatError:
                     continue
                 found = resolve_in_folder(crop_dir, name) if name in crop_names else None
-                if found is not None and (not check_images or image_is_readable(found)):
+                if found is not None and (not check_images or readable(found)):
                     rec.crop_paths.append(found)
         report.with_crops += bool(rec.crop_paths)
     report.records = len(records)
