@@ -142,13 +142,16 @@ def repeat_batch(batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tens
 
 @torch.no_grad()
 def probabilities(model, batch: dict[str, torch.Tensor], chunk: int = 32) -> torch.Tensor:
-    """(B, num_labels) softmax probabilities, in chunks of `chunk` rows so memory stays bounded."""
+    """(B, num_labels) softmax probabilities, in chunks of `chunk` rows so memory stays bounded; with the model's
+    decision offset on "None" (model.evaluate.decision_logits), as every prediction."""
+    from model.evaluate import decision_logits
+
     model.eval()
     n = next(iter(batch.values())).size(0)
     out = []
     for i in range(0, n, chunk):
         part = {k: v[i : i + chunk] for k, v in batch.items()}
-        out.append(torch.softmax(model(**part).logits.float(), dim=-1))
+        out.append(torch.softmax(decision_logits(model(**part).logits.float(), model.config), dim=-1))
     return torch.cat(out)
 
 

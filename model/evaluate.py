@@ -179,7 +179,11 @@ def evaluate_checkpoint(
 def grounding_dir_for(model_dir: str | Path, requested: str | None) -> str | None:
     """The grounding folder to evaluate with: the one asked for ('none': the dataset's crops), else the model's."""
     if requested is not None:
-        return None if requested.lower() == "none" else requested
+        if requested.lower() == "none":
+            return None
+        if not Path(requested).is_dir():
+            raise FileNotFoundError(f"--grounding-dir {requested}: no such folder")
+        return requested
     stored = checkpoint_preprocessing(model_dir).grounding_dir
     if stored and not Path(stored).is_dir():
         raise FileNotFoundError(

@@ -80,7 +80,9 @@ def test_the_image_decides_and_only_objects_uses_it(trained, synthetic_root, fea
         trained["text_only"].best_dir, test_records, feature_cache=feature_cache_dir, max_length=24
     )
     assert objects["accuracy"] >= 0.95
-    assert abs(shuffled["accuracy"] - text_only["accuracy"]) <= 0.05
+    # with every post given a different picture, a model that reads the image falls to chance or below (a picture of
+    # the post's own relation comes back only as often as the derangement picks one)
+    assert shuffled["accuracy"] <= text_only["accuracy"] + 0.05
     chance = 1 / len(IMAGE_DECIDED)
     assert text_only["accuracy"] <= chance + 0.1
     # per image-decided label, the text-only model is near chance: even a model that calls every post by one label
