@@ -41,7 +41,7 @@ from explain.scene_graph_figures import (
     scene_graph_figure,
 )
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 2.0
 
 st.title("Inspect")
 weak_model_warning()  # app.model_status: no model, or one too weak to trust
@@ -172,35 +172,39 @@ def wants_polling(polling: bool) -> None:
         st.rerun()
 
 
-def attribution_panel(polling: bool) -> None:
-    st.subheader("Captum attributions and faithfulness")
-    c1, c2, c3 = st.columns(3)
-    baseline = c1.selectbox("Token baseline", ["pad", "mask"], key="inspect_baseline")
-    n_steps = c2.select_slider("IG steps", [8, 16, 32, 64], value=16, key="inspect_steps")
-    method = c3.selectbox("Visual method", ["occlusion", "integrated_gradients"], key="inspect_visual_method")
-    token_settings = {"baseline": baseline, "n_steps": n_steps}
-    tokens_job = start_job("tokens", url, pair_id, path, **token_settings)
-    visual_job = start_job("visual", url, pair_id, path, method=method, n_steps=n_steps)
-    if not tokens_job.done:
-        stored = stored_summary(pair_id, "inspect:token_attribution", token_settings, version)
+def tokens_panel(polling: bool) -> None:
+    settings = settings_of(TOKEN_SETTINGS)
+    job = start_job("tokens", url, pair_id, path, **settings)
+    if not job.done:
+        stored = stored_summary(pair_id, "inspect:token_attribution", settings, version)
         if stored and stored.get("faithfulness"):
             st.caption("Stored numbers for these settings (the chart follows):")
             faithfulness_numbers(stored["faithfulness"], "Tokens")
-        job_progress(tokens_job, "LayerIntegratedGradients over the tokens")
-    elif not job_failed(tokens_job, "Token attribution"):
-        attribution, faith = tokens_job.result()
+        job_progress(job, "LayerIntegratedGradients over the tokens")
+        wants_polling(polling)
+        return
+    if not job_failed(job, "Token attribution"):
+        attribution, faith = job.result()
         st.plotly_chart(figures.token_attribution_figure(attribution), key="inspect_token_chart")
         st.caption(
             f"{attribution.method} for p({attribution.target_label}); convergence delta {attribution.delta:+.4f}"
         )
         faithfulness_numbers(faith, "Tokens")
         store_summary(
-            pair_id, "inspect:token_attribution", token_summary(attribution, faith), token_settings, version
+            pair_id, "inspect:token_attribution", token_summary(attribution, faith), settings, version
         )
-    if not visual_job.done:
-        job_progress(visual_job, f"Visual {method.replace('_', ' ')} over regions and crops")
-    elif not job_failed(visual_job, "Visual attribution"):
-        visual, faith = visual_job.result()
+    finish_polling(polling)
+
+
+def visual_panel(polling: bool) -> None:
+    settings = settings_of(VISUAL_SETTINGS)
+    job = start_job("visual", url, pair_id, path, **settings)
+    if not job.done:
+        job_progress(job, f"Visual {settings['method'].replace('_', ' ')} over regions and crops")
+        wants_polling(polling)
+        return
+    if not job_failed(job, "Visual attribution"):
+        visual, faith = job.result()
         if visual is None:
             st.info("No visual attribution: the model reads no image for this post.")
         else:
@@ -210,20 +214,12 @@ def attribution_panel(polling: bool) -> None:
                 image = None
             st.plotly_chart(figures.visual_heatmap_figure(image, visual), key="inspect_visual_chart")
             faithfulness_numbers(faith, "Image")
-            store_summary(
-                pair_id,
-                "inspect:visual_attribution",
-                {
-                    "crop_scores": [float(s) for s in visual.crop_scores],
-                    "faithfulness": faithfulness_summary(faith),
-                },
-                {"method": method, "n_steps": n_steps},
-                version,
-            )
-    if tokens_job.done and visual_job.done:
-        finish_polling(polling)
-    else:
-        wants_polling(polling)
+            summary = {
+                "crop_scores": [float(s) for s in visual.crop_scores],
+                "faithfulness": faithfulness_summary(faith),
+            }
+            store_summary(pair_id, "inspect:visual_attribution", summary, settings, version)
+    finish_polling(polling)
 
 
 def reliance_panel(polling: bool) -> None:
@@ -258,5 +254,13 @@ def reliance_panel(polling: bool) -> None:
     finish_polling(polling)
 
 
-polled(attribution_panel, [("tokens", TOKEN_SETTINGS), ("visual", VISUAL_SETTINGS)])
+# the settings of both attribution panels: a change reruns the page, which starts the new jobs
+st.subheader("Captum attributions and faithfulness")
+c1, c2, c3 = st.columns(3)
+c1.selectbox("Token baseline", ["pad", "mask"], key="inspect_baseline")
+c2.select_slider("IG steps", [8, 16, 32, 64], value=16, key="inspect_steps")
+c3.selectbox("Visual method", ["occlusion", "integrated_gradients"], key="inspect_visual_method")
+# one fragment per panel, so a finished chart is not redrawn while its neighbour still polls
+polled(tokens_panel, [("tokens", TOKEN_SETTINGS)])
+polled(visual_panel, [("visual", VISUAL_SETTINGS)])
 polled(reliance_panel, [("reliance", RELIANCE_SETTINGS)])
