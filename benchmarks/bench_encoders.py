@@ -241,7 +241,8 @@ def runs_table(run_dirs: list[Path], title: str, note: str) -> str:
             f"| {100 * best['f1']:.2f} | {100 * best['f1_without_bias']:.2f} "
             f"| {sum(e['epoch_seconds'] for e in history):.0f} |"
         )
-        by_group.setdefault((encoder_name(cfg), cfg["variant"]), []).append(100 * best["f1"])
+        # seeds of the same setting are averaged; runs that differ in anything else are not
+        by_group.setdefault((encoder_name(cfg), cfg["variant"], what), {})[cfg["seed"]] = 100 * best["f1"]
     lines = [
         f"## {title}",
         "",
@@ -257,10 +258,14 @@ def runs_table(run_dirs: list[Path], title: str, note: str) -> str:
         *rows,
     ]
     if any(len(v) > 1 for v in by_group.values()):
-        lines += ["", "| text encoder | variant | seeds | mean F1 |", "|---|---|---:|---:|"]
         lines += [
-            f"| {enc} | {variant} | {len(f1s)} | {statistics.mean(f1s):.2f} |"
-            for (enc, variant), f1s in by_group.items()
+            "",
+            "| text encoder | variant | what was run | seeds | mean F1 |",
+            "|---|---|---|---:|---:|",
+        ]
+        lines += [
+            f"| {enc} | {variant} | {what} | {len(f1s)} | {statistics.mean(f1s.values()):.2f} |"
+            for (enc, variant, what), f1s in by_group.items()
         ]
     return "\n".join(lines)
 
