@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,17 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 # one thread per test process: the suite may share the two cores with a training run
 torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", "1")))
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """Streamlit's AppTest runs app/main.py as sys.modules["__main__"] and leaves it there; multiprocessing's spawn
+    re-runs the parent's __main__ in every child, so a later test's worker processes would start the app (and open
+    the repository's var/ store) before doing their own work."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")
