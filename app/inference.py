@@ -143,19 +143,17 @@ def predict_pair(sessions: sessionmaker, model, tokenizer, version_id: int, pair
 def ground_post(sessions: sessionmaker, post_id: int, entity_names: list[str], cam, crop_dir: Path) -> int:
     """Ground a stored post's image (offline CAM fallback; GroundingDINO when the batch step stored crops) and
     store the boxes with their crop files. Returns the number of objects found (0 without an image)."""
-    from PIL import Image
-
     from db.models import Post
     from db.queries import save_crops
     from model.grounding import ground_objects
+    from model.images import load_image
 
     with sessions() as session:
         post = session.get(Post, post_id)
         tokens, image_path = list(post.tokens), post.image_path if post.has_image else None
     if image_path is None:
         return 0
-    with Image.open(image_path) as im:
-        image = im.convert("RGB")
+    image = load_image(image_path).convert("RGB")
     result = ground_objects(image, tokens, entity_names, grounder=None, cam=cam)
     crop_dir.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -34,6 +34,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from model.data import MAX_CROPS, Entity, Record, load_split
+from model.images import ImageError, load_image
 from model.text_graph import noun_phrases
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ IMAGE_ERRORS = (
     UnidentifiedImageError,
     Image.DecompressionBombError,
     SyntaxError,
-)  # PIL raises these
+    ImageError,
+)  # PIL raises the first four; model.images.load_image (FIFOs, cut or corrupt files, limits) the last
 NOT_VISIBLE = frozenset(
     {"rt", "via", "i", "you", "we", "they", "it", "he", "she", "me", "us", "them"}
 )  # tweet noise
@@ -488,8 +490,7 @@ def load_crops(paths: Iterable[str | Path]) -> tuple[list[GroundedObject], list[
     """Dataset crops as objects (no box: MNRE does not say where a crop came from) and RGB images."""
     objects, crops = [], []
     for k, path in enumerate(paths):
-        with Image.open(path) as im:
-            crops.append(im.convert("RGB"))
+        crops.append(load_image(path).convert("RGB"))
         objects.append(
             GroundedObject(box=None, label=f"crop {k + 1}", phrase=None, score=None, source="dataset")
         )
@@ -607,9 +608,9 @@ def _ground_record(
     """Ground one record; raises one of IMAGE_ERRORS when its image or crops cannot be read."""
     image, sha = None, None
     if rec.image_path is not None:
+        # load first: it refuses a FIFO without blocking, where hashing would wait on it forever
+        image = load_image(rec.image_path).convert("RGB")
         sha = _sha256(rec.image_path)
-        with Image.open(rec.image_path) as im:
-            image = im.convert("RGB")  # forces a full decode: a truncated file fails here, not later
     elif not rec.crop_paths:
         raise NoImage(f"no image for img_id {rec.img_id!r} and no dataset crops")
     key = (sha, tuple(rec.tokens), rec.head.name, rec.tail.name, tuple(map(str, rec.crop_paths)))

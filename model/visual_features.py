@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from model.ifaformer import EFFICIENTNET_FEATURE_DIM, EFFICIENTNET_GRID
+from model.images import ImageError, load_image
 
 EFFICIENTNET_SIZE = 224
 EFFICIENTNET_MEAN, EFFICIENTNET_STD = 0.498, 0.502
@@ -118,6 +119,9 @@ class FeatureCache:
         rank, world = _distributed_rank()
         result, todo = {}, []
         for p in dict.fromkeys(paths):
+            # a FIFO or device would block the digest's read: only regular files can hold an image
+            if not Path(p).is_file():
+                continue
             try:
                 key = self.digest(p)
             except OSError:
@@ -153,10 +157,9 @@ class FeatureCache:
             chunk, images = [], []
             for p, key in todo[i : i + batch_size]:
                 try:
-                    with Image.open(p) as im:
-                        images.append(im.convert("RGB"))
+                    images.append(load_image(p).convert("RGB"))
                     chunk.append((p, key))
-                except (OSError, Image.DecompressionBombError):
+                except (ImageError, OSError):
                     continue  # the caller counts paths missing from the result as "no image"
             for (p, key), grid in zip(chunk, efficientnet_grid(images, batch_size), strict=True):
                 grid16 = grid.to(torch.float16).contiguous()
@@ -221,9 +224,8 @@ def clip_visual_inputs(
         if path is None:
             continue
         try:
-            with Image.open(path) as im:
-                pixels[slot] = clip_input(im, size)
+            pixels[slot] = clip_input(load_image(path), size)
             mask[slot] = 1
-        except (OSError, Image.DecompressionBombError):
+        except (ImageError, OSError):
             continue  # unreadable: this slot stays masked ("no image"), never another picture
     return pixels, mask

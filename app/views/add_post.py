@@ -14,6 +14,7 @@ from app.resources import get_sessions, load_cam_grounder, load_model
 from app.state import review_session
 from app.store import UploadedImage, add_post
 from db.queries import LabelStoreError, active_model_version
+from model.images import ImageError
 from model.mnre_format import DataFormatError
 
 
@@ -73,7 +74,14 @@ if st.button("Add, ground and predict", type="primary", disabled=not ready, key=
         st.stop()
     with st.spinner("Grounding objects in the image ..."):
         names = [" ".join(tokens[slice(*head_span)]), " ".join(tokens[slice(*tail_span)])]
-        found = ground_post(sessions, post_id, names, load_cam_grounder(), upload_dir() / "crops")
+        try:
+            found = ground_post(sessions, post_id, names, load_cam_grounder(), upload_dir() / "crops")
+        except ImageError as err:
+            # the stored copy changed or broke since the upload check: the post stays, without objects
+            st.warning(
+                f"The post was added, but its image can no longer be read ({err.problem}); no objects."
+            )
+            found = 0
     if active is None:
         st.warning("Added, but no model is active, so there is no prediction yet (see **Models**).")
     else:

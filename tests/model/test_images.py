@@ -126,3 +126,43 @@ def test_formats_outside_the_allowed_set_are_refused(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(ImageError, match="empty"):
         load_image(empty)
+
+
+def test_every_model_side_image_reader_refuses_what_the_import_refuses(tmp_path):
+    """The feature cache, the CLIP input and grounding read images too: a FIFO must not block them and a JPEG with
+    zeroed scan data (which Pillow decodes silently) must count as unreadable, as it does for the import."""
+    from model.grounding import IMAGE_ERRORS, load_crops
+    from model.visual_features import FeatureCache, clip_visual_inputs
+
+    good = tmp_path / "good.jpg"
+    good.write_bytes(jpeg_bytes())
+    data = bytearray(jpeg_bytes())
+    start = scan_start(data) + 20
+    data[start + 200 : start + 900] = bytes(700)
+    zeroed = tmp_path / "zeroed.jpg"
+    zeroed.write_bytes(bytes(data))
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    outcome: dict = {}
+
+    def read_all() -> None:
+        outcome["keys"] = FeatureCache(tmp_path / "features").keys([good, zeroed, fifo])
+        outcome["clip_mask"] = clip_visual_inputs(good, [zeroed, fifo], max_crops=2, size=32)[1].tolist()
+        outcome["crop_errors"] = []
+        for path in (zeroed, fifo):
+            try:
+                load_crops([path])
+            except IMAGE_ERRORS as err:
+                outcome["crop_errors"].append(type(err).__name__)
+
+    reader = threading.Thread(target=read_all, daemon=True)
+    reader.start()
+    reader.join(timeout=120)
+    if reader.is_alive():
+        # unblock the reader stuck on the FIFO so the test process can end
+        with open(fifo, "wb"):
+            pass
+        pytest.fail("an image reader blocked on a FIFO")
+    assert list(outcome["keys"]) == [good]
+    assert outcome["clip_mask"] == [1.0, 0.0, 0.0]
+    assert outcome["crop_errors"] == ["ImageError", "ImageError"]
