@@ -143,7 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     from db.queries import LabelStoreError
     from model.data import DataFormatError
 
-    engine, sessions = open_database()
+    try:
+        engine, sessions = open_database()
+    except LabelStoreError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         source = data_source(args.mnre, args.synthetic_dir) if args.synthetic_dir else data_source(args.mnre)
         ensure_data(sessions, *source)

@@ -197,9 +197,21 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", "1")))
     t0 = time.time()
-    version = prepare(
-        args.database_url, args.mnre, args.predict_limit, args.quickstart_train, checkpoints_dir=args.runs_dir
-    )
+    from db.queries import LabelStoreError
+    from model.checkpoint import CheckpointError
+    from model.mnre_format import DataFormatError
+
+    try:
+        version = prepare(
+            args.database_url,
+            args.mnre,
+            args.predict_limit,
+            args.quickstart_train,
+            checkpoints_dir=args.runs_dir,
+        )
+    except (DataFormatError, LabelStoreError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     log(f"ready in {time.time() - t0:.0f} s; active model {version.version_id}")
     return 0
 

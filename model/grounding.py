@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from model.data import MAX_CROPS, Entity, Record, load_split
+from model.data import MAX_CROPS, DataFormatError, Entity, Record, load_split
 from model.images import ImageError, load_image
 from model.text_graph import noun_phrases
 
@@ -723,7 +723,11 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for split in args.split:
         # images are checked while grounding, so that a corrupt file is reported as such rather than as missing
-        records, _, report = load_split(args.mnre_dir, split, check_images=False)
+        try:
+            records, _, report = load_split(args.mnre_dir, split, check_images=False)
+        except DataFormatError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         records = records[: args.limit] if args.limit else records
         try:
             counts = ground_split(records, args.out, split, grounder=grounder, resume=args.resume)
