@@ -1,4 +1,4 @@
-# Two entry points: `make app` (set up, prepare the database and a model, start the app) and `make test`.
+# Two entry points: `make app` (set up, import the data, start the job worker and the app) and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
