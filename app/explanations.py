@@ -29,7 +29,6 @@ from streamlit.logger import get_logger
 from app.inference import pair_records
 from app.paths import feature_cache_dir
 from app.resources import get_sessions, load_model
-from db.models import EntityPair
 from db.queries import find_model_version, pair_detail, save_explanation
 from model.grounding import GroundedObject
 
@@ -226,25 +225,13 @@ def _visual_job(path: str, inputs, method: str, n_steps: int):
 
 
 def _reliance_job(path: str, inputs, sessions, pair_id: int, k: int, seed: int, cache_dir: str):
-    from sqlalchemy import select
-
-    from db.models import Post
+    from db.datasets import other_pairs_with_image
     from explain.bundle import swapped_image_reliance
 
     others = []
     if inputs.has_image:
         with sessions() as session:
-            dataset_id = session.get(EntityPair, pair_id).dataset_id
-            candidates = list(
-                session.scalars(
-                    select(EntityPair.id)
-                    .join(Post, Post.id == EntityPair.post_id)
-                    .where(EntityPair.dataset_id == dataset_id, Post.has_image, EntityPair.id != pair_id)
-                    .order_by(EntityPair.id)
-                    .limit(RELIANCE_CANDIDATES)
-                )
-            )
-            others = pair_records(session, candidates)
+            others = pair_records(session, other_pairs_with_image(session, pair_id, RELIANCE_CANDIDATES))
     model, tokenizer = worker_model(path)
     return swapped_image_reliance(model, tokenizer, inputs, others, k, seed, cache_dir)
 

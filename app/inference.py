@@ -11,12 +11,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.paths import feature_cache_dir
-from db.models import EntityPair, GroundedCrop, ModelVersion, Post, Prediction
-from db.queries import DEFAULT_PREDICTION_METHOD, save_predictions
+from db.datasets import get_post, pairs_with_posts
+from db.models import EntityPair, GroundedCrop, Post
+from db.provenance import crops_of_posts
+from db.queries import save_predictions
 from model.checkpoint import preprocessing
 from model.data import MAX_CROPS, Entity, Record
 from model.visual_features import FeatureCache
@@ -42,16 +43,8 @@ def pair_record(pair: EntityPair, post: Post, crops: Iterable[GroundedCrop]) -> 
 
 def pair_records(session: Session, pair_ids: list[int]) -> list[Record]:
     """Records for many pairs in the given order (two queries, not one per pair)."""
-    rows = session.execute(
-        select(EntityPair, Post).join(Post, Post.id == EntityPair.post_id).where(EntityPair.id.in_(pair_ids))
-    ).all()
-    by_id = {pair.id: (pair, post) for pair, post in rows}
-    crops: dict[int, list[GroundedCrop]] = {}
-    post_ids = {post.id for _, post in rows}
-    for crop in session.scalars(
-        select(GroundedCrop).where(GroundedCrop.post_id.in_(post_ids)).order_by(GroundedCrop.id)
-    ):
-        crops.setdefault(crop.post_id, []).append(crop)
+    by_id = pairs_with_posts(session, pair_ids)
+    crops = crops_of_posts(session, {post.id for _, post in by_id.values()})
     return [pair_record(*by_id[i], crops.get(by_id[i][1].id, [])) for i in pair_ids]
 
 
@@ -73,20 +66,6 @@ def _relabel(record: Record, relation: str) -> Record:
     from dataclasses import replace
 
     return replace(record, relation=relation)
-
-
-def pairs_without_prediction(
-    session: Session, version: ModelVersion, method: str = DEFAULT_PREDICTION_METHOD
-) -> list[int]:
-    """Pair ids the version has not scored yet, val first (the split reviewers start with), then the rest."""
-    done = select(Prediction.pair_id).where(
-        Prediction.model_version_id == version.id, Prediction.method == method
-    )
-    rows = session.execute(
-        select(EntityPair.id, EntityPair.split).where(EntityPair.id.not_in(done)).order_by(EntityPair.id)
-    ).all()
-    order = {"val": 0, "test": 1, "new": 2, "train": 3}
-    return [pid for pid, split in sorted(rows, key=lambda r: (order.get(r[1], 2), r[0]))]
 
 
 def predict_and_store(
@@ -143,13 +122,12 @@ def predict_pair(sessions: sessionmaker, model, tokenizer, version_id: int, pair
 def ground_post(sessions: sessionmaker, post_id: int, entity_names: list[str], cam, crop_dir: Path) -> int:
     """Ground a stored post's image (offline CAM fallback; GroundingDINO when the batch step stored crops) and
     store the boxes with their crop files. Returns the number of objects found (0 without an image)."""
-    from db.models import Post
     from db.queries import save_crops
     from model.grounding import ground_objects
     from model.images import load_image
 
     with sessions() as session:
-        post = session.get(Post, post_id)
+        post = get_post(session, post_id)
         tokens, image_path = list(post.tokens), post.image_path if post.has_image else None
     if image_path is None:
         return 0

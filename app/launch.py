@@ -27,7 +27,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from app.paths import REPO_ROOT
@@ -42,11 +41,11 @@ def log(message: str) -> None:
 
 def queue_default_jobs(sessions: sessionmaker, root: Path, dataset: str) -> list[int]:
     """Queue the first model, the default recipe and a scoring job where each is missing; returns the new job ids."""
-    from app.inference import pairs_without_prediction
     from app.jobs import enqueue
     from app.jobs.runner import score_limit, val_f1
+    from db.datasets import count_pairs
     from db.jobs import latest_job
-    from db.models import EntityPair
+    from db.provenance import pairs_without_prediction
     from db.queries import active_model_version
 
     params = {"data": str(root), "dataset": dataset}
@@ -59,8 +58,8 @@ def queue_default_jobs(sessions: sessionmaker, root: Path, dataset: str) -> list
         scoring = latest_job(session, ("score",), ("queued", "running"))
         unscored = 0
         if active is not None:
-            total = session.scalar(select(func.count()).select_from(EntityPair))
-            unscored = min(score_limit(), total) - (total - len(pairs_without_prediction(session, active)))
+            total = count_pairs(session)
+            unscored = min(score_limit(), total) - (total - len(pairs_without_prediction(session, active.id)))
     if first is None and not has_useful_model:
         queued.append(enqueue(sessions, "first_model", LAUNCHER, params))
         log(f"queued job {queued[-1]}: the first model (quick, text only)")

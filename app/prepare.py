@@ -25,13 +25,14 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from app.inference import pairs_without_prediction, predict_and_store
+from app.inference import predict_and_store
 from app.paths import REPO_ROOT, feature_cache_dir, runs_dir
+from db.datasets import count_pairs
 from db.io import import_mnre
-from db.models import EntityPair, ModelVersion
+from db.models import ModelVersion
+from db.provenance import latest_model_version, pairs_without_prediction
 from db.queries import active_model_version, list_datasets, register_checkpoint, set_active
 from model.checkpoint import read_checkpoint_config
 
@@ -115,7 +116,7 @@ def ensure_model(
         if active is not None:
             log(f"active model: {active.version_id}")
             return active
-        latest = session.scalar(select(ModelVersion).order_by(ModelVersion.created_at.desc()).limit(1))
+        latest = latest_model_version(session)
         if latest is not None:
             log(f"activating the registered model {latest.version_id}")
             return set_active(session, latest.version_id)
@@ -135,8 +136,8 @@ def ensure_predictions(sessions: sessionmaker, version: ModelVersion, limit: int
     from model.evaluate import load_checkpoint
 
     with sessions() as session:
-        todo = pairs_without_prediction(session, version)
-        total = session.scalar(select(func.count()).select_from(EntityPair))
+        todo = pairs_without_prediction(session, version.id)
+        total = count_pairs(session)
     scored = total - len(todo)
     todo = todo[: max(0, limit - scored)]
     if not todo:

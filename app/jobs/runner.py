@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from app.paths import REPO_ROOT, feature_cache_dir, runs_dir
@@ -290,7 +289,7 @@ def register_trained(
     settings: dict,
 ) -> dict[str, Any]:
     """Register a finished training's checkpoint (after checking it loads and no cancel came) and maybe activate."""
-    from db.models import ModelVersion
+    from db.provenance import model_version_or_none
     from db.queries import register_checkpoint
     from model.checkpoint import read_checkpoint_config
     from model.evaluate import load_checkpoint
@@ -299,7 +298,7 @@ def register_trained(
     load_checkpoint(checkpoint)  # a checkpoint that does not load back is never registered
     with sessions.begin() as session:
         version_id = read_checkpoint_config(checkpoint)["version_id"]
-        existing = session.scalar(select(ModelVersion).where(ModelVersion.version_id == version_id))
+        existing = model_version_or_none(session, version_id)
     if existing is not None:
         # the version id is a hash of the weights: the same training ran before and is registered already
         reporter.log(f"{version_id} is already registered (identical weights at {existing.path})")
@@ -396,8 +395,9 @@ def score_limit() -> int:
 
 def run_score(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
     """Store a model version's predictions for the queue (the active one by default), all in one transaction."""
-    from app.inference import pairs_without_prediction, predict_and_store
-    from db.models import EntityPair
+    from app.inference import predict_and_store
+    from db.datasets import count_pairs
+    from db.provenance import pairs_without_prediction
     from db.queries import LabelStoreError, active_model_version, find_model_version
     from model.evaluate import load_checkpoint
 
@@ -406,8 +406,8 @@ def run_score(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -
         version = find_model_version(session, wanted) if wanted else active_model_version(session)
         if version is None:
             raise LabelStoreError("no model version is active; nothing to score with")
-        todo = pairs_without_prediction(session, version)
-        total = session.scalar(select(func.count()).select_from(EntityPair))
+        todo = pairs_without_prediction(session, version.id)
+        total = count_pairs(session)
         version_pk, version_id, path = version.id, version.version_id, version.path
     limit = int(request.params.get("limit") or score_limit())
     scored = total - len(todo)
