@@ -29,7 +29,8 @@ from streamlit.logger import get_logger
 from app.inference import pair_records
 from app.paths import feature_cache_dir
 from app.resources import get_sessions, load_model
-from db.queries import find_model_version, pair_detail, save_explanation
+from db.provenance import find_model_version, save_explanation
+from db.review_queue import pair_detail
 from model.grounding import GroundedObject
 
 LOG = get_logger(__name__)

@@ -16,8 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.paths import feature_cache_dir
 from db.datasets import get_post, pairs_with_posts
 from db.models import EntityPair, GroundedCrop, Post
-from db.provenance import crops_of_posts
-from db.queries import save_predictions
+from db.provenance import crops_of_posts, save_predictions
 from model.checkpoint import preprocessing
 from model.data import MAX_CROPS, Entity, Record
 from model.visual_features import FeatureCache
@@ -122,7 +121,7 @@ def predict_pair(sessions: sessionmaker, model, tokenizer, version_id: int, pair
 def ground_post(sessions: sessionmaker, post_id: int, entity_names: list[str], cam, crop_dir: Path) -> int:
     """Ground a stored post's image (offline CAM fallback; GroundingDINO when the batch step stored crops) and
     store the boxes with their crop files. Returns the number of objects found (0 without an image)."""
-    from db.queries import save_crops
+    from db.provenance import save_crops
     from model.grounding import ground_objects
     from model.images import load_image
 

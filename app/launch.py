@@ -45,8 +45,7 @@ def queue_default_jobs(sessions: sessionmaker, root: Path, dataset: str) -> list
     from app.jobs.runner import score_limit, val_f1
     from db.datasets import count_pairs
     from db.jobs import latest_job
-    from db.provenance import pairs_without_prediction
-    from db.queries import active_model_version
+    from db.provenance import active_model_version, pairs_without_prediction
 
     params = {"data": str(root), "dataset": dataset}
     queued = []
@@ -139,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     from app.jobs.queue import JobsConfigError
-    from db.queries import LabelStoreError
+    from db.errors import LabelStoreError
     from model.data import DataFormatError
 
     try:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from db.jobs import pending_jobs, running_jobs
 from db.models import Job, utcnow
-from db.queries import active_model_version
+from db.provenance import active_model_version
 
 WEAK_F1 = 0.50  # below this val micro-F1 a model's suggestions and explanations are mostly noise
 MODEL_KINDS = ("first_model", "default_model", "retrain")

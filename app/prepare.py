@@ -29,11 +29,16 @@ from sqlalchemy.orm import sessionmaker
 
 from app.inference import predict_and_store
 from app.paths import REPO_ROOT, feature_cache_dir, runs_dir
-from db.datasets import count_pairs
+from db.datasets import count_pairs, list_datasets
 from db.io import import_mnre
 from db.models import ModelVersion
-from db.provenance import latest_model_version, pairs_without_prediction
-from db.queries import active_model_version, list_datasets, register_checkpoint, set_active
+from db.provenance import (
+    active_model_version,
+    latest_model_version,
+    pairs_without_prediction,
+    register_checkpoint,
+    set_active,
+)
 from model.checkpoint import read_checkpoint_config
 
 SYNTHETIC_DIR = REPO_ROOT / "var" / "synthetic"
@@ -198,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", "1")))
     t0 = time.time()
-    from db.queries import LabelStoreError
+    from db.errors import LabelStoreError
     from model.checkpoint import CheckpointError
     from model.mnre_format import DataFormatError
 

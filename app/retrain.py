@@ -22,10 +22,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import sessionmaker
 
-from db.queries import (
-    CurationReport,
-    LabelStoreError,
-    curated_training_records,
+from db.curation import CurationReport, curated_training_records
+from db.errors import LabelStoreError
+from db.provenance import (
     find_model_version,
     register_checkpoint,
     register_model_version,

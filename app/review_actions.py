@@ -14,7 +14,7 @@ from app.render import draw_boxes
 from app.resources import get_sessions
 from app.state import flash, review_session
 from app.store import PairView, decide, load_pair_view, undo
-from db.queries import ConcurrentEditError, LabelStoreError
+from db.errors import ConcurrentEditError, LabelStoreError
 from model.images import ImageError, load_image
 
 SAVED_REVISIONS = (

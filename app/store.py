@@ -14,19 +14,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.annotations import current_state, pair_history, record_annotation, undo_last
 from db.io import import_post
 from db.models import Annotation
-from db.queries import (
-    active_model_version,
-    current_state,
-    evaluation_runs_with_versions,
-    model_versions_newest_first,
-    pair_detail,
-    pair_history,
-    queue_filter_values,
-    record_annotation,
-    undo_last,
-)
+from db.provenance import active_model_version, evaluation_runs_with_versions, model_versions_newest_first
+from db.review_queue import pair_detail, queue_filter_values
 from model.images import DEFAULT_MAX_IMAGE_BYTES, ImageError, decode_image
 from model.mnre_format import DataFormatError
 

@@ -49,7 +49,7 @@ def seed_store(folder: Path, model_dir: Path | None) -> tuple[str, str]:
     from app.inference import predict_and_store
     from db.io import import_mnre
     from db.models import EntityPair
-    from db.queries import register_checkpoint, set_active
+    from db.provenance import register_checkpoint, set_active
     from db.schema import open_database
     from model.encoders import build_model
     from model.evaluate import load_checkpoint

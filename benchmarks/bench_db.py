@@ -24,16 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import select  # noqa: E402
 
+from db.annotations import record_annotation  # noqa: E402
 from db.io import EXPORT_FORMATS, available_splits, export_labels, import_mnre  # noqa: E402
 from db.models import EntityPair  # noqa: E402
-from db.queries import (  # noqa: E402
-    QueueFilter,
-    record_annotation,
-    register_model_version,
-    review_queue,
-    save_predictions,
-    set_active,
-)
+from db.provenance import register_model_version, save_predictions, set_active  # noqa: E402
+from db.review_queue import QueueFilter, review_queue  # noqa: E402
 from db.schema import open_database  # noqa: E402
 from model.mnre_format import SPLIT_FILES, read_records, read_rel2id  # noqa: E402
 

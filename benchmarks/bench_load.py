@@ -5,7 +5,7 @@
 
 Every reviewer goes through the functions the app calls: app.store.load_review_state (what the Review page shows),
 app.store.decide with the revision it showed, app.store.undo with the revision its own save created (as the Review
-page's undo does), db.io.export_labels and db.queries.review_queue. A share of all actions falls on a few "hot"
+page's undo does), db.io.export_labels and db.review_queue.review_queue. A share of all actions falls on a few "hot"
 pairs, so several reviewers decide on the same pair at the same moment; a short think time between showing and
 saving widens the race. Each reviewer logs every write it was told succeeded.
 
@@ -153,8 +153,9 @@ def reviewer(plan: ReviewerPlan, ready) -> None:
     from sqlalchemy.exc import OperationalError
 
     from app.store import decide, load_review_state, undo
+    from db.errors import ConcurrentEditError, LabelStoreError
     from db.io import ExportFilter, export_labels
-    from db.queries import ConcurrentEditError, LabelStoreError, QueueFilter, review_queue
+    from db.review_queue import QueueFilter, review_queue
     from db.schema import open_database
 
     rng = random.Random(plan.seed * 1000 + plan.index)
@@ -298,8 +299,8 @@ def percentile(values: list[float], q: float) -> float:
 def check_store(url: str, entries: list[dict], result: LoadResult) -> None:
     from sqlalchemy import select
 
+    from db.annotations import current_state
     from db.models import Annotation
-    from db.queries import current_state
     from db.schema import open_database
 
     engine, sessions = open_database(url, intent="read")

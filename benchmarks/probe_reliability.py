@@ -304,7 +304,8 @@ def probe_all(work: Path) -> list[Probe]:
 
     # the app's paths: Add post uploads and racing reviewers
     from app.store import UploadedImage, add_post, decide, undo
-    from db.queries import ConcurrentEditError, pair_history
+    from db.annotations import pair_history
+    from db.errors import ConcurrentEditError
     from model.mnre_format import DataFormatError
 
     uploads = work / "uploads"

@@ -16,8 +16,8 @@ from itertools import combinations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from db.datasets import check_filter_names
 from db.models import Annotation, Dataset, EntityPair
-from db.queries import check_filter_names
 
 REJECTED = "<rejected>"
 

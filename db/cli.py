@@ -15,6 +15,8 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from db.agreement import agreement
+from db.datasets import check_filter_names
+from db.errors import LabelStoreError
 from db.io import (
     EXPORT_FORMATS,
     MAX_IMAGE_BYTES,
@@ -27,7 +29,6 @@ from db.io import (
 )
 from db.label_studio import LABEL_STUDIO_FORMAT, export_label_studio, import_label_studio
 from db.models import ANNOTATION_STATUSES
-from db.queries import LabelStoreError, check_filter_names
 from db.schema import head_revision, open_database
 from model.mnre_format import DataFormatError, ReaderLimits
 

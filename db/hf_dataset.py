@@ -31,10 +31,11 @@ from sqlalchemy.orm import Session
 
 from db import io as store_io
 from db.agreement import agreement
+from db.errors import LabelStoreError
 from db.io import ExportReport, _public, _row_columns, atomic_write
 from db.label_studio import config_relations
 from db.models import Dataset, EntityPair, ModelVersion, Post, Prediction
-from db.queries import DEFAULT_PREDICTION_METHOD, LabelStoreError, active_model_version
+from db.provenance import DEFAULT_PREDICTION_METHOD, active_model_version
 from model.mnre_format import labels_by_id
 
 HF_FORMATS = {"parquet": "parquet", "jsonl": "json"}  # export format -> datasets builder name

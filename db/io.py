@@ -23,15 +23,10 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from db.annotations import CurrentState, current_annotation_alias, join_current_annotation
+from db.datasets import check_filter_names, get_or_create_dataset
+from db.errors import LabelStoreError
 from db.models import ANNOTATION_STATUSES, Dataset, EntityPair, GroundedCrop, Post
-from db.queries import (
-    CurrentState,
-    LabelStoreError,
-    check_filter_names,
-    current_annotation_alias,
-    get_or_create_dataset,
-    join_current_annotation,
-)
 from db.roles import Actor, require_admin
 from model.images import (
     DEFAULT_MAX_IMAGE_BYTES,

@@ -2,7 +2,7 @@
 
 A job moves queued -> running -> succeeded | failed | cancelled, and never back. Cancelling a queued job ends it at
 once; cancelling a running job sets a flag the worker reads at its next progress report. Functions take a Session
-and leave committing to the caller, like db.queries.
+and leave committing to the caller, like the rest of db/.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from db.errors import LabelStoreError
 from db.models import JOB_KINDS, Job, utcnow
-from db.queries import LabelStoreError
 
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -201,7 +201,7 @@ def _pid_alive(pid: int) -> bool:
 def link_model_version(session: Session, version_id: str, job_id: int) -> None:
     """Record on a model version the job that made it (settings["job"]), for versions registered outside
     app.jobs.runner (app.retrain registers its own)."""
-    from db.queries import find_model_version
+    from db.provenance import find_model_version
 
     version = find_model_version(session, version_id)
     version.settings = {**(version.settings or {}), "job": job_id}

@@ -35,6 +35,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from db.annotations import append_annotation, check_label
+from db.datasets import get_or_create_dataset
+from db.errors import LabelStoreError
 from db.io import (
     ExportFilter,
     ExportReport,
@@ -45,14 +48,7 @@ from db.io import (
     validate_image,
 )
 from db.models import Annotation, Dataset, EntityPair, Post, Prediction
-from db.queries import (
-    DEFAULT_PREDICTION_METHOD,
-    LabelStoreError,
-    _append,
-    _check_label,
-    active_model_version,
-    get_or_create_dataset,
-)
+from db.provenance import DEFAULT_PREDICTION_METHOD, active_model_version
 from db.roles import Actor, require_admin
 from model.mnre_format import DataFormatError
 
@@ -778,10 +774,10 @@ def import_label_studio(
                 label = history[-1].label if history else None
             if label is not None and d.status != "skipped":
                 try:
-                    _check_label(session, pair, label)
+                    check_label(session, pair, label)
                 except LabelStoreError as err:
                     raise DataFormatError(path, None, f"{d.where}: result", str(err)) from err
-            row = _append(
+            row = append_annotation(
                 session,
                 pair,
                 history[-1].revision if history else 0,

@@ -6,7 +6,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, aliased
 
 from db.models import EntityPair, Job, ModelVersion, Post, Prediction
-from db.queries import DEFAULT_PREDICTION_METHOD
+from db.provenance import DEFAULT_PREDICTION_METHOD
 
 
 def prediction_changes(

@@ -2,7 +2,7 @@
 
 Provenance rules: every prediction, crop and explanation names its model version (or source), method and settings;
 every annotation names its annotator. Annotations are append-only: a pair's current label is its annotation with
-the highest revision (see queries.current_state), and undo appends a row restoring the previous state.
+the highest revision (see annotations.current_state), and undo appends a row restoring the previous state.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from db.queries import LabelStoreError
+from db.errors import LabelStoreError
 
 ADMIN = "admin"
 REVIEWER = "reviewer"

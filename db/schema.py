@@ -18,7 +18,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 from sqlalchemy.orm import sessionmaker
 
 from db.base import database_url, make_engine, make_sessionmaker
-from db.queries import LabelStoreError
+from db.errors import LabelStoreError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 

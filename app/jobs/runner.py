@@ -263,7 +263,7 @@ def activate_if_better(sessions: sessionmaker, version_id: str, started_by: str)
     """Activate `version_id` when no model is active or its val F1 beats the active one's; activation queues
     a scoring job for it. Returns what happened, for the job's outcome."""
     from app.jobs import enqueue
-    from db.queries import active_model_version, find_model_version, set_active
+    from db.provenance import active_model_version, find_model_version, set_active
 
     with sessions.begin() as session:
         version, active = find_model_version(session, version_id), active_model_version(session)
@@ -289,8 +289,7 @@ def register_trained(
     settings: dict,
 ) -> dict[str, Any]:
     """Register a finished training's checkpoint (after checking it loads and no cancel came) and maybe activate."""
-    from db.provenance import model_version_or_none
-    from db.queries import register_checkpoint
+    from db.provenance import model_version_or_none, register_checkpoint
     from model.checkpoint import read_checkpoint_config
     from model.evaluate import load_checkpoint
 
@@ -397,8 +396,8 @@ def run_score(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -
     """Store a model version's predictions for the queue (the active one by default), all in one transaction."""
     from app.inference import predict_and_store
     from db.datasets import count_pairs
-    from db.provenance import pairs_without_prediction
-    from db.queries import LabelStoreError, active_model_version, find_model_version
+    from db.errors import LabelStoreError
+    from db.provenance import active_model_version, find_model_version, pairs_without_prediction
     from model.evaluate import load_checkpoint
 
     wanted = request.params.get("model_version")
@@ -476,7 +475,7 @@ def _experiment_config(request: JobRequest):
 
 def run_shuffle(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
     """Table 1: model.shuffle.run_shuffle_experiment on the current data; its rows become evaluation runs."""
-    from db.queries import save_evaluation_run
+    from db.provenance import save_evaluation_run
     from model.shuffle import run_shuffle_experiment
 
     cfg = _experiment_config(request)
@@ -503,7 +502,7 @@ ABLATION_VARIANTS = ("text_only", "vanilla", "no_text_attn", "objects")
 
 def run_ablation(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
     """Table 2: model.train.train once per variant with the same settings; each best epoch becomes a run."""
-    from db.queries import save_evaluation_run
+    from db.provenance import save_evaluation_run
     from model.train import train
 
     cfg = _experiment_config(request)

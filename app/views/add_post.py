@@ -13,7 +13,8 @@ from app.paths import upload_dir
 from app.resources import get_sessions, load_cam_grounder, load_model
 from app.state import review_session
 from app.store import UploadedImage, add_post
-from db.queries import LabelStoreError, active_model_version
+from db.errors import LabelStoreError
+from db.provenance import active_model_version
 from model.images import ImageError
 from model.mnre_format import DataFormatError
 

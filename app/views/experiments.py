@@ -18,8 +18,8 @@ from app.identity import require_reviewer
 from app.jobs import enqueue
 from app.resources import get_sessions
 from app.store import evaluation_run_rows
+from db.datasets import list_datasets
 from db.jobs import pending_jobs, running_jobs
-from db.queries import list_datasets
 
 SHUFFLE_COLUMNS = [
     "model",

@@ -11,9 +11,10 @@ import streamlit as st
 from app.paths import export_dir
 from app.resources import get_sessions
 from app.store import filter_options
+from db.datasets import list_datasets
+from db.errors import LabelStoreError
 from db.io import EXPORT_FORMATS, ExportFilter, export_labels
 from db.models import ANNOTATION_STATUSES
-from db.queries import LabelStoreError, list_datasets
 
 EXTENSIONS = {"mnre": "txt", "jsonl": "jsonl", "csv": "csv", "parquet": "parquet"}
 MIME = {

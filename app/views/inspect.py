@@ -32,7 +32,8 @@ from app.resources import get_sessions
 from app.state import review_session
 from app.store import load_pair_view
 from db.base import database_url
-from db.queries import LabelStoreError, active_model_version
+from db.errors import LabelStoreError
+from db.provenance import active_model_version
 from explain import figures
 from explain.scene_graph_figures import (
     alignment_matrix_figure,

@@ -13,9 +13,9 @@ import streamlit as st
 from app.jobs import cancel
 from app.model_status import KIND_NAMES
 from app.resources import get_sessions
+from db.errors import LabelStoreError
 from db.jobs import list_jobs, pending_jobs, running_jobs
 from db.models import Job
-from db.queries import LabelStoreError
 
 REFRESH_SECONDS = 3
 

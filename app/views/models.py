@@ -14,8 +14,10 @@ from app.identity import require_reviewer
 from app.jobs import enqueue
 from app.model_status import WEAK_F1
 from app.resources import get_sessions
+from db.datasets import list_datasets
+from db.errors import LabelStoreError
 from db.model_compare import prediction_changes, scored_pairs, versions_with_jobs
-from db.queries import LabelStoreError, list_datasets, set_active
+from db.provenance import set_active
 from model.checkpoint import read_checkpoint_config
 
 

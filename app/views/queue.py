@@ -9,8 +9,10 @@ from app.render import progress_figure
 from app.resources import get_sessions
 from app.state import review_session, show_flash
 from app.store import filter_options
+from db.datasets import list_datasets
 from db.models import ANNOTATION_STATUSES
-from db.queries import QUEUE_SORTS, QueueFilter, active_model_version, list_datasets, progress, review_queue
+from db.provenance import active_model_version
+from db.review_queue import QUEUE_SORTS, QueueFilter, progress, review_queue
 
 SORT_NAMES = {
     "uncertainty": "uncertainty: smallest top-2 margin first",

@@ -19,7 +19,8 @@ from app.review_actions import SHORTCUTS, boxed_image, pair_view, save, undo_act
 from app.state import review_session, show_flash
 from app.store import load_review_state
 from db.base import database_url
-from db.queries import QueueFilter, active_model_version, review_queue
+from db.provenance import active_model_version
+from db.review_queue import QueueFilter, review_queue
 from explain.scene_graph_figures import object_caption, objects_provenance
 
 st.title("Review")

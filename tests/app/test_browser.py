@@ -279,7 +279,7 @@ def rows(url: str):
 
 def first_in_review_order(url: str) -> int:
     """The pair Queue's default view (split val, smallest margin first) puts first; its image is taken away."""
-    from db.queries import QueueFilter, review_queue
+    from db.review_queue import QueueFilter, review_queue
 
     engine, sessions = open_database(url)
     with sessions.begin() as s:

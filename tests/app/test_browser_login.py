@@ -256,7 +256,7 @@ def test_logins_roles_and_stored_identity_with_a_real_provider(
     browser,  # noqa: F811
     tmp_path,
 ):
-    from db.queries import register_model_version
+    from db.provenance import register_model_version
 
     engine, sessions = open_database(seeded_url)
     with sessions.begin() as s:

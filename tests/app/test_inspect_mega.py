@@ -33,7 +33,7 @@ def tiny_mega_checkpoint(tiny_text_encoder, tmp_path_factory):
 @pytest.fixture
 def mega_url(seeded_url, tiny_mega_checkpoint) -> str:
     """The seeded store with the tiny MEGA registered and active instead of the IFAformer."""
-    from db.queries import register_checkpoint, set_active
+    from db.provenance import register_checkpoint, set_active
 
     engine, sessions = open_database(seeded_url)
     with sessions.begin() as session:

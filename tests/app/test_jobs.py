@@ -186,7 +186,7 @@ def test_worker_runs_trains_cancels_fails_and_survives_a_killed_worker(job_env, 
 def _register(sessions, checkpoint: Path, version_id: str, f1: float | None, tmp: Path) -> None:
     import shutil
 
-    from db.queries import register_model_version
+    from db.provenance import register_model_version
 
     folder = tmp / version_id
     shutil.copytree(checkpoint, folder)
@@ -198,7 +198,7 @@ def _register(sessions, checkpoint: Path, version_id: str, f1: float | None, tmp
 
 def test_a_later_model_is_activated_only_when_its_val_f1_beats_the_active_one(job_env, tiny_checkpoint):
     from app.jobs.runner import activate_if_better
-    from db.queries import active_model_version
+    from db.provenance import active_model_version
 
     sessions, tmp = job_env["sessions"], job_env["tmp"]
     _register(sessions, tiny_checkpoint, "v-first", 0.52, tmp)
@@ -244,7 +244,7 @@ def test_a_checkpoint_that_does_not_load_is_never_registered(job_env, tiny_check
 def test_a_cancelled_scoring_job_stores_no_prediction(job_env, tiny_checkpoint):
     from app.inference import predict_and_store
     from db.jobs import JobCancelled
-    from db.queries import register_checkpoint
+    from db.provenance import register_checkpoint
     from model.evaluate import load_checkpoint
 
     sessions = job_env["sessions"]
@@ -278,8 +278,8 @@ def test_launcher_queues_missing_jobs_once(job_env):
 def test_cancel_and_status_rules(job_env):
     from app.jobs import cancel, enqueue
     from app.jobs.queue import get_queue
+    from db.errors import LabelStoreError
     from db.jobs import fail_abandoned_jobs, finish_job, start_job
-    from db.queries import LabelStoreError
 
     sessions = job_env["sessions"]
     queued = enqueue(sessions, "score", "ann", {})

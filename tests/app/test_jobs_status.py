@@ -89,7 +89,7 @@ def test_models_page_compares_two_versions_on_val(make_app, seeded_url, tiny_che
     from sqlalchemy import select
 
     from db.models import EntityPair, Prediction
-    from db.queries import register_model_version, save_predictions
+    from db.provenance import register_model_version, save_predictions
 
     other = tmp_path / "other"
     shutil.copytree(tiny_checkpoint, other)

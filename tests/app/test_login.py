@@ -122,7 +122,7 @@ def test_a_reviewer_is_refused_activating_and_retraining(oidc_app, seeded_url):
     assert any("is a reviewer here" in i.value for i in at.info)
     # a second version to switch to, registered as the CLI would (local admin)
     engine, sessions = open_database(seeded_url)
-    from db.queries import register_model_version
+    from db.provenance import register_model_version
 
     with sessions.begin() as s:
         register_model_version(s, "second", "/nowhere/second", "objects")
@@ -142,7 +142,7 @@ def test_a_reviewer_is_refused_activating_and_retraining(oidc_app, seeded_url):
 
 def test_an_admin_may_activate(oidc_app, seeded_url):
     engine, sessions = open_database(seeded_url)
-    from db.queries import register_model_version
+    from db.provenance import register_model_version
 
     with sessions.begin() as s:
         register_model_version(s, "second", "/nowhere/second", "objects")

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from db.errors import LabelStoreError
 from db.models import EntityPair, ModelVersion, Post
-from db.queries import LabelStoreError, register_model_version, set_active
+from db.provenance import register_model_version, set_active
 from db.roles import ADMIN, LOCAL_ADMIN, REVIEWER, Actor, PermissionDeniedError, require_admin, role_for
 from db.schema import open_database
 

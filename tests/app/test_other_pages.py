@@ -7,8 +7,8 @@ import json
 from PIL import Image
 from sqlalchemy import func, select
 
+from db.annotations import record_annotation
 from db.models import Annotation, EntityPair, Explanation, ModelVersion, Prediction
-from db.queries import record_annotation
 from db.schema import open_database
 from tests.app.conftest import REVIEWER, no_exceptions
 
@@ -130,7 +130,7 @@ def test_export_of_all_splits_in_the_mnre_format_gives_one_file_per_split(make_a
 def test_models_page_lists_and_activates_versions(make_app, seeded_url, tiny_checkpoint, tmp_path):
     import shutil
 
-    from db.queries import register_model_version
+    from db.provenance import register_model_version
 
     other = tmp_path / "other"
     shutil.copytree(tiny_checkpoint, other)

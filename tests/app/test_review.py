@@ -110,7 +110,7 @@ def test_pick_any_label_reject_skip_and_navigation(make_app, seeded_url):
 
 
 def test_a_concurrent_edit_is_refused_and_the_note_is_kept(make_app, seeded_url):
-    from db.queries import record_annotation
+    from db.annotations import record_annotation
 
     at = make_app(seeded_url, REVIEW)
     pair = shown_pair(at)
@@ -218,7 +218,7 @@ def test_a_new_post_says_no_gold_label_and_cannot_be_accepted_until_it_has_one(m
 
 
 def test_the_none_relation_and_no_label_stay_distinct_in_the_history(make_app, seeded_url):
-    from db.queries import record_annotation
+    from db.annotations import record_annotation
 
     engine, sessions = open_database(seeded_url)
     with sessions.begin() as s:

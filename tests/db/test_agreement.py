@@ -9,8 +9,8 @@ from db.agreement import (
     cohen_kappa,
     krippendorff_alpha_nominal,
 )
+from db.annotations import record_annotation, undo_last
 from db.io import import_mnre
-from db.queries import record_annotation, undo_last
 
 
 def test_cohen_kappa_hand_computed():

@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import event, select
 
 from app.store import decide, undo
+from db.annotations import pair_history, record_annotation
+from db.errors import ConcurrentEditError
 from db.io import import_mnre
 from db.models import EntityPair
-from db.queries import ConcurrentEditError, pair_history, record_annotation
 
 
 @pytest.fixture

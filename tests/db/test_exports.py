@@ -7,9 +7,9 @@ import json
 import pandas as pd
 from sqlalchemy import select
 
+from db.annotations import record_annotation
 from db.io import ExportFilter, export_labels, import_mnre
 from db.models import EntityPair
-from db.queries import record_annotation
 from tests.db.conftest import MINI_TRAIN, MINI_VAL
 
 

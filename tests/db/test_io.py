@@ -8,9 +8,9 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from db import io as store_io
+from db.annotations import record_annotation
 from db.io import ExportFilter, export_labels, import_mnre, import_post, validate_image
 from db.models import Dataset, EntityPair, GroundedCrop, Post
-from db.queries import record_annotation
 from model.data import DataFormatError, load_split
 from tests.db.conftest import MINI_TRAIN, write_mini_mnre
 

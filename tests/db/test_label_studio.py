@@ -14,17 +14,12 @@ import pytest
 from sqlalchemy import func, select
 
 from db.agreement import decisions
+from db.annotations import record_annotation, undo_last
 from db.cli import main
 from db.io import ExportFilter, curated_rows, import_mnre
 from db.label_studio import CONFIG_PATH, config_relations, export_label_studio, import_label_studio
 from db.models import Annotation, EntityPair, Post
-from db.queries import (
-    record_annotation,
-    register_model_version,
-    save_predictions,
-    set_active,
-    undo_last,
-)
+from db.provenance import register_model_version, save_predictions, set_active
 from db.schema import open_database
 from model.mnre_format import DataFormatError
 from model.synthetic import MNRE_LABELS

@@ -7,7 +7,7 @@ import pytest
 
 from app.store import decide
 from benchmarks.bench_load import LoadResult, check_store, prepare_store, run_load, write_corpus
-from db.queries import undo_last
+from db.annotations import undo_last
 from db.schema import open_database
 
 

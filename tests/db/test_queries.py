@@ -5,33 +5,24 @@ import pytest
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from db.annotations import current_state, current_states, pair_history, record_annotation, undo_last
+from db.curation import CurationReport, curated_training_records
+from db.errors import ConcurrentEditError, LabelStoreError
 from db.io import import_mnre
 from db.models import Annotation, EntityPair, ModelVersion, Prediction
-from db.queries import (
-    ConcurrentEditError,
-    CurationReport,
-    LabelStoreError,
-    QueueFilter,
-    curated_training_records,
-    current_state,
-    current_states,
+from db.provenance import (
     evaluation_runs,
     find_model_version,
-    pair_detail,
-    pair_history,
-    progress,
-    record_annotation,
     register_checkpoint,
     register_model_version,
-    review_queue,
     save_crops,
     save_evaluation_run,
     save_explanation,
     save_predictions,
     set_active,
     uncertainty,
-    undo_last,
 )
+from db.review_queue import QueueFilter, pair_detail, progress, review_queue
 from model.data import read_records
 
 

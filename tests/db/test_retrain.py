@@ -6,9 +6,11 @@ from sqlalchemy import select
 import model.train
 from app.retrain import main as retrain_main
 from app.retrain import retrain
+from db.annotations import record_annotation
+from db.errors import LabelStoreError
 from db.io import import_mnre
 from db.models import EntityPair, ModelVersion
-from db.queries import LabelStoreError, evaluation_runs, record_annotation
+from db.provenance import evaluation_runs
 from db.schema import open_database
 from model.data import read_records
 from model.train import TrainConfig, train

@@ -1,0 +1,204 @@
+"""Review decisions: an append-only history per pair whose highest revision is the pair's current state.
+
+Like every db/ function these take a Session and leave committing to the caller. A lost optimistic-lock race in
+record_annotation or undo_last raises ConcurrentEditError with the caller's transaction still usable (the losing insert
+inserts nothing, see append_annotation). join_current_annotation is the one place the "current annotation" join is
+written; the queue, progress, current states, exports and curation all read the current state through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, aliased
+
+from db.datasets import require_pair
+from db.errors import ConcurrentEditError, LabelStoreError
+from db.models import Annotation, Dataset, EntityPair
+
+REVIEW_STATUSES = ("accepted", "corrected", "rejected", "skipped")  # what a reviewer can choose
+
+
+@dataclass(frozen=True)
+class CurrentState:
+    status: str  # one of ANNOTATION_STATUSES; "unreviewed" when there is no annotation
+    label: str | None  # the reviewer's label (None: no decision on the label, the gold label stands)
+    revision: int  # 0 when there is no annotation
+    annotator: str | None
+
+    def curated_label(self, gold_label: str | None) -> str | None:
+        """The label to train on / export: None means the pair is dropped (rejected, or no label at all)."""
+        if self.status == "rejected":
+            return None
+        return self.label if self.label is not None else gold_label
+
+
+UNREVIEWED = CurrentState(status="unreviewed", label=None, revision=0, annotator=None)
+
+
+def current_state(history: Sequence[Annotation]) -> CurrentState:
+    """The state a history leads to: its last revision (rows are never edited, so this is the whole derivation)."""
+    if not history:
+        return UNREVIEWED
+    last = max(history, key=lambda a: a.revision)
+    return CurrentState(
+        status=last.status, label=last.label, revision=last.revision, annotator=last.annotator
+    )
+
+
+def pair_history(session: Session, pair_id: int) -> list[Annotation]:
+    return list(
+        session.scalars(select(Annotation).where(Annotation.pair_id == pair_id).order_by(Annotation.revision))
+    )
+
+
+def check_label(session: Session, pair: EntityPair, label: str) -> None:
+    label_map = session.scalar(select(Dataset.label_map).where(Dataset.id == pair.dataset_id))
+    if label_map and label not in label_map:
+        raise LabelStoreError(
+            f"unknown label {label!r}; expected one of the dataset's {len(label_map)} labels"
+        )
+
+
+def append_annotation(
+    session: Session, pair: EntityPair, expected_revision: int, **values: Any
+) -> Annotation:
+    latest = session.scalars(
+        select(Annotation).where(Annotation.pair_id == pair.id).order_by(Annotation.revision.desc()).limit(1)
+    ).first()
+    current_revision = latest.revision if latest else 0
+    if current_revision != expected_revision:
+        if latest is None:
+            raise LabelStoreError(f"pair {pair.id} has no revision {expected_revision}; reload it")
+        raise ConcurrentEditError(pair.id, latest.annotator, latest.revision, latest.created_at)
+    # INSERT ... ON CONFLICT DO NOTHING on the (pair, revision) key: a save that loses the race between the check
+    # above and this insert inserts nothing and raises no database error, so the caller's transaction stays usable
+    # (no rollback inside its `sessions.begin()`) and no savepoint is needed (pysqlite would commit at its release).
+    dialect_insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[
+        session.get_bind().dialect.name
+    ]
+    new_id = session.scalar(
+        dialect_insert(Annotation)
+        .values(pair_id=pair.id, revision=expected_revision + 1, **values)
+        .on_conflict_do_nothing(index_elements=["pair_id", "revision"])
+        .returning(Annotation.id)
+    )
+    if new_id is None:
+        winner = session.scalars(
+            select(Annotation)
+            .where(Annotation.pair_id == pair.id, Annotation.revision > expected_revision)
+            .order_by(Annotation.revision.desc())
+            .limit(1)
+        ).first()
+        if winner is None:  # not visible to this transaction's snapshot: still a conflict, who is unknown
+            raise ConcurrentEditError(pair.id, "another reviewer", expected_revision + 1, None)
+        raise ConcurrentEditError(pair.id, winner.annotator, winner.revision, winner.created_at)
+    return session.get_one(Annotation, new_id)
+
+
+def record_annotation(
+    session: Session,
+    pair_id: int,
+    *,
+    status: str,
+    annotator: str,
+    expected_revision: int,
+    label: str | None = None,
+    note: str | None = None,
+) -> Annotation:
+    """Append a review decision made on top of `expected_revision` (the revision the reviewer saw).
+
+    accepted: the label shown is right (label defaults to the gold label); corrected: `label` replaces it;
+    rejected: the pair itself is wrong and leaves the curated data; skipped: no decision, the previous label stays.
+    Raises ConcurrentEditError when someone saved the pair after `expected_revision`: never a silent overwrite.
+    """
+    if status not in REVIEW_STATUSES:
+        raise LabelStoreError(f"unknown status {status!r}; expected one of {', '.join(REVIEW_STATUSES)}")
+    if not annotator or not annotator.strip():
+        raise LabelStoreError("an annotation needs the annotator's name")
+    pair = require_pair(session, pair_id)
+    if status == "accepted" and label is None:
+        label = pair.gold_label
+    if status in ("accepted", "corrected"):
+        if label is None:
+            raise LabelStoreError(f"status {status!r} needs a label")
+        check_label(session, pair, label)
+    elif status == "skipped":
+        label = current_state(pair_history(session, pair_id)).label  # carry the previous decision forward
+    else:
+        label = None
+    return append_annotation(
+        session, pair, expected_revision, label=label, status=status, annotator=annotator.strip(), note=note
+    )
+
+
+def undo_last(
+    session: Session, pair_id: int, *, annotator: str, expected_revision: int, note: str | None = None
+) -> Annotation:
+    """Restore the state before the latest decision that is still in effect, by appending a new row.
+
+    Repeated undos walk further back; an undo is itself never undone by undo (record a new decision instead).
+    """
+    pair = require_pair(session, pair_id)
+    history = pair_history(session, pair_id)
+    undone = {a.undoes_id for a in history if a.undoes_id is not None}
+    in_effect = [a for a in history if a.undoes_id is None and a.id not in undone]
+    if not in_effect:
+        raise LabelStoreError(f"pair {pair_id} has nothing to undo")
+    target = in_effect[-1]
+    restored = current_state([a for a in history if a.revision < target.revision])
+    return append_annotation(
+        session,
+        pair,
+        expected_revision,
+        label=restored.label,
+        status=restored.status,
+        annotator=annotator.strip(),
+        note=note or f"undo revision {target.revision}",
+        undoes_id=target.id,
+    )
+
+
+def latest_annotation_subquery():
+    """(pair_id, revision) of every pair's current annotation."""
+    return (
+        select(Annotation.pair_id, func.max(Annotation.revision).label("revision"))
+        .group_by(Annotation.pair_id)
+        .subquery("latest_revision")
+    )
+
+
+def current_annotation_alias():
+    """The Annotation alias ("cur") that join_current_annotation fills with each pair's current annotation."""
+    return aliased(Annotation, name="cur")
+
+
+def join_current_annotation(stmt, cur, pair_id_column=EntityPair.id):
+    """`stmt` outer-joined to each pair's current annotation (highest revision) as `cur`.
+
+    The one place the "current annotation" join is written: the queue, progress, current states, exports and
+    curation read the current state through it. `cur` columns are NULL for pairs never annotated (unreviewed).
+    """
+    latest = latest_annotation_subquery()
+    return stmt.outerjoin(latest, latest.c.pair_id == pair_id_column).outerjoin(
+        cur, and_(cur.pair_id == pair_id_column, cur.revision == latest.c.revision)
+    )
+
+
+def current_states(session: Session, pair_ids: Iterable[int] | None = None) -> dict[int, CurrentState]:
+    """Current state of many pairs in one query (pairs without annotations are absent: they are UNREVIEWED)."""
+    cur = current_annotation_alias()
+    stmt = join_current_annotation(
+        select(cur.pair_id, cur.status, cur.label, cur.revision, cur.annotator).select_from(EntityPair), cur
+    ).where(cur.revision.is_not(None))
+    if pair_ids is not None:
+        stmt = stmt.where(EntityPair.id.in_(list(pair_ids)))
+    return {
+        row.pair_id: CurrentState(row.status, row.label, row.revision, row.annotator)
+        for row in session.execute(stmt)
+    }
