@@ -271,9 +271,9 @@ def evaluation_run_rows(session: Session, split: str | None = None) -> list[dict
     rows = []
     for run, version in evaluation_runs_with_versions(session, split):
         name = version.version_id if version else run.variant
-        architecture = (
-            name.split("-", 1)[0] if name.split("-", 1)[0] in ("ifaformer", "mega") else "ifaformer"
-        )
+        # the architecture the version's config.json named at registration, or the one the run's job recorded;
+        # "" when neither is known (a version id says nothing about its architecture)
+        architecture = (version.architecture if version else (run.settings or {}).get("architecture")) or ""
         metrics = run.metrics or {}
         if not all(k in metrics for k in ("accuracy", "precision", "recall", "f1")):
             continue  # a run stored without the four summary metrics cannot enter the tables

@@ -175,6 +175,10 @@ class ModelVersion(Base):
     )  # config.json "version_id" of the checkpoint
     path: Mapped[str] = mapped_column(Text)
     variant: Mapped[str] = mapped_column(String(100))
+    # config.json "architecture" and "text_encoder", stored at registration; NULL only for a version registered
+    # before they were stored whose checkpoint folder was gone when the store was upgraded
+    architecture: Mapped[str | None] = mapped_column(String(32))
+    text_encoder: Mapped[str | None] = mapped_column(Text)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # training settings, curated-data counts
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))

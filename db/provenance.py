@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,49 @@ from db.roles import Actor, require_admin
 DEFAULT_PREDICTION_METHOD = "forward"
 
 
+@dataclass(frozen=True)
+class ModelRef:
+    """One registered model version as the app passes it around: plain values, usable after the session closed.
+
+    `version_key` is the integer row key that predictions, explanations and evaluation runs reference;
+    `version_id` is always the checkpoint's version id string. The architecture and text encoder are the ones
+    config.json named at registration (None: not known), never read off the version id.
+    """
+
+    version_key: int
+    version_id: str
+    path: str
+    architecture: str | None
+    variant: str
+    text_encoder: str | None
+    is_active: bool
+
+    @classmethod
+    def of(cls, version: ModelVersion) -> ModelRef:
+        return cls(
+            version_key=version.id,
+            version_id=version.version_id,
+            path=version.path,
+            architecture=version.architecture,
+            variant=version.variant,
+            text_encoder=version.text_encoder,
+            is_active=version.is_active,
+        )
+
+
 def active_model_version(session: Session) -> ModelVersion | None:
     return session.scalar(select(ModelVersion).where(ModelVersion.is_active))
+
+
+def active_model_ref(session: Session) -> ModelRef | None:
+    """The active model version as a ModelRef, None when no version is active."""
+    version = active_model_version(session)
+    return ModelRef.of(version) if version is not None else None
+
+
+def find_model_ref(session: Session, version_id: str) -> ModelRef:
+    """The registered version with this version id string as a ModelRef (LabelStoreError when not registered)."""
+    return ModelRef.of(find_model_version(session, version_id))
 
 
 def register_model_version(
@@ -42,8 +84,13 @@ def register_model_version(
     parent_version_id: str | None = None,
     created_by: str | None = None,
     settings: dict[str, Any] | None = None,
+    architecture: str | None = None,
+    text_encoder: str | None = None,
 ) -> ModelVersion:
-    """Register a checkpoint; registering the same version_id and path again returns the existing row."""
+    """Register a checkpoint; registering the same version_id and path again returns the existing row.
+
+    `architecture` and `text_encoder` are the checkpoint's config.json values (register_checkpoint reads them);
+    None records them as unknown."""
     existing = session.scalar(select(ModelVersion).where(ModelVersion.version_id == version_id))
     if existing is not None:
         if existing.path != str(path):
@@ -63,6 +110,8 @@ def register_model_version(
         settings=settings,
         parent_id=parent_id,
         created_by=created_by,
+        architecture=architecture,
+        text_encoder=text_encoder,
     )
     session.add(version)
     session.flush()
@@ -70,7 +119,8 @@ def register_model_version(
 
 
 def register_checkpoint(session: Session, model_dir: str | Path, **kwargs: Any) -> ModelVersion:
-    """Register a checkpoint folder from its config.json (version_id, variant); metrics/parent as keywords."""
+    """Register a checkpoint folder from its config.json (version_id, variant, architecture, text encoder);
+    metrics/parent as keywords."""
     from model.checkpoint import CheckpointError, read_checkpoint_config
 
     model_dir = Path(model_dir)
@@ -83,7 +133,16 @@ def register_checkpoint(session: Session, model_dir: str | Path, **kwargs: Any) 
     if not isinstance(version_id, str) or not version_id:
         raise LabelStoreError(f"{config_path}: field 'version_id' must be a non-empty string")
     variant = config.get("variant") or "unknown"
-    return register_model_version(session, version_id, model_dir.resolve(), str(variant), **kwargs)
+    text_encoder = config.get("text_encoder")
+    return register_model_version(
+        session,
+        version_id,
+        model_dir.resolve(),
+        str(variant),
+        architecture=config["architecture"],
+        text_encoder=text_encoder if isinstance(text_encoder, str) else None,
+        **kwargs,
+    )
 
 
 def find_model_version(session: Session, version_id: str) -> ModelVersion:
