@@ -71,7 +71,7 @@ def predict_and_store(
     sessions: sessionmaker,
     model,
     tokenizer,
-    version_id: int,
+    version_key: int,
     pair_ids: list[int],
     chunk: int = 512,
     progress: Callable[[int, int], None] | None = None,
@@ -92,18 +92,20 @@ def predict_and_store(
         else:
             with sessions.begin() as session:
                 save_predictions(
-                    session, version_id, chunk_rows, settings=asdict(preprocessing(model.config))
+                    session, version_key, chunk_rows, settings=asdict(preprocessing(model.config))
                 )
         done += len(ids)
         if progress:
             progress(done, len(pair_ids))
     if atomic and rows:
         with sessions.begin() as session:
-            save_predictions(session, version_id, rows, settings=asdict(preprocessing(model.config)))
+            save_predictions(session, version_key, rows, settings=asdict(preprocessing(model.config)))
     return done
 
 
-def predict_pair(sessions: sessionmaker, model, tokenizer, version_id: int, pair_id: int) -> dict[str, float]:
+def predict_pair(
+    sessions: sessionmaker, model, tokenizer, version_key: int, pair_id: int
+) -> dict[str, float]:
     """Score one pair now and store it (the Review page calls this for pairs the batch step has not reached)."""
     with sessions() as session:
         record = pair_records(session, [pair_id])[0]
@@ -111,7 +113,7 @@ def predict_pair(sessions: sessionmaker, model, tokenizer, version_id: int, pair
     with sessions.begin() as session:
         save_predictions(
             session,
-            version_id,
+            version_key,
             [{"pair_id": pair_id, "probabilities": probabilities}],
             settings=asdict(preprocessing(model.config)),
         )

@@ -25,9 +25,9 @@ from sqlalchemy.orm import sessionmaker
 from db.curation import CurationReport, curated_training_records
 from db.errors import LabelStoreError
 from db.provenance import (
+    ModelRef,
     find_model_version,
     register_checkpoint,
-    register_model_version,
     save_evaluation_run,
     set_active,
 )
@@ -66,9 +66,9 @@ def _summary(metrics: dict) -> dict:
     return out
 
 
-def resolve_base(sessions: sessionmaker, base: str) -> tuple[str, Path, str]:
-    """(version id, checkpoint folder, variant) of a checkpoint folder (registered on the way, once it loads) or a
-    version id."""
+def resolve_base(sessions: sessionmaker, base: str) -> ModelRef:
+    """The model version `base` names: a checkpoint folder (registered on the way, once it loads) or a version id;
+    LabelStoreError when its checkpoint folder is gone."""
     if Path(base).is_dir():
         _check_loads(Path(base))
     with sessions.begin() as session:
@@ -81,7 +81,7 @@ def resolve_base(sessions: sessionmaker, base: str) -> tuple[str, Path, str]:
             raise LabelStoreError(
                 f"model version {version.version_id!r}: checkpoint folder {path} is missing"
             )
-        return version.version_id, path, version.variant
+        return ModelRef.of(version)
 
 
 def _check_loads(folder: Path) -> None:
@@ -123,7 +123,8 @@ def retrain(
     from model.evaluate import evaluate_checkpoint
     from model.train import TrainConfig, train
 
-    base_version, base_dir, base_variant = resolve_base(sessions, base)
+    base_ref = resolve_base(sessions, base)
+    base_version, base_dir, base_variant = base_ref.version_id, Path(base_ref.path), base_ref.variant
     train_records, rel2id, train_report = load_split(mnre, "train")
     val_records, _, val_report = load_split(mnre, "val")
     log(train_report.summary())
@@ -190,24 +191,22 @@ def retrain(
         "options": {k: v for k, v in train_options.items() if isinstance(v, str | int | float | bool)},
     }
     with sessions.begin() as session:
-        version = register_model_version(
+        # from the checkpoint's config.json: its version id (the one evaluated above), architecture, text encoder
+        version = register_checkpoint(
             session,
-            after["model_version"],
-            final_dir.resolve(),
-            base_variant,
+            final_dir,
             metrics={"val": _summary(after), "val_before": _summary(before)},
             parent_version_id=base_version,
             created_by=created_by,
             settings=settings,
         )
-        base_row = find_model_version(session, base_version)
         save_evaluation_run(
             session,
             base_variant,
             "standard",
             "val",
             _summary(before),
-            base_row.id,
+            base_ref.version_key,
             settings={"purpose": "retrain baseline"},
         )
         save_evaluation_run(

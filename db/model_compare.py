@@ -11,8 +11,8 @@ from db.provenance import DEFAULT_PREDICTION_METHOD
 
 def prediction_changes(
     session: Session,
-    version_a: int,
-    version_b: int,
+    version_key_a: int,
+    version_key_b: int,
     split: str = "val",
     method: str = DEFAULT_PREDICTION_METHOD,
 ) -> tuple[int, list[dict]]:
@@ -20,8 +20,8 @@ def prediction_changes(
     a, b = aliased(Prediction), aliased(Prediction)
     rows = session.execute(
         select(EntityPair.id, EntityPair.gold_label, a.predicted_label, b.predicted_label, Post.text)
-        .join(a, and_(a.pair_id == EntityPair.id, a.model_version_id == version_a, a.method == method))
-        .join(b, and_(b.pair_id == EntityPair.id, b.model_version_id == version_b, b.method == method))
+        .join(a, and_(a.pair_id == EntityPair.id, a.model_version_id == version_key_a, a.method == method))
+        .join(b, and_(b.pair_id == EntityPair.id, b.model_version_id == version_key_b, b.method == method))
         .join(Post, Post.id == EntityPair.post_id)
         .where(EntityPair.split == split)
         .order_by(EntityPair.id)
@@ -35,14 +35,16 @@ def prediction_changes(
 
 
 def scored_pairs(
-    session: Session, version: int, split: str = "val", method: str = DEFAULT_PREDICTION_METHOD
+    session: Session, version_key: int, split: str = "val", method: str = DEFAULT_PREDICTION_METHOD
 ) -> int:
     return len(
         session.scalars(
             select(Prediction.id)
             .join(EntityPair, EntityPair.id == Prediction.pair_id)
             .where(
-                Prediction.model_version_id == version, Prediction.method == method, EntityPair.split == split
+                Prediction.model_version_id == version_key,
+                Prediction.method == method,
+                EntityPair.split == split,
             )
         ).all()
     )

@@ -175,7 +175,7 @@ def uncertainty(probabilities: dict[str, float]) -> tuple[str, float, float, flo
 
 def save_predictions(
     session: Session,
-    model_version_id: int,
+    version_key: int,
     rows: Iterable[dict[str, Any]],
     method: str = DEFAULT_PREDICTION_METHOD,
     settings: dict[str, Any] | None = None,
@@ -190,7 +190,7 @@ def save_predictions(
         values.append(
             {
                 "pair_id": row["pair_id"],
-                "model_version_id": model_version_id,
+                "model_version_id": version_key,
                 "method": method,
                 "settings": settings,
                 "probabilities": row["probabilities"],
@@ -207,7 +207,7 @@ def save_predictions(
     for start in range(0, len(pair_ids), 5000):  # stay under the engines' bound-parameter limits
         session.execute(
             delete(Prediction).where(
-                Prediction.model_version_id == model_version_id,
+                Prediction.model_version_id == version_key,
                 Prediction.method == method,
                 Prediction.pair_id.in_(pair_ids[start : start + 5000]),
             )
@@ -261,7 +261,7 @@ def save_explanation(
     method: str,
     summary: dict[str, Any],
     settings: dict[str, Any] | None = None,
-    model_version_id: int | None = None,
+    version_key: int | None = None,
     created_by: str | None = None,
 ) -> Explanation:
     require_pair(session, pair_id)
@@ -270,7 +270,7 @@ def save_explanation(
         method=method,
         summary=summary,
         settings=settings,
-        model_version_id=model_version_id,
+        model_version_id=version_key,
         created_by=created_by,
     )
     session.add(explanation)
@@ -283,7 +283,7 @@ def find_explanation(
     pair_id: int,
     method: str,
     settings: dict[str, Any] | None,
-    model_version_id: int | None,
+    version_key: int | None,
 ) -> Explanation | None:
     """The newest explanation stored for (pair, model version, method, settings), or None. Settings are compared as
     JSON values in Python (JSON equality is not portable SQL); a pair has a handful of rows per method."""
@@ -292,7 +292,7 @@ def find_explanation(
         .where(
             Explanation.pair_id == pair_id,
             Explanation.method == method,
-            Explanation.model_version_id == model_version_id,
+            Explanation.model_version_id == version_key,
         )
         .order_by(Explanation.created_at.desc(), Explanation.id.desc())
     )
@@ -305,7 +305,7 @@ def save_evaluation_run(
     setting: str,
     split: str,
     metrics: dict[str, Any],
-    model_version_id: int | None = None,
+    version_key: int | None = None,
     settings: dict[str, Any] | None = None,
 ) -> EvaluationRun:
     if setting not in EVALUATION_SETTINGS:
@@ -317,7 +317,7 @@ def save_evaluation_run(
         setting=setting,
         split=split,
         metrics=metrics,
-        model_version_id=model_version_id,
+        model_version_id=version_key,
         settings=settings,
     )
     session.add(run)

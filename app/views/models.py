@@ -18,15 +18,6 @@ from db.datasets import list_datasets
 from db.errors import LabelStoreError
 from db.model_compare import prediction_changes, scored_pairs, versions_with_jobs
 from db.provenance import set_active
-from model.checkpoint import read_checkpoint_config
-
-
-def text_encoder(path: str) -> str:
-    """The checkpoint's text encoder, from its config.json (what the model reads text with)."""
-    try:
-        return str(read_checkpoint_config(path).get("text_encoder") or "?")
-    except ValueError:
-        return "checkpoint missing"
 
 
 def val(version) -> dict:
@@ -85,7 +76,9 @@ table = pd.DataFrame(
             "version": v.version_id + (" (quick-start)" if (v.settings or {}).get("quick_start") else ""),
             "active": v.is_active,
             "variant": v.variant,
-            "text encoder": text_encoder(v.path),
+            "architecture": v.architecture or "?",
+            # stored from config.json at registration: no checkpoint file is read per row
+            "text encoder": v.text_encoder or "?",
             "val F1": percent(val(v).get("f1")),
             "val P": percent(val(v).get("precision")),
             "val R": percent(val(v).get("recall")),

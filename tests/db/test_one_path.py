@@ -48,7 +48,7 @@ def test_the_reads_moved_out_of_the_app(sessions, mini_mnre):
         child = register_model_version(
             session, "ifaformer-b", "/m/b", "full", parent_version_id="ifaformer-a"
         )
-        save_evaluation_run(session, "full", "standard", "val", {"f1": 0.5}, model_version_id=child.id)
+        save_evaluation_run(session, "full", "standard", "val", {"f1": 0.5}, version_key=child.id)
         save_evaluation_run(session, "text_only", "standard", "val", {"f1": 0.4})
     with sessions() as session:
         versions = model_versions_newest_first(session)

@@ -340,12 +340,10 @@ def test_crops_explanations_and_evaluation_runs_keep_their_provenance(imported):
             "integrated_gradients",
             {"image_share": 0.4},
             settings={"steps": 32},
-            model_version_id=version.id,
+            version_key=version.id,
             created_by="ann",
         )
-        save_evaluation_run(
-            session, "ifaformer", "shuffle-test", "val", {"f1": 0.3}, model_version_id=version.id
-        )
+        save_evaluation_run(session, "ifaformer", "shuffle-test", "val", {"f1": 0.3}, version_key=version.id)
         with pytest.raises(LabelStoreError, match="unknown setting"):
             save_evaluation_run(session, "ifaformer", "shuffled", "val", {})
     with sessions() as session:

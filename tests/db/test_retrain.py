@@ -104,6 +104,11 @@ def test_retrain_uses_curated_labels_and_registers_a_child_version(
             assert child.metrics["val"]["f1"] == result.after["f1"]
             assert child.metrics["val_before"]["f1"] == result.before["f1"]
             assert child.settings["dropped_rejected"] == 1
+            # the fine-tuned checkpoint's own architecture and encoder are stored, as for any registered folder
+            assert (child.architecture, child.text_encoder) == (
+                child.parent.architecture,
+                child.parent.text_encoder,
+            ) and child.architecture == "ifaformer"
             assert [run.model_version_id for run in evaluation_runs(session, "val")] == [
                 child.parent_id,
                 child.id,
