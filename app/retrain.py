@@ -141,9 +141,8 @@ def retrain(
         )
 
     limit_val = train_options.get("limit_val")
-    eval_records = (
-        val_records[:limit_val] if limit_val else val_records
-    )  # the same records train() evaluates on
+    # the same records train() evaluates on
+    eval_records = val_records[:limit_val] if limit_val else val_records
     eval_options = {
         k: train_options[k] for k in ("feature_cache", "max_length", "device") if k in train_options
     }

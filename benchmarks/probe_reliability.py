@@ -144,9 +144,8 @@ def probe_all(work: Path) -> list[Probe]:
     cli_case("device (/dev/zero) given as --image", [*url, *post, "--image", "/dev/zero"], "store rows")
     cli_case("directory given as --image", [*url, *post, "--image", str(work)], "store rows")
     big = work / "big.png"
-    Image.effect_noise((400, 400), 80).convert("RGB").save(
-        big
-    )  # noise: no compression keeps it under 1000 bytes
+    # noise: no compression keeps it under 1000 bytes
+    Image.effect_noise((400, 400), 80).convert("RGB").save(big)
     cli_case(
         "image over --max-image-bytes 1000",
         [*url, *post, "--image", str(big), "--max-image-bytes", "1000"],

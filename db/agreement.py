@@ -70,9 +70,8 @@ class AgreementReport:
     items: int  # pairs rated by at least two annotators
     alpha: float
     alpha_per_label: dict[str, float] = field(default_factory=dict)
-    kappa: dict[tuple[str, str], float] = field(
-        default_factory=dict
-    )  # annotator pair -> kappa on shared items
+    # annotator pair -> kappa on shared items
+    kappa: dict[tuple[str, str], float] = field(default_factory=dict)
     kappa_items: dict[tuple[str, str], int] = field(default_factory=dict)
     kappa_per_label: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
 
@@ -109,12 +108,18 @@ def decisions(session: Session, dataset: str | None = None) -> dict[int, dict[st
             .where(Dataset.name == dataset)
         )
     rows = list(session.scalars(stmt))
-    undone = {a.undoes_id for a in rows if a.undoes_id is not None}
+    undone = {annotation.undoes_id for annotation in rows if annotation.undoes_id is not None}
     result: dict[int, dict[str, str]] = defaultdict(dict)
-    for a in rows:
-        if a.undoes_id is not None or a.id in undone or a.status not in ("accepted", "corrected", "rejected"):
+    for annotation in rows:
+        if (
+            annotation.undoes_id is not None
+            or annotation.id in undone
+            or annotation.status not in ("accepted", "corrected", "rejected")
+        ):
             continue
-        result[a.pair_id][a.annotator] = REJECTED if a.status == "rejected" else a.label
+        result[annotation.pair_id][annotation.annotator] = (
+            REJECTED if annotation.status == "rejected" else annotation.label
+        )
     return result
 
 
@@ -123,19 +128,23 @@ def agreement_from_decisions(
 ) -> AgreementReport:
     annotators = sorted(annotators or {name for rated in by_pair.values() for name in rated})
     units = [[rated.get(name) for name in annotators] for rated in by_pair.values()]
-    units = [u for u in units if sum(v is not None for v in u) >= 2]
-    labels = sorted({v for u in units for v in u if v is not None})
+    units = [unit for unit in units if sum(value is not None for value in unit) >= 2]
+    labels = sorted({value for unit in units for value in unit if value is not None})
     report = AgreementReport(annotators=annotators, items=len(units), alpha=krippendorff_alpha_nominal(units))
     for label in labels:
         report.alpha_per_label[label] = krippendorff_alpha_nominal(
-            [[None if v is None else v == label for v in u] for u in units]
+            [[None if value is None else value == label for value in unit] for unit in units]
         )
-    for a, b in combinations(annotators, 2):
-        shared = [(rated[a], rated[b]) for rated in by_pair.values() if a in rated and b in rated]
+    for rater_a, rater_b in combinations(annotators, 2):
+        shared = [
+            (rated[rater_a], rated[rater_b])
+            for rated in by_pair.values()
+            if rater_a in rated and rater_b in rated
+        ]
         first, second = [x for x, _ in shared], [y for _, y in shared]
-        report.kappa[(a, b)] = cohen_kappa(first, second)
-        report.kappa_items[(a, b)] = len(shared)
-        report.kappa_per_label[(a, b)] = {
+        report.kappa[(rater_a, rater_b)] = cohen_kappa(first, second)
+        report.kappa_items[(rater_a, rater_b)] = len(shared)
+        report.kappa_per_label[(rater_a, rater_b)] = {
             label: cohen_kappa([x == label for x in first], [y == label for y in second]) for label in labels
         }
     return report
@@ -149,5 +158,8 @@ def agreement(
         check_filter_names(session, annotator=name)
     by_pair = decisions(session, dataset)
     if annotators:
-        by_pair = {p: {n: v for n, v in rated.items() if n in annotators} for p, rated in by_pair.items()}
+        by_pair = {
+            pair_id: {annotator: category for annotator, category in rated.items() if annotator in annotators}
+            for pair_id, rated in by_pair.items()
+        }
     return agreement_from_decisions(by_pair, annotators)

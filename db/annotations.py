@@ -45,7 +45,7 @@ def current_state(history: Sequence[Annotation]) -> CurrentState:
     """The state a history leads to: its last revision (rows are never edited, so this is the whole derivation)."""
     if not history:
         return UNREVIEWED
-    last = max(history, key=lambda a: a.revision)
+    last = max(history, key=lambda annotation: annotation.revision)
     return CurrentState(
         status=last.status, label=last.label, revision=last.revision, annotator=last.annotator
     )
@@ -146,12 +146,14 @@ def undo_last(
     """
     pair = require_pair(session, pair_id)
     history = pair_history(session, pair_id)
-    undone = {a.undoes_id for a in history if a.undoes_id is not None}
-    in_effect = [a for a in history if a.undoes_id is None and a.id not in undone]
+    undone = {annotation.undoes_id for annotation in history if annotation.undoes_id is not None}
+    in_effect = [
+        annotation for annotation in history if annotation.undoes_id is None and annotation.id not in undone
+    ]
     if not in_effect:
         raise LabelStoreError(f"pair {pair_id} has nothing to undo")
     target = in_effect[-1]
-    restored = current_state([a for a in history if a.revision < target.revision])
+    restored = current_state([annotation for annotation in history if annotation.revision < target.revision])
     return append_annotation(
         session,
         pair,
@@ -178,24 +180,27 @@ def current_annotation_alias():
     return aliased(Annotation, name="cur")
 
 
-def join_current_annotation(stmt, cur, pair_id_column=EntityPair.id):
-    """`stmt` outer-joined to each pair's current annotation (highest revision) as `cur`.
+def join_current_annotation(stmt, current, pair_id_column=EntityPair.id):
+    """`stmt` outer-joined to each pair's current annotation (highest revision) as `current`.
 
     The one place the "current annotation" join is written: the queue, progress, current states, exports and
-    curation read the current state through it. `cur` columns are NULL for pairs never annotated (unreviewed).
+    curation read the current state through it. `current` columns are NULL for pairs never annotated (unreviewed).
     """
     latest = latest_annotation_subquery()
     return stmt.outerjoin(latest, latest.c.pair_id == pair_id_column).outerjoin(
-        cur, and_(cur.pair_id == pair_id_column, cur.revision == latest.c.revision)
+        current, and_(current.pair_id == pair_id_column, current.revision == latest.c.revision)
     )
 
 
 def current_states(session: Session, pair_ids: Iterable[int] | None = None) -> dict[int, CurrentState]:
     """Current state of many pairs in one query (pairs without annotations are absent: they are UNREVIEWED)."""
-    cur = current_annotation_alias()
+    current = current_annotation_alias()
     stmt = join_current_annotation(
-        select(cur.pair_id, cur.status, cur.label, cur.revision, cur.annotator).select_from(EntityPair), cur
-    ).where(cur.revision.is_not(None))
+        select(
+            current.pair_id, current.status, current.label, current.revision, current.annotator
+        ).select_from(EntityPair),
+        current,
+    ).where(current.revision.is_not(None))
     if pair_ids is not None:
         stmt = stmt.where(EntityPair.id.in_(list(pair_ids)))
     return {

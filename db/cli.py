@@ -62,28 +62,28 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_limits(p: argparse.ArgumentParser, *, text: bool) -> None:
+def _add_limits(parser: argparse.ArgumentParser, *, text: bool) -> None:
     if text:
         defaults = ReaderLimits()
-        p.add_argument(
+        parser.add_argument(
             "--max-line-bytes",
             type=_positive_int,
             help=f"bytes per line (default {defaults.max_line_bytes}, or $MRELENS_MAX_LINE_BYTES)",
         )
-        p.add_argument(
+        parser.add_argument(
             "--max-file-bytes",
             type=_positive_int,
             help=f"bytes per split file (default {defaults.max_file_bytes}, or $MRELENS_MAX_FILE_BYTES)",
         )
-        p.add_argument(
+        parser.add_argument(
             "--max-post-tokens",
             type=_positive_int,
             help=f"words per post (default {defaults.max_post_tokens}, or $MRELENS_MAX_POST_TOKENS)",
         )
-    p.add_argument(
+    parser.add_argument(
         "--max-image-bytes", type=_positive_int, help=f"bytes per image file (default {MAX_IMAGE_BYTES})"
     )
-    p.add_argument(
+    parser.add_argument(
         "--max-image-pixels", type=_positive_int, help=f"pixels per image (default {MAX_IMAGE_PIXELS})"
     )
 
@@ -113,63 +113,75 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--database-url", help="SQLAlchemy URL (default: $DATABASE_URL, else sqlite var/mrelens.db)"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("import", help="import an MNRE/DeepKE folder (idempotent, all or nothing)")
-    p.add_argument("mnre_dir", type=Path)
-    p.add_argument("--split", nargs="+", help="splits to import (default: every ours_<split>.txt present)")
-    p.add_argument("--dataset", default="mnre", help="dataset name in the store (default: mnre)")
-    p.add_argument("--skip-bad", action="store_true", help="leave out bad lines and images, and list them")
-    _add_limits(p, text=True)
+    command = commands.add_parser("import", help="import an MNRE/DeepKE folder (idempotent, all or nothing)")
+    command.add_argument("mnre_dir", type=Path)
+    command.add_argument(
+        "--split", nargs="+", help="splits to import (default: every ours_<split>.txt present)"
+    )
+    command.add_argument("--dataset", default="mnre", help="dataset name in the store (default: mnre)")
+    command.add_argument(
+        "--skip-bad", action="store_true", help="leave out bad lines and images, and list them"
+    )
+    _add_limits(command, text=True)
 
-    p = sub.add_parser("import-post", help="import one post: text, optional image, head and tail word spans")
-    p.add_argument("--text", required=True, help="the post; words are separated by whitespace")
-    p.add_argument("--image", type=Path, help="image file (JPEG, PNG, GIF, BMP or WEBP)")
-    p.add_argument(
+    command = commands.add_parser(
+        "import-post", help="import one post: text, optional image, head and tail word spans"
+    )
+    command.add_argument("--text", required=True, help="the post; words are separated by whitespace")
+    command.add_argument("--image", type=Path, help="image file (JPEG, PNG, GIF, BMP or WEBP)")
+    command.add_argument(
         "--head", nargs=2, type=int, required=True, metavar=("START", "END"), help="word span [START, END)"
     )
-    p.add_argument(
+    command.add_argument(
         "--tail", nargs=2, type=int, required=True, metavar=("START", "END"), help="word span [START, END)"
     )
-    p.add_argument("--label", help="a known relation label, if there is one")
-    p.add_argument("--dataset", default="posts")
-    p.add_argument("--split", default="new")
-    _add_limits(p, text=False)
+    command.add_argument("--label", help="a known relation label, if there is one")
+    command.add_argument("--dataset", default="posts")
+    command.add_argument("--split", default="new")
+    _add_limits(command, text=False)
 
-    p = sub.add_parser("export", help="export curated labels (written atomically)")
-    p.add_argument("--format", required=True, choices=(*EXPORT_FORMATS, LABEL_STUDIO_FORMAT))
-    p.add_argument(
+    command = commands.add_parser("export", help="export curated labels (written atomically)")
+    command.add_argument("--format", required=True, choices=(*EXPORT_FORMATS, LABEL_STUDIO_FORMAT))
+    command.add_argument(
         "--out", required=True, type=Path, help="file, or folder for --format mnre (or a .txt file)"
     )
-    p.add_argument("--dataset")
-    p.add_argument("--split")
-    p.add_argument("--status", nargs="+", choices=ANNOTATION_STATUSES, help="current status of the pair")
-    p.add_argument("--annotator", help="annotator of the current decision")
-    p.add_argument("--label", help="curated label")
-    p.add_argument("--since", type=_timestamp, help="decided at or after (ISO time, UTC if no zone)")
-    p.add_argument("--until", type=_timestamp, help="decided before (ISO time, UTC if no zone)")
-    p.add_argument("--include-rejected", action="store_true", help="keep rejected pairs (not for mnre)")
+    command.add_argument("--dataset")
+    command.add_argument("--split")
+    command.add_argument(
+        "--status", nargs="+", choices=ANNOTATION_STATUSES, help="current status of the pair"
+    )
+    command.add_argument("--annotator", help="annotator of the current decision")
+    command.add_argument("--label", help="curated label")
+    command.add_argument("--since", type=_timestamp, help="decided at or after (ISO time, UTC if no zone)")
+    command.add_argument("--until", type=_timestamp, help="decided before (ISO time, UTC if no zone)")
+    command.add_argument("--include-rejected", action="store_true", help="keep rejected pairs (not for mnre)")
 
-    p = sub.add_parser("agreement", help="Cohen's kappa and Krippendorff's alpha between annotators")
-    p.add_argument("--dataset")
-    p.add_argument("--annotators", nargs="+")
+    command = commands.add_parser(
+        "agreement", help="Cohen's kappa and Krippendorff's alpha between annotators"
+    )
+    command.add_argument("--dataset")
+    command.add_argument("--annotators", nargs="+")
 
     # Label Studio (db/label_studio.py): export is `export --format labelstudio`
-    p = sub.add_parser(
+    command = commands.add_parser(
         "import-labelstudio", help="import a Label Studio JSON export (idempotent, all or nothing)"
     )
-    p.add_argument(
+    command.add_argument(
         "file",
         type=Path,
         help="the export (JSON list of tasks) of a project using db/label_studio_config.xml",
     )
-    p.add_argument("--dataset", default="labelstudio", help="dataset for pairs drawn in Label Studio")
-    p.add_argument(
+    command.add_argument("--dataset", default="labelstudio", help="dataset for pairs drawn in Label Studio")
+    command.add_argument(
         "--images", type=Path, help="folder to find images by file name when a task's path is not here"
     )
 
-    sub.add_parser("init", help="create a new label store (or upgrade an existing one) at the database URL")
-    sub.add_parser("upgrade", help="upgrade an existing label store to the latest schema revision")
+    commands.add_parser(
+        "init", help="create a new label store (or upgrade an existing one) at the database URL"
+    )
+    commands.add_parser("upgrade", help="upgrade an existing label store to the latest schema revision")
     return parser
 
 
@@ -207,7 +219,7 @@ def run(args: argparse.Namespace) -> None:
                     f"in dataset {args.dataset!r}"
                 )
         elif args.command == "export":
-            flt = ExportFilter(
+            export_filter = ExportFilter(
                 dataset=args.dataset,
                 split=args.split,
                 statuses=args.status,
@@ -221,9 +233,9 @@ def run(args: argparse.Namespace) -> None:
             with sessions() as session:
                 check_filter_names(session, args.dataset, args.split, args.annotator, args.label)
                 if args.format == LABEL_STUDIO_FORMAT:
-                    report = export_label_studio(session, args.out, flt)
+                    report = export_label_studio(session, args.out, export_filter)
                 else:
-                    report = export_labels(session, args.format, args.out, flt)
+                    report = export_labels(session, args.format, args.out, export_filter)
             print(
                 f"exported {report.rows} records to {', '.join(map(str, report.paths)) or '(nothing)'} "
                 f"in {time.perf_counter() - started:.1f} s"

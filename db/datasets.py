@@ -49,7 +49,7 @@ def check_filter_names(
     """Refuse a --dataset, --split, --annotator or --label the store does not have: a typo must not pass as an empty
     result (an export would replace a good file with an empty one)."""
     if dataset is not None and session.scalar(select(Dataset.id).where(Dataset.name == dataset)) is None:
-        names = ", ".join(d.name for d in list_datasets(session)) or "none"
+        names = ", ".join(dataset_row.name for dataset_row in list_datasets(session)) or "none"
         raise LabelStoreError(f"--dataset {dataset!r}: no such dataset in the store (it has: {names})")
     if split is not None:
         stmt = select(EntityPair.split).distinct()

@@ -51,11 +51,11 @@ def label_names(session: Session, rows: list[dict[str, Any]]) -> list[str]:
     """ClassLabel names: the exported dataset's label map in id order; with no map or several different maps, the
     23 MNRE relations followed by any other label the rows use."""
     maps = {
-        json.dumps(m, sort_keys=True)
-        for m in session.scalars(
+        json.dumps(label_map, sort_keys=True)
+        for label_map in session.scalars(
             select(Dataset.label_map).where(Dataset.name.in_({row["dataset"] for row in rows}))
         )
-        if m
+        if label_map
     }
     # the dataset's own label order, else the 23 MNRE relations
     names = labels_by_id(json.loads(maps.pop())) if len(maps) == 1 else config_relations()
@@ -158,13 +158,13 @@ def _image_paths(session: Session, pair_ids: list[int]) -> dict[int, str]:
     """pair id -> image file, only where the post has an image and the file is on this machine."""
     found: dict[int, str] = {}
     for start in range(0, len(pair_ids), 5000):
-        for pid, path in session.execute(
+        for pair_id, path in session.execute(
             select(EntityPair.id, Post.image_path)
             .join(Post, Post.id == EntityPair.post_id)
             .where(EntityPair.id.in_(pair_ids[start : start + 5000]), Post.has_image)
         ):
             if path and Path(path).is_file():
-                found[pid] = path
+                found[pair_id] = path
     return found
 
 
@@ -183,9 +183,9 @@ def _write_parquet(rows: list[dict[str, Any]], names: list[str], path: Path) -> 
     for name in column_types():
         values = [row[name] for row in rows]
         if name == "relation":  # ClassLabel is stored as its id
-            values = [ids[v] if v is not None else None for v in values]
+            values = [ids[value] if value is not None else None for value in values]
         elif name == "image":  # Image is stored as {bytes, path}
-            values = [{"bytes": None, "path": v} if v is not None else None for v in values]
+            values = [{"bytes": None, "path": value} if value is not None else None for value in values]
         columns[name] = values
     table = pa.Table.from_pydict(columns, schema=arrow_schema(names))
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
@@ -215,7 +215,9 @@ def export_hf(session: Session, fmt: str, rows: list[dict[str, Any]], out: str |
         path = out / f"{split}.{fmt}"
         write(part, path)
         paths.append(path)
-    card = dataset_card(session, rows, fmt, names, {s: len(p) for s, p in by_split.items()})
+    card = dataset_card(
+        session, rows, fmt, names, {split: len(split_rows) for split, split_rows in by_split.items()}
+    )
     atomic_write(out / CARD, lambda tmp: tmp.write_text(card, encoding="utf-8"))
     return ExportReport(len(rows), [*paths, out / CARD])
 
@@ -244,15 +246,19 @@ def _yaml_header(fmt: str, names: list[str], splits: list[str]) -> str:
 
 def _provenance(session: Session, rows: list[dict[str, Any]]) -> list[str]:
     lines = []
-    for ds in session.scalars(select(Dataset).where(Dataset.name.in_({r["dataset"] for r in rows}))):
-        lines.append(f"- source dataset `{ds.name}`: {ds.source_path or 'posts added in MRE Lens'}")
+    for dataset_row in session.scalars(
+        select(Dataset).where(Dataset.name.in_({row["dataset"] for row in rows}))
+    ):
+        lines.append(
+            f"- source dataset `{dataset_row.name}`: {dataset_row.source_path or 'posts added in MRE Lens'}"
+        )
     version = active_model_version(session)
     if version is None:
         lines.append(
             "- pre-annotation: no model version is active, so no predictions were shown to reviewers"
         )
         return lines
-    pair_ids = [r["pair_id"] for r in rows]
+    pair_ids = [row["pair_id"] for row in rows]
     scored = 0
     for start in range(0, len(pair_ids), 5000):
         scored += session.scalar(
@@ -274,7 +280,7 @@ def _provenance(session: Session, rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _agreement_lines(session: Session, rows: list[dict[str, Any]]) -> list[str]:
-    datasets = sorted({r["dataset"] for r in rows})
+    datasets = sorted({row["dataset"] for row in rows})
     lines = []
     for name in datasets:
         report = agreement(session, name)

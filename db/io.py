@@ -176,9 +176,8 @@ def import_mnre(
     report = ImportReport(dataset=dataset)
 
     # 1. read and validate everything
-    loaded: list[
-        tuple[str, Record, str | None, list[tuple[Path, str]]]
-    ] = []  # split, record, image sha, crops
+    # split, record, image sha, crops
+    loaded: list[tuple[str, Record, str | None, list[tuple[Path, str]]]] = []
     label_map = None
     for split in splits:
         records, label_map, load_report = load_split(
@@ -186,93 +185,97 @@ def import_mnre(
         )
         report.skipped.extend(load_report.skipped)
         txt_path = Path(load_report.path)
-        for rec in records:
+        for record in records:
             image_sha = None
-            if rec.image_path is not None:
+            if record.image_path is not None:
                 try:
-                    image_sha = validate_image(rec.image_path, limits)
+                    image_sha = validate_image(record.image_path, limits)
                 except DataFormatError as err:
                     bad = DataFormatError(
-                        txt_path, rec.line, "img_id", f"image {rec.image_path}: {err.problem}"
+                        txt_path, record.line, "img_id", f"image {record.image_path}: {err.problem}"
                     )
                     if not skip_bad:
                         raise bad from err
                     report.skipped.append(f"{bad} (stored without image)")
             crops = []
-            for crop_path in rec.crop_paths:
+            for crop_path in record.crop_paths:
                 try:
                     crops.append((crop_path, validate_image(crop_path, limits)))
                 except DataFormatError as err:
-                    bad = DataFormatError(txt_path, rec.line, "crops", f"crop {crop_path}: {err.problem}")
+                    bad = DataFormatError(txt_path, record.line, "crops", f"crop {crop_path}: {err.problem}")
                     if not skip_bad:
                         raise bad from err
                     report.skipped.append(f"{bad} (crop left out)")
-            loaded.append((split, rec, image_sha, crops))
+            loaded.append((split, record, image_sha, crops))
     report.records = len(loaded)
 
     # 2. write: posts first (deduplicated by content), then pairs and crops that are new
-    ds = get_or_create_dataset(session, dataset, source_path=str(root.resolve()), label_map=label_map)
-    post_ids = dict(session.execute(select(Post.content_key, Post.id).where(Post.dataset_id == ds.id)).all())
+    dataset_row = get_or_create_dataset(
+        session, dataset, source_path=str(root.resolve()), label_map=label_map
+    )
+    post_ids = dict(
+        session.execute(select(Post.content_key, Post.id).where(Post.dataset_id == dataset_row.id)).all()
+    )
     existing_pairs = dict(
         session.execute(
-            select(EntityPair.source_key, EntityPair.raw_line).where(EntityPair.dataset_id == ds.id)
+            select(EntityPair.source_key, EntityPair.raw_line).where(EntityPair.dataset_id == dataset_row.id)
         ).all()
     )
     new_posts: dict[str, dict[str, Any]] = {}
-    for _, rec, image_sha, _ in loaded:
-        key = _content_key(rec.tokens, rec.img_id)
+    for _, record, image_sha, _ in loaded:
+        key = _content_key(record.tokens, record.img_id)
         if key not in post_ids and key not in new_posts:
             new_posts[key] = {
-                "dataset_id": ds.id,
+                "dataset_id": dataset_row.id,
                 "content_key": key,
-                "tokens": rec.tokens,
-                "text": rec.text,
-                "img_id": rec.img_id,
+                "tokens": record.tokens,
+                "text": record.text,
+                "img_id": record.img_id,
                 "has_image": image_sha is not None,
                 "image_sha256": image_sha,
-                "image_path": str(rec.image_path) if image_sha else None,
+                "image_path": str(record.image_path) if image_sha else None,
             }
     _bulk_insert(session, Post, list(new_posts.values()))
     report.new_posts = len(new_posts)
     if new_posts:
         post_ids = dict(
-            session.execute(select(Post.content_key, Post.id).where(Post.dataset_id == ds.id)).all()
+            session.execute(select(Post.content_key, Post.id).where(Post.dataset_id == dataset_row.id)).all()
         )
 
     pair_rows, crop_rows, crops_seen = [], [], set()
-    for split, rec, image_sha, crops in loaded:
-        source_key = f"{split}:{rec.line}"
+    for split, record, image_sha, crops in loaded:
+        source_key = f"{split}:{record.line}"
         if image_sha:
             report.with_image += 1
         else:
             report.without_image += 1
         if source_key in existing_pairs:
-            if existing_pairs[source_key] != rec.raw_line:
+            if existing_pairs[source_key] != record.raw_line:
                 raise DataFormatError(
                     root / "txt" / SPLIT_FILES[split][0],
-                    rec.line,
+                    record.line,
                     None,
                     f"differs from the record imported before into dataset {dataset!r}; "
                     "import the changed file under another --dataset name",
                 )
             report.existing_pairs += 1
             continue
-        post_id = post_ids[_content_key(rec.tokens, rec.img_id)]
+        post_id = post_ids[_content_key(record.tokens, record.img_id)]
         pair_rows.append(
             {
                 "post_id": post_id,
-                "dataset_id": ds.id,
+                "dataset_id": dataset_row.id,
                 "split": split,
                 "source_key": source_key,
-                "source_line": rec.line,
-                "head_name": rec.head.name,
-                "head_start": rec.head.start,
-                "head_end": rec.head.end,
-                "tail_name": rec.tail.name,
-                "tail_start": rec.tail.start,
-                "tail_end": rec.tail.end,
-                "gold_label": rec.relation,
-                "raw_line": rec.raw_line,
+                "source_line": record.line,
+                "head_name": record.head.name,
+                "head_start": record.head.start,
+                "head_end": record.head.end,
+                "tail_name": record.tail.name,
+                "tail_start": record.tail.start,
+                "tail_end": record.tail.end,
+                "gold_label": record.relation,
+                "raw_line": record.raw_line,
             }
         )
         for crop_path, _sha in crops:
@@ -284,11 +287,13 @@ def import_mnre(
             session.execute(
                 select(GroundedCrop.post_id, GroundedCrop.path).where(
                     GroundedCrop.source == "mnre_vg",
-                    GroundedCrop.post_id.in_({r["post_id"] for r in crop_rows}),
+                    GroundedCrop.post_id.in_({crop_row["post_id"] for crop_row in crop_rows}),
                 )
             ).all()
         )
-        crop_rows = [r for r in crop_rows if (r["post_id"], r["path"]) not in stored]
+        crop_rows = [
+            crop_row for crop_row in crop_rows if (crop_row["post_id"], crop_row["path"]) not in stored
+        ]
     _bulk_insert(session, EntityPair, pair_rows)
     _bulk_insert(session, GroundedCrop, crop_rows)
     report.new_pairs, report.new_crops = len(pair_rows), len(crop_rows)
@@ -325,7 +330,7 @@ def import_post(
         image_path = Path(image).resolve()
         image_sha = validate_image(image_path, limits, name=image_name)
         img_id = image_path.name
-    ds = get_or_create_dataset(session, dataset)
+    dataset_row = get_or_create_dataset(session, dataset)
     raw = {
         "token": tokens,
         "h": {"name": " ".join(tokens[head[0] : head[1]]), "pos": [int(head[0]), int(head[1])]},
@@ -337,7 +342,7 @@ def import_post(
         raise DataFormatError("post", None, "text", "must contain at least one word")
     try:
         record = parse_record(
-            repr(raw), Path("post"), 1, ds.label_map if label is not None else None, limits.reader()
+            repr(raw), Path("post"), 1, dataset_row.label_map if label is not None else None, limits.reader()
         )
     except DataFormatError as err:  # name the command-line option, not the MNRE field
         option = {"h.pos": "head", "t.pos": "tail", "relation": "label"}.get(err.field or "", err.field)
@@ -348,14 +353,16 @@ def import_post(
         "post:" + hashlib.sha256(json.dumps([content_key, list(head), list(tail)]).encode()).hexdigest()[:40]
     )
     existing = session.scalar(
-        select(EntityPair).where(EntityPair.dataset_id == ds.id, EntityPair.source_key == source_key)
+        select(EntityPair).where(EntityPair.dataset_id == dataset_row.id, EntityPair.source_key == source_key)
     )
     if existing is not None:
         return existing, False
-    post = session.scalar(select(Post).where(Post.dataset_id == ds.id, Post.content_key == content_key))
+    post = session.scalar(
+        select(Post).where(Post.dataset_id == dataset_row.id, Post.content_key == content_key)
+    )
     if post is None:
         post = Post(
-            dataset_id=ds.id,
+            dataset_id=dataset_row.id,
             content_key=content_key,
             tokens=tokens,
             text=record.text,
@@ -368,7 +375,7 @@ def import_post(
         session.flush()
     pair = EntityPair(
         post_id=post.id,
-        dataset_id=ds.id,
+        dataset_id=dataset_row.id,
         split=split,
         source_key=source_key,
         source_line=None,
@@ -408,10 +415,10 @@ class ExportReport:
     paths: list[Path]
 
 
-def curated_rows(session: Session, flt: ExportFilter | None = None) -> list[dict[str, Any]]:
+def curated_rows(session: Session, export_filter: ExportFilter | None = None) -> list[dict[str, Any]]:
     """One dict per exported pair, in source order, with the curated label and the decision behind it."""
-    flt = flt or ExportFilter()
-    cur = current_annotation_alias()
+    export_filter = export_filter or ExportFilter()
+    current = current_annotation_alias()
     stmt = (
         select(  # plain columns, not ORM entities: 3-4x faster for a 15k-row export
             EntityPair.id.label("pair_id"),
@@ -430,70 +437,70 @@ def curated_rows(session: Session, flt: ExportFilter | None = None) -> list[dict
             Post.has_image,
             Post.image_sha256,
             Dataset.name.label("dataset"),
-            cur.status,
-            cur.label,
-            cur.annotator,
-            cur.created_at,
-            cur.note,
-            cur.revision,
+            current.status,
+            current.label,
+            current.annotator,
+            current.created_at,
+            current.note,
+            current.revision,
         )
         .join(Post, Post.id == EntityPair.post_id)
         .join(Dataset, Dataset.id == EntityPair.dataset_id)
     )
-    stmt = join_current_annotation(stmt, cur).order_by(
+    stmt = join_current_annotation(stmt, current).order_by(
         Dataset.name, EntityPair.split, EntityPair.source_line, EntityPair.id
     )
-    if flt.dataset:
-        stmt = stmt.where(Dataset.name == flt.dataset)
-    if flt.split:
-        stmt = stmt.where(EntityPair.split == flt.split)
-    if flt.annotator:
-        stmt = stmt.where(cur.annotator == flt.annotator)
-    if flt.since:
-        stmt = stmt.where(cur.created_at >= flt.since)
-    if flt.until:
-        stmt = stmt.where(cur.created_at < flt.until)
-    statuses = set(flt.statuses or ())
+    if export_filter.dataset:
+        stmt = stmt.where(Dataset.name == export_filter.dataset)
+    if export_filter.split:
+        stmt = stmt.where(EntityPair.split == export_filter.split)
+    if export_filter.annotator:
+        stmt = stmt.where(current.annotator == export_filter.annotator)
+    if export_filter.since:
+        stmt = stmt.where(current.created_at >= export_filter.since)
+    if export_filter.until:
+        stmt = stmt.where(current.created_at < export_filter.until)
+    statuses = set(export_filter.statuses or ())
     unknown = statuses - set(ANNOTATION_STATUSES)
     if unknown:
         raise LabelStoreError(
             f"unknown status {sorted(unknown)}; expected some of {', '.join(ANNOTATION_STATUSES)}"
         )
     rows = []
-    for r in session.execute(stmt):
-        state = CurrentState(r.status or "unreviewed", r.label, r.revision or 0, r.annotator)
+    for row in session.execute(stmt):
+        state = CurrentState(row.status or "unreviewed", row.label, row.revision or 0, row.annotator)
         if statuses and state.status not in statuses:
             continue
-        label = state.curated_label(r.gold_label)
-        if label is None and not (flt.include_rejected and state.status == "rejected"):
+        label = state.curated_label(row.gold_label)
+        if label is None and not (export_filter.include_rejected and state.status == "rejected"):
             continue
-        if flt.label and label != flt.label:
+        if export_filter.label and label != export_filter.label:
             continue
         rows.append(
             {
-                "pair_id": r.pair_id,
-                "dataset": r.dataset,
-                "split": r.split,
-                "source_line": r.source_line,
-                "tokens": list(r.tokens),
-                "text": " ".join(r.tokens),
-                "head_name": r.head_name,
-                "head_start": r.head_start,
-                "head_end": r.head_end,
-                "tail_name": r.tail_name,
-                "tail_start": r.tail_start,
-                "tail_end": r.tail_end,
-                "img_id": r.img_id,
-                "has_image": r.has_image,
-                "image_sha256": r.image_sha256,
-                "gold_label": r.gold_label,
+                "pair_id": row.pair_id,
+                "dataset": row.dataset,
+                "split": row.split,
+                "source_line": row.source_line,
+                "tokens": list(row.tokens),
+                "text": " ".join(row.tokens),
+                "head_name": row.head_name,
+                "head_start": row.head_start,
+                "head_end": row.head_end,
+                "tail_name": row.tail_name,
+                "tail_start": row.tail_start,
+                "tail_end": row.tail_end,
+                "img_id": row.img_id,
+                "has_image": row.has_image,
+                "image_sha256": row.image_sha256,
+                "gold_label": row.gold_label,
                 "label": label,
                 "status": state.status,
                 "annotator": state.annotator,
-                "annotated_at": r.created_at.isoformat() if r.created_at else None,
-                "note": r.note,
+                "annotated_at": row.created_at.isoformat() if row.created_at else None,
+                "note": row.note,
                 "revision": state.revision,
-                "_raw_line": r.raw_line,
+                "_raw_line": row.raw_line,
             }
         )
     return rows
@@ -572,20 +579,22 @@ def _public(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def export_labels(
-    session: Session, fmt: str, out: str | Path, flt: ExportFilter | None = None
+    session: Session, fmt: str, out: str | Path, export_filter: ExportFilter | None = None
 ) -> ExportReport:
     """Export curated labels. mnre: `out` is a folder (txt/ours_<split>.txt + ours_rel2id.json) or one .txt file."""
     if fmt not in EXPORT_FORMATS:
         raise LabelStoreError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
     out = Path(out)
-    flt = flt or ExportFilter()
-    if fmt == "mnre" and flt.include_rejected:
+    export_filter = export_filter or ExportFilter()
+    if fmt == "mnre" and export_filter.include_rejected:
         raise LabelStoreError(
             "the MNRE layout has no place for rejected pairs; export them as jsonl, csv or parquet"
         )
-    check_filter_names(session, flt.dataset, flt.split, flt.annotator, flt.label)
+    check_filter_names(
+        session, export_filter.dataset, export_filter.split, export_filter.annotator, export_filter.label
+    )
     _refuse_source_folders(session, out)
-    rows = curated_rows(session, flt)
+    rows = curated_rows(session, export_filter)
     if fmt == "mnre":
         return _export_mnre(session, rows, out)
     if fmt in ("jsonl", "parquet"):  # typed Hugging Face features; a folder `out` gets a dataset card
@@ -595,11 +604,13 @@ def export_labels(
     import pandas as pd
 
     frame = pd.DataFrame(_public(rows), columns=[k for k in _row_columns() if not k.startswith("_")])
-    frame["tokens"] = [json.dumps(t, ensure_ascii=False) for t in frame["tokens"]]
+    frame["tokens"] = [json.dumps(tokens, ensure_ascii=False) for tokens in frame["tokens"]]
     # Labels are JSON strings: plain pandas.read_csv turns a bare None (MNRE's no-relation label) into NaN, but
     # reads '"None"' as a string; an empty cell is "no label" (NaN). json.loads gives the label back.
     for column in CSV_JSON_COLUMNS:
-        frame[column] = [json.dumps(v, ensure_ascii=False) if v is not None else None for v in frame[column]]
+        frame[column] = [
+            json.dumps(label, ensure_ascii=False) if label is not None else None for label in frame[column]
+        ]
     atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
     return ExportReport(len(rows), [out])
 
@@ -662,11 +673,11 @@ def _export_mnre(session: Session, rows: list[dict[str, Any]], out: Path) -> Exp
             atomic_write(path, _write_text_lines(lines))
         return ExportReport(len(rows), paths)
     label_maps = {
-        json.dumps(m, sort_keys=True)
-        for m in session.scalars(
+        json.dumps(label_map, sort_keys=True)
+        for label_map in session.scalars(
             select(Dataset.label_map).where(Dataset.name.in_({row["dataset"] for row in rows}))
         )
-        if m
+        if label_map
     }
     if len(label_maps) > 1:
         raise LabelStoreError(

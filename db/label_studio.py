@@ -142,18 +142,21 @@ def decisions_in_effect(session: Session, pair_ids: list[int]) -> dict[int, list
                 .order_by(Annotation.pair_id, Annotation.revision)
             )
         )
-    undone = {a.undoes_id for a in rows if a.undoes_id is not None}
+    undone = {annotation.undoes_id for annotation in rows if annotation.undoes_id is not None}
     latest: dict[int, dict[str, Annotation]] = defaultdict(dict)
     last: dict[int, Annotation] = {}
-    for a in rows:
-        last[a.pair_id] = a
-        if a.undoes_id is None and a.id not in undone and a.status != "unreviewed":
-            latest[a.pair_id][a.annotator] = a
-    for pair_id, a in last.items():
+    for annotation in rows:
+        last[annotation.pair_id] = annotation
+        if annotation.undoes_id is None and annotation.id not in undone and annotation.status != "unreviewed":
+            latest[annotation.pair_id][annotation.annotator] = annotation
+    for pair_id, annotation in last.items():
         # an undo that is the current state is its author's last word (the restored label, with its time)
-        if a.undoes_id is not None and a.status != "unreviewed":
-            latest[pair_id][a.annotator] = a
-    return {pid: sorted(by.values(), key=lambda a: a.revision) for pid, by in latest.items()}
+        if annotation.undoes_id is not None and annotation.status != "unreviewed":
+            latest[pair_id][annotation.annotator] = annotation
+    return {
+        pair_id: sorted(by_annotator.values(), key=lambda annotation: annotation.revision)
+        for pair_id, by_annotator in latest.items()
+    }
 
 
 def _annotation(row: dict[str, Any], decision: Annotation) -> dict[str, Any]:
@@ -190,11 +193,11 @@ def _annotation(row: dict[str, Any], decision: Annotation) -> dict[str, Any]:
 
 
 def label_studio_tasks(
-    session: Session, flt: ExportFilter | None = None, image_prefix: str = DEFAULT_IMAGE_PREFIX
+    session: Session, export_filter: ExportFilter | None = None, image_prefix: str = DEFAULT_IMAGE_PREFIX
 ) -> list[dict[str, Any]]:
-    """Label Studio tasks for the curated pairs `flt` selects (rejected pairs included: their rejection is an
+    """Label Studio tasks for the curated pairs `export_filter` selects (rejected pairs included: their rejection is an
     annotation). `data.image` is `image_prefix` + the post's img_id."""
-    base = flt or ExportFilter()
+    base = export_filter or ExportFilter()
     rows = curated_rows(session, ExportFilter(**{**base.__dict__, "include_rejected": True}))
     pair_ids = [row["pair_id"] for row in rows]
     decisions = decisions_in_effect(session, pair_ids)
@@ -261,12 +264,12 @@ def label_studio_tasks(
 def export_label_studio(
     session: Session,
     out: str | Path,
-    flt: ExportFilter | None = None,
+    export_filter: ExportFilter | None = None,
     image_prefix: str = DEFAULT_IMAGE_PREFIX,
 ) -> ExportReport:
     """Write the tasks as one JSON array (Label Studio's import format), atomically."""
     out = Path(out)
-    tasks = label_studio_tasks(session, flt, image_prefix)
+    tasks = label_studio_tasks(session, export_filter, image_prefix)
     text = json.dumps(tasks, ensure_ascii=False, indent=1)
     atomic_write(out, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
     return ExportReport(len(tasks), [out])
@@ -320,9 +323,8 @@ class LabelStudioImportReport:
     decisions_added: int = 0
     decisions_present: int = 0  # already stored (same annotator, time, status, label)
     stale: list[str] = field(default_factory=list)  # older than the pair's current decision: not applied
-    ignored: list[str] = field(
-        default_factory=list
-    )  # annotations that name no pair (skips, empty submissions)
+    # annotations that name no pair (skips, empty submissions)
+    ignored: list[str] = field(default_factory=list)
     without_image: int = 0
 
     def summary(self) -> str:
@@ -340,35 +342,37 @@ class _Reader:
     def __init__(self, path: Path, index: int):
         self.path, self.index = path, index
 
-    def error(self, fld: str, problem: str) -> DataFormatError:
-        return DataFormatError(self.path, None, f"task {self.index}: {fld}", problem)
+    def error(self, field_path: str, problem: str) -> DataFormatError:
+        return DataFormatError(self.path, None, f"task {self.index}: {field_path}", problem)
 
-    def get(self, obj: Any, key: str, fld: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
+    def get(
+        self, obj: Any, key: str, field_path: str, kind: type | tuple[type, ...], required: bool = True
+    ) -> Any:
         if not isinstance(obj, dict):
-            raise self.error(fld.rsplit(".", 1)[0], "must be an object")
+            raise self.error(field_path.rsplit(".", 1)[0], "must be an object")
         value = obj.get(key)
         if value is None:
             if required:
-                raise self.error(fld, "is missing")
+                raise self.error(field_path, "is missing")
             return None
         if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise self.error(fld, f"must be {names}, got {type(value).__name__}")
+            raise self.error(field_path, f"must be {names}, got {type(value).__name__}")
         return value
 
-    def time(self, obj: dict, fld: str) -> datetime:
+    def time(self, obj: dict, field_path: str) -> datetime:
         for key in ("updated_at", "created_at"):
             text = obj.get(key)
             if text is None:
                 continue
             if not isinstance(text, str):
-                raise self.error(f"{fld}.{key}", "must be an ISO time string")
+                raise self.error(f"{field_path}.{key}", "must be an ISO time string")
             try:
                 value = datetime.fromisoformat(text.replace("Z", "+00:00"))
             except ValueError as err:
-                raise self.error(f"{fld}.{key}", f"{text!r} is not an ISO time") from err
+                raise self.error(f"{field_path}.{key}", f"{text!r} is not an ISO time") from err
             return value if value.tzinfo else value.replace(tzinfo=UTC)
-        raise self.error(f"{fld}.created_at", "is missing (the decision's time)")
+        raise self.error(f"{field_path}.created_at", "is missing (the decision's time)")
 
 
 def _image_file(data: dict, meta: dict, images_dir: Path | None) -> tuple[str | None, Path | None]:
@@ -489,74 +493,87 @@ def _parse_task(
         except DataFormatError as err:
             raise reader.error("data.image", f"{image_path}: {err.problem}") from err
     image_sha = image_shas.get(image_path) if image_path is not None else None
-    ds = meta.get("dataset") if isinstance(meta.get("dataset"), str) and meta.get("dataset") else dataset
+    dataset_name = (
+        meta.get("dataset") if isinstance(meta.get("dataset"), str) and meta.get("dataset") else dataset
+    )
     meta_head = _meta_span(reader, meta, "head", len(tokens))
     meta_tail = _meta_span(reader, meta, "tail", len(tokens))
 
     pairs: dict[tuple[tuple[int, int], tuple[int, int]], _PairPlan] = {}
     if meta_head and meta_tail:  # the exported pair exists even when nobody has annotated it yet
         pairs[(meta_head, meta_tail)] = _new_plan(
-            reader, meta, True, ds, tokens, img_id, image_path, image_sha, meta_head, meta_tail
+            reader, meta, True, dataset_name, tokens, img_id, image_path, image_sha, meta_head, meta_tail
         )
     annotations = reader.get(task, "annotations", "annotations", list, required=False) or []
-    for j, ann in enumerate(annotations):
+    for j, annotation_json in enumerate(annotations):
         where = f"annotations[{j}]"
-        if not isinstance(ann, dict):
+        if not isinstance(annotation_json, dict):
             raise reader.error(where, "must be an object")
-        annotator = _user_name(ann.get("completed_by"))
+        annotator = _user_name(annotation_json.get("completed_by"))
         if annotator is None:
             raise reader.error(f"{where}.completed_by", "must name the annotator (user id, email or object)")
-        when = reader.time(ann, where)
-        cancelled = ann.get("was_cancelled") is True
-        results = reader.get(ann, "result", f"{where}.result", list, required=False) or []
+        when = reader.time(annotation_json, where)
+        cancelled = annotation_json.get("was_cancelled") is True
+        results = reader.get(annotation_json, "result", f"{where}.result", list, required=False) or []
         regions: dict[str, tuple[str, tuple[int, int]]] = {}
         links, rejected, note = [], False, None
-        for k, res in enumerate(results):
-            rf = f"{where}.result[{k}]"
-            kind = reader.get(res, "type", f"{rf}.type", str)
+        for k, result in enumerate(results):
+            result_path = f"{where}.result[{k}]"
+            kind = reader.get(result, "type", f"{result_path}.type", str)
             if kind == "labels":
-                value = reader.get(res, "value", f"{rf}.value", dict)
-                region_id = reader.get(res, "id", f"{rf}.id", str)
-                start = reader.get(value, "start", f"{rf}.value.start", int)
-                end = reader.get(value, "end", f"{rf}.value.end", int)
-                labels = reader.get(value, "labels", f"{rf}.value.labels", list)
+                value = reader.get(result, "value", f"{result_path}.value", dict)
+                region_id = reader.get(result, "id", f"{result_path}.id", str)
+                start = reader.get(value, "start", f"{result_path}.value.start", int)
+                end = reader.get(value, "end", f"{result_path}.value.end", int)
+                labels = reader.get(value, "labels", f"{result_path}.value.labels", list)
                 if len(labels) != 1 or labels[0] not in (HEAD, TAIL):
-                    raise reader.error(f"{rf}.value.labels", f'must be ["head"] or ["tail"], got {labels!r}')
+                    raise reader.error(
+                        f"{result_path}.value.labels", f'must be ["head"] or ["tail"], got {labels!r}'
+                    )
                 if start not in starts:
                     raise reader.error(
-                        f"{rf}.value.start", f"{start} is not where a word of data.text starts"
+                        f"{result_path}.value.start", f"{start} is not where a word of data.text starts"
                     )
                 if end not in ends or ends[end] <= starts[start]:
-                    raise reader.error(f"{rf}.value.end", f"{end} is not where a word ends after value.start")
+                    raise reader.error(
+                        f"{result_path}.value.end", f"{end} is not where a word ends after value.start"
+                    )
                 span_text = value.get("text")
                 if span_text is not None and span_text != text[start:end]:
                     raise reader.error(
-                        f"{rf}.value.text",
+                        f"{result_path}.value.text",
                         f"{span_text!r} differs from data.text[{start}:{end}] {text[start:end]!r}",
                     )
                 regions[region_id] = (labels[0], (starts[start], ends[end]))
             elif kind == "relation":
-                from_id = reader.get(res, "from_id", f"{rf}.from_id", str)
-                to_id = reader.get(res, "to_id", f"{rf}.to_id", str)
-                labels = reader.get(res, "labels", f"{rf}.labels", list, required=False) or []
+                from_id = reader.get(result, "from_id", f"{result_path}.from_id", str)
+                to_id = reader.get(result, "to_id", f"{result_path}.to_id", str)
+                labels = reader.get(result, "labels", f"{result_path}.labels", list, required=False) or []
                 if len(labels) > 1:
-                    raise reader.error(f"{rf}.labels", f"one relation per pair, got {labels!r}")
+                    raise reader.error(f"{result_path}.labels", f"one relation per pair, got {labels!r}")
                 if labels and labels[0] not in relations:
-                    raise reader.error(f"{rf}.labels", f"{labels[0]!r} is not one of the config's relations")
-                direction = res.get("direction", "right")
+                    raise reader.error(
+                        f"{result_path}.labels", f"{labels[0]!r} is not one of the config's relations"
+                    )
+                direction = result.get("direction", "right")
                 if direction not in ("right", "left"):
-                    raise reader.error(f"{rf}.direction", f"must be 'right' or 'left', got {direction!r}")
+                    raise reader.error(
+                        f"{result_path}.direction", f"must be 'right' or 'left', got {direction!r}"
+                    )
                 if direction == "left":  # drawn from tail to head
                     from_id, to_id = to_id, from_id
-                links.append((rf, from_id, to_id, labels[0] if labels else None))
+                links.append((result_path, from_id, to_id, labels[0] if labels else None))
             elif kind == "choices":
-                value = reader.get(res, "value", f"{rf}.value", dict)
+                value = reader.get(result, "value", f"{result_path}.value", dict)
                 rejected = rejected or REJECT_CHOICE in reader.get(
-                    value, "choices", f"{rf}.value.choices", list
+                    value, "choices", f"{result_path}.value.choices", list
                 )
             elif kind == "textarea":
-                value = reader.get(res, "value", f"{rf}.value", dict)
-                note = "\n".join(str(t) for t in reader.get(value, "text", f"{rf}.value.text", list)) or None
+                value = reader.get(result, "value", f"{result_path}.value", dict)
+                note = (
+                    "\n".join(str(t) for t in reader.get(value, "text", f"{result_path}.value.text", list))
+                    or None
+                )
             # other result types (image regions, ...) carry nothing the store keeps
         if not links:
             if cancelled and meta_head and meta_tail:  # skipped without touching the pre-annotation
@@ -570,21 +587,25 @@ def _parse_task(
                 raise reader.error(
                     f"{where}.result", "has spans but no relation from a head span to a tail span"
                 )
-        for rf, from_id, to_id, label in links:
+        for result_path, from_id, to_id, label in links:
             if from_id is None:
                 head, tail = meta_head, meta_tail
             else:
-                for fld, rid, role in ((f"{rf}.from_id", from_id, HEAD), (f"{rf}.to_id", to_id, TAIL)):
-                    if rid not in regions:
-                        raise reader.error(fld, f"{rid!r} is not a span region of this annotation")
-                    if regions[rid][0] != role:
+                for field_path, region, role in (
+                    (f"{result_path}.from_id", from_id, HEAD),
+                    (f"{result_path}.to_id", to_id, TAIL),
+                ):
+                    if region not in regions:
+                        raise reader.error(field_path, f"{region!r} is not a span region of this annotation")
+                    if regions[region][0] != role:
                         raise reader.error(
-                            fld, f"region {rid!r} is a {regions[rid][0]} span; relations go head -> tail"
+                            field_path,
+                            f"region {region!r} is a {regions[region][0]} span; relations go head -> tail",
                         )
                 head, tail = regions[from_id][1], regions[to_id][1]
             if (head, tail) not in pairs:
                 pairs[(head, tail)] = _new_plan(
-                    reader, meta, False, ds, tokens, img_id, image_path, image_sha, head, tail
+                    reader, meta, False, dataset_name, tokens, img_id, image_path, image_sha, head, tail
                 )
             plan = pairs[(head, tail)]
             if cancelled:
@@ -592,10 +613,12 @@ def _parse_task(
             elif rejected:
                 status, label = "rejected", None
             elif label is None:
-                raise reader.error(f"{rf}.labels", "is empty: pick a relation, or choose 'reject pair'")
+                raise reader.error(
+                    f"{result_path}.labels", "is empty: pick a relation, or choose 'reject pair'"
+                )
             else:
                 status = "accepted" if label == plan.gold_label else "corrected"
-                hint = ann.get("mrelens")
+                hint = annotation_json.get("mrelens")
                 if status == "accepted" and isinstance(hint, dict) and hint.get("status") == "corrected":
                     status = "corrected"
             plan.decisions.append(
@@ -662,11 +685,11 @@ def import_label_studio(
 
     # posts, deduplicated by content as in the MNRE import
     post_ids: dict[tuple[int, str], int] = {}
-    for ds in datasets.values():
+    for dataset_row in datasets.values():
         for key, pid in session.execute(
-            select(Post.content_key, Post.id).where(Post.dataset_id == ds.id)
+            select(Post.content_key, Post.id).where(Post.dataset_id == dataset_row.id)
         ).all():
-            post_ids[(ds.id, key)] = pid
+            post_ids[(dataset_row.id, key)] = pid
     new_posts: dict[tuple[int, str], dict[str, Any]] = {}
     for plan in plans:
         ds_id = datasets[plan.dataset].id
@@ -685,17 +708,17 @@ def import_label_studio(
     _bulk_insert(session, Post, list(new_posts.values()))
     report.new_posts = len(new_posts)
     if new_posts:
-        for ds in datasets.values():
+        for dataset_row in datasets.values():
             for key, pid in session.execute(
-                select(Post.content_key, Post.id).where(Post.dataset_id == ds.id)
+                select(Post.content_key, Post.id).where(Post.dataset_id == dataset_row.id)
             ).all():
-                post_ids[(ds.id, key)] = pid
+                post_ids[(dataset_row.id, key)] = pid
 
     # pairs: an existing (dataset, source key) must be the same pair
     stored = {}
-    for ds in datasets.values():
-        for pair in session.scalars(select(EntityPair).where(EntityPair.dataset_id == ds.id)):
-            stored[(ds.id, pair.source_key)] = pair
+    for dataset_row in datasets.values():
+        for pair in session.scalars(select(EntityPair).where(EntityPair.dataset_id == dataset_row.id)):
+            stored[(dataset_row.id, pair.source_key)] = pair
     new_pairs: dict[tuple[int, str], dict[str, Any]] = {}
     for plan in plans:
         ds_id = datasets[plan.dataset].id
@@ -750,44 +773,47 @@ def import_label_studio(
     histories: dict[int, list[Annotation]] = defaultdict(list)
     pair_ids = list(by_pair)
     for start in range(0, len(pair_ids), 5000):  # one query per chunk, not one per pair
-        for a in session.scalars(
+        for annotation in session.scalars(
             select(Annotation)
             .where(Annotation.pair_id.in_(pair_ids[start : start + 5000]))
             .order_by(Annotation.pair_id, Annotation.revision)
         ):
-            histories[a.pair_id].append(a)
+            histories[annotation.pair_id].append(annotation)
     for pair_id, decisions in by_pair.items():
         pair, history = pairs[pair_id], histories[pair_id]
-        seen = {(a.annotator, a.created_at, a.status, a.label) for a in history}
-        for d in sorted(decisions, key=lambda d: d.created_at):
-            if (d.annotator, d.created_at, d.status, d.label) in seen:
+        seen = {
+            (annotation.annotator, annotation.created_at, annotation.status, annotation.label)
+            for annotation in history
+        }
+        for decision in sorted(decisions, key=lambda decision: decision.created_at):
+            if (decision.annotator, decision.created_at, decision.status, decision.label) in seen:
                 report.decisions_present += 1
                 continue
-            if history and d.created_at < history[-1].created_at:
+            if history and decision.created_at < history[-1].created_at:
                 report.stale.append(
-                    f"{d.where}: {d.annotator} at {_iso(d.created_at)} is older than the pair's current decision "
+                    f"{decision.where}: {decision.annotator} at {_iso(decision.created_at)} is older than the pair's current decision "
                     f"({history[-1].annotator} at {_iso(history[-1].created_at)})"
                 )
                 continue
-            label = d.label
-            if d.status == "skipped" and label is None:  # a skip keeps the previous decision's label
+            label = decision.label
+            if decision.status == "skipped" and label is None:  # a skip keeps the previous decision's label
                 label = history[-1].label if history else None
-            if label is not None and d.status != "skipped":
+            if label is not None and decision.status != "skipped":
                 try:
                     check_label(session, pair, label)
                 except LabelStoreError as err:
-                    raise DataFormatError(path, None, f"{d.where}: result", str(err)) from err
+                    raise DataFormatError(path, None, f"{decision.where}: result", str(err)) from err
             row = append_annotation(
                 session,
                 pair,
                 history[-1].revision if history else 0,
                 label=label,
-                status=d.status,
-                annotator=d.annotator,
-                note=d.note,
-                created_at=d.created_at,
+                status=decision.status,
+                annotator=decision.annotator,
+                note=decision.note,
+                created_at=decision.created_at,
             )
             history.append(row)
-            seen.add((d.annotator, d.created_at, d.status, d.label))
+            seen.add((decision.annotator, decision.created_at, decision.status, decision.label))
             report.decisions_added += 1
     return report

@@ -17,19 +17,39 @@ def prediction_changes(
     method: str = DEFAULT_PREDICTION_METHOD,
 ) -> tuple[int, list[dict]]:
     """(pairs of `split` both versions scored, those whose predicted label differs: pair, gold, a, b, text)."""
-    a, b = aliased(Prediction), aliased(Prediction)
+    prediction_a, prediction_b = aliased(Prediction), aliased(Prediction)
     rows = session.execute(
-        select(EntityPair.id, EntityPair.gold_label, a.predicted_label, b.predicted_label, Post.text)
-        .join(a, and_(a.pair_id == EntityPair.id, a.model_version_id == version_key_a, a.method == method))
-        .join(b, and_(b.pair_id == EntityPair.id, b.model_version_id == version_key_b, b.method == method))
+        select(
+            EntityPair.id,
+            EntityPair.gold_label,
+            prediction_a.predicted_label,
+            prediction_b.predicted_label,
+            Post.text,
+        )
+        .join(
+            prediction_a,
+            and_(
+                prediction_a.pair_id == EntityPair.id,
+                prediction_a.model_version_id == version_key_a,
+                prediction_a.method == method,
+            ),
+        )
+        .join(
+            prediction_b,
+            and_(
+                prediction_b.pair_id == EntityPair.id,
+                prediction_b.model_version_id == version_key_b,
+                prediction_b.method == method,
+            ),
+        )
         .join(Post, Post.id == EntityPair.post_id)
         .where(EntityPair.split == split)
         .order_by(EntityPair.id)
     ).all()
     changed = [
-        {"pair": pid, "gold": gold, "before": pa, "after": pb, "text": text[:120]}
-        for pid, gold, pa, pb, text in rows
-        if pa != pb
+        {"pair": pair_id, "gold": gold, "before": label_a, "after": label_b, "text": text[:120]}
+        for pair_id, gold, label_a, label_b, text in rows
+        if label_a != label_b
     ]
     return len(rows), changed
 

@@ -26,13 +26,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base
 
+# "unreviewed" is written only by undo (back to the state before a pair's first decision)
 ANNOTATION_STATUSES = (
     "accepted",
     "corrected",
     "rejected",
     "skipped",
     "unreviewed",
-)  # unreviewed: only via undo
+)
 EVALUATION_SETTINGS = ("standard", "shuffle-train", "shuffle-test")
 
 
@@ -88,9 +89,8 @@ class Post(Base):
 
     id: Mapped[intpk]
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
-    content_key: Mapped[str] = mapped_column(
-        String(64)
-    )  # sha256 of tokens + image identity: makes import idempotent
+    # sha256 of tokens + image identity: makes import idempotent
+    content_key: Mapped[str] = mapped_column(String(64))
     tokens: Mapped[list[str]] = mapped_column(JSON)
     text: Mapped[str] = mapped_column(Text)  # tokens joined by spaces, for search
     img_id: Mapped[str | None] = mapped_column(String(300))
@@ -119,9 +119,8 @@ class EntityPair(Base):
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), index=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
     split: Mapped[str] = mapped_column(String(32))
-    source_key: Mapped[str] = mapped_column(
-        String(200)
-    )  # "train:17" for file lines, "post:<hash>" for single posts
+    # "train:17" for file lines, "post:<hash>" for single posts
+    source_key: Mapped[str] = mapped_column(String(200))
     source_line: Mapped[int | None]  # 1-based line in the source txt file
     head_name: Mapped[str] = mapped_column(Text)
     head_start: Mapped[int]
@@ -130,9 +129,8 @@ class EntityPair(Base):
     tail_start: Mapped[int]
     tail_end: Mapped[int]
     gold_label: Mapped[str | None] = mapped_column(String(100))
-    raw_line: Mapped[str | None] = mapped_column(
-        Text
-    )  # the source line verbatim: untouched records export byte-exact
+    # the source line verbatim: untouched records export byte-exact
+    raw_line: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[created_at_utc]
 
     post: Mapped[Post] = relationship(back_populates="pairs")
@@ -170,9 +168,8 @@ class ModelVersion(Base):
     __tablename__ = "model_versions"
 
     id: Mapped[intpk]
-    version_id: Mapped[str] = mapped_column(
-        String(200), unique=True
-    )  # config.json "version_id" of the checkpoint
+    # config.json "version_id" of the checkpoint
+    version_id: Mapped[str] = mapped_column(String(200), unique=True)
     path: Mapped[str] = mapped_column(Text)
     variant: Mapped[str] = mapped_column(String(100))
     # config.json "architecture" and "text_encoder", stored at registration; NULL only for a version registered
@@ -209,9 +206,8 @@ class Prediction(Base):
     confidence: Mapped[float] = mapped_column(Float)  # top probability
     margin: Mapped[float] = mapped_column(Float)  # top - second probability: small = uncertain
     entropy: Mapped[float] = mapped_column(Float)  # nats
-    image_reliance: Mapped[float | None] = mapped_column(
-        Float
-    )  # how much the prediction changes without the image
+    # how much the prediction changes without the image
+    image_reliance: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[created_at_utc]
 
     pair: Mapped[EntityPair] = relationship(back_populates="predictions")

@@ -203,7 +203,7 @@ def save_predictions(
         )
     if not values:
         return 0
-    pair_ids = [v["pair_id"] for v in values]
+    pair_ids = [row["pair_id"] for row in values]
     for start in range(0, len(pair_ids), 5000):  # stay under the engines' bound-parameter limits
         session.execute(
             delete(Prediction).where(
@@ -235,7 +235,7 @@ def save_crops(
     stored = []
     for crop in crops:
         box = crop.get("box")
-        x0, y0, x1, y1 = (float(v) for v in box) if box is not None else (None,) * 4
+        x0, y0, x1, y1 = (float(coordinate) for coordinate in box) if box is not None else (None,) * 4
         stored.append(
             GroundedCrop(
                 post_id=post_id,

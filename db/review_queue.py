@@ -66,28 +66,28 @@ class QueueItem:
     image_reliance: float | None
 
 
-def _apply_filters(stmt, flt: QueueFilter, cur, pred):
-    if flt.dataset:
-        stmt = stmt.where(Dataset.name == flt.dataset)
-    if flt.split:
-        stmt = stmt.where(EntityPair.split == flt.split)
-    if flt.gold_label:
-        stmt = stmt.where(EntityPair.gold_label == flt.gold_label)
-    if flt.predicted_label:
-        stmt = stmt.where(pred.predicted_label == flt.predicted_label)
-    if flt.status:
-        if flt.status not in ANNOTATION_STATUSES:
+def _apply_filters(stmt, queue_filter: QueueFilter, current, prediction):
+    if queue_filter.dataset:
+        stmt = stmt.where(Dataset.name == queue_filter.dataset)
+    if queue_filter.split:
+        stmt = stmt.where(EntityPair.split == queue_filter.split)
+    if queue_filter.gold_label:
+        stmt = stmt.where(EntityPair.gold_label == queue_filter.gold_label)
+    if queue_filter.predicted_label:
+        stmt = stmt.where(prediction.predicted_label == queue_filter.predicted_label)
+    if queue_filter.status:
+        if queue_filter.status not in ANNOTATION_STATUSES:
             raise LabelStoreError(
-                f"unknown status {flt.status!r}; expected one of {', '.join(ANNOTATION_STATUSES)}"
+                f"unknown status {queue_filter.status!r}; expected one of {', '.join(ANNOTATION_STATUSES)}"
             )
-        if flt.status == "unreviewed":
-            stmt = stmt.where(or_(cur.status.is_(None), cur.status == "unreviewed"))
+        if queue_filter.status == "unreviewed":
+            stmt = stmt.where(or_(current.status.is_(None), current.status == "unreviewed"))
         else:
-            stmt = stmt.where(cur.status == flt.status)
-    if flt.annotator:
-        stmt = stmt.where(cur.annotator == flt.annotator)
-    if flt.text:
-        pattern = "%" + flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            stmt = stmt.where(current.status == queue_filter.status)
+    if queue_filter.annotator:
+        stmt = stmt.where(current.annotator == queue_filter.annotator)
+    if queue_filter.text:
+        pattern = "%" + queue_filter.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         stmt = stmt.where(
             or_(
                 Post.text.ilike(pattern, escape="\\"),
@@ -100,7 +100,7 @@ def _apply_filters(stmt, flt: QueueFilter, cur, pred):
 
 def review_queue(
     session: Session,
-    flt: QueueFilter | None = None,
+    queue_filter: QueueFilter | None = None,
     sort: str = "uncertainty",
     limit: int = 50,
     offset: int = 0,
@@ -112,14 +112,14 @@ def review_queue(
     sort: uncertainty (smallest top-2 margin first), entropy (highest first), image_reliance (highest first),
     disagreement (prediction != gold first, most confident first), source_order (dataset, split, line).
     """
-    flt = flt or QueueFilter()
+    queue_filter = queue_filter or QueueFilter()
     if sort not in QUEUE_SORTS:
         raise LabelStoreError(f"unknown sort {sort!r}; expected one of {', '.join(QUEUE_SORTS)}")
     if model_version_id is None:
         active = active_model_version(session)
         model_version_id = active.id if active else None
-    cur = current_annotation_alias()
-    pred = aliased(Prediction, name="pred")
+    current = current_annotation_alias()
+    prediction = aliased(Prediction, name="pred")
     stmt = (
         select(
             EntityPair.id,
@@ -131,85 +131,85 @@ def review_queue(
             EntityPair.tail_name,
             EntityPair.gold_label,
             Post.has_image,
-            cur.status,
-            cur.label,
-            cur.annotator,
-            cur.revision,
-            pred.predicted_label,
-            pred.confidence,
-            pred.margin,
-            pred.entropy,
-            pred.image_reliance,
+            current.status,
+            current.label,
+            current.annotator,
+            current.revision,
+            prediction.predicted_label,
+            prediction.confidence,
+            prediction.margin,
+            prediction.entropy,
+            prediction.image_reliance,
         )
         .join(Post, Post.id == EntityPair.post_id)
         .join(Dataset, Dataset.id == EntityPair.dataset_id)
     )
-    stmt = join_current_annotation(stmt, cur).outerjoin(
-        pred,
+    stmt = join_current_annotation(stmt, current).outerjoin(
+        prediction,
         and_(
-            pred.pair_id == EntityPair.id,
-            pred.model_version_id == model_version_id,
-            pred.method == method,
+            prediction.pair_id == EntityPair.id,
+            prediction.model_version_id == model_version_id,
+            prediction.method == method,
         ),
     )
-    stmt = _apply_filters(stmt, flt, cur, pred)
+    stmt = _apply_filters(stmt, queue_filter, current, prediction)
     order = {
-        "uncertainty": [pred.margin.asc().nulls_last()],
-        "entropy": [pred.entropy.desc().nulls_last()],
-        "image_reliance": [pred.image_reliance.desc().nulls_last()],
+        "uncertainty": [prediction.margin.asc().nulls_last()],
+        "entropy": [prediction.entropy.desc().nulls_last()],
+        "image_reliance": [prediction.image_reliance.desc().nulls_last()],
         "disagreement": [
             case(
-                (pred.predicted_label.is_(None), 2),
-                (pred.predicted_label != EntityPair.gold_label, 0),
+                (prediction.predicted_label.is_(None), 2),
+                (prediction.predicted_label != EntityPair.gold_label, 0),
                 else_=1,
             ),
-            pred.confidence.desc().nulls_last(),
+            prediction.confidence.desc().nulls_last(),
         ],
         "source_order": [Dataset.name, EntityPair.split, EntityPair.source_line],
     }[sort]
     stmt = stmt.order_by(*order, EntityPair.id).limit(limit).offset(offset)
     return [
         QueueItem(
-            pair_id=r[0],
-            dataset=r.dataset,
-            split=r.split,
-            source_line=r.source_line,
-            text=r.text,
-            head_name=r.head_name,
-            tail_name=r.tail_name,
-            gold_label=r.gold_label,
-            has_image=r.has_image,
-            status=r.status or "unreviewed",
-            current_label=r.label,
-            annotator=r.annotator,
-            revision=r.revision or 0,
-            predicted_label=r.predicted_label,
-            confidence=r.confidence,
-            margin=r.margin,
-            entropy=r.entropy,
-            image_reliance=r.image_reliance,
+            pair_id=row[0],
+            dataset=row.dataset,
+            split=row.split,
+            source_line=row.source_line,
+            text=row.text,
+            head_name=row.head_name,
+            tail_name=row.tail_name,
+            gold_label=row.gold_label,
+            has_image=row.has_image,
+            status=row.status or "unreviewed",
+            current_label=row.label,
+            annotator=row.annotator,
+            revision=row.revision or 0,
+            predicted_label=row.predicted_label,
+            confidence=row.confidence,
+            margin=row.margin,
+            entropy=row.entropy,
+            image_reliance=row.image_reliance,
         )
-        for r in session.execute(stmt)
+        for row in session.execute(stmt)
     ]
 
 
 def progress(session: Session, dataset: str | None = None, split: str | None = None) -> dict[str, int]:
     """Pairs per current status (every status key present, "total" included)."""
-    cur = current_annotation_alias()
-    status = func.coalesce(cur.status, "unreviewed")
+    current = current_annotation_alias()
+    status_column = func.coalesce(current.status, "unreviewed")
     stmt = join_current_annotation(
-        select(status, func.count())
+        select(status_column, func.count())
         .select_from(EntityPair)
         .join(Dataset, Dataset.id == EntityPair.dataset_id),
-        cur,
-    ).group_by(status)
+        current,
+    ).group_by(status_column)
     if dataset:
         stmt = stmt.where(Dataset.name == dataset)
     if split:
         stmt = stmt.where(EntityPair.split == split)
-    counts = {s: 0 for s in ANNOTATION_STATUSES}
-    counts.update({s: n for s, n in session.execute(stmt)})
-    counts["total"] = sum(counts[s] for s in ANNOTATION_STATUSES)
+    counts = {status: 0 for status in ANNOTATION_STATUSES}
+    counts.update({status: count for status, count in session.execute(stmt)})
+    counts["total"] = sum(counts[status] for status in ANNOTATION_STATUSES)
     return counts
 
 

@@ -48,7 +48,7 @@ LOCAL_ADMIN = Actor("local user", ADMIN)
 def role_for(identity: str, admins: Iterable[str]) -> str:
     """ADMIN when `identity` is one of `admins` (compared without case or surrounding spaces), else REVIEWER."""
     wanted = identity.strip().casefold()
-    return ADMIN if any(wanted == a.strip().casefold() for a in admins if a.strip()) else REVIEWER
+    return ADMIN if any(wanted == admin.strip().casefold() for admin in admins if admin.strip()) else REVIEWER
 
 
 def require_admin(actor: Actor | None, action: str) -> Actor:

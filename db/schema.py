@@ -54,9 +54,8 @@ def head_revision() -> str:
 
 
 INTENTS = ("create", "write", "read")
-STORE_TABLES = frozenset(
-    {"datasets", "posts", "entity_pairs", "annotations"}
-)  # present since the first revision
+# present since the first revision
+STORE_TABLES = frozenset({"datasets", "posts", "entity_pairs", "annotations"})
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 
 

@@ -34,9 +34,8 @@ class ImageReliance:
     predicted_label: str = ""
     no_image_prediction: str = ""
     flip_rate: float = 0.0  # share of swaps whose predicted label differs from the original one
-    swapped_lines: list[int] = field(
-        default_factory=list
-    )  # source line of each post whose image was swapped in
+    # source line of each post whose image was swapped in
+    swapped_lines: list[int] = field(default_factory=list)
     reason: str = ""  # why the score is 0 by definition ("text_only model", "no image"), else ""
     settings: dict = field(default_factory=dict)
 

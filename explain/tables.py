@@ -9,12 +9,13 @@ import numpy as np
 
 SETTINGS = ("standard", "shuffle_train", "shuffle_test")
 METRICS = ("accuracy", "precision", "recall", "f1")
+# the paper's Table 2 order, full model last
 VARIANT_ORDER = (
     "text_only",
     "vanilla",
     "no_text_attn",
     "objects",
-)  # the paper's Table 2 order, full model last
+)
 # The paper's Table 2 F1 (bert-base + CLIP on MNRE test), for reference beside our own numbers.
 PAPER_F1 = {"text_only": 59.32, "mega": 66.41, "vanilla": 68.99, "no_text_attn": 64.23, "objects": 81.67}
 PAPER_NAMES = {

@@ -28,9 +28,8 @@ class TokenVisualAttention:
     """One post's attention from text tokens to the model's visual keys (V keys; the keys need not be the input
     tokens: MEGA attends over pooled regions)."""
 
-    text_to_visual: (
-        np.ndarray
-    )  # (L, H, T, V) per layer that reads the image and head: text queries over visual keys
+    # (L, H, T, V) per layer that reads the image and head: text queries over visual keys
+    text_to_visual: np.ndarray
     layers: list[int]  # layer index of each of the L entries
     visual_to_text: np.ndarray  # (L', H', V, T) visual queries over text keys (zero layers when none attend)
     vision_layers: list[int]  # layer index of each of the L' entries

@@ -41,16 +41,16 @@ log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in original image pixels
 Source = Literal["groundingdino", "dataset", "cam-fallback"]
+# PIL raises the first four; model.images.load_image (FIFOs, cut or corrupt files, limits) the last
 IMAGE_ERRORS = (
     OSError,
     UnidentifiedImageError,
     Image.DecompressionBombError,
     SyntaxError,
     ImageError,
-)  # PIL raises the first four; model.images.load_image (FIFOs, cut or corrupt files, limits) the last
-NOT_VISIBLE = frozenset(
-    {"rt", "via", "i", "you", "we", "they", "it", "he", "she", "me", "us", "them"}
-)  # tweet noise
+)
+# tweet noise
+NOT_VISIBLE = frozenset({"rt", "via", "i", "you", "we", "they", "it", "he", "she", "me", "us", "them"})
 IMAGENET_CLASSES_FILE = Path(__file__).with_name("imagenet_classes.txt")
 
 
@@ -418,9 +418,8 @@ class CamGrounder:
         """(probs (1000,), top class ids (K,), CAMs (K, 7, 7) of those classes, each scaled to max 1)."""
         net = load_efficientnet_lite0()
         feats = net.extract_features(_to_lite0_input(image))[0]  # (1280, 7, 7)
-        logits = net._fc(
-            feats.mean(dim=(1, 2))
-        )  # (1000,): the same global-average-pool + linear head as forward()
+        # (1000,): the same global-average-pool + linear head as forward()
+        logits = net._fc(feats.mean(dim=(1, 2)))
         probs = logits.softmax(-1)
         top = probs.topk(self.candidates).indices  # (K,)
         cams = torch.einsum("kc,chw->khw", net._fc.weight[top], feats).clamp(min=0)  # (K, 7, 7)

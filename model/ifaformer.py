@@ -290,9 +290,8 @@ class IFAformerOutput:
     )
     fused_text_layers: list[int] = field(default_factory=list)  # which text layers attend to vision
     visual_mask: torch.Tensor | None = None  # (B, V) token-level mask of the visual stream
-    visual_token_slots: list[int] = field(
-        default_factory=list
-    )  # per visual token: 0 = global image, k = crop k
+    # per visual token: 0 = global image, k = crop k
+    visual_token_slots: list[int] = field(default_factory=list)
 
 
 def _text_layer_args(tc) -> dict:

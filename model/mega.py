@@ -150,9 +150,8 @@ def structural_inputs(
     slots += tuple(config.num_regions + k for k in range(config.max_crops) if image_mask[1 + k] > 0)
     if not slots:
         return out
-    words = _word_object_alignment(
-        tuple(tokens), slots, config.region_grid, config.structural_temperature
-    )  # (W, S)
+    # (W, S)
+    words = _word_object_alignment(tuple(tokens), slots, config.region_grid, config.structural_temperature)
     pieces = torch.tensor(word_index)
     real = pieces >= 0
     out[real.nonzero(as_tuple=True)[0][:, None], torch.tensor(slots)[None, :]] = words[pieces[real]]
@@ -278,9 +277,10 @@ class MegaForRelationClassification(nn.Module):
             if structural_alignment is None:
                 raise ValueError("MEGA needs structural_alignment (B, T, O) for records with objects")
             objects = self.objects(visual_features.to(h.dtype))  # (B, O, d)
+            # each (B, T, d)
             aligned, semantic, combined = self.alignment(
                 h, objects, obj_mask, structural_alignment.to(h.dtype)
-            )  # (B, T, d)
+            )
             tokens = attention_mask.to(h.dtype)[..., None]  # (B, T, 1)
             visual = (aligned * tokens).sum(1) / tokens.sum(1).clamp(min=1.0)  # (B, d)
 

@@ -139,9 +139,8 @@ def regal_embeddings(
     c = node_similarity(signatures, signatures[landmarks], attributes, attr_l, gamma_s, gamma_a)  # (N, p)
     w = c[landmarks]  # (p, p)
     u, s, vt = np.linalg.svd(w)
-    inv_sqrt = np.where(
-        s > 1e-10, 1.0 / np.sqrt(np.maximum(s, 1e-10)), 0.0
-    )  # pseudo-inverse: W may be singular
+    # pseudo-inverse: W may be singular
+    inv_sqrt = np.where(s > 1e-10, 1.0 / np.sqrt(np.maximum(s, 1e-10)), 0.0)
     y = c @ (u * inv_sqrt) @ vt  # (N, p)
     return y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
 
@@ -168,16 +167,16 @@ def structural_alignment(
         return np.zeros((n_t, n_o))
     # one bin count for both graphs, so that their signatures live in the same space
     buckets = degree_buckets(int(max(t_adj.sum(1).max(initial=0), o_adj.sum(1).max(initial=0))))
+    # (T + O, B)
     sig = np.concatenate(
         [
             xnetmf_signatures(t_adj, max_hops, delta, buckets),
             xnetmf_signatures(o_adj, max_hops, delta, buckets),
         ]
-    )  # (T + O, B)
+    )
     attrs = token_attributes(text_graph) + ["entity"] * n_o
-    y = regal_embeddings(
-        sig, attrs, gamma_s=gamma_s, gamma_a=gamma_a, seed=seed
-    )  # REGAL embeds both graphs jointly
+    # REGAL embeds both graphs jointly
+    y = regal_embeddings(sig, attrs, gamma_s=gamma_s, gamma_a=gamma_a, seed=seed)
     return softmax_rows((y[:n_t] @ y[n_t:].T) / temperature)  # (T, O)
 
 

@@ -274,11 +274,12 @@ def train(
 
     wrapped = model
     if distributed:
+        # find_unused_parameters: batches without images skip the visual stream
         wrapped = torch.nn.parallel.DistributedDataParallel(
             model,
             device_ids=[local_rank] if device.type == "cuda" else None,
             find_unused_parameters=config.uses_image,
-        )  # batches without images skip the visual stream
+        )
     lengths = [len(e.input_ids) for e in train_data.examples]
     pad_id = tokenizer.pad_token_id
     best_dir = out / "best"

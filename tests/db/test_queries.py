@@ -328,12 +328,13 @@ def test_crops_explanations_and_evaluation_runs_keep_their_provenance(imported):
             source="grounding-dino-tiny",
             settings={"box_threshold": 0.35},
         )
+        # replaces the earlier crops of this source
         save_crops(
             session,
             pair.post_id,
             [{"box": (0, 0, 5, 5), "label": "ball", "score": 0.5}],
             source="grounding-dino-tiny",
-        )  # replaces the earlier crops of this source
+        )
         save_explanation(
             session,
             pair.id,

@@ -239,9 +239,8 @@ def test_text_only_model_cannot_read_an_image(explain_models, synthetic_test_rec
             rows = [probabilities(model, {**batch, **v})[0] for v in (visual, other_visual, no_image)]
             moved[name].append(max(float((r - rows[0]).abs().max()) for r in rows[1:]))
     assert max(moved["text_only"]) == 0.0, moved
-    assert np.mean(moved["objects"]) > 0.1, (
-        moved
-    )  # the same probe does see an image-reading model use the image
+    # the same probe does see an image-reading model use the image
+    assert np.mean(moved["objects"]) > 0.1, moved
 
 
 @pytest.mark.slow

@@ -193,9 +193,8 @@ def test_a_file_over_the_byte_limit_is_refused(tmp_path, monkeypatch):
     root = write_split(tmp_path, [GOOD] * 50)
     monkeypatch.setenv("MRELENS_MAX_FILE_BYTES", "1000")
     with pytest.raises(DataFormatError) as err:
-        load_split(
-            root, "val", skip_bad=True
-        )  # a whole-file limit is not a bad line: skip_bad does not apply
+        # a whole-file limit is not a bad line: skip_bad does not apply
+        load_split(root, "val", skip_bad=True)
     assert err.value.line is None and "1000" in str(err.value) and "ours_val.txt" in str(err.value)
 
 

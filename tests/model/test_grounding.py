@@ -256,9 +256,8 @@ def test_cam_box_covers_the_drawn_object_in_original_coordinates():
 
 def test_cam_on_a_real_photo_names_an_imagenet_class():
     cbook = pytest.importorskip("matplotlib.cbook", reason="matplotlib ships the sample photo")
-    photo = Image.open(
-        cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    )  # 512 x 600 portrait in uniform
+    # 512 x 600 portrait in uniform
+    photo = Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     result = ground_objects(photo, ["Grace", "Hopper"], ["Grace Hopper"])
     assert result.fallback and result.source == "cam-fallback" and len(result.objects) <= 3
     top = result.objects[0]
@@ -319,9 +318,8 @@ def fake_mnre(root: Path) -> Path:
             )
         )
     (root / "txt" / "ours_val.txt").write_text("\n".join(lines) + "\n")
-    torch.save(
-        {4: ["c0.png"]}, root / "txt" / "mre_dev_dict.pth"
-    )  # line index 4 (0-based): gone.jpg has a crop
+    # line index 4 (0-based): gone.jpg has a crop
+    torch.save({4: ["c0.png"]}, root / "txt" / "mre_dev_dict.pth")
     return root
 
 
