@@ -27,7 +27,7 @@ NO_LABEL = "None"  # the relation a record gets when its pair has no gold label 
 def pair_record(pair: EntityPair, post: Post, crops: Iterable[GroundedCrop]) -> Record:
     """The model's input for one stored pair: image and crop files only when they exist on this machine."""
     image = Path(post.image_path) if post.has_image and post.image_path else None
-    crop_paths = [Path(c.path) for c in crops if c.path and Path(c.path).is_file()][:MAX_CROPS]
+    crop_paths = [Path(crop.path) for crop in crops if crop.path and Path(crop.path).is_file()][:MAX_CROPS]
     return Record(
         tokens=list(post.tokens),
         head=Entity(pair.head_name, pair.head_start, pair.head_end),
@@ -54,11 +54,14 @@ def predict_records(model, tokenizer, records: list[Record], batch_size: int = 6
     from model.evaluate import predict_probabilities
 
     labels = list(model.config.label_names)
-    known = [r if r.relation in labels else _relabel(r, NO_LABEL) for r in records]
+    known = [record if record.relation in labels else _relabel(record, NO_LABEL) for record in records]
     # max_length None: the model's own preprocessing (model.checkpoint.preprocessing)
     prepared = prepare_examples(known, tokenizer, model.config, None, FeatureCache(feature_cache_dir()))
     probs = predict_probabilities(model, prepared.examples, tokenizer.pad_token_id, batch_size)
-    return [{name: float(p) for name, p in zip(labels, row, strict=True)} for row in probs.tolist()]
+    return [
+        {name: float(probability) for name, probability in zip(labels, row, strict=True)}
+        for row in probs.tolist()
+    ]
 
 
 def _relabel(record: Record, relation: str) -> Record:
@@ -86,7 +89,10 @@ def predict_and_store(
         with sessions() as session:
             records = pair_records(session, ids)
         probabilities = predict_records(model, tokenizer, records)
-        chunk_rows = [{"pair_id": i, "probabilities": p} for i, p in zip(ids, probabilities, strict=True)]
+        chunk_rows = [
+            {"pair_id": pair_id, "probabilities": pair_probabilities}
+            for pair_id, pair_probabilities in zip(ids, probabilities, strict=True)
+        ]
         if atomic:
             rows += chunk_rows
         else:

@@ -68,7 +68,7 @@ def data_source(mnre_root: Path | None, synthetic_dir: Path = SYNTHETIC_DIR) -> 
 
 def ensure_data(sessions: sessionmaker, root: Path, dataset: str) -> None:
     with sessions() as session:
-        names = {d.name for d in list_datasets(session)}
+        names = {dataset_row.name for dataset_row in list_datasets(session)}
     if dataset in names:
         log(f"dataset {dataset!r} already imported")
         return
@@ -80,7 +80,7 @@ def ensure_data(sessions: sessionmaker, root: Path, dataset: str) -> None:
 
 def existing_checkpoints(runs: Path) -> list[Path]:
     """runs/*/best folders with a config.json: trained runs before an earlier quick-start model, objects first."""
-    found = [p for p in runs.glob("*/best") if (p / "config.json").is_file()]
+    found = [folder for folder in runs.glob("*/best") if (folder / "config.json").is_file()]
 
     def rank(path: Path) -> tuple[bool, int, str]:
         variant = read_checkpoint_config(path).get("variant", "")
@@ -151,7 +151,12 @@ def ensure_predictions(sessions: sessionmaker, version: ModelVersion, limit: int
     log(f"predicting {len(todo)} pairs with {version.version_id} ({scored} already scored) ...")
     model, tokenizer = load_checkpoint(version.path)
     return predict_and_store(
-        sessions, model, tokenizer, version.id, todo, progress=lambda d, n: log(f"  {d}/{n} pairs")
+        sessions,
+        model,
+        tokenizer,
+        version.id,
+        todo,
+        progress=lambda done, total: log(f"  {done}/{total} pairs"),
     )
 
 

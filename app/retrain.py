@@ -50,8 +50,10 @@ class RetrainResult:
     def table(self) -> str:
         lines = [f"{'val':10s} {'before':>8s} {'after':>8s} {'change':>8s}"]
         for key in SUMMARY_METRICS:
-            b, a = 100 * self.before[key], 100 * self.after[key]
-            lines.append(f"{key:10s} {b:8.2f} {a:8.2f} {a - b:+8.2f}")
+            before_value, after_value = 100 * self.before[key], 100 * self.after[key]
+            lines.append(
+                f"{key:10s} {before_value:8.2f} {after_value:8.2f} {after_value - before_value:+8.2f}"
+            )
         return "\n".join(lines)
 
 
@@ -60,8 +62,10 @@ def _summary(metrics: dict) -> dict:
     out = {k: metrics[k] for k in (*SUMMARY_METRICS, "records") if k in metrics}
     if "per_label" in metrics:
         out["per_label"] = {
-            name: {k: m[k] for k in ("precision", "recall", "f1", "support") if k in m}
-            for name, m in metrics["per_label"].items()
+            name: {
+                k: label_metrics[k] for k in ("precision", "recall", "f1", "support") if k in label_metrics
+            }
+            for name, label_metrics in metrics["per_label"].items()
         }
     return out
 

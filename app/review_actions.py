@@ -52,7 +52,7 @@ def unreadable_image_panel(problem: str) -> Image.Image:
 
 def save(status: str, label: str | None = None) -> None:
     """Button callback: record the decision on the revision that was shown, then go to the next pair."""
-    rs, (pair_id, revision) = review_session(), st.session_state["review_shown"]
+    review, (pair_id, revision) = review_session(), st.session_state["review_shown"]
     note = st.session_state.get(f"review_note_{pair_id}", "")
     try:
         saved = decide(get_sessions(), pair_id, status, st.session_state["reviewer"], revision, label, note)
@@ -75,11 +75,11 @@ def save(status: str, label: str | None = None) -> None:
         flash("error", f"Not saved: {err}. Your note and label are kept.")
         return
     st.session_state.pop(f"review_note_{pair_id}", None)
-    rs.actions.append(pair_id)
+    review.actions.append(pair_id)
     # the revision this reviewer's save created: the one an undo of it must find still current
     st.session_state.setdefault(SAVED_REVISIONS, {})[pair_id] = saved.revision
     flash("success", f"Pair {pair_id}: {status}{f' as {label}' if label else ''}.")
-    rs.move(1)
+    review.move(1)
 
 
 def undo_action() -> None:
@@ -87,19 +87,19 @@ def undo_action() -> None:
 
     The undo is checked against the revision this reviewer saw: their own save's revision, or the shown one.
     """
-    rs = review_session()
+    review = review_session()
     shown_pair, shown_revision = st.session_state["review_shown"]
-    if rs.actions:
-        pair_id = rs.actions[-1]
+    if review.actions:
+        pair_id = review.actions[-1]
         revision = st.session_state.get(SAVED_REVISIONS, {}).get(pair_id, shown_revision)
     else:
         pair_id, revision = shown_pair, shown_revision
     try:
         undo(get_sessions(), pair_id, st.session_state["reviewer"], revision)
     except ConcurrentEditError as err:
-        if rs.actions:
-            rs.actions.pop()
-        rs.open(pair_id)
+        if review.actions:
+            review.actions.pop()
+        review.open(pair_id)
         flash(
             "error",
             f"Not undone: {err.annotator} saved pair {pair_id} after you (revision {err.revision}); "
@@ -112,7 +112,7 @@ def undo_action() -> None:
     except LabelStoreError as err:
         flash("error", f"Undo failed: {err}")
         return
-    if rs.actions:
-        rs.actions.pop()
-    rs.open(pair_id)
+    if review.actions:
+        review.actions.pop()
+    review.open(pair_id)
     flash("success", f"Pair {pair_id}: last decision undone.")

@@ -69,9 +69,11 @@ def load_pair_view(session: Session, pair_id: int) -> PairView:
     active = active_model_version(session)
     prediction = next(
         (
-            p
-            for p in detail.predictions
-            if active is not None and p.model_version_id == active.id and p.method == "forward"
+            prediction
+            for prediction in detail.predictions
+            if active is not None
+            and prediction.model_version_id == active.id
+            and prediction.method == "forward"
         ),
         None,
     )
@@ -90,13 +92,13 @@ def load_pair_view(session: Session, pair_id: int) -> PairView:
         image_missing=bool(post.img_id) and not image_ok,
         crops=[
             CropView(
-                (c.box_x0, c.box_y0, c.box_x1, c.box_y1) if c.box_x0 is not None else None,
-                c.label,
-                c.score,
-                c.source,
-                c.path if c.path and Path(c.path).is_file() else None,
+                (crop.box_x0, crop.box_y0, crop.box_x1, crop.box_y1) if crop.box_x0 is not None else None,
+                crop.label,
+                crop.score,
+                crop.source,
+                crop.path if crop.path and Path(crop.path).is_file() else None,
             )
-            for c in detail.crops
+            for crop in detail.crops
         ],
         probabilities=dict(prediction.probabilities) if prediction else None,
         model_version=active.version_id if active else None,
@@ -114,20 +116,20 @@ class ReviewState:
 
 def load_review_state(session: Session, pair_id: int) -> ReviewState:
     history = pair_history(session, pair_id)
-    cur = current_state(history)
+    current = current_state(history)
     rows = [
         {
-            "revision": a.revision,
-            "status": a.status,
-            "label": a.label,
-            "annotator": a.annotator,
-            "note": a.note,
-            "undo": a.undoes_id is not None,
-            "at": a.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "revision": annotation.revision,
+            "status": annotation.status,
+            "label": annotation.label,
+            "annotator": annotation.annotator,
+            "note": annotation.note,
+            "undo": annotation.undoes_id is not None,
+            "at": annotation.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         }
-        for a in reversed(history)
+        for annotation in reversed(history)
     ]
-    return ReviewState(cur.status, cur.label, cur.revision, cur.annotator, rows)
+    return ReviewState(current.status, current.label, current.revision, current.annotator, rows)
 
 
 def decide(
@@ -242,20 +244,20 @@ def _write_new_file(path: Path, data: bytes) -> None:
 
 def model_versions(session: Session) -> list[dict[str, Any]]:
     rows = []
-    for v in model_versions_newest_first(session):
-        settings = v.settings or {}
-        val = (v.metrics or {}).get("val", {})
+    for version in model_versions_newest_first(session):
+        settings = version.settings or {}
+        val = (version.metrics or {}).get("val", {})
         rows.append(
             {
-                "version": v.version_id,
-                "active": v.is_active,
-                "variant": v.variant,
+                "version": version.version_id,
+                "active": version.is_active,
+                "variant": version.variant,
                 "quick-start": bool(settings.get("quick_start")),
                 "val F1": 100 * val["f1"] if "f1" in val else None,
-                "parent": v.parent.version_id if v.parent else None,
-                "created by": v.created_by,
-                "created": v.created_at.strftime("%Y-%m-%d %H:%M"),
-                "path": v.path,
+                "parent": version.parent.version_id if version.parent else None,
+                "created by": version.created_by,
+                "created": version.created_at.strftime("%Y-%m-%d %H:%M"),
+                "path": version.path,
             }
         )
     return rows

@@ -27,7 +27,7 @@ MIME = {
 st.title("Export curated labels")
 sessions = get_sessions()
 with sessions() as session:
-    datasets = [d.name for d in list_datasets(session)]
+    datasets = [dataset_row.name for dataset_row in list_datasets(session)]
     options = filter_options(session)
 if not datasets:
     st.info("Nothing to export yet: the label store is empty.")
@@ -62,7 +62,7 @@ def utc_day(day: dt.date | None) -> dt.datetime | None:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) if day else None
 
 
-flt = ExportFilter(
+export_filter = ExportFilter(
     dataset,
     split,
     statuses or None,
@@ -85,8 +85,8 @@ if st.button("Export", type="primary", key="export_run"):
     name = f"{dataset or 'all'}-{split or 'all'}-{dt.datetime.now():%Y%m%d-%H%M%S}.{EXTENSIONS[fmt]}"
     try:
         with sessions() as session, tempfile.TemporaryDirectory() as tmp:
-            report = export_labels(session, fmt, Path(tmp) / name, flt)
-            files = [(p.name, p.read_bytes()) for p in report.paths]
+            report = export_labels(session, fmt, Path(tmp) / name, export_filter)
+            files = [(path.name, path.read_bytes()) for path in report.paths]
     except LabelStoreError as err:
         st.error(f"Export failed: {err}")
         st.stop()

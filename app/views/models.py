@@ -47,7 +47,7 @@ sessions = get_sessions()
 with sessions() as session:
     versions = versions_with_jobs(session)
     session.expunge_all()  # the rows are read after the session closes
-    datasets = {d.name: d.source_path for d in list_datasets(session)}
+    datasets = {dataset_row.name: dataset_row.source_path for dataset_row in list_datasets(session)}
 if not versions:
     st.info(
         "No model is registered yet. `make app` queues the first model as a job (see the Jobs page); "
@@ -55,8 +55,8 @@ if not versions:
     )
     st.stop()
 
-by_name = {v.version_id: v for v, _ in versions}
-active = next((v for v, _ in versions if v.is_active), None)
+by_name = {version.version_id: version for version, _ in versions}
+active = next((version for version, _ in versions if version.is_active), None)
 if active is None:
     st.warning("No version is active: the queue shows no predictions until one is.")
 elif (val(active).get("f1") or 0) < WEAK_F1:
@@ -73,29 +73,32 @@ elif (val(active).get("f1") or 0) < WEAK_F1:
 table = pd.DataFrame(
     [
         {
-            "version": v.version_id + (" (quick-start)" if (v.settings or {}).get("quick_start") else ""),
-            "active": v.is_active,
-            "variant": v.variant,
-            "architecture": v.architecture or "?",
+            "version": version.version_id
+            + (" (quick-start)" if (version.settings or {}).get("quick_start") else ""),
+            "active": version.is_active,
+            "variant": version.variant,
+            "architecture": version.architecture or "?",
             # stored from config.json at registration: no checkpoint file is read per row
-            "text encoder": v.text_encoder or "?",
-            "val F1": percent(val(v).get("f1")),
-            "val P": percent(val(v).get("precision")),
-            "val R": percent(val(v).get("recall")),
-            "val records": val(v).get("records"),
-            "training data": training_data(v),
-            "job": f"job {j.id} ({j.kind}, {j.started_by})" if j else "",
-            "created by": v.created_by,
-            "created": v.created_at.strftime("%Y-%m-%d %H:%M"),
+            "text encoder": version.text_encoder or "?",
+            "val F1": percent(val(version).get("f1")),
+            "val P": percent(val(version).get("precision")),
+            "val R": percent(val(version).get("recall")),
+            "val records": val(version).get("records"),
+            "training data": training_data(version),
+            "job": f"job {job.id} ({job.kind}, {job.started_by})" if job else "",
+            "created by": version.created_by,
+            "created": version.created_at.strftime("%Y-%m-%d %H:%M"),
         }
-        for v, j in versions
+        for version, job in versions
     ]
 )
 st.dataframe(
     table,
     hide_index=True,
     key="models_table",
-    column_config={c: st.column_config.NumberColumn(format="%.2f") for c in ("val F1", "val P", "val R")},
+    column_config={
+        column: st.column_config.NumberColumn(format="%.2f") for column in ("val F1", "val P", "val R")
+    },
 )
 
 names = list(by_name)
@@ -124,17 +127,19 @@ with st.expander(f"{chosen}: per-label val F1 and training settings", expanded=F
                 [
                     {
                         "label": name,
-                        "P": 100 * m.get("precision", 0),
-                        "R": 100 * m.get("recall", 0),
-                        "F1": 100 * m.get("f1", 0),
-                        "support": m.get("support"),
+                        "P": 100 * label_metrics.get("precision", 0),
+                        "R": 100 * label_metrics.get("recall", 0),
+                        "F1": 100 * label_metrics.get("f1", 0),
+                        "support": label_metrics.get("support"),
                     }
-                    for name, m in per_label.items()
+                    for name, label_metrics in per_label.items()
                 ]
             ),
             hide_index=True,
             key="models_per_label",
-            column_config={c: st.column_config.NumberColumn(format="%.1f") for c in ("P", "R", "F1")},
+            column_config={
+                column: st.column_config.NumberColumn(format="%.1f") for column in ("P", "R", "F1")
+            },
         )
     else:
         st.caption("No per-label figures were stored with this version.")
@@ -147,22 +152,22 @@ else:
     c3, c4 = st.columns(2)
     first = c3.selectbox("Before", names, index=min(1, len(names) - 1), key="models_compare_a")
     second = c4.selectbox("After", names, index=0, key="models_compare_b")
-    a, b = by_name[first], by_name[second]
-    labels = sorted(set(val(a).get("per_label") or {}) | set(val(b).get("per_label") or {}))
+    version_a, version_b = by_name[first], by_name[second]
+    labels = sorted(set(val(version_a).get("per_label") or {}) | set(val(version_b).get("per_label") or {}))
     delta = pd.DataFrame(
         [
             {
                 "label": label,
-                "F1 before": 100 * ((val(a).get("per_label") or {}).get(label) or {}).get("f1", 0.0),
-                "F1 after": 100 * ((val(b).get("per_label") or {}).get(label) or {}).get("f1", 0.0),
+                "F1 before": 100 * ((val(version_a).get("per_label") or {}).get(label) or {}).get("f1", 0.0),
+                "F1 after": 100 * ((val(version_b).get("per_label") or {}).get(label) or {}).get("f1", 0.0),
             }
             for label in labels
         ]
         + [
             {
                 "label": "micro (non-None)",
-                "F1 before": percent(val(a).get("f1")),
-                "F1 after": percent(val(b).get("f1")),
+                "F1 before": percent(val(version_a).get("f1")),
+                "F1 after": percent(val(version_b).get("f1")),
             }
         ]
     )
@@ -172,13 +177,17 @@ else:
         hide_index=True,
         key="models_compare_labels",
         column_config={
-            c: st.column_config.NumberColumn(format="%+.1f" if c == "change" else "%.1f")
-            for c in ("F1 before", "F1 after", "change")
+            column: st.column_config.NumberColumn(format="%+.1f" if column == "change" else "%.1f")
+            for column in ("F1 before", "F1 after", "change")
         },
     )
     with sessions() as session:
-        both, changed = prediction_changes(session, a.id, b.id, "val")
-        missing = [v.version_id for v in (a, b) if scored_pairs(session, v.id, "val") == 0]
+        both, changed = prediction_changes(session, version_a.id, version_b.id, "val")
+        missing = [
+            version.version_id
+            for version in (version_a, version_b)
+            if scored_pairs(session, version.id, "val") == 0
+        ]
     st.caption(f"{both} val pairs scored by both; the prediction changed on {len(changed)}.")
     if changed:
         st.dataframe(pd.DataFrame(changed), hide_index=True, key="models_compare_pairs")

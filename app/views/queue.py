@@ -96,10 +96,10 @@ with st.container(border=True):
     limit = c10.select_slider("Rows", [50, 100, 200, 500, 1000], key="queue_limit")
 
 saved.update({key: st.session_state[key] for key in FILTER_KEYS if key in st.session_state})
-flt = QueueFilter(dataset, split, predicted, gold, status, annotator, text.strip() or None)
+queue_filter = QueueFilter(dataset, split, predicted, gold, status, annotator, text.strip() or None)
 with sessions() as session:
     counts = progress(session, dataset, split)
-    items = review_queue(session, flt, sort=sort, limit=limit)
+    items = review_queue(session, queue_filter, sort=sort, limit=limit)
 
 done = counts["total"] - counts["unreviewed"]
 st.progress(
@@ -168,12 +168,12 @@ event = st.dataframe(
     },
 )
 ids = [i.pair_id for i in items]
-rs = review_session()
+review = review_session()
 if st.button("Review these in this order", type="primary", key="queue_start"):
-    rs.queue, rs.position = ids, 0
+    review.queue, review.position = ids, 0
     st.switch_page("views/review.py")
 selected = tuple(event.selection.rows)
 if selected and selected != st.session_state.get("queue_opened_selection"):
     st.session_state["queue_opened_selection"] = selected  # a kept selection must not reopen on every visit
-    rs.queue, rs.position = ids, selected[0]
+    review.queue, review.position = ids, selected[0]
     st.switch_page("views/review.py")

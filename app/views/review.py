@@ -26,25 +26,27 @@ from explain.scene_graph_figures import object_caption, objects_provenance
 st.title("Review")
 weak_model_warning()  # app.model_status: no model, or one too weak to trust
 reviewer = require_reviewer()
-sessions, rs = get_sessions(), review_session()
+sessions, review = get_sessions(), review_session()
 with sessions() as session:
     active = active_model_version(session)
-    if not rs.queue:
-        rs.queue = [i.pair_id for i in review_queue(session, QueueFilter(status="unreviewed"), limit=500)]
-        rs.position = 0
-if rs.pair_id is None:
+    if not review.queue:
+        review.queue = [
+            item.pair_id for item in review_queue(session, QueueFilter(status="unreviewed"), limit=500)
+        ]
+        review.position = 0
+if review.pair_id is None:
     st.info("Nothing to review: the store has no unreviewed pair. Pick pairs on the **Queue** page.")
     st.stop()
 
 version = active.version_id if active else None
-view = pair_view(database_url(), rs.pair_id, version)
+view = pair_view(database_url(), review.pair_id, version)
 if view.probabilities is None and active is not None:
     with st.spinner("Running the model on this pair ..."):
         try:
             model, tokenizer = load_model(active.path)
             predict_pair(sessions, model, tokenizer, active.id, view.pair_id)
             pair_view.clear()
-            view = pair_view(database_url(), rs.pair_id, version)
+            view = pair_view(database_url(), review.pair_id, version)
         except (OSError, ValueError) as err:
             st.error(f"The model {version} could not score this pair: {err}")
 with sessions() as session:
@@ -54,7 +56,7 @@ st.session_state["review_shown"] = (view.pair_id, state.revision)
 show_flash()
 st.caption(
     f"Pair {view.pair_id} · {view.dataset} / {view.split}"
-    f"{f' line {view.source_line}' if view.source_line else ''} · {rs.position + 1} of {len(rs.queue)} "
+    f"{f' line {view.source_line}' if view.source_line else ''} · {review.position + 1} of {len(review.queue)} "
     f"in this queue · reviewing as {reviewer}"
 )
 st.markdown(highlighted_text(view.tokens, view.head[:2], view.tail[:2]), unsafe_allow_html=True)
@@ -134,20 +136,20 @@ b[2].button("Skip", shortcut="S", on_click=save, args=("skipped",), key="review_
 b[3].button(
     "Previous",
     shortcut="P",
-    on_click=rs.move,
+    on_click=review.move,
     args=(-1,),
     key="review_prev",
     width="stretch",
-    disabled=rs.position == 0,
+    disabled=review.position == 0,
 )
 b[4].button(
     "Next",
     shortcut="N",
-    on_click=rs.move,
+    on_click=review.move,
     args=(1,),
     key="review_next",
     width="stretch",
-    disabled=rs.position >= len(rs.queue) - 1,
+    disabled=review.position >= len(review.queue) - 1,
 )
 b[5].button(
     "Undo",
@@ -155,7 +157,7 @@ b[5].button(
     on_click=undo_action,
     key="review_undo",
     width="stretch",
-    disabled=not rs.actions and state.revision == 0,
+    disabled=not review.actions and state.revision == 0,
 )
 
 st.markdown("**Correct to** (most likely first)")
