@@ -9,32 +9,31 @@ Two speeds:
   opening another pair cancels the previous pair's jobs that have not started (that browser session's own), so it
   never waits behind them.
 
-A summary of each finished result is written to the label store once per (pair, model version, method, settings)
-with save_explanation; when the store already holds one, Inspect shows its numbers while the figure is computed.
+Every expensive result is computed by app.explain_results.compute (the worker's explanation job calls the same
+function) and stored whole in the label store per (pair, model version, kind, settings); Inspect reads the stored
+result first (the worker precomputes the top of the queue when a model is activated) and starts a job only when
+none is stored.
 """
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import streamlit as st
 from streamlit.logger import get_logger
 
+from app import explain_results
 from app.inference import pair_records
 from app.paths import feature_cache_dir
 from app.resources import get_sessions, load_model
-from db.provenance import find_model_version, save_explanation
 from db.review_queue import pair_detail
 from model.grounding import GroundedObject
 
 LOG = get_logger(__name__)
-RELIANCE_CANDIDATES = 300  # other posts of the dataset the swapped-in images are drawn from
 
 
 def _record(pair_id: int):
@@ -209,32 +208,9 @@ def worker_model(path: str):
     return _worker_models[path]
 
 
-def _token_job(path: str, inputs, baseline: str, n_steps: int):
-    from explain import attribute_tokens, faithfulness
-
-    model = worker_model(path)[0]
-    attribution = attribute_tokens(model, inputs, None, baseline, n_steps)
-    return attribution, faithfulness(model, inputs, attribution)
-
-
-def _visual_job(path: str, inputs, method: str, n_steps: int):
-    from explain import attribute_visual, faithfulness
-
-    model = worker_model(path)[0]
-    attribution = attribute_visual(model, inputs, None, method, n_steps)
-    return attribution, faithfulness(model, inputs, attribution) if attribution is not None else None
-
-
-def _reliance_job(path: str, inputs, sessions, pair_id: int, k: int, seed: int, cache_dir: str):
-    from db.datasets import other_pairs_with_image
-    from explain.bundle import swapped_image_reliance
-
-    others = []
-    if inputs.has_image:
-        with sessions() as session:
-            others = pair_records(session, other_pairs_with_image(session, pair_id, RELIANCE_CANDIDATES))
+def _job(kind: str, path: str, inputs, sessions, pair_id: int, settings: dict, cache_dir: str):
     model, tokenizer = worker_model(path)
-    return swapped_image_reliance(model, tokenizer, inputs, others, k, seed, cache_dir)
+    return explain_results.compute(kind, model, tokenizer, inputs, sessions, pair_id, settings, cache_dir)
 
 
 def browser_session() -> str:
@@ -247,25 +223,24 @@ def browser_session() -> str:
 
 def start_job(kind: str, url: str, pair_id: int, model_path: str, **settings) -> Job:
     """The background job of one expensive panel ("tokens", "visual" or "reliance") for this pair and settings."""
+    if kind not in explain_results.KINDS:
+        raise ValueError(f"unknown explanation job {kind!r}")
     inputs = post_inputs(url, pair_id, model_path)
     key = (kind, url, pair_id, model_path, tuple(sorted(settings.items())))
-    submit = functools.partial(background().submit, key, kind, pair_id, owner=browser_session())
-    if kind == "tokens":
-        return submit(_token_job, model_path, inputs, settings["baseline"], settings["n_steps"])
-    if kind == "visual":
-        return submit(_visual_job, model_path, inputs, settings["method"], settings["n_steps"])
-    if kind == "reliance":
-        return submit(
-            _reliance_job,
-            model_path,
-            inputs,
-            get_sessions(),
-            pair_id,
-            settings["k"],
-            settings["seed"],
-            str(feature_cache_dir()),
-        )
-    raise ValueError(f"unknown explanation job {kind!r}")
+    return background().submit(
+        key,
+        kind,
+        pair_id,
+        _job,
+        kind,
+        model_path,
+        inputs,
+        get_sessions(),
+        pair_id,
+        dict(settings),
+        str(feature_cache_dir()),
+        owner=browser_session(),
+    )
 
 
 def cancel_other_pairs(pair_id: int) -> int:
@@ -291,66 +266,37 @@ def job_progress(job: Job, what: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The label store: summaries written once, read back as precomputed numbers
+# The label store: whole results, written once, read before anything is computed
 
 
-def stored_summary(pair_id: int, method: str, settings: dict, version_id: str | None) -> dict | None:
-    """The summary stored for (pair, model version, method, settings), or None."""
+def stored_result(pair_id: int, version_key: int, kind: str, settings: dict):
+    """The whole result stored for (pair, model version, kind, settings) (precomputed by the worker, or by an
+    earlier visit), or None."""
     with get_sessions()() as session:
-        version = find_model_version(session, version_id) if version_id else None
-        version_pk = version.id if version else None
-        for e in pair_detail(session, pair_id).explanations:
-            if e.method == method and e.settings == settings and e.model_version_id == version_pk:
-                return dict(e.summary)
-    return None
+        return explain_results.stored_result(session, pair_id, version_key, kind, settings)
 
 
-def store_summary(pair_id: int, method: str, summary: dict, settings: dict, version_id: str | None) -> bool:
-    """Record an explanation summary once per (pair, model version, method, settings); True when written now."""
+def store_result(pair_id: int, version_key: int, kind: str, settings: dict, result) -> bool:
+    """Keep a result a background job computed, so no later visit (in any process) computes it again."""
     with get_sessions().begin() as session:
-        version = find_model_version(session, version_id) if version_id else None
-        version_pk = version.id if version else None
-        for e in pair_detail(session, pair_id).explanations:
-            if e.method == method and e.settings == settings and e.model_version_id == version_pk:
-                return False
-        save_explanation(
-            session, pair_id, method, summary, settings, version_pk, st.session_state.get("reviewer") or None
+        return explain_results.store_result(
+            session, pair_id, version_key, kind, settings, result, st.session_state.get("reviewer") or None
         )
-    return True
 
 
-def token_summary(attribution, faith) -> dict[str, Any]:
-    return {
-        "model_version": attribution.model_version,
-        "target_label": attribution.target_label,
-        "delta": attribution.delta,
-        "top_tokens": sorted(
-            zip(attribution.tokens, map(float, attribution.scores), strict=True), key=lambda kv: -kv[1]
-        )[:5],
-        "faithfulness": faithfulness_summary(faith),
-    }
+def result_or_job(kind: str, url: str, pair_id: int, model_path: str, version_key: int, settings: dict):
+    """(result, job) of one panel: the stored result and no job, else the job's result once it is done (None
+    while it runs or after it failed); a job's finished result is stored the first time it is read here."""
+    stored = stored_result(pair_id, version_key, kind, settings)
+    if stored is not None:
+        return stored, None
+    job = start_job(kind, url, pair_id, model_path, **settings)
+    if not job.done or job.future.cancelled() or job.future.exception() is not None:
+        return None, job
+    result = job.result()
+    store_result(pair_id, version_key, kind, settings, result)
+    return result, job
 
-
-def faithfulness_summary(f) -> dict | None:
-    if f is None:
-        return None
-    return {
-        "comprehensiveness": f.comprehensiveness,
-        "sufficiency": f.sufficiency,
-        "random_comprehensiveness": f.random_comprehensiveness,
-        "n_units": f.n_units,
-    }
-
-
-def reliance_summary(result) -> dict[str, Any]:
-    return {
-        "score": result.score,
-        "p_original": result.p_original,
-        "p_no_image": result.p_no_image,
-        "flip_rate": result.flip_rate,
-        "reason": result.reason,
-        "predicted_label": result.predicted_label,
-    }
 
 
 def faithfulness_numbers(f, label: str) -> None:

@@ -9,7 +9,8 @@
    or $MRELENS_DEFAULT_MODEL_CONFIG: activated when its val micro-F1 beats the active model's), and a scoring job
    when the active model has not scored the queue yet. A second launch reuses what exists: a job that is queued,
    running or done is not queued again;
-3. start `python -m app.worker` and `streamlit run app/main.py`; the app serves as soon as the data are in.
+3. start `python -m app.worker` and `python -m app.serve` (`streamlit run app/main.py` with the page modules, the
+   label store and the active model warmed at server start); the app serves as soon as the data are in.
 
 Ctrl-C (or SIGTERM) stops both: the worker ends its running job at the next progress report (it is marked failed
 and queued again by the next launch), then the app stops.
@@ -42,7 +43,7 @@ def log(message: str) -> None:
 def queue_default_jobs(sessions: sessionmaker, root: Path, dataset: str) -> list[int]:
     """Queue the first model, the default recipe and a scoring job where each is missing; returns the new job ids."""
     from app.jobs import enqueue
-    from app.jobs.runner import score_limit, val_f1
+    from app.jobs.runner import explain_limit, score_limit, val_f1
     from db.datasets import count_pairs
     from db.jobs import latest_job
     from db.provenance import active_model_version, pairs_without_prediction
@@ -66,7 +67,8 @@ def queue_default_jobs(sessions: sessionmaker, root: Path, dataset: str) -> list
         queued.append(enqueue(sessions, "default_model", LAUNCHER, params))
         log(f"queued job {queued[-1]}: the default recipe (activated if it beats the active model)")
     if active is not None and unscored > 0 and scoring is None:
-        queued.append(enqueue(sessions, "score", LAUNCHER, {"model_version": active.version_id}))
+        params = {"model_version": active.version_id, "then_explain": explain_limit()}
+        queued.append(enqueue(sessions, "score", LAUNCHER, params))
         log(f"queued job {queued[-1]}: store {active.version_id}'s predictions for the queue")
     return queued
 
@@ -82,6 +84,18 @@ def wait_until_serving(url: str, proc: subprocess.Popen, stopping: dict, timeout
         except OSError:
             time.sleep(0.3)
     return False
+
+
+def wait_until_warm(path: Path, proc: subprocess.Popen, stopping: dict, timeout: float = 60) -> str:
+    """What app.serve's warming wrote ("warm 4.2", "failed ..."), or why it is not known yet; never blocks longer
+    than `timeout` (the app serves meanwhile: warming only makes the first pages faster)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and stopping["signal"] is None:
+        if path.is_file():
+            line = path.read_text().strip()
+            return f"pages and model warmed in {line.split()[1]} s" if line.startswith("warm ") else line
+        time.sleep(0.2)
+    return "still warming"
 
 
 def port_in_use(port: int) -> bool:
@@ -157,14 +171,21 @@ def main(argv: list[str] | None = None) -> int:
         engine.dispose()
     log(f"data ready in {time.time() - t0:.1f} s")
 
+    from app.serve import WARM_FILE_ENV
+
+    # app.serve writes it when the first session no longer shares the CPU with warming (see app.serve)
+    warm_file = REPO_ROOT / "var" / f"warm-{args.port}.txt"
+    warm_file.parent.mkdir(parents=True, exist_ok=True)
+    warm_file.unlink(missing_ok=True)
     # own sessions: Ctrl-C reaches the launcher only, which stops the children in order
     processes = {
         "worker": subprocess.Popen(
             [sys.executable, "-m", "app.worker"], cwd=REPO_ROOT, start_new_session=True
         ),
         "app": subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(args.port)],
+            [sys.executable, "-m", "app.serve", "--server.port", str(args.port)],
             cwd=REPO_ROOT,
+            env={**os.environ, WARM_FILE_ENV: str(warm_file)},
             start_new_session=True,
         ),
     }
@@ -172,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     try:
         if wait_until_serving(url, processes["app"], stopping):
-            log(f"serving at {url} ({time.time() - t0:.1f} s after start); training runs in the worker")
+            warmed = wait_until_warm(warm_file, processes["app"], stopping)
+            log(
+                f"serving at {url} ({time.time() - t0:.1f} s after start; {warmed}); training runs in the worker"
+            )
         elif stopping["signal"] is None:
             log("the app did not start; see its output above")
             status = 1

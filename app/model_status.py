@@ -29,6 +29,14 @@ KIND_NAMES = {
 }
 
 
+def job_name(job: Job) -> str:
+    """What a job does, in words ("scoring the queue"; a score job that precomputes explanations says so)."""
+    top = (job.params or {}).get("explanations")
+    if job.kind == "score" and top:
+        return f"precomputing Inspect's explanations for the top {top} pairs"
+    return KIND_NAMES.get(job.kind, job.kind)
+
+
 @dataclass
 class ModelStatus:
     version: str | None
@@ -49,7 +57,7 @@ def model_status(session: Session) -> ModelStatus:
 
 def training_text(job: Job) -> str:
     """ "the first model is training (42%, epoch 1/1, model expected ~10:12 UTC)" or "... is queued (job 3)"."""
-    name = KIND_NAMES.get(job.kind, job.kind)
+    name = job_name(job)
     if job.status != "running":
         return f"{name} is queued (job {job.id})"
     progress = job.progress or {}

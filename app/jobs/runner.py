@@ -43,6 +43,8 @@ SUMMARY_METRICS = ("accuracy", "precision", "recall", "f1", "records")
 DEFAULT_SCORE_LIMIT = (
     4000  # pairs a scoring job stores (val first, then test, new, train); MRELENS_SCORE_LIMIT
 )
+# pairs at the top of the queue whose Inspect results are precomputed after each activation; MRELENS_EXPLAIN_LIMIT
+DEFAULT_EXPLAIN_LIMIT = 50
 CONFIGS = {
     "first_model": ("MRELENS_FIRST_MODEL_CONFIG", REPO_ROOT / "configs" / "first_model.yaml"),
     "default_model": ("MRELENS_DEFAULT_MODEL_CONFIG", REPO_ROOT / "configs" / "default.yaml"),
@@ -276,7 +278,8 @@ def activate_if_better(sessions: sessionmaker, version_id: str, started_by: str)
         previous = active.version_id if active else None
     outcome: dict[str, Any] = {"activated": better, "previous_active": previous, "previous_val_f1": active_f1}
     if better:
-        outcome["score_job"] = enqueue(sessions, "score", started_by, {"model_version": version_id})
+        params = {"model_version": version_id, "then_explain": explain_limit()}
+        outcome["score_job"] = enqueue(sessions, "score", started_by, params)
     return outcome
 
 
@@ -392,8 +395,16 @@ def score_limit() -> int:
     return int(os.environ.get("MRELENS_SCORE_LIMIT", DEFAULT_SCORE_LIMIT))
 
 
+def explain_limit() -> int:
+    return int(os.environ.get("MRELENS_EXPLAIN_LIMIT", DEFAULT_EXPLAIN_LIMIT))
+
+
 def run_score(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
-    """Store a model version's predictions for the queue (the active one by default), all in one transaction."""
+    """Store a model version's predictions for the queue (the active one by default), all in one transaction;
+    with params["then_explain"] = N, queue the explanation job for the top N pairs once they are stored.
+    A job with params["explanations"] = N is that explanation job (run_explanations)."""
+    if request.params.get("explanations"):
+        return run_explanations(sessions, request, reporter)
     from app.inference import predict_and_store
     from db.datasets import count_pairs
     from db.errors import LabelStoreError
@@ -423,7 +434,53 @@ def run_score(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -
             progress=lambda done, n: reporter(done / n, f"{done}/{n} pairs"),
             atomic=True,
         )
-    return {"model_version": version_id, "scored": len(todo), "already_scored": scored, "pairs": total}
+    outcome = {"model_version": version_id, "scored": len(todo), "already_scored": scored, "pairs": total}
+    then_explain = int(request.params.get("then_explain") or 0)
+    if then_explain > 0:
+        # its own job, after the predictions it orders the queue by: cancelling it leaves them stored
+        outcome["explain_job"] = enqueue_explanations(sessions, version_id, then_explain, f"job {request.id}")
+    return outcome
+
+
+def enqueue_explanations(sessions: sessionmaker, version_id: str, n: int, started_by: str) -> int:
+    """Queue the explanation job of a model version: after scoring, before trainings waiting in the queue."""
+    from app.jobs import PRIORITY, enqueue
+
+    return enqueue(
+        sessions,
+        "score",
+        started_by,
+        {"model_version": version_id, "explanations": n},
+        PRIORITY["explanations"],
+    )
+
+
+def run_explanations(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
+    """Inspect's expensive results (token and visual attributions with their faithfulness, image reliance; the
+    page's default settings) for the top N pairs of the review queue, computed by app.explain_results (Inspect's
+    own path) and stored per pair as each pair completes; pairs already stored are skipped."""
+    from app.explain_results import explain_top_of_queue
+    from db.provenance import find_model_version
+    from model.evaluate import load_checkpoint
+
+    with sessions() as session:
+        version = find_model_version(session, request.params["model_version"])
+        version_key, version_id, path = version.id, version.version_id, version.path
+    n = int(request.params["explanations"])
+    reporter.log(f"explaining the top {n} pairs of the queue with {version_id}")
+    model, tokenizer = load_checkpoint(path)
+    outcome = explain_top_of_queue(
+        sessions,
+        model,
+        tokenizer,
+        version_key,
+        n,
+        str(feature_cache_dir()),
+        progress=reporter,
+        log=reporter.log,
+        created_by=f"job {request.id}",
+    )
+    return {"model_version": version_id, **outcome}
 
 
 class _ReportingRecords(list):

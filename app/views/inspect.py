@@ -1,30 +1,28 @@
 """Inspect one pair side by side: IFAformer's token-object attention next to MEGA's scene graph and alignment,
 Captum token attributions and the visual heat map with their faithfulness, and the image reliance test.
 
-The prediction and the attention (~0.1 s) are drawn first; MEGA's panel next. The expensive panels run as background
-jobs (app.explanations) and fill in on their own, each with its own progress bar; a panel polls its job through a
-fragment with run_every only while the job runs, and opening another pair drops the queued jobs of the previous one.
+The prediction and the attention (~0.1 s) are drawn first; MEGA's panel next. The expensive panels are drawn from
+the label store when their result is stored (the worker precomputes the top of the queue for each activated model;
+a result computed here is stored too); otherwise they run as background jobs (app.explanations) and fill in on
+their own, each with its own progress bar. A panel polls its job through a fragment with run_every only while the
+job runs, and opening another pair drops the queued jobs of the previous one.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from app.explain_results import DEFAULT_SETTINGS
 from app.explanations import (
     attention,
     cancel_other_pairs,
     faithfulness_numbers,
-    faithfulness_summary,
     job_failed,
     job_progress,
     post_inputs,
     prediction,
-    reliance_summary,
+    result_or_job,
     scene_graph,
-    start_job,
-    store_summary,
-    stored_summary,
-    token_summary,
 )
 from app.model_status import weak_model_warning
 from app.render import highlighted_text
@@ -62,7 +60,7 @@ except LabelStoreError as err:
     st.error(str(err))
     st.stop()
 cancel_other_pairs(pair_id)  # the previous pair's queued work must not hold this one up
-path, version = active.path, active.version_id
+path, version, version_key = active.path, active.version_id, active.id
 st.markdown(highlighted_text(view.tokens, view.head[:2], view.tail[:2]), unsafe_allow_html=True)
 try:
     inputs = post_inputs(url, pair_id, path)
@@ -134,10 +132,20 @@ def mega_panel() -> None:
 
 
 # Expensive panels. Their settings live in session_state (widget keys), read here before each fragment is drawn
-# so the page knows whether that panel's job is still running, and polls only then.
-TOKEN_SETTINGS = {"baseline": ("inspect_baseline", "pad"), "n_steps": ("inspect_steps", 16)}
-VISUAL_SETTINGS = {"method": ("inspect_visual_method", "occlusion"), "n_steps": ("inspect_steps", 16)}
-RELIANCE_SETTINGS = {"k": ("inspect_k", 5), "seed": ("inspect_seed", 0)}
+# so the page knows whether that panel's job is still running, and polls only then. The defaults are the settings
+# the worker precomputes with.
+TOKEN_SETTINGS = {
+    "baseline": ("inspect_baseline", DEFAULT_SETTINGS["tokens"]["baseline"]),
+    "n_steps": ("inspect_steps", DEFAULT_SETTINGS["tokens"]["n_steps"]),
+}
+VISUAL_SETTINGS = {
+    "method": ("inspect_visual_method", DEFAULT_SETTINGS["visual"]["method"]),
+    "n_steps": ("inspect_steps", DEFAULT_SETTINGS["visual"]["n_steps"]),
+}
+RELIANCE_SETTINGS = {
+    "k": ("inspect_k", DEFAULT_SETTINGS["reliance"]["k"]),
+    "seed": ("inspect_seed", DEFAULT_SETTINGS["reliance"]["seed"]),
+}
 EXPENSIVE = [("tokens", TOKEN_SETTINGS), ("visual", VISUAL_SETTINGS), ("reliance", RELIANCE_SETTINGS)]
 
 
@@ -145,19 +153,27 @@ def settings_of(spec: dict) -> dict:
     return {name: st.session_state.get(key, value) for name, (key, value) in spec.items()}
 
 
+def panel_result(kind: str, spec: dict):
+    """(result, job): the stored result (job None), else its background job and, once done, its result."""
+    return result_or_job(kind, url, pair_id, path, version_key, settings_of(spec))
+
+
 left, right = st.columns(2)
 with left:
     attention_panel()
-# the background jobs start now, so they run while MEGA's panel is built
+# the background jobs of results not stored start now, so they run while MEGA's panel is built
 for kind, spec in EXPENSIVE:
-    start_job(kind, url, pair_id, path, **settings_of(spec))
+    panel_result(kind, spec)
 with right:
     mega_panel()
 
 
 def polled(panel, kinds: list[tuple[str, dict]]) -> None:
     """Draw `panel` as a fragment that reruns every POLL_SECONDS while one of its jobs runs, and not after."""
-    running = any(not start_job(kind, url, pair_id, path, **settings_of(spec)).done for kind, spec in kinds)
+    running = False
+    for kind, spec in kinds:
+        _result, job = panel_result(kind, spec)
+        running = running or (job is not None and not job.done)
     st.fragment(run_every=POLL_SECONDS if running else None)(panel)(running)
 
 
@@ -173,39 +189,41 @@ def wants_polling(polling: bool) -> None:
         st.rerun()
 
 
+def stored_caption(job) -> None:
+    if job is None:
+        st.caption("Read from the label store: computed before for this model version and these settings.")
+
+
 def tokens_panel(polling: bool) -> None:
-    settings = settings_of(TOKEN_SETTINGS)
-    job = start_job("tokens", url, pair_id, path, **settings)
-    if not job.done:
-        stored = stored_summary(pair_id, "inspect:token_attribution", settings, version)
-        if stored and stored.get("faithfulness"):
-            st.caption("Stored numbers for these settings (the chart follows):")
-            faithfulness_numbers(stored["faithfulness"], "Tokens")
-        job_progress(job, "LayerIntegratedGradients over the tokens")
-        wants_polling(polling)
-        return
-    if not job_failed(job, "Token attribution"):
-        attribution, faith = job.result()
+    result, job = panel_result("tokens", TOKEN_SETTINGS)
+    if result is None:
+        if not job.done:
+            job_progress(job, "LayerIntegratedGradients over the tokens")
+            wants_polling(polling)
+            return
+        job_failed(job, "Token attribution")
+    else:
+        attribution, faith = result
         st.plotly_chart(figures.token_attribution_figure(attribution), key="inspect_token_chart")
         st.caption(
             f"{attribution.method} for p({attribution.target_label}); convergence delta {attribution.delta:+.4f}"
         )
         faithfulness_numbers(faith, "Tokens")
-        store_summary(
-            pair_id, "inspect:token_attribution", token_summary(attribution, faith), settings, version
-        )
+        stored_caption(job)
     finish_polling(polling)
 
 
 def visual_panel(polling: bool) -> None:
     settings = settings_of(VISUAL_SETTINGS)
-    job = start_job("visual", url, pair_id, path, **settings)
-    if not job.done:
-        job_progress(job, f"Visual {settings['method'].replace('_', ' ')} over regions and crops")
-        wants_polling(polling)
-        return
-    if not job_failed(job, "Visual attribution"):
-        visual, faith = job.result()
+    result, job = panel_result("visual", VISUAL_SETTINGS)
+    if result is None:
+        if not job.done:
+            job_progress(job, f"Visual {settings['method'].replace('_', ' ')} over regions and crops")
+            wants_polling(polling)
+            return
+        job_failed(job, "Visual attribution")
+    else:
+        visual, faith = result
         if visual is None:
             st.info("No visual attribution: the model reads no image for this post.")
         else:
@@ -215,29 +233,23 @@ def visual_panel(polling: bool) -> None:
                 image = None
             st.plotly_chart(figures.visual_heatmap_figure(image, visual), key="inspect_visual_chart")
             faithfulness_numbers(faith, "Image")
-            summary = {
-                "crop_scores": [float(s) for s in visual.crop_scores],
-                "faithfulness": faithfulness_summary(faith),
-            }
-            store_summary(pair_id, "inspect:visual_attribution", summary, settings, version)
+            stored_caption(job)
     finish_polling(polling)
 
 
 def reliance_panel(polling: bool) -> None:
     st.subheader("Image reliance")
     c1, c2 = st.columns(2)
-    k = c1.slider("Swapped images", 1, 10, 5, key="inspect_k")
-    seed = int(c2.number_input("Seed", 0, 10_000, 0, key="inspect_seed"))
-    job = start_job("reliance", url, pair_id, path, k=k, seed=seed)
-    if not job.done:
-        stored = stored_summary(pair_id, "inspect:reliance", {"k": k, "seed": seed}, version)
-        if stored:
-            st.metric("Reliance score (stored)", f"{stored['score']:.3f}")
-        job_progress(job, f"Swapping in {k} other posts' images")
-        wants_polling(polling)
-        return
-    if not job_failed(job, "Image reliance"):
-        result = job.result()
+    k = c1.slider("Swapped images", 1, 10, RELIANCE_SETTINGS["k"][1], key="inspect_k")
+    c2.number_input("Seed", 0, 10_000, RELIANCE_SETTINGS["seed"][1], key="inspect_seed")
+    result, job = panel_result("reliance", RELIANCE_SETTINGS)
+    if result is None:
+        if not job.done:
+            job_progress(job, f"Swapping in {k} other posts' images")
+            wants_polling(polling)
+            return
+        job_failed(job, "Image reliance")
+    else:
         if result.reason:
             st.info(f"Reliance is 0 by definition here: {result.reason}.")
         st.metric(
@@ -251,7 +263,7 @@ def reliance_panel(polling: bool) -> None:
             f"the label: {', '.join(result.swapped_predictions) or 'no swap'}"
         )
         st.plotly_chart(figures.reliance_figure(result), key="inspect_reliance_chart")
-        store_summary(pair_id, "inspect:reliance", reliance_summary(result), {"k": k, "seed": seed}, version)
+        stored_caption(job)
     finish_polling(polling)
 
 
@@ -259,7 +271,9 @@ def reliance_panel(polling: bool) -> None:
 st.subheader("Captum attributions and faithfulness")
 c1, c2, c3 = st.columns(3)
 c1.selectbox("Token baseline", ["pad", "mask"], key="inspect_baseline")
-c2.select_slider("IG steps", [8, 16, 32, 64], value=16, key="inspect_steps")
+c2.select_slider(
+    "IG steps", [8, 16, 32, 64], value=DEFAULT_SETTINGS["tokens"]["n_steps"], key="inspect_steps"
+)
 c3.selectbox("Visual method", ["occlusion", "integrated_gradients"], key="inspect_visual_method")
 # one fragment per panel, so a finished chart is not redrawn while its neighbour still polls
 polled(tokens_panel, [("tokens", TOKEN_SETTINGS)])

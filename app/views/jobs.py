@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from app.jobs import cancel
-from app.model_status import KIND_NAMES
+from app.model_status import job_name
 from app.resources import get_sessions
 from db.errors import LabelStoreError
 from db.jobs import list_jobs, pending_jobs, running_jobs
@@ -52,7 +52,7 @@ def job_rows(jobs: list[Job]) -> pd.DataFrame:
         [
             {
                 "job": j.id,
-                "kind": KIND_NAMES.get(j.kind, j.kind),
+                "kind": job_name(j),
                 "started by": j.started_by,
                 "status": j.status,
                 "progress %": 100 * (j.progress or {}).get("fraction", 0.0),
@@ -101,7 +101,7 @@ def live() -> None:
             with st.container(border=True):
                 p = job.progress or {}
                 st.markdown(
-                    f"**Job {job.id}: {KIND_NAMES.get(job.kind, job.kind)}**, started by {job.started_by} "
+                    f"**Job {job.id}: {job_name(job)}**, started by {job.started_by} "
                     f"on {job.worker}" + (" · **cancel requested**" if job.cancel_requested else "")
                 )
                 st.progress(min(1.0, p.get("fraction", 0.0)), text=progress_text(job) or "starting ...")
@@ -114,7 +114,7 @@ def live() -> None:
         for position, job in enumerate(now_pending, 1):
             c1, c2 = st.columns([5, 1])
             c1.markdown(
-                f"{position}. **Job {job.id}: {KIND_NAMES.get(job.kind, job.kind)}**, started by "
+                f"{position}. **Job {job.id}: {job_name(job)}**, started by "
                 f"{job.started_by}, queued {job.created_at:%H:%M:%S} UTC (priority {job.priority})"
             )
             with c2:
@@ -134,7 +134,7 @@ if recent:
     )
     finished = [j for j in recent if j.status not in ("queued", "running")]
     if finished:
-        labels = {f"job {j.id}: {KIND_NAMES.get(j.kind, j.kind)} ({j.status})": j for j in finished}
+        labels = {f"job {j.id}: {job_name(j)} ({j.status})": j for j in finished}
         picked = labels[st.selectbox("Details of", list(labels), key="jobs_details")]
         if picked.error:
             st.error(picked.error)

@@ -63,6 +63,6 @@ def test_inspect_explains_a_mega_prediction(make_app, mega_url):
     assert len(keys) >= 4, "attention, tokens, visual and reliance charts"
     engine, sessions = open_database(mega_url)
     with sessions() as s:
-        stored = s.scalars(select(Explanation).where(Explanation.method == "inspect:token_attribution")).all()
+        stored = s.scalars(select(Explanation).where(Explanation.method == "inspect:tokens")).all()
     engine.dispose()
     assert stored and all(e.model_version_id for e in stored)

@@ -185,7 +185,7 @@ def test_inspect_panels_rerun_alone_and_store_a_summary(make_app, seeded_url):
     run_until(at, _filled)
     engine, sessions = _store(seeded_url)
     with sessions() as s:
-        stored = s.scalars(select(Explanation).where(Explanation.method == "inspect:token_attribution")).all()
+        stored = s.scalars(select(Explanation).where(Explanation.method == "inspect:tokens")).all()
     engine.dispose()
     assert {e.settings["n_steps"] for e in stored} == {16, 8}
     assert all(e.created_by == REVIEWER and e.model_version_id for e in stored)

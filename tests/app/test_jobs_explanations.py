@@ -1,0 +1,110 @@
+"""Inspect's expensive results precomputed by a job: an activation queues the re-scoring job, which queues the
+explanation job for the top of the queue; the real worker (a separate process) runs both with a tiny model. The
+results are stored whole, keyed by model version, and a cancelled job leaves only complete pairs behind."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from db.models import Explanation, Job, ModelVersion
+from tests.app.test_jobs import final, job_env, start_worker, wait_for  # noqa: F401  (fixture)
+
+TOP = 4
+
+
+def stored_rows(sessions) -> list[Explanation]:
+    with sessions() as session:
+        rows = list(session.scalars(select(Explanation).order_by(Explanation.id)))
+        session.expunge_all()
+    return rows
+
+
+def complete_pairs(rows: list[Explanation]) -> dict[int, set[str]]:
+    """pair id -> the kinds stored for it; every row must read back as a whole result of its kind."""
+    from app.explain_results import METHODS, from_json
+
+    kinds = {method: kind for kind, method in METHODS.items()}
+    pairs: dict[int, set[str]] = {}
+    for row in rows:
+        kind = kinds[row.method]
+        result = from_json(kind, row.summary["result"])  # raises on a partial row
+        if kind == "tokens":
+            attribution, faith = result
+            assert len(attribution.scores) == len(attribution.tokens) and faith.n_units > 0
+        pairs.setdefault(row.pair_id, set()).add(kind)
+    return pairs
+
+
+@pytest.mark.slow
+def test_activation_precomputes_the_top_of_the_queue_in_the_worker_and_a_cancel_keeps_only_whole_pairs(
+    job_env,  # noqa: F811  (the fixture imported above)
+    tiny_checkpoint,
+    monkeypatch,
+):
+    import shutil
+
+    from app.explain_results import DEFAULT_SETTINGS, KINDS, queue_top
+    from app.jobs import cancel
+    from app.jobs.runner import activate_if_better, enqueue_explanations
+    from db.provenance import register_checkpoint
+
+    sessions, tmp = job_env["sessions"], job_env["tmp"]
+    monkeypatch.setenv("MRELENS_EXPLAIN_LIMIT", str(TOP))
+    folder = tmp / "model"
+    shutil.copytree(tiny_checkpoint, folder)
+    with sessions.begin() as session:
+        version = register_checkpoint(session, folder)
+        version_key, version_id = version.id, version.version_id
+    outcome = activate_if_better(sessions, version_id, "tester")
+    log = tmp / "worker.log"
+    worker = start_worker(job_env["env"], log)
+    try:
+        score = wait_for(sessions, outcome["score_job"], final, 90, "scored")
+        assert score.status == "succeeded", (score.error, log.read_text()[-3000:])
+        explain = wait_for(sessions, score.outcome["explain_job"], final, 180, "explained")
+        assert explain.status == "succeeded", (explain.error, log.read_text()[-3000:])
+        assert explain.kind == "score" and explain.params == {
+            "model_version": version_id,
+            "explanations": TOP,
+        }
+        assert explain.progress["fraction"] == 1.0 and explain.outcome["explained"] == TOP
+        rows = stored_rows(sessions)
+        assert {r.model_version_id for r in rows} == {version_key}
+        assert all(r.created_by == f"job {explain.id}" for r in rows)
+        assert all(r.settings == DEFAULT_SETTINGS[r.method.split(":")[1]] for r in rows)
+        with sessions() as session:
+            top = queue_top(session, version_key, TOP)
+        # the queue's first pairs (uncertainty order, by the predictions the scoring job stored), every kind
+        assert complete_pairs(rows) == {pair: set(KINDS) for pair in top}
+
+        # the same job again finds everything stored and computes nothing
+        again = enqueue_explanations(sessions, version_id, TOP, "tester")
+        job = wait_for(sessions, again, final, 60, "finished")
+        assert job.status == "succeeded" and job.outcome["already_stored"] == TOP
+        assert len(stored_rows(sessions)) == len(rows)
+
+        # a cancel while it runs: it stops, and every pair it stored has all of its kinds
+        everything = enqueue_explanations(sessions, version_id, 1000, "tester")
+        wait_for(
+            sessions,
+            everything,
+            lambda j: j.status == "running" and (j.progress or {}).get("step", 0) >= 3,
+            60,
+            "ran",
+        )
+        assert cancel(sessions, everything) == "running"
+        job = wait_for(sessions, everything, final, 60, "stopped")
+        assert job.status == "cancelled"
+        pairs = complete_pairs(stored_rows(sessions))
+        assert all(kinds == set(KINDS) for kinds in pairs.values()), pairs
+        with sessions() as session:
+            queue_length = len(queue_top(session, version_key, 1000))
+        assert TOP <= len(pairs) < queue_length, "cancelled before the end of the queue"
+        with sessions() as session:
+            assert session.get(Job, everything).outcome is None
+            assert session.scalar(select(ModelVersion.is_active).where(ModelVersion.id == version_key))
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
