@@ -115,16 +115,16 @@ def run(mnre: Path, url: str) -> list[tuple[str, str, str]]:
                     annotator=rng.choice(["ann", "bob"]),
                     expected_revision=0,
                 )
-        for title, sort, flt in (
+        for title, sort, queue_filter in (
             ("queue: sort by uncertainty, first 50", "uncertainty", QueueFilter()),
             ("queue: unreviewed, sort by entropy, first 50", "entropy", QueueFilter(status="unreviewed")),
             ("queue: disagreement with gold, first 50", "disagreement", QueueFilter()),
             ("queue: text search 'trump', by uncertainty", "uncertainty", QueueFilter(text="trump")),
         ):
 
-            def query(sort=sort, flt=flt):
+            def query(sort=sort, queue_filter=queue_filter):
                 with sessions() as session:
-                    return review_queue(session, flt, sort, limit=50)
+                    return review_queue(session, queue_filter, sort, limit=50)
 
             query_s, items = timed(query, repeat=5)
             rows.append(

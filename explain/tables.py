@@ -42,7 +42,7 @@ def _group(runs: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
 
 
 def _mean(rows: list[dict], metric: str) -> float:
-    return float(np.mean([r[metric] for r in rows]))
+    return float(np.mean([row[metric] for row in rows]))
 
 
 def shuffle_table(runs: list[dict]) -> list[dict]:
@@ -51,10 +51,14 @@ def shuffle_table(runs: list[dict]) -> list[dict]:
     (standard - shuffled; a model that uses the image drops, one that ignores it does not). Missing settings are
     None."""
     groups = _group(runs)
-    keys = list(dict.fromkeys((m, split) for m, split, _ in groups))
+    keys = list(dict.fromkeys((group_model, group_split) for group_model, group_split, _ in groups))
     table = []
     for model, split in keys:
-        first = next(rs[0] for (m, s, _), rs in groups.items() if (m, s) == (model, split))
+        first = next(
+            group_runs[0]
+            for (group_model, group_split, _), group_runs in groups.items()
+            if (group_model, group_split) == (model, split)
+        )
         row = {
             "model": model,
             "architecture": first.get("architecture", ""),
@@ -62,15 +66,17 @@ def shuffle_table(runs: list[dict]) -> list[dict]:
             "eval_split": split,
         }
         for setting in SETTINGS:
-            rs = groups.get((model, split, setting), [])
-            row[f"n_{setting}"] = len(rs)
-            row[f"f1_std_{setting}"] = float(np.std([r["f1"] for r in rs])) if rs else None
+            setting_runs = groups.get((model, split, setting), [])
+            row[f"n_{setting}"] = len(setting_runs)
+            row[f"f1_std_{setting}"] = (
+                float(np.std([run["f1"] for run in setting_runs])) if setting_runs else None
+            )
             for metric in METRICS:
-                row[f"{setting}_{metric}"] = _mean(rs, metric) if rs else None
-            row[f"{setting}_model_versions"] = [r.get("model_version", "") for r in rs]
+                row[f"{setting}_{metric}"] = _mean(setting_runs, metric) if setting_runs else None
+            row[f"{setting}_model_versions"] = [run.get("model_version", "") for run in setting_runs]
         for setting in ("shuffle_train", "shuffle_test"):
-            std, shuf = row["standard_f1"], row[f"{setting}_f1"]
-            row[f"f1_drop_{setting}"] = std - shuf if std is not None and shuf is not None else None
+            std, shuffled = row["standard_f1"], row[f"{setting}_f1"]
+            row[f"f1_drop_{setting}"] = std - shuffled if std is not None and shuffled is not None else None
         table.append(row)
     return table
 
@@ -79,34 +85,40 @@ def ablation_table(runs: list[dict]) -> list[dict]:
     """One row per (model, eval_split) from the `standard` runs, in the paper's Table 2 order: mean metrics,
     `n_runs`, `f1_vs_full` (F1 minus the full `objects` model's F1 on the same split, None without one), and the
     paper's F1 for the same variant (`paper_f1`, `paper_name`) for reference."""
-    groups = {k: v for k, v in _group(runs).items() if k[2] == "standard"}
+    groups = {
+        group_key: group_runs for group_key, group_runs in _group(runs).items() if group_key[2] == "standard"
+    }
     rows = []
-    for (model, split, _), rs in groups.items():
-        variant = rs[0].get("variant", "")
-        key = "mega" if rs[0].get("architecture") == "mega" or model == "mega" else variant
+    for (model, split, _), group_runs in groups.items():
+        variant = group_runs[0].get("variant", "")
+        key = "mega" if group_runs[0].get("architecture") == "mega" or model == "mega" else variant
         row = {
             "model": model,
-            "architecture": rs[0].get("architecture", ""),
+            "architecture": group_runs[0].get("architecture", ""),
             "variant": variant,
             "eval_split": split,
-            "n_runs": len(rs),
-            **{m: _mean(rs, m) for m in METRICS},
-            "f1_std": float(np.std([r["f1"] for r in rs])),
-            "model_versions": [r.get("model_version", "") for r in rs],
+            "n_runs": len(group_runs),
+            **{metric: _mean(group_runs, metric) for metric in METRICS},
+            "f1_std": float(np.std([run["f1"] for run in group_runs])),
+            "model_versions": [run.get("model_version", "") for run in group_runs],
             "paper_name": PAPER_NAMES.get(key, ""),
             "paper_f1": PAPER_F1.get(key),
         }
         rows.append(row)
     full = {
-        r["eval_split"]: r["f1"] for r in rows if r["variant"] == "objects" and r["architecture"] != "mega"
+        table_row["eval_split"]: table_row["f1"]
+        for table_row in rows
+        if table_row["variant"] == "objects" and table_row["architecture"] != "mega"
     }
-    for r in rows:
-        r["f1_vs_full"] = r["f1"] - full[r["eval_split"]] if r["eval_split"] in full else None
+    for table_row in rows:
+        table_row["f1_vs_full"] = (
+            table_row["f1"] - full[table_row["eval_split"]] if table_row["eval_split"] in full else None
+        )
 
-    def order(r: dict) -> tuple[int, str]:
-        if r["architecture"] == "mega" or r["model"] == "mega":
-            return (0, r["model"])  # baselines first, as in the paper
-        rank = VARIANT_ORDER.index(r["variant"]) + 1 if r["variant"] in VARIANT_ORDER else 0
-        return (rank, r["model"])
+    def order(table_row: dict) -> tuple[int, str]:
+        if table_row["architecture"] == "mega" or table_row["model"] == "mega":
+            return (0, table_row["model"])  # baselines first, as in the paper
+        rank = VARIANT_ORDER.index(table_row["variant"]) + 1 if table_row["variant"] in VARIANT_ORDER else 0
+        return (rank, table_row["model"])
 
     return sorted(rows, key=order)
