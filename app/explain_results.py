@@ -171,7 +171,7 @@ def queue_top(session: Session, version_key: int, n: int) -> list[int]:
 
     split = default_split(queue_filter_values(session)["split"])
     items = review_queue(
-        session, QueueFilter(split=split), sort="uncertainty", limit=n, model_version_id=version_key
+        session, QueueFilter(split=split), sort="uncertainty", limit=n, version_key=version_key
     )
     return [item.pair_id for item in items]
 

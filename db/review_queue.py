@@ -104,10 +104,11 @@ def review_queue(
     sort: str = "uncertainty",
     limit: int = 50,
     offset: int = 0,
-    model_version_id: int | None = None,
+    version_key: int | None = None,
     method: str = DEFAULT_PREDICTION_METHOD,
 ) -> list[QueueItem]:
-    """Pairs to review, with their current state and the predictions of one model version (the active one).
+    """Pairs to review, with their current state and the predictions of one model version (`version_key`; by
+    default the active one).
 
     sort: uncertainty (smallest top-2 margin first), entropy (highest first), image_reliance (highest first),
     disagreement (prediction != gold first, most confident first), source_order (dataset, split, line).
@@ -115,9 +116,9 @@ def review_queue(
     queue_filter = queue_filter or QueueFilter()
     if sort not in QUEUE_SORTS:
         raise LabelStoreError(f"unknown sort {sort!r}; expected one of {', '.join(QUEUE_SORTS)}")
-    if model_version_id is None:
+    if version_key is None:
         active = active_model_version(session)
-        model_version_id = active.id if active else None
+        version_key = active.id if active else None
     current = current_annotation_alias()
     prediction = aliased(Prediction, name="pred")
     stmt = (
@@ -148,7 +149,7 @@ def review_queue(
         prediction,
         and_(
             prediction.pair_id == EntityPair.id,
-            prediction.model_version_id == model_version_id,
+            prediction.model_version_id == version_key,
             prediction.method == method,
         ),
     )

@@ -408,37 +408,43 @@ def run_score(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -
     from app.inference import predict_and_store
     from db.datasets import count_pairs
     from db.errors import LabelStoreError
-    from db.provenance import active_model_version, find_model_version, pairs_without_prediction
+    from db.provenance import active_model_ref, find_model_ref, pairs_without_prediction
     from model.evaluate import load_checkpoint
 
     wanted = request.params.get("model_version")
     with sessions() as session:
-        version = find_model_version(session, wanted) if wanted else active_model_version(session)
+        version = find_model_ref(session, wanted) if wanted else active_model_ref(session)
         if version is None:
             raise LabelStoreError("no model version is active; nothing to score with")
-        todo = pairs_without_prediction(session, version.id)
+        todo = pairs_without_prediction(session, version.version_key)
         total = count_pairs(session)
-        version_pk, version_id, path = version.id, version.version_id, version.path
     limit = int(request.params.get("limit") or score_limit())
     scored = total - len(todo)
     todo = todo[: max(0, limit - scored)]
-    reporter.log(f"scoring {len(todo)} pairs with {version_id} ({scored} of {total} already scored)")
+    reporter.log(f"scoring {len(todo)} pairs with {version.version_id} ({scored} of {total} already scored)")
     if todo:
-        model, tokenizer = load_checkpoint(path)
+        model, tokenizer = load_checkpoint(version.path)
         predict_and_store(
             sessions,
             model,
             tokenizer,
-            version_pk,
+            version.version_key,
             todo,
             progress=lambda done, n: reporter(done / n, f"{done}/{n} pairs"),
             atomic=True,
         )
-    outcome = {"model_version": version_id, "scored": len(todo), "already_scored": scored, "pairs": total}
+    outcome = {
+        "model_version": version.version_id,
+        "scored": len(todo),
+        "already_scored": scored,
+        "pairs": total,
+    }
     then_explain = int(request.params.get("then_explain") or 0)
     if then_explain > 0:
         # its own job, after the predictions it orders the queue by: cancelling it leaves them stored
-        outcome["explain_job"] = enqueue_explanations(sessions, version_id, then_explain, f"job {request.id}")
+        outcome["explain_job"] = enqueue_explanations(
+            sessions, version.version_id, then_explain, f"job {request.id}"
+        )
     return outcome
 
 
@@ -460,27 +466,26 @@ def run_explanations(sessions: sessionmaker, request: JobRequest, reporter: Repo
     page's default settings) for the top N pairs of the review queue, computed by app.explain_results (Inspect's
     own path) and stored per pair as each pair completes; pairs already stored are skipped."""
     from app.explain_results import explain_top_of_queue
-    from db.provenance import find_model_version
+    from db.provenance import find_model_ref
     from model.evaluate import load_checkpoint
 
     with sessions() as session:
-        version = find_model_version(session, request.params["model_version"])
-        version_key, version_id, path = version.id, version.version_id, version.path
+        version = find_model_ref(session, request.params["model_version"])
     n = int(request.params["explanations"])
-    reporter.log(f"explaining the top {n} pairs of the queue with {version_id}")
-    model, tokenizer = load_checkpoint(path)
+    reporter.log(f"explaining the top {n} pairs of the queue with {version.version_id}")
+    model, tokenizer = load_checkpoint(version.path)
     outcome = explain_top_of_queue(
         sessions,
         model,
         tokenizer,
-        version_key,
+        version.version_key,
         n,
         str(feature_cache_dir()),
         progress=reporter,
         log=reporter.log,
         created_by=f"job {request.id}",
     )
-    return {"model_version": version_id, **outcome}
+    return {"model_version": version.version_id, **outcome}
 
 
 class _ReportingRecords(list):
@@ -549,7 +554,13 @@ def run_shuffle(sessions: sessionmaker, request: JobRequest, reporter: Reporter)
                 row["setting"].replace("_", "-"),
                 row["eval_split"],
                 {k: row[k] for k in ("accuracy", "precision", "recall", "f1", "records") if k in row},
-                settings={"job": request.id, "model": row["model"], "model_version": row["model_version"]},
+                # the run's architecture as the experiment trained it: the Experiments tables read it from here
+                settings={
+                    "job": request.id,
+                    "model": row["model"],
+                    "model_version": row["model_version"],
+                    "architecture": row["architecture"],
+                },
             )
     return {"rows": len(rows), "out": cfg.output_dir, "variants": variants}
 
@@ -581,7 +592,7 @@ def run_ablation(sessions: sessionmaker, request: JobRequest, reporter: Reporter
                 "standard",
                 "val",
                 metrics,
-                settings={"job": request.id, "purpose": "ablation"},
+                settings={"job": request.id, "purpose": "ablation", "architecture": cfg.architecture},
             )
     return {"variants": variants, "f1": {v: m.get("f1") for v, m in results.items()}}
 

@@ -49,6 +49,11 @@ def test_experiments_page_queues_tables_and_the_runner_stores_them(job_env, tiny
     assert done.status == "succeeded", done.error
     with sessions() as session:
         runs = sorted((r.variant, r.setting) for r in session.scalars(select(EvaluationRun)))
+        # no version is registered for these runs: the Experiments tables read the architecture the job recorded
+        architectures = {
+            (r.settings or {}).get("architecture") for r in session.scalars(select(EvaluationRun))
+        }
+    assert architectures == {"ifaformer"}
     assert runs == [
         ("objects", "shuffle-test"),
         ("objects", "shuffle-train"),
