@@ -92,7 +92,7 @@ def _json_default(value):
 def _plain(obj) -> dict | None:
     if obj is None:
         return None
-    data = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    data = {field_info.name: getattr(obj, field_info.name) for field_info in dataclasses.fields(obj)}
     return json.loads(json.dumps(data, default=_json_default))
 
 

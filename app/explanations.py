@@ -76,10 +76,14 @@ def scene_graph(url: str, pair_id: int):
         tokens = list(detail.post.tokens)
         objects = [
             GroundedObject(
-                (c.box_x0, c.box_y0, c.box_x1, c.box_y1), c.label or "object", None, c.score, c.source
+                (crop.box_x0, crop.box_y0, crop.box_x1, crop.box_y1),
+                crop.label or "object",
+                None,
+                crop.score,
+                crop.source,
             )
-            for c in detail.crops
-            if c.box_x0 is not None
+            for crop in detail.crops
+            if crop.box_x0 is not None
         ]
         image_path = detail.post.image_path if detail.post.has_image else None
     image = None
@@ -298,26 +302,27 @@ def result_or_job(kind: str, url: str, pair_id: int, model_path: str, version_ke
     return result, job
 
 
-
-def faithfulness_numbers(f, label: str) -> None:
-    """Comprehensiveness, sufficiency and unit count as metrics; `f` is a Faithfulness or its stored summary."""
-    if f is None:
+def faithfulness_numbers(faithfulness, label: str) -> None:
+    """Comprehensiveness, sufficiency and unit count as metrics; `faithfulness` is a Faithfulness or its stored summary."""
+    if faithfulness is None:
         st.caption(f"{label}: no faithfulness (nothing to remove).")
         return
-    get = f.get if isinstance(f, dict) else lambda name: getattr(f, name)
+    read_field = (
+        faithfulness.get if isinstance(faithfulness, dict) else lambda name: getattr(faithfulness, name)
+    )
     c1, c2, c3 = st.columns(3)
     c1.metric(
         f"{label} comprehensiveness",
-        f"{get('comprehensiveness'):.3f}",
-        f"{get('comprehensiveness') - get('random_comprehensiveness'):+.3f} vs random",
+        f"{read_field('comprehensiveness'):.3f}",
+        f"{read_field('comprehensiveness') - read_field('random_comprehensiveness'):+.3f} vs random",
         help="Drop in p(label) when the top-attributed units are removed (higher = more faithful).",
     )
     c2.metric(
         f"{label} sufficiency",
-        f"{get('sufficiency'):.3f}",
+        f"{read_field('sufficiency'):.3f}",
         help="Drop in p(label) when only the top-attributed units are kept (lower = more faithful).",
     )
-    c3.metric("units", get("n_units"))
+    c3.metric("units", read_field("n_units"))
 
 
 def job_failed(job: Job, what: str) -> bool:

@@ -39,7 +39,7 @@ def draw_boxes(image: Image.Image, boxes: Sequence[tuple[Sequence[float], str]])
     width = max(2, round(max(out.size) / 200))
     for k, (box, caption) in enumerate(boxes):
         colour = BOX_COLOURS[k % len(BOX_COLOURS)]
-        x0, y0, x1, y1 = (float(v) for v in box)
+        x0, y0, x1, y1 = (float(coordinate) for coordinate in box)
         draw.rectangle([x0, y0, x1, y1], outline=colour, width=width)
         draw.text((x0 + width + 1, y0 + width), f"{k + 1} {caption}", fill=colour)
     return out
@@ -60,11 +60,11 @@ def probability_figure(
     names = [name for name, _ in ranked]
     fig = go.Figure(
         go.Bar(
-            x=[p for _, p in ranked],
+            x=[probability for _, probability in ranked],
             y=names,
             orientation="h",
             marker_color=["#d62728" if name == highlight else "#1f77b4" for name in names],
-            text=[f"{p:.1%}" for _, p in ranked],
+            text=[f"{probability:.1%}" for _, probability in ranked],
             textposition="auto",
         )
     )
@@ -82,8 +82,8 @@ def progress_figure(counts: dict[str, int]) -> go.Figure:
     colours = ["#2ca02c", "#ff7f0e", "#d62728", "#9467bd", "#c7c7c7"]
     fig = go.Figure(
         [
-            go.Bar(x=[counts.get(s, 0)], y=["pairs"], name=s, orientation="h", marker_color=c)
-            for s, c in zip(order, colours, strict=True)
+            go.Bar(x=[counts.get(status, 0)], y=["pairs"], name=status, orientation="h", marker_color=colour)
+            for status, colour in zip(order, colours, strict=True)
         ]
     )
     fig.update_layout(

@@ -250,8 +250,10 @@ def summary(metrics: dict) -> dict:
     out = {k: metrics[k] for k in SUMMARY_METRICS if k in metrics}
     if "per_label" in metrics:
         out["per_label"] = {
-            name: {k: m[k] for k in ("precision", "recall", "f1", "support") if k in m}
-            for name, m in metrics["per_label"].items()
+            name: {
+                k: label_metrics[k] for k in ("precision", "recall", "f1", "support") if k in label_metrics
+            }
+            for name, label_metrics in metrics["per_label"].items()
         }
     return out
 
@@ -356,19 +358,19 @@ def run_retrain(sessions: sessionmaker, request: JobRequest, reporter: Reporter)
     """Retrain from curated labels (app.retrain.retrain registers the version); activate it only if it beats."""
     from app.retrain import retrain
 
-    p = request.params
+    params = request.params
     output_dir = job_output_dir(request)
     reporter.watch_history(output_dir / "history.json")
-    options = {k: p[k] for k in ("limit_train", "limit_val", "max_length") if p.get(k)}
+    options = {k: params[k] for k in ("limit_train", "limit_val", "max_length") if params.get(k)}
     result = retrain(
         sessions,
-        p["base"],
-        p["data"],
-        p.get("dataset", "mnre"),
-        int(p.get("epochs", 1)),
+        params["base"],
+        params["data"],
+        params.get("dataset", "mnre"),
+        int(params.get("epochs", 1)),
         output_dir,
-        batch_size=int(p.get("batch_size", 32)),
-        lr=float(p.get("lr", 2e-5)),
+        batch_size=int(params.get("batch_size", 32)),
+        lr=float(params.get("lr", 2e-5)),
         created_by=f"job {request.id} (retrain, started by {request.started_by})",
         log=reporter.log,
         progress_callback=reporter,
@@ -507,15 +509,15 @@ def run_grounding(sessions: sessionmaker, request: JobRequest, reporter: Reporte
     from model.data import load_split
     from model.grounding import ground_split, load_grounder
 
-    p = request.params
-    splits = list(p.get("splits") or ["train", "val"])
-    store = Path(p.get("out") or REPO_ROOT / "var" / "grounding" / p.get("dataset", "dataset"))
-    grounder = load_grounder(p["grounder"], strict=True) if p.get("grounder") else None
+    params = request.params
+    splits = list(params.get("splits") or ["train", "val"])
+    store = Path(params.get("out") or REPO_ROOT / "var" / "grounding" / params.get("dataset", "dataset"))
+    grounder = load_grounder(params["grounder"], strict=True) if params.get("grounder") else None
     reporter.expect(len(splits))
     counts = {}
     for split in splits:
-        records, _, _ = load_split(p["data"], split, check_images=False)
-        records = records[: p["limit"]] if p.get("limit") else records
+        records, _, _ = load_split(params["data"], split, check_images=False)
+        records = records[: params["limit"]] if params.get("limit") else records
         counts[split] = ground_split(
             _ReportingRecords(records, reporter, split),
             store,

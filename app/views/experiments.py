@@ -76,11 +76,13 @@ def experiment_jobs_panel() -> None:
     """Start Table 1 / Table 2 as worker jobs on the current data, and follow the ones queued or running."""
     sessions = get_sessions()
     with sessions() as session:
-        sources = {d.name: d.source_path for d in list_datasets(session)}
+        sources = {dataset_row.name: dataset_row.source_path for dataset_row in list_datasets(session)}
         live = [j for j in running_jobs(session) + pending_jobs(session) if j.kind in EXPERIMENT_KINDS]
         for job in live:
             session.expunge(job)
-    sources = {n: p for n, p in sources.items() if p and (Path(p) / "ours_rel2id.json").is_file()}
+    sources = {
+        name: path for name, path in sources.items() if path and (Path(path) / "ours_rel2id.json").is_file()
+    }
     with st.expander("Run the experiments on the current data", expanded=not live):
         if not sources:
             st.info("Needs a dataset imported from an MNRE-layout folder that is still on this machine.")
@@ -110,13 +112,13 @@ def experiment_jobs_panel() -> None:
                 st.success(f"Queued job {job}: {EXPERIMENT_KINDS[kind]}. Follow it on the Jobs page.")
                 st.rerun()
     for job in live:
-        p = job.progress or {}
+        job_progress = job.progress or {}
         text = f"Job {job.id}: {EXPERIMENT_KINDS[job.kind]} {job.status}"
         if job.status == "running":
-            text += f", training {p.get('part', 1)}/{p.get('parts', 1)}"
-            if p.get("epoch"):
-                text += f", epoch {p['epoch']}/{p['epochs']}"
-        st.progress(min(1.0, p.get("fraction", 0.0)), text=text)
+            text += f", training {job_progress.get('part', 1)}/{job_progress.get('parts', 1)}"
+            if job_progress.get("epoch"):
+                text += f", epoch {job_progress['epoch']}/{job_progress['epochs']}"
+        st.progress(min(1.0, job_progress.get("fraction", 0.0)), text=text)
 
 
 st.title("Experiments")
@@ -131,9 +133,9 @@ if not runs:
     st.stop()
 from explain import ablation_table, shuffle_table  # noqa: E402  (only needed once there are runs)
 
-splits = sorted({r["eval_split"] for r in runs})
+splits = sorted({run["eval_split"] for run in runs})
 split = st.selectbox("Evaluated on", splits, key="experiments_split")
-chosen = [r for r in runs if r["eval_split"] == split]
+chosen = [run for run in runs if run["eval_split"] == split]
 figures = figures_module()
 
 st.subheader("Table 1: visual shuffle")

@@ -32,35 +32,38 @@ def duration(seconds: float | None) -> str:
 
 
 def progress_text(job: Job) -> str:
-    p = job.progress or {}
+    job_progress = job.progress or {}
     parts = []
-    if p.get("parts", 1) > 1:
-        parts.append(f"part {p['part']}/{p['parts']}")
-    if p.get("epoch"):
-        parts.append(f"epoch {p['epoch']}/{p['epochs']}")
-    if p.get("step"):
-        parts.append(f"step {p['step']}" + (f"/{p['steps']}" if p.get("steps") else ""))
-    if job.status == "running" and p.get("eta_s") is not None:
-        parts.append(f"about {duration(p['eta_s'])} left")
-    if p.get("val_f1") is not None:
-        parts.append(f"latest val F1 {100 * p['val_f1']:.1f}")
-    return " · ".join(parts) or p.get("message", "")
+    if job_progress.get("parts", 1) > 1:
+        parts.append(f"part {job_progress['part']}/{job_progress['parts']}")
+    if job_progress.get("epoch"):
+        parts.append(f"epoch {job_progress['epoch']}/{job_progress['epochs']}")
+    if job_progress.get("step"):
+        parts.append(
+            f"step {job_progress['step']}"
+            + (f"/{job_progress['steps']}" if job_progress.get("steps") else "")
+        )
+    if job.status == "running" and job_progress.get("eta_s") is not None:
+        parts.append(f"about {duration(job_progress['eta_s'])} left")
+    if job_progress.get("val_f1") is not None:
+        parts.append(f"latest val F1 {100 * job_progress['val_f1']:.1f}")
+    return " · ".join(parts) or job_progress.get("message", "")
 
 
 def job_rows(jobs: list[Job]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "job": j.id,
-                "kind": job_name(j),
-                "started by": j.started_by,
-                "status": j.status,
-                "progress %": 100 * (j.progress or {}).get("fraction", 0.0),
-                "created": j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                "outcome": ", ".join(f"{k}: {v}" for k, v in (j.outcome or {}).items() if v is not None),
-                "error": j.error or "",
+                "job": job.id,
+                "kind": job_name(job),
+                "started by": job.started_by,
+                "status": job.status,
+                "progress %": 100 * (job.progress or {}).get("fraction", 0.0),
+                "created": job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "outcome": ", ".join(f"{k}: {v}" for k, v in (job.outcome or {}).items() if v is not None),
+                "error": job.error or "",
             }
-            for j in jobs
+            for job in jobs
         ]
     )
 
@@ -99,12 +102,14 @@ def live() -> None:
             )
         for job in now_running:
             with st.container(border=True):
-                p = job.progress or {}
+                job_progress = job.progress or {}
                 st.markdown(
                     f"**Job {job.id}: {job_name(job)}**, started by {job.started_by} "
                     f"on {job.worker}" + (" · **cancel requested**" if job.cancel_requested else "")
                 )
-                st.progress(min(1.0, p.get("fraction", 0.0)), text=progress_text(job) or "starting ...")
+                st.progress(
+                    min(1.0, job_progress.get("fraction", 0.0)), text=progress_text(job) or "starting ..."
+                )
                 if job.log_tail:
                     st.code("\n".join(job.log_tail.splitlines()[-12:]), language=None)
                 cancel_button(job)
