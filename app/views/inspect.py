@@ -31,7 +31,7 @@ from app.state import review_session
 from app.store import load_pair_view
 from db.base import database_url
 from db.errors import LabelStoreError
-from db.provenance import active_model_version
+from db.provenance import active_model_ref
 from explain import figures
 from explain.scene_graph_figures import (
     alignment_matrix_figure,
@@ -46,7 +46,8 @@ st.title("Inspect")
 weak_model_warning()  # app.model_status: no model, or one too weak to trust
 sessions, url = get_sessions(), database_url()
 with sessions() as session:
-    active = active_model_version(session)
+    # plain data (db.provenance.ModelRef): read after the session closed and on reruns
+    active = active_model_ref(session)
 if active is None:
     st.info("No model is active yet, so there is nothing to explain (see the **Models** page).")
     st.stop()
@@ -60,7 +61,7 @@ except LabelStoreError as err:
     st.error(str(err))
     st.stop()
 cancel_other_pairs(pair_id)  # the previous pair's queued work must not hold this one up
-path, version, version_key = active.path, active.version_id, active.id
+path, version, version_key = active.path, active.version_id, active.version_key
 st.markdown(highlighted_text(view.tokens, view.head[:2], view.tail[:2]), unsafe_allow_html=True)
 try:
     inputs = post_inputs(url, pair_id, path)
