@@ -31,9 +31,9 @@ class ExplanationBundle:
 
     def summary(self, top: int = 5) -> dict:
         """Plain JSON-able numbers (and label / token strings) to store beside the post."""
-        tok = self.token_attribution
-        order = np.argsort(-tok.scores, kind="stable")[:top]
-        out = {
+        token_attribution = self.token_attribution
+        order = np.argsort(-token_attribution.scores, kind="stable")[:top]
+        numbers = {
             "model_version": self.model_version,
             "record_line": self.inputs.record.line,
             "prediction": {
@@ -44,19 +44,23 @@ class ExplanationBundle:
                 "entropy": self.prediction.entropy,
             },
             "token_attribution": {
-                "method": tok.method,
-                "target_label": tok.target_label,
-                "settings": dict(tok.settings),
-                "delta": tok.delta,
-                "top_tokens": [[tok.tokens[i], float(tok.scores[i])] for i in order],
+                "method": token_attribution.method,
+                "target_label": token_attribution.target_label,
+                "settings": dict(token_attribution.settings),
+                "delta": token_attribution.delta,
+                "top_tokens": [
+                    [token_attribution.tokens[i], float(token_attribution.scores[i])] for i in order
+                ],
             },
             "visual_attribution": None,
-            "faithfulness": {k: _faith_summary(v) for k, v in self.faithfulness.items()},
+            "faithfulness": {
+                kind: _faith_summary(faithfulness) for kind, faithfulness in self.faithfulness.items()
+            },
             "reliance": {
                 "score": self.reliance.score,
                 "p_original": self.reliance.p_original,
                 "p_no_image": self.reliance.p_no_image,
-                "p_swapped": [float(p) for p in self.reliance.p_swapped],
+                "p_swapped": [float(probability) for probability in self.reliance.p_swapped],
                 "swapped_predictions": list(self.reliance.swapped_predictions),
                 "flip_rate": self.reliance.flip_rate,
                 "reason": self.reliance.reason,
@@ -64,30 +68,33 @@ class ExplanationBundle:
             },
             "timings": {k: float(v) for k, v in self.timings.items()},
         }
-        vis = self.visual_attribution
-        if vis is not None:
-            region = int(np.argmax(vis.region_scores))
-            out["visual_attribution"] = {
-                "method": vis.method,
-                "target_label": vis.target_label,
-                "settings": dict(vis.settings),
-                "delta": vis.delta,
-                "crop_scores": [float(s) for s in vis.crop_scores],
-                "top_region": [region // vis.region_scores.shape[1], region % vis.region_scores.shape[1]],
-                "top_region_score": float(vis.region_scores.max()),
+        visual_attribution = self.visual_attribution
+        if visual_attribution is not None:
+            region = int(np.argmax(visual_attribution.region_scores))
+            numbers["visual_attribution"] = {
+                "method": visual_attribution.method,
+                "target_label": visual_attribution.target_label,
+                "settings": dict(visual_attribution.settings),
+                "delta": visual_attribution.delta,
+                "crop_scores": [float(score) for score in visual_attribution.crop_scores],
+                "top_region": [
+                    region // visual_attribution.region_scores.shape[1],
+                    region % visual_attribution.region_scores.shape[1],
+                ],
+                "top_region_score": float(visual_attribution.region_scores.max()),
             }
-        return out
+        return numbers
 
 
-def _faith_summary(f: Faithfulness | None) -> dict | None:
-    if f is None:
+def _faith_summary(faithfulness: Faithfulness | None) -> dict | None:
+    if faithfulness is None:
         return None
     return {
-        "comprehensiveness": f.comprehensiveness,
-        "sufficiency": f.sufficiency,
-        "random_comprehensiveness": f.random_comprehensiveness,
-        "n_units": f.n_units,
-        "per_fraction": {str(k): v for k, v in f.per_fraction.items()},
+        "comprehensiveness": faithfulness.comprehensiveness,
+        "sufficiency": faithfulness.sufficiency,
+        "random_comprehensiveness": faithfulness.random_comprehensiveness,
+        "n_units": faithfulness.n_units,
+        "per_fraction": {str(k): v for k, v in faithfulness.per_fraction.items()},
     }
 
 
@@ -106,7 +113,7 @@ def swapped_image_reliance(
     others = []
     if other_records and inputs.has_image:
         chosen = choose_other_records(inputs.record, other_records, k, seed)
-        others = [encode_post(model, tokenizer, r, feature_cache, max_length) for r in chosen]
+        others = [encode_post(model, tokenizer, record, feature_cache, max_length) for record in chosen]
     return image_reliance(model, inputs, others, k, seed)
 
 

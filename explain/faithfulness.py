@@ -76,35 +76,35 @@ def faithfulness(
     settings = {"fractions": list(fractions), "n_random": n_random, "seed": seed, "output": "probability"}
     label = model.config.label_names[target_id]
     if n == 0:  # nothing to remove (e.g. a post of entities only): no evidence either way
-        zero = {f: {"k": 0, "comprehensiveness": 0.0, "sufficiency": 0.0} for f in fractions}
+        zero = {fraction: {"k": 0, "comprehensiveness": 0.0, "sufficiency": 0.0} for fraction in fractions}
         return Faithfulness(0.0, 0.0, zero, 0.0, kind, label, 0, settings)
 
     order = [units[i] for i in np.argsort(-scores, kind="stable")]  # most supportive first
-    gen = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     plan = []  # (fraction, what, removed units) for rows 1..; row 0 is the post itself
-    for f in fractions:
-        k = max(1, math.ceil(f * n))
+    for fraction in fractions:
+        k = max(1, math.ceil(fraction * n))
         top = order[:k]
-        plan.append((f, "comprehensiveness", top))
-        plan.append((f, "sufficiency", order[k:]))
+        plan.append((fraction, "comprehensiveness", top))
+        plan.append((fraction, "sufficiency", order[k:]))
         for _ in range(n_random):
-            pick = [units[i] for i in torch.randperm(n, generator=gen)[:k].tolist()]
-            plan.append((f, "random_comprehensiveness", pick))
+            pick = [units[i] for i in torch.randperm(n, generator=generator)[:k].tolist()]
+            plan.append((fraction, "random_comprehensiveness", pick))
     batch = repeat_batch(inputs.batch, 1 + len(plan))
     for row, (_, _, removed) in enumerate(plan, start=1):
         remove(batch, row, removed)
-    p = probabilities(model, batch)[:, target_id].double().numpy()  # (1 + rows,)
+    label_probability = probabilities(model, batch)[:, target_id].double().numpy()  # (1 + rows,)
 
     per_fraction: dict[float, dict] = {}
-    for row, (f, what, _) in enumerate(plan, start=1):
-        entry = per_fraction.setdefault(f, {"k": max(1, math.ceil(f * n))})
-        entry.setdefault(what, []).append(p[0] - p[row])
+    for row, (fraction, what, _) in enumerate(plan, start=1):
+        entry = per_fraction.setdefault(fraction, {"k": max(1, math.ceil(fraction * n))})
+        entry.setdefault(what, []).append(label_probability[0] - label_probability[row])
     for entry in per_fraction.values():
         for what in ("comprehensiveness", "sufficiency", "random_comprehensiveness"):
             entry[what] = float(np.mean(entry[what]))
 
     def aopc(what: str) -> float:
-        return float(np.mean([per_fraction[f][what] for f in fractions]))
+        return float(np.mean([per_fraction[fraction][what] for fraction in fractions]))
 
     return Faithfulness(
         comprehensiveness=aopc("comprehensiveness"),

@@ -40,10 +40,10 @@ class ImageReliance:
     settings: dict = field(default_factory=dict)
 
 
-def _same_picture(a: PostInputs, b: PostInputs) -> bool:
-    key = a.visual_key
-    return torch.equal(a.batch[key], b.batch[key]) and torch.equal(
-        a.batch["image_mask"], b.batch["image_mask"]
+def _same_picture(post: PostInputs, other: PostInputs) -> bool:
+    key = post.visual_key
+    return torch.equal(post.batch[key], other.batch[key]) and torch.equal(
+        post.batch["image_mask"], other.batch["image_mask"]
     )
 
 
@@ -55,9 +55,11 @@ def pick_indices(n: int, k: int, seed: int) -> list[int]:
 def choose_other_records(record: Record, records: list[Record], k: int, seed: int) -> list[Record]:
     """k records with an image other than `record`'s, chosen reproducibly; for encoding only what will be swapped."""
     pool = [
-        r
-        for r in records
-        if r is not record and r.image_path is not None and r.image_path != record.image_path
+        candidate
+        for candidate in records
+        if candidate is not record
+        and candidate.image_path is not None
+        and candidate.image_path != record.image_path
     ]
     return [pool[i] for i in pick_indices(len(pool), k, seed)]
 
@@ -81,10 +83,10 @@ def image_reliance(
     if not model.config.uses_image or not inputs.has_image:
         probs = probabilities(model, inputs.batch)[0]
         pred = int(probs.argmax())
-        p = float(probs[pred])
+        probability = float(probs[pred])
         return ImageReliance(
-            p_original=p,
-            p_no_image=p,
+            p_original=probability,
+            p_no_image=probability,
             p_swapped=np.zeros(0),
             swapped_predictions=[],
             score=0.0,
@@ -94,7 +96,11 @@ def image_reliance(
             settings=settings,
         )
     key = inputs.visual_key
-    pool = [o for o in other_inputs if o.has_image and o.visual_key == key and not _same_picture(inputs, o)]
+    pool = [
+        other
+        for other in other_inputs
+        if other.has_image and other.visual_key == key and not _same_picture(inputs, other)
+    ]
     others = [pool[i] for i in pick_indices(len(pool), k, seed)]
     batch = repeat_batch(inputs.batch, 2 + len(others))  # row 0 post, row 1 no image, rows 2.. swaps
     batch["image_mask"][1] = 0.0
@@ -103,20 +109,20 @@ def image_reliance(
         batch["image_mask"][row] = other.batch["image_mask"][0]
     all_probs = probabilities(model, batch)  # (2 + k, num_labels)
     pred = int(all_probs[0].argmax())
-    p = all_probs[:, pred].double().numpy()
+    label_probabilities = all_probs[:, pred].double().numpy()
     labels = all_probs.argmax(-1).tolist()
-    swapped = p[2:]
-    d_swap = float(np.mean(np.abs(p[0] - swapped))) if len(swapped) else 0.0
-    score = float(np.clip(max(abs(p[0] - p[1]), d_swap), 0.0, 1.0))
+    swapped = label_probabilities[2:]
+    d_swap = float(np.mean(np.abs(label_probabilities[0] - swapped))) if len(swapped) else 0.0
+    score = float(np.clip(max(abs(label_probabilities[0] - label_probabilities[1]), d_swap), 0.0, 1.0))
     return ImageReliance(
-        p_original=float(p[0]),
-        p_no_image=float(p[1]),
+        p_original=float(label_probabilities[0]),
+        p_no_image=float(label_probabilities[1]),
         p_swapped=swapped,
         swapped_predictions=[names[i] for i in labels[2:]],
         score=score,
         predicted_label=names[pred],
         no_image_prediction=names[labels[1]],
         flip_rate=float(np.mean([i != pred for i in labels[2:]])) if len(swapped) else 0.0,
-        swapped_lines=[o.record.line for o in others],
+        swapped_lines=[other.record.line for other in others],
         settings=settings,
     )
