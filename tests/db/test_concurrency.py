@@ -19,7 +19,7 @@ def imported(sessions, mini_mnre):
     with sessions.begin() as session:
         import_mnre(session, mini_mnre)
     with sessions() as session:
-        ids = {(p.split, p.source_line): p.id for p in session.scalars(select(EntityPair))}
+        ids = {(pair.split, pair.source_line): pair.id for pair in session.scalars(select(EntityPair))}
     return sessions, ids
 
 

@@ -17,7 +17,7 @@ def _imported(sessions, mini_mnre) -> dict[tuple[str, int], int]:
     with sessions.begin() as session:
         import_mnre(session, mini_mnre)
     with sessions() as session:
-        return {(p.split, p.source_line): p.id for p in session.scalars(select(EntityPair))}
+        return {(pair.split, pair.source_line): pair.id for pair in session.scalars(select(EntityPair))}
 
 
 def test_csv_keeps_the_none_relation_apart_from_no_label_with_plain_read_csv(sessions, mini_mnre, tmp_path):

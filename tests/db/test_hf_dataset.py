@@ -48,15 +48,15 @@ def load(*args, tmp_path, **kw):
     return datasets.load_dataset(*args, cache_dir=str(tmp_path / "hf_cache"), **kw)
 
 
-def check_typed(ds, mini_mnre) -> None:
+def check_typed(dataset, mini_mnre) -> None:
     from datasets import ClassLabel, Image, List, Value
 
-    train = ds["train"]
+    train = dataset["train"]
     features = train.features
     assert isinstance(features["relation"], ClassLabel) and features["relation"].names == NAMES
     assert features["head_start"] == Value("int32") and features["tail_end"] == Value("int32")
     assert isinstance(features["image"], Image) and isinstance(features["tokens"], List)
-    assert (ds["train"].num_rows, ds["val"].num_rows) == (5, 2)
+    assert (dataset["train"].num_rows, dataset["val"].num_rows) == (5, 2)
     first = train[0]  # train line 1: bob corrected /per/per/peer to None
     assert (first["label"], first["annotator"]) == ("None", "bob")
     assert features["relation"].int2str(first["relation"]) == "None"
@@ -95,8 +95,8 @@ def test_single_parquet_file_carries_its_features(sessions, curated, tmp_path):
     out = tmp_path / "labels.parquet"
     with sessions() as session:
         export_labels(session, "parquet", out)
-    ds = load("parquet", data_files={"train": str(out)}, tmp_path=tmp_path)
-    assert ds["train"].features["relation"].names == NAMES and ds["train"].num_rows == 7
+    loaded = load("parquet", data_files={"train": str(out)}, tmp_path=tmp_path)
+    assert loaded["train"].features["relation"].names == NAMES and loaded["train"].num_rows == 7
     # still plain Parquet for pandas readers: the label stays a string column
     assert list(pd.read_parquet(out)["label"])[:2] == ["None", "None"]
     assert not (tmp_path / "README.md").exists()  # a file export never writes a card next to the user's files

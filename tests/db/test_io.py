@@ -19,7 +19,10 @@ TABLES = (Dataset, Post, EntityPair, GroundedCrop)
 
 def counts(sessions) -> dict[str, int]:
     with sessions() as session:
-        return {m.__tablename__: session.scalar(select(func.count()).select_from(m)) for m in TABLES}
+        return {
+            table_class.__tablename__: session.scalar(select(func.count()).select_from(table_class))
+            for table_class in TABLES
+        }
 
 
 def pair_at(session, split: str, line: int) -> EntityPair:

@@ -124,7 +124,8 @@ def test_upgrade_from_0003_reads_each_versions_architecture_from_its_checkpoint(
         assert current_revision(engine) == head_revision() != "0003"
         with sessions() as session:
             found = {
-                v.version_id: (v.architecture, v.text_encoder) for v in session.scalars(select(ModelVersion))
+                version.version_id: (version.architecture, version.text_encoder)
+                for version in session.scalars(select(ModelVersion))
             }
     finally:
         engine.dispose()

@@ -55,7 +55,9 @@ def test_the_reads_moved_out_of_the_app(sessions, mini_mnre):
         values = queue_filter_values(session)
         runs = evaluation_runs_with_versions(session, "val")
     # read after the session closed: the parent was loaded with the versions
-    assert {v.version_id: (v.parent.version_id if v.parent else None) for v in versions} == {
+    assert {
+        version.version_id: (version.parent.version_id if version.parent else None) for version in versions
+    } == {
         "ifaformer-a": None,
         "ifaformer-b": "ifaformer-a",
     }
