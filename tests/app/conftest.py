@@ -65,7 +65,7 @@ def seeded_template(tmp_path_factory, tiny_checkpoint, app_feature_cache) -> Pat
         import_mnre(session, data, dataset="synthetic")
         version = register_checkpoint(session, tiny_checkpoint)
         set_active(session, version.version_id)
-        version_pk, version_id = version.id, version.version_id
+        version_key, version_id = version.id, version.version_id
         for setting, f1 in (("standard", 0.8), ("shuffle-test", 0.3)):
             save_evaluation_run(
                 session,
@@ -73,7 +73,7 @@ def seeded_template(tmp_path_factory, tiny_checkpoint, app_feature_cache) -> Pat
                 setting,
                 "val",
                 {"accuracy": f1, "precision": f1, "recall": f1, "f1": f1},
-                version_pk,
+                version_key,
             )
     previous = os.environ.get("MRELENS_FEATURE_CACHE")
     os.environ["MRELENS_FEATURE_CACHE"] = str(app_feature_cache)
@@ -85,7 +85,7 @@ def seeded_template(tmp_path_factory, tiny_checkpoint, app_feature_cache) -> Pat
             from db.models import EntityPair
 
             ids = list(session.scalars(select(EntityPair.id).order_by(EntityPair.id)))
-        predict_and_store(sessions, model, tokenizer, version_pk, ids)
+        predict_and_store(sessions, model, tokenizer, version_key, ids)
     finally:
         if previous is None:
             os.environ.pop("MRELENS_FEATURE_CACHE", None)
