@@ -161,10 +161,14 @@ def prepare_examples(
         from model.mega import structural_inputs
 
     examples = []
-    for rec, (image_path, crops) in zip(records, visual_sources, strict=True):
-        if rec.relation not in label_index:
-            raise ValueError(f"line {rec.line}: label {rec.relation!r} is not one of the model's labels")
-        enc = encode_text(rec.tokens, rec.head, rec.tail, tokenizer, max_length, settings.marker_style)
+    for record, (image_path, crops) in zip(records, visual_sources, strict=True):
+        if record.relation not in label_index:
+            raise ValueError(
+                f"line {record.line}: label {record.relation!r} is not one of the model's labels"
+            )
+        enc = encode_text(
+            record.tokens, record.head, record.tail, tokenizer, max_length, settings.marker_style
+        )
         stats["truncated"] += enc.truncated
         visual = None
         if config.uses_image:
@@ -184,16 +188,16 @@ def prepare_examples(
         extras = {}
         if structural:
             extras["structural_alignment"] = structural_inputs(
-                rec.tokens, enc.word_index, visual.mask, config
+                record.tokens, enc.word_index, visual.mask, config
             )
         examples.append(
             Example(
                 array("i", enc.input_ids),
                 enc.head_index,
                 enc.tail_index,
-                label_index[rec.relation],
+                label_index[record.relation],
                 visual,
-                rec if keep_records else None,
+                record if keep_records else None,
                 extras,
             )
         )

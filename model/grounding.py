@@ -581,41 +581,50 @@ def apply_grounding(records: Iterable[Record], store_dir: str | Path, split: str
     entries = read_grounding(store_dir, split)
     base = Path(store_dir) / split
     counts = {"applied": 0, "missing": 0, "errors": 0}
-    for rec in records:
-        entry = entries.get(rec.line)
+    for record in records:
+        entry = entries.get(record.line)
         if entry is None:
             counts["missing"] += 1
         elif "error" in entry:
             counts["errors"] += 1
         else:
-            rec.crop_paths = [base / o["crop"] for o in entry["objects"] if o.get("crop")][:MAX_CROPS]
+            record.crop_paths = [
+                base / stored_object["crop"]
+                for stored_object in entry["objects"]
+                if stored_object.get("crop")
+            ][:MAX_CROPS]
             counts["applied"] += 1
     return counts
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+    digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _ground_record(
-    rec: Record, grounder: Grounder | None, cam: CamGrounder | None, memo: dict[tuple, GroundingResult]
+    record: Record, grounder: Grounder | None, cam: CamGrounder | None, memo: dict[tuple, GroundingResult]
 ) -> tuple[GroundingResult, str | None]:
     """Ground one record; raises one of IMAGE_ERRORS when its image or crops cannot be read."""
     image, sha = None, None
-    if rec.image_path is not None:
+    if record.image_path is not None:
         # load first: it refuses a FIFO without blocking, where hashing would wait on it forever
-        image = load_image(rec.image_path).convert("RGB")
-        sha = _sha256(rec.image_path)
-    elif not rec.crop_paths:
-        raise NoImage(f"no image for img_id {rec.img_id!r} and no dataset crops")
-    key = (sha, tuple(rec.tokens), rec.head.name, rec.tail.name, tuple(map(str, rec.crop_paths)))
+        image = load_image(record.image_path).convert("RGB")
+        sha = _sha256(record.image_path)
+    elif not record.crop_paths:
+        raise NoImage(f"no image for img_id {record.img_id!r} and no dataset crops")
+    key = (sha, tuple(record.tokens), record.head.name, record.tail.name, tuple(map(str, record.crop_paths)))
     if key not in memo:
         memo[key] = ground_objects(
-            image, rec.tokens, [rec.head, rec.tail], grounder=grounder, dataset_crops=rec.crop_paths, cam=cam
+            image,
+            record.tokens,
+            [record.head, record.tail],
+            grounder=grounder,
+            dataset_crops=record.crop_paths,
+            cam=cam,
         )
     return memo[key], sha
 
@@ -647,24 +656,24 @@ def ground_split(
     counts = {"grounded": 0, "skipped": 0, "missing": 0, "unreadable": 0}
     memo: dict[tuple, GroundingResult] = {}  # MNRE repeats an image for each entity pair of a post
     with path.open("a", encoding="utf-8") as out:
-        for rec in tqdm(records, desc=f"grounding {split}", unit="post", disable=not progress):
-            if rec.line in done:
+        for record in tqdm(records, desc=f"grounding {split}", unit="post", disable=not progress):
+            if record.line in done:
                 counts["skipped"] += 1
                 continue
-            entry = {"line": rec.line, "img_id": rec.img_id}
+            entry = {"line": record.line, "img_id": record.img_id}
             try:
-                result, sha = _ground_record(rec, grounder, cam, memo)
+                result, sha = _ground_record(record, grounder, cam, memo)
             except IMAGE_ERRORS as err:  # only image and crop reading sit inside; anything else is a bug
                 entry["error"] = f"{type(err).__name__}: {err}"
                 if isinstance(err, NoImage):  # most MNRE records on a machine without the image bundle
                     counts["missing"] += 1
                 else:
                     counts["unreadable"] += 1
-                    log.warning("%s line %d: %s", split, rec.line, entry["error"])
+                    log.warning("%s line %d: %s", split, record.line, entry["error"])
             else:
                 objects = []
                 for k, (obj, crop) in enumerate(zip(result.objects, result.crops, strict=True)):
-                    name = f"crops/{rec.line}_{k}.png"
+                    name = f"crops/{record.line}_{k}.png"
                     crop.save(store_dir / split / name)
                     objects.append({**obj.to_dict(), "crop": name})
                 entry.update(

@@ -501,16 +501,16 @@ def load_split(
             checked[path] = image_is_readable(path)
         return checked[path]
 
-    for rec in records:
-        if rec.img_id is not None:
-            found = resolve_in_folder(image_dir, rec.img_id) if rec.img_id in image_names else None
+    for record in records:
+        if record.img_id is not None:
+            found = resolve_in_folder(image_dir, record.img_id) if record.img_id in image_names else None
             if found is not None and (not check_images or readable(found)):
-                rec.image_path = found
+                record.image_path = found
                 report.with_image += 1
             else:
                 report.missing_image += 1
         # crop dictionaries are keyed by the 0-based line index of the record
-        for name in crop_lists.get(rec.line - 1, [])[:MAX_CROPS]:
+        for name in crop_lists.get(record.line - 1, [])[:MAX_CROPS]:
             if isinstance(name, str):
                 try:
                     check_image_name(name, dict_path, None)
@@ -518,8 +518,8 @@ def load_split(
                     continue
                 found = resolve_in_folder(crop_dir, name) if name in crop_names else None
                 if found is not None and (not check_images or readable(found)):
-                    rec.crop_paths.append(found)
-        report.with_crops += bool(rec.crop_paths)
+                    record.crop_paths.append(found)
+        report.with_crops += bool(record.crop_paths)
     report.records = len(records)
     return records, labels, report
 

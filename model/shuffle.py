@@ -95,15 +95,20 @@ def run_shuffle_experiment(
 
 def format_shuffle_table(rows: list[dict]) -> str:
     """Markdown in the layout of the paper's Table 1 (Acc / P / R / F1 per setting)."""
-    models = list(dict.fromkeys(r["model"] for r in rows))
-    head = "| model | " + " | ".join(f"{s} Acc | P | R | F1" for s in SETTINGS) + " |"
+    models = list(dict.fromkeys(row["model"] for row in rows))
+    head = "| model | " + " | ".join(f"{setting} Acc | P | R | F1" for setting in SETTINGS) + " |"
     lines = [head, "|" + "---|" * (1 + 4 * len(SETTINGS))]
-    for m in models:
+    for model_name in models:
         cells = []
-        for s in SETTINGS:
-            r = next((r for r in rows if r["model"] == m and r["setting"] == s), None)
-            cells += [f"{100 * r[k]:.2f}" if r else "-" for k in ("accuracy", "precision", "recall", "f1")]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        for setting in SETTINGS:
+            row = next(
+                (run for run in rows if run["model"] == model_name and run["setting"] == setting), None
+            )
+            cells += [
+                f"{100 * row[metric]:.2f}" if row else "-"
+                for metric in ("accuracy", "precision", "recall", "f1")
+            ]
+        lines.append(f"| {model_name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
