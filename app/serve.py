@@ -8,8 +8,9 @@ daemon thread does that work once per process while the server starts:
 
 1. the modules every page imports (pandas, pyarrow, Plotly, SQLAlchemy, the store's queries), the store opened
    (URL check, migrations check) through app.resources.get_sessions, the sidebar's model status read once;
-2. the active model loaded into app.resources.load_model (the same st.cache_resource entry the pages read) and
-   the Inspect worker thread's own copy (app.explanations.worker_model, on that thread).
+2. the active model loaded into app.resources.load_model (the same st.cache_resource entry the pages read), the
+   Inspect worker thread's own copy (app.explanations.worker_model, on that thread) and the offline grounder
+   Inspect's scene graph uses for posts without stored boxes (app.resources.load_cam_grounder).
 
 st.cache_resource computes a value once per key under a lock, so a page that asks for the model while it is
 being loaded here waits for this load instead of starting a second one. Nothing here blocks a page's script run,
@@ -65,10 +66,12 @@ def warm_pages() -> str | None:
 def warm_model(path: str) -> None:
     """The active checkpoint in the pages' cache, and the Inspect worker thread's own copy queued on that thread."""
     from app.explanations import background, worker_model
-    from app.resources import load_model
+    from app.resources import load_cam_grounder, load_model
 
     load_model(path)
     background().executor.submit(worker_model, path).result()
+    # Inspect's scene graph grounds posts that have no stored boxes with it
+    load_cam_grounder()
 
 
 def warm() -> str:

@@ -162,11 +162,9 @@ def panel_result(kind: str, spec: dict):
 left, right = st.columns(2)
 with left:
     attention_panel()
-# the background jobs of results not stored start now, so they run while MEGA's panel is built
+# the background jobs of results not stored start now, so they run while the rest of the page is built
 for kind, spec in EXPENSIVE:
     panel_result(kind, spec)
-with right:
-    mega_panel()
 
 
 def polled(panel, kinds: list[tuple[str, dict]]) -> None:
@@ -280,3 +278,7 @@ c3.selectbox("Visual method", ["occlusion", "integrated_gradients"], key="inspec
 polled(tokens_panel, [("tokens", TOKEN_SETTINGS)])
 polled(visual_panel, [("visual", VISUAL_SETTINGS)])
 polled(reliance_panel, [("reliance", RELIANCE_SETTINGS)])
+# MEGA's column (beside the attention) is filled last: its scene graph may need the grounder on this post's image,
+# and stored results below it should not wait for that
+with right:
+    mega_panel()
