@@ -114,12 +114,13 @@ def test_best_checkpoint_history_and_version(trained):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
 def test_resume_uses_the_saved_weights_and_optimizer_state(
-    synthetic_root, tiny_text_encoder, feature_cache_dir, tmp_path, monkeypatch
+    synthetic_root, tiny_text_encoder, feature_cache_dir, tmp_path, monkeypatch, ema_decay
 ):
     """Two epochs in one go and one epoch + a resumed second end with the same weights, bit for bit: a resume that
-    started from fresh weights, a fresh optimizer (AdamW moments, step count), a fresh schedule or fresh RNG would
-    not. Resuming reads safetensors and JSON only."""
+    started from fresh weights, a fresh optimizer (AdamW moments, step count), a fresh schedule, fresh RNG or (with
+    ema_decay) a fresh weight average would not. Resuming reads safetensors and JSON only."""
     from safetensors.torch import load_file
 
     def cfg(out, **kw):
@@ -132,6 +133,7 @@ def test_resume_uses_the_saved_weights_and_optimizer_state(
             epochs=2,
             limit_train=64,
             limit_val=32,
+            ema_decay=ema_decay,
             **kw,
         )
 
@@ -167,6 +169,66 @@ def test_resume_uses_the_saved_weights_and_optimizer_state(
     for name, tensor in expected.items():
         assert torch.equal(got[name], tensor), name
     assert resumed.history[1]["f1"] == straight.history[1]["f1"]
+    if ema_decay is not None:
+        from model.checkpoint import load_trainer_state
+
+        # a resume that restarted the average (fresh steps count or fresh averages) ends with another average
+        straight_average = load_trainer_state(tmp_path / "straight" / "last")["weight_average"]
+        resumed_average = load_trainer_state(last)["weight_average"]
+        assert resumed_average["steps"] == straight_average["steps"]
+        for expected_average, got_average in zip(
+            straight_average["averages"], resumed_average["averages"], strict=True
+        ):
+            assert torch.equal(got_average, expected_average)
+
+
+def test_weight_average_is_evaluated_and_saved_as_best_while_training_continues_from_the_raw_weights(
+    synthetic_root, tiny_text_encoder, feature_cache_dir, tmp_path
+):
+    """With ema_decay the "best" checkpoint holds the averaged weights and "last" the training weights: a run that
+    ignored the average (best == last after one epoch) or trained on from the averaged weights would fail."""
+    from safetensors.torch import load_file
+
+    result = train(
+        tiny_config(
+            synthetic_root,
+            tiny_text_encoder,
+            feature_cache_dir,
+            tmp_path / "ema",
+            variant="text_only",
+            epochs=1,
+            limit_train=64,
+            limit_val=32,
+            ema_decay=0.5,
+        )
+    )
+    best = load_file(str(result.best_dir / "model.safetensors"))
+    last = load_file(str(tmp_path / "ema" / "last" / "model.safetensors"))
+    assert any(not torch.equal(best[name], last[name]) for name in best)
+
+
+def test_weight_average_follows_the_warmed_up_decay_and_restores_the_training_weights():
+    """The average after two updates is the hand-computed lerp with the warmed-up decay, and applied() swaps the
+    averaged weights in and the training weights back exactly."""
+    from model.train import WeightAverage
+
+    layer = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(0.0)
+    average = WeightAverage(layer, decay=0.9)
+    expected = torch.zeros(1, 2)
+    for step, value in enumerate([1.0, 3.0], start=1):
+        with torch.no_grad():
+            layer.weight.fill_(value)
+        average.update()
+        decay = min(0.9, (1 + step) / (10 + step))
+        expected = decay * expected + (1 - decay) * value
+    assert torch.allclose(average.averages[0], expected)
+    with average.applied():
+        assert torch.allclose(layer.weight, expected)
+    assert torch.equal(layer.weight, torch.full((1, 2), 3.0))
+    with pytest.raises(ValueError, match="ema_decay"):
+        WeightAverage(layer, decay=1.0)
 
 
 def test_yaml_config_with_flag_overrides(tmp_path):
