@@ -4,7 +4,6 @@ evaluation runs, each row naming the model version (or source), method and setti
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from db.models import (
     Prediction,
 )
 from db.roles import Actor, require_admin
+from model.uncertainty import uncertainty
 
 DEFAULT_PREDICTION_METHOD = "forward"
 
@@ -160,17 +160,6 @@ def set_active(session: Session, version_id: str, actor: Actor | None = None) ->
     version.is_active = True
     session.flush()
     return version
-
-
-def uncertainty(probabilities: dict[str, float]) -> tuple[str, float, float, float]:
-    """(predicted label, confidence, top-2 margin, entropy in nats) of one probability distribution."""
-    if not probabilities:
-        raise LabelStoreError("empty probability distribution")
-    ranked = sorted(probabilities.items(), key=lambda kv: kv[1], reverse=True)
-    top_label, top = ranked[0]
-    second = ranked[1][1] if len(ranked) > 1 else 0.0
-    entropy = -sum(p * math.log(p) for p in probabilities.values() if p > 0)
-    return top_label, float(top), float(top - second), float(entropy)
 
 
 def save_predictions(

@@ -6,7 +6,6 @@ the app are exactly the positions the model read.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 from model.batching import collate, prepare_examples
 from model.checkpoint import preprocessing
 from model.data import Record, encode_text
+from model.uncertainty import uncertainty
 from model.visual_features import FeatureCache
 
 
@@ -170,17 +170,17 @@ def resolve_target(model, inputs: PostInputs, target: int | str | None) -> int:
 
 
 def predict_post(model, inputs: PostInputs) -> Prediction:
-    probs = probabilities(model, inputs.batch)[0]  # (num_labels,)
-    top2 = torch.topk(probs, k=min(2, probs.numel()))
-    label_id = int(top2.indices[0])
-    p = probs.double()
-    entropy = float(-(p * torch.log(p.clamp_min(1e-12))).sum())
-    margin = float(top2.values[0] - top2.values[1]) if probs.numel() > 1 else float(top2.values[0])
+    """The model's label for the post, its distribution, and the margin and entropy model.uncertainty computes."""
+    # (num_labels,) in the model's label order
+    label_probabilities = probabilities(model, inputs.batch)[0].double().tolist()
     names = model.config.label_names
+    by_label = dict(zip(names, label_probabilities, strict=True))
+    # the same numbers the label store keeps for stored predictions (db.provenance.save_predictions)
+    label, _confidence, margin, entropy = uncertainty(by_label)
     return Prediction(
-        label=names[label_id],
-        label_id=label_id,
-        probabilities={name: float(probs[i]) for i, name in enumerate(names)},
+        label=label,
+        label_id=names.index(label),
+        probabilities=by_label,
         margin=margin,
-        entropy=entropy if math.isfinite(entropy) else 0.0,
+        entropy=entropy,
     )

@@ -184,11 +184,12 @@ def test_visual_comprehensiveness_beats_random(explain_models, synthetic_test_re
             model, explain_models["objects"][1], synthetic_test_records[i], explain_feature_cache, 24
         )
         attr = explain.attribute_visual(model, inputs)
-        f = explain.faithfulness(model, inputs, attr, fractions=(0.1, 0.2, 0.5))
-        assert set(f.per_fraction) == {0.1, 0.2, 0.5} and f.per_fraction[0.1]["k"] == math.ceil(0.1 * 50)
-        comps.append(f.comprehensiveness)
-        randoms.append(f.random_comprehensiveness)
-        gains.append(f.gain_over_random)
+        faith = explain.faithfulness(model, inputs, attr, fractions=(0.1, 0.2, 0.5))
+        assert set(faith.per_fraction) == {0.1, 0.2, 0.5}
+        assert faith.per_fraction[0.1]["k"] == math.ceil(0.1 * 50)
+        comps.append(faith.comprehensiveness)
+        randoms.append(faith.random_comprehensiveness)
+        gains.append(faith.gain_over_random)
     assert np.mean(comps) > np.mean(randoms) + 0.05, (comps, randoms)
     assert np.mean(np.array(gains) > 0) >= 0.75
 
@@ -263,7 +264,7 @@ def test_bundle_is_deterministic_for_a_seed(explain_models, synthetic_test_recor
     model, tok = explain_models["objects"]
 
     def run(seed):
-        b = explain.explain_post(
+        bundle = explain.explain_post(
             model,
             tok,
             synthetic_test_records[5],
@@ -274,13 +275,13 @@ def test_bundle_is_deterministic_for_a_seed(explain_models, synthetic_test_recor
             feature_cache=explain_feature_cache,
             max_length=24,
         )
-        s = b.summary()
-        s.pop("timings")
-        return b, s
+        summary = bundle.summary()
+        summary.pop("timings")
+        return bundle, summary
 
-    first, s1 = run(0)
-    second, s2 = run(0)
-    assert s1 == s2
+    first, first_summary = run(0)
+    second, second_summary = run(0)
+    assert first_summary == second_summary
     assert np.array_equal(first.token_attribution.scores, second.token_attribution.scores)
     assert np.array_equal(first.attention.rollout_text_to_visual, second.attention.rollout_text_to_visual)
     assert first.reliance.swapped_lines == second.reliance.swapped_lines
@@ -288,8 +289,8 @@ def test_bundle_is_deterministic_for_a_seed(explain_models, synthetic_test_recor
     assert other.reliance.swapped_lines != first.reliance.swapped_lines
     assert set(first.timings) >= {"predict", "attention", "token_attribution", "reliance", "total"}
     assert (
-        s1["model_version"] == model.config.version_id
-        and s1["token_attribution"]["settings"]["n_steps"] == 16
+        first_summary["model_version"] == model.config.version_id
+        and first_summary["token_attribution"]["settings"]["n_steps"] == 16
     )
 
 
@@ -371,6 +372,48 @@ def test_mega_attention_is_its_alignment(tiny_models, synthetic_test_records, ex
         alignment = model(**inputs.batch).alignment[0].double().numpy()  # (T, O)
     assert maps.visual_labels[: model.config.num_regions][0].startswith("region")
     assert np.allclose(maps.text_to_visual[0, 0], alignment)
+
+
+@pytest.mark.parametrize("architecture", ["ifaformer", "mega"])
+def test_predict_post_reports_the_uncertainty_the_label_store_stores(
+    sharp_models, synthetic_test_records, explain_feature_cache, architecture
+):
+    """Inspect's margin and entropy for a post are the ones the queue sorts by: both come from one function
+    (model.uncertainty), and they match the definitions recomputed here from the model's probabilities."""
+    import db.provenance
+    import explain.inputs
+    from model.uncertainty import uncertainty
+
+    assert explain.inputs.uncertainty is uncertainty and db.provenance.uncertainty is uncertainty
+    model, tok = sharp_models[architecture]
+    inputs = explain.encode_post(model, tok, synthetic_test_records[3], explain_feature_cache, max_length=24)
+    prediction = explain.predict_post(model, inputs)
+    label_probabilities = probabilities(model, inputs.batch)[0].double()
+    top_two = torch.topk(label_probabilities, k=2)
+    assert prediction.label == model.config.label_names[int(top_two.indices[0])]
+    assert prediction.margin == pytest.approx(float(top_two.values[0] - top_two.values[1]), abs=1e-6)
+    expected_entropy = float(-(label_probabilities * label_probabilities.log()).sum())
+    assert prediction.entropy == pytest.approx(expected_entropy, abs=1e-6)
+    # what db.provenance.save_predictions stores for the same distribution
+    stored_label, _, stored_margin, stored_entropy = db.provenance.uncertainty(prediction.probabilities)
+    assert (stored_label, stored_margin, stored_entropy) == (
+        prediction.label,
+        prediction.margin,
+        prediction.entropy,
+    )
+
+
+def test_uncertainty_known_answers():
+    from model.uncertainty import uncertainty
+
+    label, confidence, margin, entropy = uncertainty({"a": 0.2, "b": 0.7, "c": 0.1, "d": 0.0})
+    assert (label, confidence) == ("b", 0.7) and margin == pytest.approx(0.5)
+    assert entropy == pytest.approx(-(0.2 * math.log(0.2) + 0.7 * math.log(0.7) + 0.1 * math.log(0.1)))
+    # one label: nothing to be unsure between; a tie has no margin and log(2) nats
+    assert uncertainty({"a": 1.0}) == ("a", 1.0, 1.0, 0.0)
+    assert uncertainty({"x": 0.5, "y": 0.5})[2:] == (0.0, pytest.approx(math.log(2)))
+    with pytest.raises(ValueError, match="empty"):
+        uncertainty({})
 
 
 @pytest.fixture(scope="module")
