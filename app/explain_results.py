@@ -44,7 +44,7 @@ def encode(model, tokenizer, sessions: sessionmaker, pair_id: int, cache_dir: st
     from explain import encode_post
 
     with sessions() as session:
-        record = pair_records(session, [pair_id])[0]
+        record = pair_records(session, [pair_id], model.config)[0]
     return encode_post(model, tokenizer, record, cache_dir)
 
 
@@ -68,7 +68,8 @@ def compute(
         others = []
         if inputs.has_image:
             with sessions() as session:
-                others = pair_records(session, other_pairs_with_image(session, pair_id, RELIANCE_CANDIDATES))
+                other_pairs = other_pairs_with_image(session, pair_id, RELIANCE_CANDIDATES)
+                others = pair_records(session, other_pairs, model.config)
         return swapped_image_reliance(
             model, tokenizer, inputs, others, settings["k"], settings["seed"], cache_dir
         )

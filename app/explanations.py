@@ -36,9 +36,9 @@ from model.grounding import GroundedObject
 LOG = get_logger(__name__)
 
 
-def _record(pair_id: int):
+def _record(pair_id: int, model_config):
     with get_sessions()() as session:
-        return pair_records(session, [pair_id])[0]
+        return pair_records(session, [pair_id], model_config)[0]
 
 
 @st.cache_data(max_entries=64, show_spinner="Encoding the post ...")
@@ -46,7 +46,7 @@ def post_inputs(url: str, pair_id: int, model_path: str):
     from explain import encode_post
 
     model, tokenizer = load_model(model_path)
-    return encode_post(model, tokenizer, _record(pair_id), str(feature_cache_dir()))
+    return encode_post(model, tokenizer, _record(pair_id, model.config), str(feature_cache_dir()))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

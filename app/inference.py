@@ -6,8 +6,9 @@ in the batch step are the same computation (same records, same feature cache, sa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from model.checkpoint import preprocessing
 from model.data import MAX_CROPS, Entity, Record
 from model.visual_features import FeatureCache
 
+LOG = logging.getLogger(__name__)
 NO_LABEL = "None"  # the relation a record gets when its pair has no gold label (prepare_examples needs one)
 
 
@@ -40,11 +42,65 @@ def pair_record(pair: EntityPair, post: Post, crops: Iterable[GroundedCrop]) -> 
     )
 
 
-def pair_records(session: Session, pair_ids: list[int]) -> list[Record]:
-    """Records for many pairs in the given order (two queries, not one per pair)."""
+def pair_records(session: Session, pair_ids: list[int], model_config=None) -> list[Record]:
+    """Records for many pairs in the given order (two queries, not one per pair), with the label store's crops, or
+    with a model's config the crops that model reads (`model_records`)."""
+    if model_config is not None:
+        return model_records(session, pair_ids, model_config)[0]
     by_id = pairs_with_posts(session, pair_ids)
     crops = crops_of_posts(session, {post.id for _, post in by_id.values()})
     return [pair_record(*by_id[i], crops.get(by_id[i][1].id, [])) for i in pair_ids]
+
+
+def model_records(session: Session, pair_ids: list[int], model_config) -> tuple[list[Record], CropSource]:
+    """The model's input records for many pairs and where their crops came from (`model_crops`)."""
+    by_id = pairs_with_posts(session, pair_ids)
+    crops = crops_of_posts(session, {post.id for _, post in by_id.values()})
+    records = [pair_record(*by_id[i], crops.get(by_id[i][1].id, [])) for i in pair_ids]
+    return records, model_crops(records, [by_id[i][0].split for i in pair_ids], model_config)
+
+
+@dataclass(frozen=True)
+class CropSource:
+    """Where a model's crops came from for some records: `folder` is the grounding folder read (None: the label
+    store's crops only), `counts` what model.grounding.apply_grounding found there, `note` says it in words."""
+
+    folder: str | None
+    counts: dict[str, int]
+    note: str
+
+
+def model_crops(records: list[Record], splits: list[str], model_config) -> CropSource:
+    """Give records the crops the model was trained on: a checkpoint trained on `python -m model.grounding` crops
+    records that folder (model.checkpoint.preprocessing's grounding_dir); when it exists here, each record of a split
+    it covers reads its crops from there through model.grounding.apply_grounding, as model.evaluate does. Records
+    it has no entry for (posts added in the app, another copy of the data) and every record when the folder is not
+    here keep the label store's crops; the returned CropSource says which was used."""
+    from model.grounding import apply_grounding
+
+    folder = preprocessing(model_config).grounding_dir
+    if not folder:
+        return CropSource(None, {}, "crops: the label store's (the model was trained on the dataset's crops)")
+    if not Path(folder).is_dir():
+        source = CropSource(
+            None,
+            {},
+            f"crops: the label store's (the model's grounding folder {folder} is not on this machine)",
+        )
+        LOG.warning(source.note)
+        return source
+    counts: dict[str, int] = {}
+    for split in sorted(set(splits)):
+        in_split = [
+            record for record, record_split in zip(records, splits, strict=True) if record_split == split
+        ]
+        for key, count in apply_grounding(in_split, folder, split).items():
+            counts[key] = counts.get(key, 0) + count
+    applied = counts.get("applied", 0)
+    note = f"crops: {applied} of {len(records)} from the model's grounding folder {folder}"
+    if applied < len(records):
+        note += f", {len(records) - applied} from the label store's (no usable entry there)"
+    return CropSource(folder, counts, note)
 
 
 @torch.no_grad()
@@ -87,7 +143,7 @@ def predict_and_store(
     for start in range(0, len(pair_ids), chunk):
         ids = pair_ids[start : start + chunk]
         with sessions() as session:
-            records = pair_records(session, ids)
+            records, crop_source = model_records(session, ids, model.config)
         probabilities = predict_records(model, tokenizer, records)
         chunk_rows = [
             {"pair_id": pair_id, "probabilities": pair_probabilities}
@@ -97,16 +153,19 @@ def predict_and_store(
             rows += chunk_rows
         else:
             with sessions.begin() as session:
-                save_predictions(
-                    session, version_key, chunk_rows, settings=asdict(preprocessing(model.config))
-                )
+                save_predictions(session, version_key, chunk_rows, settings=_settings(model, crop_source))
         done += len(ids)
         if progress:
             progress(done, len(pair_ids))
     if atomic and rows:
         with sessions.begin() as session:
-            save_predictions(session, version_key, rows, settings=asdict(preprocessing(model.config)))
+            save_predictions(session, version_key, rows, settings=_settings(model, crop_source))
     return done
+
+
+def _settings(model, crop_source: CropSource) -> dict:
+    """A stored prediction's settings: the model's preprocessing and which crops it read (CropSource.note)."""
+    return {**asdict(preprocessing(model.config)), "crops": crop_source.note}
 
 
 def predict_pair(
@@ -114,14 +173,14 @@ def predict_pair(
 ) -> dict[str, float]:
     """Score one pair now and store it (the Review page calls this for pairs the batch step has not reached)."""
     with sessions() as session:
-        record = pair_records(session, [pair_id])[0]
-    probabilities = predict_records(model, tokenizer, [record])[0]
+        records, crop_source = model_records(session, [pair_id], model.config)
+    probabilities = predict_records(model, tokenizer, records)[0]
     with sessions.begin() as session:
         save_predictions(
             session,
             version_key,
             [{"pair_id": pair_id, "probabilities": probabilities}],
-            settings=asdict(preprocessing(model.config)),
+            settings=_settings(model, crop_source),
         )
     return probabilities
 

@@ -576,17 +576,21 @@ def read_grounding(store_dir: str | Path, split: str) -> dict[int, dict]:
 def apply_grounding(records: Iterable[Record], store_dir: str | Path, split: str) -> dict[str, int]:
     """Point each record's crop_paths at its stored crops (the crops the `objects` variant and the app both use).
 
-    Records with no stored entry or an error entry keep their crop_paths. Returns counts: applied, missing, errors.
+    Records with no stored entry, an error entry, or an entry grounded for another image (a folder made from
+    another copy of the data: its line holds a different img_id) keep their crop_paths. Returns counts: applied,
+    missing, errors, other_image.
     """
     entries = read_grounding(store_dir, split)
     base = Path(store_dir) / split
-    counts = {"applied": 0, "missing": 0, "errors": 0}
+    counts = {"applied": 0, "missing": 0, "errors": 0, "other_image": 0}
     for record in records:
         entry = entries.get(record.line)
         if entry is None:
             counts["missing"] += 1
         elif "error" in entry:
             counts["errors"] += 1
+        elif entry.get("img_id") != record.img_id:
+            counts["other_image"] += 1
         else:
             record.crop_paths = [
                 base / stored_object["crop"]

@@ -353,9 +353,23 @@ def test_batch_grounding_survives_bad_images_and_resumes_without_redoing(tmp_pat
     assert grounder.calls == 1
 
     fresh, _, _ = load_split(root, "val", check_images=False)
-    assert apply_grounding(fresh, store, "val") == {"applied": 3, "missing": 0, "errors": 3}
+    assert apply_grounding(fresh, store, "val") == {"applied": 3, "missing": 0, "errors": 3, "other_image": 0}
     assert fresh[0].crop_paths and all(p.is_file() for p in fresh[0].crop_paths)
     assert fresh[0].crop_paths[0].parent == store / "val" / "crops"
+    # a folder grounded from another copy of the data (its line 1 is another image): its crops are not used
+    other_copy, _, _ = load_split(root, "val", check_images=False)
+    other_copy[0].img_id = "another.jpg"
+    crops_before = list(other_copy[0].crop_paths)
+    assert apply_grounding(other_copy, store, "val") == {
+        "applied": 2,
+        "missing": 0,
+        "errors": 3,
+        "other_image": 1,
+    }
+    assert (
+        other_copy[0].crop_paths == crops_before
+        and other_copy[1].crop_paths[0].parent == store / "val" / "crops"
+    )
 
 
 def test_batch_cli_writes_a_store_and_refuses_to_overwrite(tmp_path, capsys):
