@@ -94,7 +94,6 @@ def test_the_image_decides_and_only_objects_uses_it(trained, synthetic_root, fea
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_best_checkpoint_history_and_version(trained):
     result = trained["objects"]
     assert len(result.history) == 8
@@ -182,6 +181,7 @@ def test_resume_uses_the_saved_weights_and_optimizer_state(
             assert torch.equal(got_average, expected_average)
 
 
+@pytest.mark.slow
 def test_weight_average_is_evaluated_and_saved_as_best_while_training_continues_from_the_raw_weights(
     synthetic_root, tiny_text_encoder, feature_cache_dir, tmp_path
 ):
