@@ -7,13 +7,15 @@
 2. queue what is missing: the first model (configs/first_model.yaml, or $MRELENS_FIRST_MODEL_CONFIG: a quick
    text-only model, activated as soon as it is registered), then the full default recipe (configs/default.yaml,
    or $MRELENS_DEFAULT_MODEL_CONFIG: activated when its val micro-F1 beats the active model's), and a scoring job
-   when the active model has not scored the queue yet. A second launch reuses what exists: a job that is queued,
-   running or done is not queued again;
+   when the active model has not scored the queue yet; on the synthetic demo set the two trainings use
+   configs/synthetic_*.yaml (objects variant: app.model_jobs). A second launch reuses what exists: a job that is
+   queued, running or done is not queued again;
 3. start `python -m app.worker` and `python -m app.serve` (`streamlit run app/main.py` with the page modules, the
    label store and the active model warmed at server start); the app serves as soon as the data are in.
 
-Ctrl-C (or SIGTERM) stops both: the worker ends its running job at the next progress report (it is marked failed
-and queued again by the next launch), then the app stops.
+Ctrl-C (or SIGTERM) stops both: the worker ends its running job at the next progress report (it is marked failed;
+the next launch queues the first model, the default recipe or the scoring again where each is missing, no other
+kind), then the app stops.
 """
 
 from __future__ import annotations
@@ -44,11 +46,11 @@ def queue_default_jobs(sessions: sessionmaker, root: Path, dataset: str) -> list
     """Queue the first model, the default recipe and a scoring job where each is missing; returns the new job ids."""
     from app.jobs import enqueue
     from app.jobs.runner import explain_limit, score_limit, val_f1
+    from app.model_jobs import queue_training
     from db.datasets import count_pairs
     from db.jobs import latest_job
     from db.provenance import active_model_version, pairs_without_prediction
 
-    params = {"data": str(root), "dataset": dataset}
     queued = []
     with sessions() as session:
         active = active_model_version(session)
@@ -61,10 +63,10 @@ def queue_default_jobs(sessions: sessionmaker, root: Path, dataset: str) -> list
             total = count_pairs(session)
             unscored = min(score_limit(), total) - (total - len(pairs_without_prediction(session, active.id)))
     if first is None and not has_useful_model:
-        queued.append(enqueue(sessions, "first_model", LAUNCHER, params))
-        log(f"queued job {queued[-1]}: the first model (quick, text only)")
+        queued.append(queue_training(sessions, "first_model", root, dataset, LAUNCHER))
+        log(f"queued job {queued[-1]}: the first model (quick: one epoch)")
     if default is None:
-        queued.append(enqueue(sessions, "default_model", LAUNCHER, params))
+        queued.append(queue_training(sessions, "default_model", root, dataset, LAUNCHER))
         log(f"queued job {queued[-1]}: the default recipe (activated if it beats the active model)")
     if active is not None and unscored > 0 and scoring is None:
         params = {"model_version": active.version_id, "then_explain": explain_limit()}

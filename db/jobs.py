@@ -179,7 +179,8 @@ def fail_abandoned_jobs(
             job.status, job.finished_at = "failed", now
             job.error = (
                 f"interrupted: {reason} while the job was running; nothing it made was registered. "
-                "Start it again from the app (make app re-queues the default training)."
+                "Start it again from the app (Models or Experiments page); the next `make app` queues the first "
+                "model, the default recipe and the scoring again where each is missing."
             )
             failed.append(job)
     session.flush()

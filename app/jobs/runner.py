@@ -40,9 +40,8 @@ log = logging.getLogger("mrelens.jobs")
 # set by the worker's signal handler: the running job stops at its next progress report
 STOP = threading.Event()
 SUMMARY_METRICS = ("accuracy", "precision", "recall", "f1", "records")
-DEFAULT_SCORE_LIMIT = (
-    4000  # pairs a scoring job stores (val first, then test, new, train); MRELENS_SCORE_LIMIT
-)
+# pairs a scoring job stores (val first, then test, new, train); MRELENS_SCORE_LIMIT
+DEFAULT_SCORE_LIMIT = 4000
 # pairs at the top of the queue whose Inspect results are precomputed after each activation; MRELENS_EXPLAIN_LIMIT
 DEFAULT_EXPLAIN_LIMIT = 50
 CONFIGS = {
@@ -266,22 +265,20 @@ def val_f1(metrics: dict | None) -> float | None:
 def activate_if_better(sessions: sessionmaker, version_id: str, started_by: str) -> dict[str, Any]:
     """Activate `version_id` when no model is active or its val F1 beats the active one's; activation queues
     a scoring job for it. Returns what happened, for the job's outcome."""
-    from app.jobs import enqueue
-    from db.provenance import active_model_version, find_model_version, set_active
+    from app.model_jobs import activate
+    from db.provenance import active_model_version, find_model_version
 
-    with sessions.begin() as session:
+    with sessions() as session:
         version, active = find_model_version(session, version_id), active_model_version(session)
         new_f1, active_f1 = val_f1(version.metrics), val_f1(active.metrics) if active else None
         better = active is None or (new_f1 is not None and (active_f1 is None or new_f1 > active_f1))
         if active is not None and active.id == version.id:
             better = False
-        if better:
-            set_active(session, version_id)
         previous = active.version_id if active else None
     outcome: dict[str, Any] = {"activated": better, "previous_active": previous, "previous_val_f1": active_f1}
     if better:
-        params = {"model_version": version_id, "then_explain": explain_limit()}
-        outcome["score_job"] = enqueue(sessions, "score", started_by, params)
+        # the one activation path: the Models page's button goes through it too
+        outcome.update(activate(sessions, version_id, started_by))
     return outcome
 
 
@@ -531,10 +528,10 @@ def run_grounding(sessions: sessionmaker, request: JobRequest, reporter: Reporte
 
 
 def _experiment_config(request: JobRequest):
-    p = request.params
-    path = p.get("config") or config_path("default_model")
-    overrides = {k: p[k] for k in ("epochs", "limit_train", "limit_val") if p.get(k)}
-    return training_config(path, p["data"], job_output_dir(request), **overrides)
+    params = request.params
+    path = params.get("config") or config_path("default_model")
+    overrides = {key: params[key] for key in ("epochs", "limit_train", "limit_val") if params.get(key)}
+    return training_config(path, params["data"], job_output_dir(request), **overrides)
 
 
 def run_shuffle(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Models: every registered version with its val figures and how it was trained, which one the queue uses, a
-comparison of two versions on val, and retraining from the curated labels (a job: the page never trains)."""
+"""Models: queue the first model or the default recipe, every registered version with its val figures and how it
+was trained, which one the queue uses, a comparison of two versions on val, and retraining from the curated labels
+(all trainings are jobs: the page never trains)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from sqlalchemy.exc import OperationalError
 from app.auth import current_actor, refuse_unless_admin
 from app.identity import require_reviewer
 from app.jobs import enqueue
+from app.model_jobs import TRAINING_NAMES, activate, queue_training, training_config_file
 from app.model_status import WEAK_F1
 from app.resources import get_sessions
 from db.datasets import list_datasets
 from db.errors import LabelStoreError
+from db.jobs import ACTIVE_STATUSES, latest_job
 from db.model_compare import prediction_changes, scored_pairs, versions_with_jobs
-from db.provenance import set_active
 
 
 def val(version) -> dict:
@@ -26,6 +28,54 @@ def val(version) -> dict:
 
 def percent(value) -> float | None:
     return 100 * value if value is not None else None
+
+
+def label_f1(version, label: str) -> float | None:
+    """A version's val F1 on one label in percent; None when the version stored no figure for that label."""
+    value = ((val(version).get("per_label") or {}).get(label) or {}).get("f1")
+    return percent(value)
+
+
+def mnre_layout_sources(datasets: dict[str, str | None]) -> dict[str, str]:
+    """Datasets imported from an MNRE-layout folder that is still on this machine: what a training can read."""
+    return {
+        name: path for name, path in datasets.items() if path and (Path(path) / "ours_rel2id.json").is_file()
+    }
+
+
+def training_panel(sessions, sources: dict[str, str], pending: dict[str, object]) -> None:
+    """Queue the first model or the default recipe as a worker job, as `make app` does (app.model_jobs)."""
+    st.subheader("Train a model")
+    if not actor.is_admin:
+        st.caption("Queuing a training is for admins.")
+        return
+    if not sources:
+        st.info("Training needs a dataset imported from an MNRE-layout folder that is still on this machine.")
+        return
+    names = list(sources)
+    dataset = st.selectbox(
+        "Train on", names, index=names.index("mnre") if "mnre" in names else 0, key="models_train_dataset"
+    )
+    columns = st.columns(len(TRAINING_NAMES))
+    for column, (kind, name) in zip(columns, TRAINING_NAMES.items(), strict=True):
+        with column:
+            job = pending.get(kind)
+            config = training_config_file(kind, dataset)
+            st.caption(
+                f"{name.capitalize()}: `{config.name}`"
+                + (f" · job {job.id} is {job.status}" if job is not None else "")
+            )
+            if not st.button(f"Queue {name}", key=f"models_queue_{kind}"):
+                continue
+            who = require_reviewer()
+            if (admin := refuse_unless_admin(f"queue {name}")) is None:
+                continue
+            try:
+                job_id = queue_training(sessions, kind, sources[dataset], dataset, who, actor=admin)
+            except (LabelStoreError, OperationalError, FileNotFoundError) as err:
+                st.error(f"Not queued: {err}")
+            else:
+                st.success(f"Queued job {job_id}: {name} on {dataset}. Follow it on the Jobs page.")
 
 
 def training_data(version) -> str:
@@ -46,13 +96,17 @@ if not actor.is_admin:
 sessions = get_sessions()
 with sessions() as session:
     versions = versions_with_jobs(session)
+    pending_trainings = {kind: latest_job(session, (kind,), ACTIVE_STATUSES) for kind in TRAINING_NAMES}
     session.expunge_all()  # the rows are read after the session closes
     datasets = {dataset_row.name: dataset_row.source_path for dataset_row in list_datasets(session)}
+sources = mnre_layout_sources(datasets)
 if not versions:
     st.info(
-        "No model is registered yet. `make app` queues the first model as a job (see the Jobs page); "
-        "`python -m db register-model runs/<name>/best` registers a checkpoint trained elsewhere."
+        "No model is registered yet. `make app` queues the first model as a job (see the Jobs page), and the "
+        "buttons below queue it here; `python -m db register-model runs/<name>/best` registers a checkpoint "
+        "trained elsewhere."
     )
+    training_panel(sessions, sources, pending_trainings)
     st.stop()
 
 by_name = {version.version_id: version for version, _ in versions}
@@ -108,10 +162,9 @@ chosen = c1.selectbox(
 )
 if c2.button("Make active", key="models_activate", disabled=bool(active and chosen == active.version_id)):
     try:
-        with sessions.begin() as session:
-            # admins only: a reviewer gets the store's PermissionDeniedError (a LabelStoreError) shown below
-            set_active(session, chosen, actor=actor)
-        job = enqueue(sessions, "score", require_reviewer(), {"model_version": chosen})
+        # admins only: a reviewer gets the store's PermissionDeniedError (a LabelStoreError) shown below; the one
+        # activation path, which also queues the re-scoring and the explanation precompute
+        job = activate(sessions, chosen, require_reviewer(), actor=actor)["score_job"]
     except (LabelStoreError, OperationalError) as err:
         st.error(f"Could not activate {chosen}: {err}")
     else:
@@ -145,6 +198,8 @@ with st.expander(f"{chosen}: per-label val F1 and training settings", expanded=F
         st.caption("No per-label figures were stored with this version.")
     st.json({"path": picked.path, "settings": picked.settings or {}}, expanded=False)
 
+training_panel(sessions, sources, pending_trainings)
+
 st.subheader("Compare two versions on val")
 if len(names) < 2:
     st.caption("Only one version is registered.")
@@ -158,8 +213,9 @@ else:
         [
             {
                 "label": label,
-                "F1 before": 100 * ((val(version_a).get("per_label") or {}).get(label) or {}).get("f1", 0.0),
-                "F1 after": 100 * ((val(version_b).get("per_label") or {}).get(label) or {}).get("f1", 0.0),
+                # a label a version stored no figure for stays empty (not 0.0), and so does its change
+                "F1 before": label_f1(version_a, label),
+                "F1 after": label_f1(version_b, label),
             }
             for label in labels
         ]
@@ -171,6 +227,7 @@ else:
             }
         ]
     )
+    delta = delta.astype({"F1 before": float, "F1 after": float})
     delta["change"] = delta["F1 after"] - delta["F1 before"]
     st.dataframe(
         delta,
@@ -202,9 +259,6 @@ st.caption(
     "corrections applied and rejected pairs dropped (app.retrain), measures before and after on the same val "
     "records, registers the result and activates it only if its val micro-F1 beats the active model's."
 )
-sources = {
-    name: path for name, path in datasets.items() if path and (Path(path) / "ours_rel2id.json").is_file()
-}
 if not sources:
     st.info("Retraining needs a dataset imported from an MNRE-layout folder that is still on this machine.")
     st.stop()

@@ -31,7 +31,7 @@ with sessions() as session:
     active = active_model_version(session)
 if not datasets:
     st.info(
-        "The label store is empty. Run `python -m app.prepare` (or `make app`) to import a dataset, "
+        "The label store is empty. Run `make app`: it imports a dataset and queues the first model, "
         "or add a single post on the **Add post** page."
     )
     st.stop()

@@ -1,9 +1,8 @@
-"""app.prepare makes a fresh store usable and does nothing heavy the second time; the top-level Streamlit config
-takes effect however the app is started."""
+"""app.prepare imports the data and queues the jobs `make app` queues, training nothing itself; the top-level
+Streamlit config takes effect however the app is started."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -12,52 +11,49 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from app.prepare import existing_checkpoints, prepare
-from db.models import Dataset, EntityPair, ModelVersion, Prediction
+from app.launch import LAUNCHER
+from app.prepare import prepare
+from db.models import Dataset, EntityPair, Job, ModelVersion, Prediction
 from db.schema import open_database
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_prepare_imports_registers_predicts_and_is_idempotent(tmp_path, tiny_checkpoint, monkeypatch):
+def test_prepare_imports_and_queues_what_make_app_queues_and_trains_nothing(tmp_path, monkeypatch):
+    """No MNRE: the synthetic set is imported and the launcher's jobs are queued with the synthetic (objects)
+    configs; nothing is trained or registered in the foreground, and a second run queues nothing."""
     from model.synthetic import generate
 
+    for variable in ("MRELENS_FIRST_MODEL_CONFIG", "MRELENS_DEFAULT_MODEL_CONFIG"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("MRELENS_JOBS_URL", f"sqlite:///{tmp_path / 'jobs.db'}")
     root = generate(
         tmp_path / "missing-mnre-so-synthetic", {"train": 10, "val": 6}, images_per_label=1, seed=1
     )
-    runs = tmp_path / "runs"
-    shutil.copytree(tiny_checkpoint, runs / "tiny" / "best")
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    version = prepare(
-        url, tmp_path / "no-such-mnre", predict_limit=100, checkpoints_dir=runs, synthetic_dir=root
-    )
+    t0 = time.perf_counter()
+    queued = prepare(url, tmp_path / "no-such-mnre", synthetic_dir=root)
+    # the old prepare trained a quick-start model here (minutes); queuing takes seconds
+    assert time.perf_counter() - t0 < 30
     engine, sessions = open_database(url)
     with sessions() as s:
         assert [d.name for d in s.scalars(select(Dataset))] == ["synthetic"]
         assert s.scalar(select(func.count()).select_from(EntityPair)) == 16
-        assert s.scalar(select(func.count()).select_from(Prediction)) == 16
-        (registered,) = s.scalars(select(ModelVersion)).all()
-        assert registered.is_active and registered.version_id == version.version_id
-        first_prediction_ids = sorted(s.scalars(select(Prediction.id)))
-
-    t0 = time.perf_counter()
-    again = prepare(
-        url, tmp_path / "no-such-mnre", predict_limit=100, checkpoints_dir=runs, synthetic_dir=root
-    )
-    assert time.perf_counter() - t0 < 10
-    assert again.version_id == version.version_id
-    with sessions() as s:
-        assert sorted(s.scalars(select(Prediction.id))) == first_prediction_ids, "nothing recomputed"
-        assert s.scalar(select(func.count()).select_from(ModelVersion)) == 1
+        assert s.scalar(select(func.count()).select_from(ModelVersion)) == 0
+        assert s.scalar(select(func.count()).select_from(Prediction)) == 0
+        jobs = s.scalars(select(Job).order_by(Job.id)).all()
+        assert [j.id for j in jobs] == queued
+        assert [(j.kind, j.status, j.started_by) for j in jobs] == [
+            ("first_model", "queued", LAUNCHER),
+            ("default_model", "queued", LAUNCHER),
+        ]
+        assert [Path(j.params["config"]).name for j in jobs] == [
+            "synthetic_first_model.yaml",
+            "synthetic_default.yaml",
+        ]
+        assert {j.params["data"] for j in jobs} == {str(root)}
+    assert prepare(url, tmp_path / "no-such-mnre", synthetic_dir=root) == []  # a second run reuses them
     engine.dispose()
-
-
-def test_existing_checkpoints_prefer_trained_runs_and_the_objects_variant(tmp_path):
-    for name, variant in (("quickstart", "objects"), ("a_text", "text_only"), ("b_objects", "objects")):
-        (tmp_path / name / "best").mkdir(parents=True)
-        (tmp_path / name / "best" / "config.json").write_text(f'{{"variant": "{variant}"}}')
-    (tmp_path / "half_written" / "best").mkdir(parents=True)  # no config.json: not a checkpoint
-    assert [p.parent.name for p in existing_checkpoints(tmp_path)] == ["b_objects", "a_text", "quickstart"]
 
 
 def test_top_level_streamlit_config_takes_effect(tmp_path):
