@@ -17,9 +17,8 @@ from app.store import PairView, decide, load_pair_view, undo
 from db.errors import ConcurrentEditError, LabelStoreError
 from model.images import ImageError, load_image
 
-SAVED_REVISIONS = (
-    "review_saved_revisions"  # session state: pair id -> revision this reviewer's last save created
-)
+# session state: pair id -> revision this reviewer's last save created
+SAVED_REVISIONS = "review_saved_revisions"
 SHORTCUTS = (
     "**A** accept · **1-9** correct to that label · **E** correct to the picked label · **X** reject · "
     "**S** skip · **N** next · **P** previous · **U** undo"

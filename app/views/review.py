@@ -119,8 +119,8 @@ st.markdown(
 )
 
 labels = ranked_labels(view.probabilities, view.labels)
-b = st.columns(6)
-b[0].button(
+decision_columns = st.columns(6)
+decision_columns[0].button(
     "Accept",
     shortcut="A",
     on_click=save,
@@ -131,9 +131,13 @@ b[0].button(
     disabled=current is None,
     help="Nothing to accept: correct it to a label (1-9 or E) or reject it." if current is None else None,
 )
-b[1].button("Reject", shortcut="X", on_click=save, args=("rejected",), key="review_reject", width="stretch")
-b[2].button("Skip", shortcut="S", on_click=save, args=("skipped",), key="review_skip", width="stretch")
-b[3].button(
+decision_columns[1].button(
+    "Reject", shortcut="X", on_click=save, args=("rejected",), key="review_reject", width="stretch"
+)
+decision_columns[2].button(
+    "Skip", shortcut="S", on_click=save, args=("skipped",), key="review_skip", width="stretch"
+)
+decision_columns[3].button(
     "Previous",
     shortcut="P",
     on_click=review.move,
@@ -142,7 +146,7 @@ b[3].button(
     width="stretch",
     disabled=review.position == 0,
 )
-b[4].button(
+decision_columns[4].button(
     "Next",
     shortcut="N",
     on_click=review.move,
@@ -151,7 +155,7 @@ b[4].button(
     width="stretch",
     disabled=review.position >= len(review.queue) - 1,
 )
-b[5].button(
+decision_columns[5].button(
     "Undo",
     shortcut="U",
     on_click=undo_action,
