@@ -193,9 +193,8 @@ def background() -> Background:
     return Background()
 
 
-_worker_models: dict[
-    str, tuple
-] = {}  # checkpoint folder -> (model, tokenizer), touched by the worker thread only
+# checkpoint folder -> (model, tokenizer), touched by the worker thread only
+_worker_models: dict[str, tuple] = {}
 
 
 def worker_model(path: str):

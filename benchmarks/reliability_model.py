@@ -90,9 +90,8 @@ def file_cases(tmp: Path) -> list[tuple[str, Path, dict, dict]]:
     """(what, folder, environment, extra) per bad file."""
     good = GOOD_LINE.encode()
     latin1 = GOOD_LINE.replace("Berlin", "Zürich").encode("latin-1")
-    huge_tokens = (
-        "{'token': [" + "'x', " * 8_000_000 + "], 'relation': 'None'}"
-    ).encode()  # 40 MB, 8M tokens
+    # 40 MB, 8M tokens
+    huge_tokens = ("{'token': [" + "'x', " * 8_000_000 + "], 'relation': 'None'}").encode()
     long_post = repr(
         {
             "token": ["w"] * 2000,

@@ -419,8 +419,9 @@ def curated_rows(session: Session, export_filter: ExportFilter | None = None) ->
     """One dict per exported pair, in source order, with the curated label and the decision behind it."""
     export_filter = export_filter or ExportFilter()
     current = current_annotation_alias()
+    # plain columns, not ORM entities: 3-4x faster for a 15k-row export
     stmt = (
-        select(  # plain columns, not ORM entities: 3-4x faster for a 15k-row export
+        select(
             EntityPair.id.label("pair_id"),
             EntityPair.split,
             EntityPair.source_line,

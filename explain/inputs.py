@@ -24,15 +24,13 @@ class PostInputs:
     batch: dict[str, torch.Tensor]  # as model.batching.collate makes it (B = 1), without labels
     tokens: list[str]  # word pieces incl. [CLS] / [SEP] / entity markers, one per position
     word_index: list[int]  # per position: the source word, -1 for markers and [CLS] / [SEP]
-    head_span: tuple[
-        int, int
-    ]  # token positions [start, end) of the head entity, markers <s> ... </s> included
+    # token positions [start, end) of the head entity, markers <s> ... </s> included
+    head_span: tuple[int, int]
     tail_span: tuple[int, int]  # the same for the tail, <o> ... </o>
     visual_labels: list[str]  # one per visual token: "grid r2c3" (global image cell), "crop 1", ...
     visual_token_slots: list[int]  # per visual token: 0 = global image, k = crop k
-    has_image: (
-        bool  # the model reads an image for this post (False for text_only models and posts without one)
-    )
+    # the model reads an image for this post (False for text_only models and posts without one)
+    has_image: bool
     record: Record
     visual_present: list[bool]  # per visual token: its slot exists (missing crops are masked out)
     pad_token_id: int = 0  # the tokenizer's [PAD] and [MASK] ids (attribution baselines)

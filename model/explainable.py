@@ -38,9 +38,8 @@ class TokenVisualAttention:
     visual_present: list[bool]  # (V,) the key's slot exists for this post
     rollout: np.ndarray  # (T, V) flow from each visual key into each text token (rows sum to 1 or are all 0)
     visual_share: np.ndarray  # (T,) share of each text token's flow that comes from the image (0..1)
-    grid_weights: np.ndarray | None = (
-        None  # (V, 49) how much of key v lies on each 7x7 cell (None: no grid view)
-    )
+    # (V, 49) how much of key v lies on each 7x7 cell (None: no grid view)
+    grid_weights: np.ndarray | None = None
     notes: dict[str, Any] = field(default_factory=dict)  # what the layers are, for a caption
 
 

@@ -294,9 +294,8 @@ class GroundingDinoGrounder:
         )[0]
         ids = inputs["input_ids"][0].tolist()
         probs = out.logits[0].sigmoid()[:, : len(ids)]  # (Q, L)
-        keep_q = torch.nonzero(
-            probs.max(dim=-1).values > self.box_threshold
-        ).flatten()  # same mask as post-process
+        # same mask as post-process
+        keep_q = torch.nonzero(probs.max(dim=-1).values > self.box_threshold).flatten()
         if len(keep_q) != len(post["scores"]):
             raise RuntimeError("GroundingDINO post-processing kept a different set of boxes than expected")
         spans = _phrase_spans(ids, self._sep_ids, len(phrases))

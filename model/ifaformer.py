@@ -58,18 +58,16 @@ class IFAformerConfig:
     # visual layers (defaults: the text stream's); clip: a transformers CLIPVisionConfig as a dict
     vision_config: dict = field(default_factory=dict)
     max_crops: int = 3
-    fusion_layers: int | None = (
-        None  # the top N layers of each stream are fused; None = min(text depth, vision depth)
-    )
+    # the top N layers of each stream are fused; None = min(text depth, vision depth)
+    fusion_layers: int | None = None
     classifier_dropout: float = 0.1
     marker_token_ids: list[int] = field(default_factory=list)  # ids of the four entity markers
     # their strings (model.data.token_markers: <s> </s> <o> </o>, or <e1> </e1> <e2> </e2> for MPNet, whose own
     # <s> and </s> are its start and end tokens); [] in checkpoints saved before it was recorded (<s> ...)
     entity_markers: list[str] = field(default_factory=list)
     version_id: str = ""  # set when saved: content hash of the weights
-    text_encoder: str = (
-        ""  # where the text weights came from (for the record; loading uses the saved weights)
-    )
+    # where the text weights came from (for the record; loading uses the saved weights)
+    text_encoder: str = ""
     vision_encoder: str = ""
     # how inputs are built for this model (max_length, marker_style, grounding_dir, none_bias): read it with
     # model.checkpoint.preprocessing(config); {} in checkpoints saved before it existed
@@ -285,9 +283,8 @@ class IFAformerOutput:
     text_hidden: torch.Tensor | None = None  # (B, T, C_t)
     vision_hidden: torch.Tensor | None = None  # (B, V, C_v)
     text_attentions: list[torch.Tensor] | None = None  # per text layer: (B, nh, T, T [+ V when fused])
-    vision_attentions: list[torch.Tensor] | None = (
-        None  # per built vision layer: (B, nh, V, V [+ T when fused])
-    )
+    # per built vision layer: (B, nh, V, V [+ T when fused])
+    vision_attentions: list[torch.Tensor] | None = None
     fused_text_layers: list[int] = field(default_factory=list)  # which text layers attend to vision
     visual_mask: torch.Tensor | None = None  # (B, V) token-level mask of the visual stream
     # per visual token: 0 = global image, k = crop k

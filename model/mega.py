@@ -55,9 +55,8 @@ class MegaConfig:
     classifier_dropout: float = 0.1
     marker_token_ids: list[int] = field(default_factory=list)  # ids of <s> </s> <o> </o>
     version_id: str = ""  # set when saved: content hash of the weights
-    text_encoder: str = (
-        ""  # where the text weights came from (for the record; loading uses the saved weights)
-    )
+    # where the text weights came from (for the record; loading uses the saved weights)
+    text_encoder: str = ""
     # how inputs are built for this model: read it with model.checkpoint.preprocessing(config)
     preprocessing: dict = field(default_factory=dict)
     # fixed by the design; kept as fields so that the shared pipeline reads them like an IFAformerConfig's

@@ -44,9 +44,8 @@ MAX_CROPS = 3
 MAX_LABEL_MAP_BYTES = 1 << 20  # ours_rel2id.json of MNRE is 534 bytes
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-TORCH_LEGACY_MAGIC = (
-    0x1950A86A20F9469CFC6C  # first pickle of a torch.save file written without the zip format
-)
+# first pickle of a torch.save file written without the zip format
+TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 
 class DataFormatError(ValueError):
@@ -75,10 +74,10 @@ class ReaderLimits:
     }
 
     def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for limit in fields(self):
+            value = getattr(self, limit.name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"reader limit {f.name} must be a positive integer, got {value!r}")
+                raise ValueError(f"reader limit {limit.name} must be a positive integer, got {value!r}")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ReaderLimits:
@@ -428,9 +427,8 @@ class _PlainDataUnpickler(pickle.Unpickler):
 def _unpickle_plain(data: bytes) -> object:
     stream = io.BytesIO(data)
     first = _PlainDataUnpickler(stream).load()
-    if (
-        first == TORCH_LEGACY_MAGIC
-    ):  # legacy torch.save: magic, protocol version, system info, then the object
+    # legacy torch.save: magic, protocol version, system info, then the object
+    if first == TORCH_LEGACY_MAGIC:
         _PlainDataUnpickler(stream).load()
         _PlainDataUnpickler(stream).load()
         return _PlainDataUnpickler(stream).load()

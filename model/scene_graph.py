@@ -127,11 +127,13 @@ def build_scene_graph(
         else:
             nodes.append(SceneNode(len(nodes), obj.label, obj.box, obj.score, obj.source, [i]))
     edges: list[SceneEdge] = []
-    for i, a in enumerate(nodes):
+    for i, subject in enumerate(nodes):
         for j in range(i + 1, len(nodes)):
-            b = nodes[j]
-            if a.box is None or b.box is None:
+            other = nodes[j]
+            if subject.box is None or other.box is None:
                 continue
-            for p in dict.fromkeys(spatial_predicates(a.box, b.box, contain_ratio, near_ratio)):
-                edges.append(SceneEdge(i, p, j))
+            for predicate in dict.fromkeys(
+                spatial_predicates(subject.box, other.box, contain_ratio, near_ratio)
+            ):
+                edges.append(SceneEdge(i, predicate, j))
     return SceneGraph(nodes, edges)

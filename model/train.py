@@ -78,9 +78,8 @@ class TrainConfig:
     eval_batch_size: int = 64
     progress: bool = True
     pretrained: bool = True  # False: random encoder weights (tiny test encoders)
-    vision_config: dict | None = (
-        None  # widths/depth of the fresh visual layers (efficientnet); None = defaults
-    )
+    # widths/depth of the fresh visual layers (efficientnet); None = defaults
+    vision_config: dict | None = None
 
 
 @dataclass
@@ -427,14 +426,15 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     """TrainConfig from an optional YAML file, overridden by the flags actually given."""
     ap = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.splitlines()[0])
     ap.add_argument("--config", help="YAML file with TrainConfig fields")
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
+    for config_field in fields(TrainConfig):
+        flag = "--" + config_field.name.replace("_", "-")
+        field_type = str(config_field.type)
+        if config_field.type in ("bool", bool):
             ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS)
-        elif f.name == "vision_config":
+        elif config_field.name == "vision_config":
             ap.add_argument(flag, type=json.loads, default=argparse.SUPPRESS, help="JSON object")
         else:
-            kind = int if "int" in str(f.type) else float if "float" in str(f.type) else str
+            kind = int if "int" in field_type else float if "float" in field_type else str
             ap.add_argument(flag, type=kind, default=argparse.SUPPRESS)
     args = vars(ap.parse_args(argv))
     values: dict = {}
@@ -445,7 +445,7 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
         if not path.is_file():
             raise DataFormatError(path, None, None, "config file not found")
         loaded = yaml.safe_load(path.read_text()) or {}
-        known = {f.name for f in fields(TrainConfig)}
+        known = {config_field.name for config_field in fields(TrainConfig)}
         unknown = sorted(set(loaded) - known)
         if unknown:
             raise DataFormatError(

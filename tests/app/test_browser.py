@@ -482,9 +482,8 @@ def walk(browser, url: str, store: str, shots: Path, tmp_path: Path, missing_ima
     browser.save_screenshot(str(shots / "export_mnre.png"))
     for fmt, suffix in (("jsonl", ".jsonl"), ("csv", ".csv"), ("parquet", ".parquet")):
         choose(browser, "Format", fmt)
-        browser.find_element(
-            "css selector", "h1"
-        ).click()  # close the list, so the next click is the button's
+        # close the list, so the next click is the button's
+        browser.find_element("css selector", "h1").click()
         click_button(browser, "Export")
         wait_for_text(browser, f"{suffix} (")
         wait_idle(browser)

@@ -185,21 +185,24 @@ def test_review_queue_sorts_and_filters(imported):
             session,
             version.id,
             [
+                # margin 0.1, agrees with gold
                 {
                     "pair_id": ids[("train", 1)],
                     "probabilities": _probabilities("/per/per/peer", 0.5, "None", 0.4),
                     "image_reliance": 0.1,
-                },  # margin 0.1, agrees with gold
+                },
+                # margin 0.85, disagrees
                 {
                     "pair_id": ids[("train", 2)],
                     "probabilities": _probabilities("/per/per/peer", 0.9, "None", 0.05),
                     "image_reliance": 0.7,
-                },  # margin 0.85, disagrees
+                },
+                # margin 0.02, disagrees
                 {
                     "pair_id": ids[("train", 3)],
                     "probabilities": _probabilities("None", 0.45, "/per/org/member_of", 0.43),
                     "image_reliance": 0.3,
-                },  # margin 0.02, disagrees
+                },
                 {
                     "pair_id": ids[("val", 1)],
                     "probabilities": _probabilities("/per/per/peer", 0.6, "None", 0.2),

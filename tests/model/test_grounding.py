@@ -344,12 +344,8 @@ def test_batch_grounding_survives_bad_images_and_resumes_without_redoing(tmp_pat
     with (store / "val.jsonl").open("a") as fh:
         fh.write('{"line": 2, "img_')  # what a batch killed mid-write leaves
     again = ground_split(records, store, "val", grounder=grounder, resume=True, progress=False)
-    assert again == {
-        "grounded": 0,
-        "skipped": 3,
-        "missing": 1,
-        "unreadable": 2,
-    }  # errors are retried, done are not
+    # errors are retried, done are not
+    assert again == {"grounded": 0, "skipped": 3, "missing": 1, "unreadable": 2}
     assert grounder.calls == 1
 
     fresh, _, _ = load_split(root, "val", check_images=False)

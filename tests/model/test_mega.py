@@ -160,9 +160,8 @@ def test_prepare_and_collate_pad_structural_alignment(tiny_mega, synthetic_root,
     model, tokenizer = tiny_mega
     from model.visual_features import FeatureCache
 
-    records = [
-        replace(r, relation="None") for r in load_split(synthetic_root, "val")[0][:3]
-    ]  # the tiny labels
+    # relabelled "None", one of the tiny model's LABELS (the synthetic relations are not)
+    records = [replace(r, relation="None") for r in load_split(synthetic_root, "val")[0][:3]]
     no_image = Record(["Ann", "sees", "Bo"], Entity("Ann", 0, 1), Entity("Bo", 2, 3), "None")
     prepared = prepare_examples(
         [*records, no_image], tokenizer, model.config, 24, FeatureCache(feature_cache_dir)

@@ -125,11 +125,12 @@ def test_regal_embeddings_reproduce_the_similarity_with_all_landmarks():
 
 def test_structural_alignment_rows_sum_to_one_and_follow_structure():
     text = TextGraph(["a", "b", "c"], [1, -1, 1], ["x", "ROOT", "x"], ["NOUN", "NOUN", "NOUN"])  # path a-b-c
+    # near-chain p-q-r
     objects = [
         obj("p", (0, 0, 10, 10)),
         obj("q", (12, 0, 22, 10)),
         obj("r", (24, 0, 34, 10)),
-    ]  # near-chain p-q-r
+    ]
     scene = build_scene_graph(objects)
     assert scene.adjacency().sum() == 4
     weights = structural_alignment(text, scene)
