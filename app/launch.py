@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -176,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     from app.serve import WARM_FILE_ENV
 
     # app.serve writes it when the first session no longer shares the CPU with warming (see app.serve)
-    warm_file = REPO_ROOT / "var" / f"warm-{args.port}.txt"
-    warm_file.parent.mkdir(parents=True, exist_ok=True)
+    warm_file = Path(tempfile.gettempdir()) / f"mrelens-warm-{os.getpid()}.txt"
     warm_file.unlink(missing_ok=True)
     # own sessions: Ctrl-C reaches the launcher only, which stops the children in order
     processes = {
@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         log("stopping the worker and the app ...")
         stop(processes)
+        warm_file.unlink(missing_ok=True)
         log("stopped")
     return status
 

@@ -108,3 +108,34 @@ def test_activation_precomputes_the_top_of_the_queue_in_the_worker_and_a_cancel_
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+def test_an_error_in_the_middle_of_a_pair_stores_nothing_of_that_pair(seeded_url, monkeypatch):
+    """The explanation job fails on the second pair's visual attribution: the first pair keeps its three results,
+    the second has none (its token result, already computed, is not written alone)."""
+    from sqlalchemy import select
+
+    import app.explain_results as results
+    from app.paths import feature_cache_dir
+    from db.schema import open_database
+    from model.evaluate import load_checkpoint
+
+    engine, sessions = open_database(seeded_url)
+    with sessions() as session:
+        version = session.scalar(select(ModelVersion).where(ModelVersion.is_active))
+        version_key, path = version.id, version.path
+        top = results.queue_top(session, version_key, 3)
+    real_compute = results.compute
+
+    def failing_compute(kind, model, tokenizer, inputs, sessions_, pair_id, settings, cache_dir):
+        if pair_id == top[1] and kind == "visual":
+            raise RuntimeError("visual attribution broke")
+        return real_compute(kind, model, tokenizer, inputs, sessions_, pair_id, settings, cache_dir)
+
+    monkeypatch.setattr(results, "compute", failing_compute)
+    model, tokenizer = load_checkpoint(path)
+    with pytest.raises(RuntimeError, match="visual attribution broke"):
+        results.explain_top_of_queue(sessions, model, tokenizer, version_key, 3, str(feature_cache_dir()))
+    pairs = complete_pairs(stored_rows(sessions))
+    engine.dispose()
+    assert pairs == {top[0]: {"tokens", "visual", "reliance"}}
