@@ -1,4 +1,5 @@
-"""MRE Lens: the review app. `streamlit run app/main.py` (or `make app`, which prepares the database first).
+"""MRE Lens: the review app. `streamlit run app/main.py`, or `python -m app.serve` (the same, with the page modules,
+the label store and the active model warmed at server start; `make app` starts it after importing the data).
 
 The entrypoint draws the shared frame (who is reviewing, which model is active) and runs the page picked in the
 navigation; every page lives in app/views/ and reads top to bottom.
