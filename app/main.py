@@ -1,8 +1,10 @@
 """MRE Lens: the review app. `streamlit run app/main.py`, or `python -m app.serve` (the same, with the page modules,
-the label store and the active model warmed at server start; `make app` starts it after importing the data).
+the label store and the active model warmed at server start). `make app` (app.launch) imports the data, starts the
+job worker, queues the first trainings and serves the app through app.serve.
 
-The entrypoint draws the shared frame (who is reviewing, which model is active) and runs the page picked in the
-navigation; every page lives in app/views/ and reads top to bottom.
+The entrypoint asks for a login when a provider is configured (app.auth), draws the shared frame (who is reviewing;
+which model is active, or what is training) and runs the page picked in the navigation: Queue, Review and Add post;
+Inspect and Experiments; Export, Models and Jobs. Every page lives in app/views/ and reads top to bottom.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from pathlib import Path
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run app/main.py` from anywhere
+# `streamlit run app/main.py` from anywhere
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.auth import require_login  # noqa: E402
 from app.identity import identity_sidebar  # noqa: E402
@@ -44,5 +47,6 @@ pages = {
 }
 page = st.navigation(pages)
 identity_sidebar()
-sidebar_model_status()  # every page says which model is active, or what is training and when a model is due
+# every page says which model is active, or what is training and when a model is due
+sidebar_model_status()
 page.run()
