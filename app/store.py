@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.annotations import current_state, pair_history, record_annotation, undo_last
 from db.io import import_post
 from db.models import Annotation
-from db.provenance import active_model_version, evaluation_runs_with_versions, model_versions_newest_first
+from db.provenance import active_model_version, evaluation_runs_with_versions
 from db.review_queue import pair_detail, queue_filter_values
 from model.images import DEFAULT_MAX_IMAGE_BYTES, ImageError, decode_image
 from model.mnre_format import DataFormatError
@@ -240,27 +240,6 @@ def _write_new_file(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def model_versions(session: Session) -> list[dict[str, Any]]:
-    rows = []
-    for version in model_versions_newest_first(session):
-        settings = version.settings or {}
-        val = (version.metrics or {}).get("val", {})
-        rows.append(
-            {
-                "version": version.version_id,
-                "active": version.is_active,
-                "variant": version.variant,
-                "quick-start": bool(settings.get("quick_start")),
-                "val F1": 100 * val["f1"] if "f1" in val else None,
-                "parent": version.parent.version_id if version.parent else None,
-                "created by": version.created_by,
-                "created": version.created_at.strftime("%Y-%m-%d %H:%M"),
-                "path": version.path,
-            }
-        )
-    return rows
 
 
 def filter_options(session: Session) -> dict[str, list[str]]:
