@@ -30,7 +30,7 @@ from db.models import EntityPair  # noqa: E402
 from db.provenance import register_model_version, save_predictions, set_active  # noqa: E402
 from db.review_queue import QueueFilter, review_queue  # noqa: E402
 from db.schema import open_database  # noqa: E402
-from model.mnre_format import SPLIT_FILES, read_records, read_rel2id  # noqa: E402
+from model.mnre_format import SPLIT_FILES, labels_by_id, read_records, read_rel2id  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,7 +54,7 @@ def synthetic_probabilities(labels: list[str], rng: random.Random) -> dict[str, 
 def run(mnre: Path, url: str) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     splits = available_splits(mnre)
-    labels = list(read_rel2id(mnre / "ours_rel2id.json"))
+    labels = labels_by_id(read_rel2id(mnre / "ours_rel2id.json"))
 
     parse_s, parsed = timed(lambda: [read_records(mnre / "txt" / SPLIT_FILES[s][0]) for s in splits])
     n_records = sum(len(p) for p in parsed)
