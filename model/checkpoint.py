@@ -152,8 +152,10 @@ class CheckpointError(ValueError):
 
 def read_checkpoint_config(folder: str | Path) -> dict:
     """The parsed config.json of a checkpoint folder, with "architecture" always set ("ifaformer" for folders saved
-    before it was recorded). The one reader of config.json: every caller (loaders, registry, training, the app, the
-    label store) goes through it."""
+    before it was recorded). The one reader of a checkpoint's config.json in the running code: loaders, registry,
+    training, evaluation, the app and the label store all go through it. The one other reader is Alembic migration
+    db/migrations/versions/0004, which keeps a small copy on purpose (a migration must stay self-contained and run the
+    same way however this module changes later); it applies the same "ifaformer" default."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(

@@ -5,6 +5,10 @@ Existing rows are filled from the config.json in their checkpoint folder; a fold
 its architecture is an IFAformer one (the rule model.checkpoint.read_checkpoint_config applies). A row whose folder
 is gone or unreadable keeps NULL: unknown, never guessed.
 
+The migration reads config.json itself (`_checkpoint_config`) rather than through model.checkpoint: a migration is
+self-contained, so it runs the same way on an old store however model/ changes later, and the label store's
+migrations never import the model package. It is the one reader besides model.checkpoint.read_checkpoint_config.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-28 12:00:00
