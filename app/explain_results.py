@@ -220,7 +220,8 @@ def explain_top_of_queue(
                 kind, model, tokenizer, inputs, sessions, pair_id, DEFAULT_SETTINGS[kind], cache_dir
             )
             progress(
-                (k + (j + 1) / len(missing)) / total, f"explanations: pair {pair_id} ({kind}), {k}/{total}"
+                (k + (j + 1) / len(missing)) / total,
+                f"explanations: {k}/{total} pairs done; pair {pair_id}: {kind}",
             )
         with sessions.begin() as session:
             for kind, result in results.items():

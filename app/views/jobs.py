@@ -38,7 +38,10 @@ def progress_text(job: Job) -> str:
         parts.append(f"part {job_progress['part']}/{job_progress['parts']}")
     if job_progress.get("epoch"):
         parts.append(f"epoch {job_progress['epoch']}/{job_progress['epochs']}")
-    if job_progress.get("step"):
+    if job_progress.get("step") and not job_progress.get("epoch") and job_progress.get("message"):
+        # a job without epochs (scoring, explanations, grounding) says what it counts: "explanations: 5/8 pairs"
+        parts.append(job_progress["message"])
+    elif job_progress.get("step"):
         parts.append(
             f"step {job_progress['step']}"
             + (f"/{job_progress['steps']}" if job_progress.get("steps") else "")

@@ -139,3 +139,26 @@ def test_an_error_in_the_middle_of_a_pair_stores_nothing_of_that_pair(seeded_url
     pairs = complete_pairs(stored_rows(sessions))
     engine.dispose()
     assert pairs == {top[0]: {"tokens", "visual", "reliance"}}
+
+
+def test_the_jobs_page_names_the_explanation_job_and_counts_its_pairs(make_app, seeded_url):
+    from app.jobs import enqueue
+    from db.jobs import start_job
+    from db.schema import open_database
+
+    engine, sessions = open_database(seeded_url)
+    job_id = enqueue(sessions, "score", "make app", {"model_version": "v", "explanations": 4})
+    with sessions.begin() as session:
+        start_job(session, job_id)
+        session.get(Job, job_id).progress = {
+            "fraction": 0.6,
+            "step": 7,
+            "steps": 12,
+            "message": "explanations: 2/4 pairs done; pair 9: visual",
+        }
+    engine.dispose()
+    at = make_app(seeded_url, "views/jobs.py")
+    running = " ".join(m.value for m in at.markdown)
+    assert f"Job {job_id}: precomputing Inspect's explanations for the top 4 pairs" in running
+    (bar,) = at.get("progress")
+    assert "explanations: 2/4 pairs done; pair 9: visual" in bar.proto.text, bar.proto.text
