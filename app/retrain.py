@@ -4,10 +4,14 @@
                           [--output-dir runs/retrain-...] [--activate] [--database-url URL]
 
 Corrections (and accepted labels) override the source labels, rejected pairs are dropped, everything else keeps its
-source label. Before and after are measured by the same rule: one evaluation on the same val records of a model
-that was not picked on them (the base as registered, the fine-tuned model after its last epoch). The fine-tuned
-model is registered as a new version (parent = the base) with both sets of figures, and both evaluations are
-stored as evaluation runs. A --base folder is registered only once its checkpoint loads.
+source label. Before and after are measured by the same rule, the one every registered version follows: the
+checkpoint its training selected on val (model.train's best/: the epoch with the best val micro-F1, with the "None"
+offset tuned on val), evaluated on the same val records: the base as registered (the best/ of the job or run that
+made it) and the retraining's best/. Both figures are picked on val, optimistic alike, and comparable with the
+active model's val F1, which activation compares against. The fine-tuned model is registered as a new version
+(parent = the base) with both sets of figures, and both evaluations are stored as evaluation runs (kept out of
+the Experiments tables, explain.tables.OUTSIDE_TABLES). A --base folder is registered only once its checkpoint
+loads.
 """
 
 from __future__ import annotations
@@ -43,8 +47,9 @@ class RetrainResult:
     new_version: str
     checkpoint: Path
     curation: CurationReport
-    before: dict  # base model on val
-    after: dict  # the fine-tuned model after its last epoch, on the same val records
+    before: dict  # the base model on val
+    # the fine-tuned model's best/ (epoch and None offset selected on val), on the same val records
+    after: dict
     history: list[dict]
 
     def table(self) -> str:
@@ -124,6 +129,7 @@ def retrain(
     Retraining is an admin action (db.roles): a reviewer `actor` is refused before anything is written.
     """
     require_admin(actor, "start a retraining")
+    from explain.tables import RETRAIN_BASELINE, RETRAIN_RESULT
     from model.evaluate import evaluate_checkpoint
     from model.train import TrainConfig, train
 
@@ -172,7 +178,8 @@ def retrain(
         label_names=label_names,
         progress_callback=progress_callback,
     )
-    final_dir = Path(output_dir) / "last"
+    # best/, as for the base and every other registered version: one selection rule on both sides
+    final_dir = Path(result.best_dir)
     if not (final_dir / "config.json").is_file():
         raise LabelStoreError(f"training wrote no checkpoint under {output_dir}; nothing to register")
     log(f"evaluating the fine-tuned model {final_dir} on val ...")
@@ -210,7 +217,7 @@ def retrain(
             "val",
             _summary(before),
             base_ref.version_key,
-            settings={"purpose": "retrain baseline"},
+            settings={"purpose": RETRAIN_BASELINE},
         )
         save_evaluation_run(
             session,
@@ -219,7 +226,7 @@ def retrain(
             "val",
             _summary(after),
             version.id,
-            settings={"purpose": "retrain result", "parent": base_version},
+            settings={"purpose": RETRAIN_RESULT, "parent": base_version},
         )
         if activate:
             set_active(session, version.version_id, actor=actor)

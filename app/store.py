@@ -266,6 +266,7 @@ def evaluation_run_rows(session: Session, split: str | None = None) -> list[dict
                 "setting": run.setting.replace("-", "_"),
                 "eval_split": run.split,
                 "model_version": version.version_id if version else "",
+                "purpose": (run.settings or {}).get("purpose", ""),
                 **{k: float(metrics[k]) for k in ("accuracy", "precision", "recall", "f1")},
             }
         )

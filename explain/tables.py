@@ -1,13 +1,18 @@
 """Dataset-level tables from stored evaluation runs: the visual shuffle (paper Table 1) and the variant ablation
 (paper Table 2). Runs are dicts like the rows model/shuffle.py writes: model, architecture, variant, setting
-(standard | shuffle_train | shuffle_test), accuracy, precision, recall, f1, eval_split, model_version.
-Several runs of one model and setting (seeds) are averaged, and their count and spread are kept."""
+(standard | shuffle_train | shuffle_test), accuracy, precision, recall, f1, eval_split, model_version, and the
+run's purpose when one was stored. Several runs of one model and setting (seeds) are averaged, and their count and
+spread are kept. Runs stored for another purpose than the experiments (OUTSIDE_TABLES: a retraining's before/after
+evaluations) are left out of both tables: a fine-tuned objects model would otherwise become Table 2's full model."""
 
 from __future__ import annotations
 
 import numpy as np
 
 SETTINGS = ("standard", "shuffle_train", "shuffle_test")
+# the purposes app.retrain stores its two evaluations under
+RETRAIN_BASELINE, RETRAIN_RESULT = "retrain baseline", "retrain result"
+OUTSIDE_TABLES = frozenset({RETRAIN_BASELINE, RETRAIN_RESULT})
 METRICS = ("accuracy", "precision", "recall", "f1")
 # the paper's Table 2 order, full model last
 VARIANT_ORDER = (
@@ -36,6 +41,8 @@ def _check(run: dict) -> None:
 def _group(runs: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for run in runs:
+        if run.get("purpose") in OUTSIDE_TABLES:
+            continue
         _check(run)
         groups.setdefault((run["model"], run.get("eval_split", ""), run["setting"]), []).append(run)
     return groups

@@ -70,6 +70,7 @@ def figures_module():
 
 
 EXPERIMENT_KINDS = {"shuffle": "Table 1 (visual shuffle)", "ablation": "Table 2 (ablation)"}
+REFRESH_SECONDS = 3
 
 
 def experiment_jobs_panel() -> None:
@@ -77,9 +78,8 @@ def experiment_jobs_panel() -> None:
     sessions = get_sessions()
     with sessions() as session:
         sources = {dataset_row.name: dataset_row.source_path for dataset_row in list_datasets(session)}
-        live = [j for j in running_jobs(session) + pending_jobs(session) if j.kind in EXPERIMENT_KINDS]
-        for job in live:
-            session.expunge(job)
+        live = live_experiment_jobs(session)
+        session.expunge_all()
     sources = {
         name: path for name, path in sources.items() if path and (Path(path) / "ours_rel2id.json").is_file()
     }
@@ -111,6 +111,24 @@ def experiment_jobs_panel() -> None:
                 job = enqueue(sessions, kind, who, params, actor=admin)
                 st.success(f"Queued job {job}: {EXPERIMENT_KINDS[kind]}. Follow it on the Jobs page.")
                 st.rerun()
+    # re-read every few seconds while an experiment is queued or running, as the Jobs page does
+    st.fragment(run_every=REFRESH_SECONDS if live else None)(experiment_progress)(
+        [(job.id, job.status) for job in live]
+    )
+
+
+def live_experiment_jobs(session) -> list:
+    return [j for j in running_jobs(session) + pending_jobs(session) if j.kind in EXPERIMENT_KINDS]
+
+
+def experiment_progress(drawn: list[tuple[int, str]]) -> None:
+    """The progress of the experiment jobs queued or running; the whole page is redrawn when one starts or ends
+    (its tables then show the runs it stored)."""
+    with get_sessions()() as session:
+        live = live_experiment_jobs(session)
+        session.expunge_all()
+    if [(job.id, job.status) for job in live] != drawn:
+        st.rerun()
     for job in live:
         job_progress = job.progress or {}
         text = f"Job {job.id}: {EXPERIMENT_KINDS[job.kind]} {job.status}"
@@ -125,10 +143,17 @@ st.title("Experiments")
 experiment_jobs_panel()
 with get_sessions()() as session:
     runs = evaluation_run_rows(session)
+if runs:
+    # imports the explain package: only once there are runs
+    from explain.tables import OUTSIDE_TABLES
+
+    # a retraining's before/after evaluations are stored too, for another purpose: not the paper's tables
+    runs = [run for run in runs if run["purpose"] not in OUTSIDE_TABLES]
 if not runs:
     st.info(
-        "No evaluation runs are stored yet. Run Table 1 or Table 2 above (or `python -m model.shuffle`, "
-        "`python -m app.retrain`); this page then shows the paper's tables from them."
+        "No experiment runs are stored yet. Run Table 1 or Table 2 above; this page then shows the paper's "
+        "tables from the runs those jobs store. (`python -m model.shuffle` writes its table to JSON and "
+        "Markdown files only; a retraining's before/after evaluations are not part of these tables.)"
     )
     st.stop()
 from explain import ablation_table, shuffle_table  # noqa: E402  (only needed once there are runs)

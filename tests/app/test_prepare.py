@@ -69,3 +69,23 @@ def test_top_level_streamlit_config_takes_effect(tmp_path):
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == [settings["theme"]["primaryColor"], "127.0.0.1", "False"]
+
+
+def test_the_synthetic_demo_set_trains_the_objects_variant_and_mnre_the_default_configs(
+    tmp_path, monkeypatch
+):
+    from app.model_jobs import training_config_file
+    from model.train import parse_config
+
+    for variable in ("MRELENS_FIRST_MODEL_CONFIG", "MRELENS_DEFAULT_MODEL_CONFIG"):
+        monkeypatch.delenv(variable, raising=False)
+    for kind, mnre_name in (("first_model", "first_model.yaml"), ("default_model", "default.yaml")):
+        synthetic = training_config_file(kind, "synthetic")
+        # text_only stays at chance on labels only the image decides
+        assert parse_config(["--config", str(synthetic)]).variant == "objects"
+        assert training_config_file(kind, "mnre") == REPO / "configs" / mnre_name
+    # a config named by the environment (the tests' tiny models) wins on either dataset
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text("variant: text_only\n")
+    monkeypatch.setenv("MRELENS_FIRST_MODEL_CONFIG", str(tiny))
+    assert training_config_file("first_model", "synthetic") == tiny

@@ -1,5 +1,7 @@
 """Retraining on curated labels (app/retrain.py), end to end on the synthetic dataset with a tiny text encoder."""
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
@@ -91,9 +93,9 @@ def test_retrain_uses_curated_labels_and_registers_a_child_version(
             "f1",
         }
         assert "before" in result.table() and "f1" in result.table()
-        # the same rule before and after: one evaluation on the same val records, no epoch picked on them
+        # the same rule before and after: each side's best/ (selected on val), evaluated on the same val records
         assert result.after["records"] == result.before["records"] == 32
-        assert result.checkpoint.name == "last" and result.after["model_version"] == result.new_version
+        assert result.checkpoint.name == "best" and result.after["model_version"] == result.new_version
         with sessions() as session:
             child = session.scalars(
                 select(ModelVersion).where(ModelVersion.version_id == result.new_version)
@@ -157,3 +159,61 @@ def test_retrain_reports_missing_data_for_a_good_base(tmp_path, capsys, tiny_tex
         == 2
     )
     assert "ours_rel2id.json" in capsys.readouterr().err
+
+
+def test_retrain_measures_before_and_after_by_the_same_selection_rule(
+    tmp_path, synthetic_root, tiny_text_encoder, monkeypatch
+):
+    """Every registered version is the best/ its training selected on val (epoch and None offset); the base is one,
+    so the fine-tuned side must be its best/ too. A training whose best/ and last/ differ shows which was used."""
+    import torch
+
+    from explain.tables import OUTSIDE_TABLES
+    from model.encoders import build_model
+    from model.synthetic import MNRE_LABELS
+    from model.train import TrainResult
+
+    def tiny_model(seed: int):
+        torch.manual_seed(seed)
+        return build_model("text_only", MNRE_LABELS, tiny_text_encoder)
+
+    base_model, tokenizer = tiny_model(0)
+    base_model.save_pretrained(tmp_path / "base" / "best", tokenizer)
+    saved = {}
+
+    def fake_train(cfg, train_records=None, val_records=None, label_names=None, progress_callback=None):
+        # two different weights: the epoch val picked (best/) and the last epoch (last/)
+        for name, seed in (("best", 1), ("last", 2)):
+            model, model_tokenizer = tiny_model(seed)
+            saved[name] = model.save_pretrained(Path(cfg.output_dir) / name, model_tokenizer)
+        return TrainResult(Path(cfg.output_dir) / "best", {"f1": 0.0}, [], saved["best"])
+
+    monkeypatch.setattr(model.train, "train", fake_train)
+    engine, sessions = open_database(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        with sessions.begin() as session:
+            import_mnre(session, synthetic_root, ["train", "val"])
+        result = retrain(
+            sessions,
+            str(tmp_path / "base" / "best"),
+            synthetic_root,
+            epochs=1,
+            output_dir=tmp_path / "re",
+            log=lambda msg: None,
+            max_length=24,
+            limit_val=16,
+        )
+        assert saved["best"] != saved["last"]
+        assert result.checkpoint == tmp_path / "re" / "best"
+        assert result.new_version == result.after["model_version"] == saved["best"]
+        assert result.before["records"] == result.after["records"] == 16
+        with sessions() as session:
+            child = session.scalars(
+                select(ModelVersion).where(ModelVersion.version_id == saved["best"])
+            ).one()
+            assert Path(child.path) == (tmp_path / "re" / "best").resolve()
+            # both evaluations are stored, and kept out of the Experiments tables
+            purposes = [(run.settings or {}).get("purpose") for run in evaluation_runs(session, "val")]
+            assert len(purposes) == 2 and set(purposes) <= OUTSIDE_TABLES
+    finally:
+        engine.dispose()
