@@ -74,13 +74,13 @@ def seed_store(folder: Path, model_dir: Path | None) -> tuple[str, str, int]:
         import_mnre(s, data, dataset="synthetic")
         version = register_checkpoint(s, model_dir)
         set_active(s, version.version_id)
-        version_pk, version_id = version.id, version.version_id
+        version_key, version_id = version.id, version.version_id
     model, tokenizer = load_checkpoint(model_dir)
     with sessions() as s:
         ids = list(s.scalars(select(EntityPair.id).order_by(EntityPair.id)))
-    predict_and_store(sessions, model, tokenizer, version_pk, ids)
+    predict_and_store(sessions, model, tokenizer, version_key, ids)
     engine.dispose()
-    return url, version_id, version_pk
+    return url, version_id, version_key
 
 
 def precompute(url: str, version_key: int, n: int, model_dir: Path) -> tuple[list[int], float]:

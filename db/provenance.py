@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from db.datasets import require_pair
 from db.errors import LabelStoreError
@@ -335,17 +335,6 @@ def evaluation_runs_with_versions(
     if split:
         stmt = stmt.where(EvaluationRun.split == split)
     return [(run, version) for run, version in session.execute(stmt)]
-
-
-def model_versions_newest_first(session: Session) -> list[ModelVersion]:
-    """Every registered model version, newest first, with its parent loaded (no lazy load after the session)."""
-    return list(
-        session.scalars(
-            select(ModelVersion)
-            .options(selectinload(ModelVersion.parent))
-            .order_by(ModelVersion.created_at.desc())
-        )
-    )
 
 
 # the order scoring works through the splits: val first (the split reviewers start with), then the rest
