@@ -63,8 +63,8 @@ def test_first_run_serves_at_once_shows_training_then_predictions(
         "MRELENS_FEATURE_CACHE": str(app_feature_cache),
         "MRELENS_EXPORT_DIR": str(tmp_path / "exports"),
         "MRELENS_UPLOAD_DIR": str(tmp_path / "uploads"),
-        # long enough (15 tiny epochs) for the page to catch it training
-        "MRELENS_FIRST_MODEL_CONFIG": str(tiny_config(tmp_path / "configs", tiny_text_encoder, 15)),
+        # long enough (60 tiny epochs, ~20 s on an idle 2-core machine) for the page to catch it training
+        "MRELENS_FIRST_MODEL_CONFIG": str(tiny_config(tmp_path / "configs", tiny_text_encoder, 60)),
         "MRELENS_DEFAULT_MODEL_CONFIG": str(tiny_config(tmp_path / "configs", tiny_text_encoder, 1)),
         "MRELENS_WORKER_NICE": "0",
         "TORCH_NUM_THREADS": "1",
@@ -102,6 +102,8 @@ def test_first_run_serves_at_once_shows_training_then_predictions(
                 ).read_text()
                 time.sleep(0.3)
         driver.get(url)
+        # the server's warming thread can hold the first script run back: "idle" before it started says nothing
+        wait_for_text(driver, "pairs shown")
         wait_idle(driver)
         driver.find_element("css selector", 'input[aria-label="Your name"]').send_keys(REVIEWER + "\n")
         wait_idle(driver)
