@@ -318,7 +318,8 @@ def walk(browser, url: str, store: str, shots: Path, tmp_path: Path, missing_ima
     # Queue: the name is typed once; reviewers start on one split; the table and the sort box fit at 1600 px
     browser.get(url)
     wait_for_text(browser, "pairs shown")
-    browser.find_element("css selector", 'input[aria-label="Your name"]').send_keys(REVIEWER + "\n")
+    # the first run after a server start can show the page's text while its widgets are still placeholders
+    wait_for(browser, 'input[aria-label="Your name"]').send_keys(REVIEWER + "\n")
     wait_idle(browser)
     wait_for_text(browser, "pairs shown")
     assert selected(browser, "Split") == "val"

@@ -25,6 +25,7 @@ from tests.app.test_browser import (
     free_port,
     new_browser,
     open_page,
+    wait_for,
     wait_for_text,
     wait_idle,
 )
@@ -105,7 +106,7 @@ def test_first_run_serves_at_once_shows_training_then_predictions(
         # the server's warming thread can hold the first script run back: "idle" before it started says nothing
         wait_for_text(driver, "pairs shown")
         wait_idle(driver)
-        driver.find_element("css selector", 'input[aria-label="Your name"]').send_keys(REVIEWER + "\n")
+        wait_for(driver, 'input[aria-label="Your name"]').send_keys(REVIEWER + "\n")
         wait_idle(driver)
         # served before any model exists: the sidebar says so, and the queue works without predictions
         assert "No model yet" in body(driver), body(driver)

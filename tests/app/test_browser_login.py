@@ -33,6 +33,7 @@ from tests.app.test_browser import (  # noqa: F401  (browser is a fixture)
     open_page,
     press,
     rows,
+    wait_for,
     wait_idle,
 )
 
@@ -155,7 +156,7 @@ def test_typed_name_survives_switch_page_in_the_browser(seeded_url, app_feature_
         browser.get(url)
         wait_for_any(browser, "pairs shown")
         assert "Typed-name mode" in body(browser), "the page says which mode it runs in"
-        box = browser.find_element("css selector", 'input[aria-label="Your name"]')
+        box = wait_for(browser, 'input[aria-label="Your name"]')
         box.send_keys("Dee Browser\n")
         wait_idle(browser)
 
