@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         os.environ["MRELENS_FEATURE_CACHE"] = str(tmp / "bench_features")
-        bench_url, version = seed_store(tmp / "bench", None)
+        bench_url, _version_id, _version_key = seed_store(tmp / "bench", None)
         # one untimed pass first: both timed passes then find the process's caches equally warm
         interactions(bench_url, 1)
         print("no job running: timing interactions ...", file=sys.stderr, flush=True)
