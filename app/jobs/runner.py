@@ -180,8 +180,13 @@ class _LineTee(io.TextIOBase):
 
 
 def execute_job(job_id: int, sessions: sessionmaker | None = None) -> str | None:
-    """Run one job to its end; returns its final status (None when it was no longer queued)."""
+    """Run one job to its end; returns its final status (None when it was no longer queued or the worker is
+    stopping)."""
     sessions = sessions or worker_sessions()
+    if STOP.is_set():
+        # a stopping worker takes no new job: it stays queued, and the next worker sends it again (requeue_lost)
+        log.info("job %s left queued: the worker is stopping", job_id)
+        return None
     with sessions.begin() as session:
         job = start_job(session, job_id)
         if job is None:
