@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -67,9 +67,6 @@ class TrainConfig:
     ema_decay: float | None = None
     # cross-entropy label smoothing (0 = plain cross-entropy)
     label_smoothing: float = 0.0
-    # relations that hold both ways (MNRE: peer, couple, alternate_names...): each training record with one of them is
-    # also trained on with head and tail swapped; val and test are never augmented
-    symmetric_relations: list[str] = field(default_factory=list)
     max_crops: int = 3
     fusion_layers: int | None = None
     seed: int = 1
@@ -94,12 +91,6 @@ class TrainResult:
     best_metrics: dict
     history: list[dict]
     version_id: str
-
-
-def swapped_copies(records: list[Record], symmetric_relations: list[str]) -> list[Record]:
-    """Head and tail swapped for every record whose relation holds both ways."""
-    symmetric = set(symmetric_relations)
-    return [replace(r, head=r.tail, tail=r.head) for r in records if r.relation in symmetric]
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -268,13 +259,6 @@ def train(
         raise ValueError("label_names are required when records are passed in")
     train_records = train_records[: cfg.limit_train] if cfg.limit_train else train_records
     val_records = val_records[: cfg.limit_val] if cfg.limit_val else val_records
-    unknown = sorted(set(cfg.symmetric_relations) - set(label_names))
-    if unknown:
-        raise ValueError(f"symmetric_relations: {unknown[0]!r} is not one of the data's relations")
-    swapped = swapped_copies(train_records, cfg.symmetric_relations)
-    if swapped:
-        log(f"training also on {len(swapped)} records with head and tail swapped (symmetric relations)")
-    train_records = train_records + swapped
 
     if cfg.init_from:
         from model.evaluate import load_checkpoint
@@ -451,8 +435,6 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
         field_type = str(config_field.type)
         if config_field.type in ("bool", bool):
             ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS)
-        elif field_type.startswith("list"):
-            ap.add_argument(flag, nargs="*", default=argparse.SUPPRESS)
         elif config_field.name == "vision_config":
             ap.add_argument(flag, type=json.loads, default=argparse.SUPPRESS, help="JSON object")
         else:

@@ -231,38 +231,6 @@ def test_weight_average_follows_the_warmed_up_decay_and_restores_the_training_we
         WeightAverage(layer, decay=1.0)
 
 
-def test_symmetric_relations_add_swapped_copies_of_those_records_only():
-    """Only records of a listed relation are copied, with head and tail exchanged: a swap of every record, of none,
-    or a copy that kept the original direction would fail."""
-    from model.mnre_format import Entity, Record
-    from model.train import swapped_copies
-
-    peer = Record(["Ann", "met", "Bob"], Entity("Ann", 0, 1), Entity("Bob", 2, 3), "/per/per/peer")
-    member = Record(["Ann", "of", "ACME"], Entity("Ann", 0, 1), Entity("ACME", 2, 3), "/per/org/member_of")
-    copies = swapped_copies([peer, member], ["/per/per/peer"])
-    assert [(c.head.name, c.tail.name, c.relation) for c in copies] == [("Bob", "Ann", "/per/per/peer")]
-    assert (peer.head.name, peer.tail.name) == ("Ann", "Bob")
-    assert swapped_copies([peer, member], []) == []
-
-
-def test_training_refuses_an_unknown_symmetric_relation(
-    synthetic_root, tiny_text_encoder, feature_cache_dir, tmp_path
-):
-    cfg = tiny_config(
-        synthetic_root,
-        tiny_text_encoder,
-        feature_cache_dir,
-        tmp_path / "bad",
-        variant="text_only",
-        epochs=1,
-        limit_train=8,
-        limit_val=8,
-        symmetric_relations=["/per/per/peeer"],
-    )
-    with pytest.raises(ValueError, match="symmetric_relations: '/per/per/peeer'"):
-        train(cfg)
-
-
 def test_label_smoothing_changes_the_training_loss(
     synthetic_root, tiny_text_encoder, feature_cache_dir, tmp_path
 ):
@@ -286,14 +254,8 @@ def test_label_smoothing_changes_the_training_loss(
     assert losses[0] != pytest.approx(losses[1], abs=1e-4)
 
 
-def test_list_settings_from_yaml_and_flags(tmp_path):
-    path = tmp_path / "c.yaml"
-    path.write_text("symmetric_relations: [/per/per/peer]\n")
-    assert parse_config(["--config", str(path)]).symmetric_relations == ["/per/per/peer"]
-    cfg = parse_config(
-        ["--config", str(path), "--symmetric-relations", "/a", "/b", "--label-smoothing", "0.1"]
-    )
-    assert (cfg.symmetric_relations, cfg.label_smoothing) == (["/a", "/b"], 0.1)
+def test_label_smoothing_from_a_flag(tmp_path):
+    assert parse_config(["--label-smoothing", "0.1"]).label_smoothing == 0.1
 
 
 def test_yaml_config_with_flag_overrides(tmp_path):
