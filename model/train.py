@@ -67,6 +67,9 @@ class TrainConfig:
     ema_decay: float | None = None
     # cross-entropy label smoothing (0 = plain cross-entropy)
     label_smoothing: float = 0.0
+    # keep the pretrained word embeddings as they are and train only the added entity markers' rows: on ~12k
+    # training posts the words seen in training would otherwise drift away from the unseen ones they were close to
+    freeze_word_embeddings: bool = False
     max_crops: int = 3
     fusion_layers: int | None = None
     seed: int = 1
@@ -173,14 +176,31 @@ def _lr_scale(name: str, n_text_layers: int, layer_lr_decay: float) -> float:
     return 1.0
 
 
-def _param_groups(model, weight_decay: float, lr: float | None = None, layer_lr_decay: float = 1.0):
-    """AdamW groups: no weight decay on biases and norms; with layer_lr_decay != 1, per-layer lrs (needs lr)."""
+def train_only_rows(embedding: torch.nn.Embedding, rows: list[int]) -> None:
+    """Zero the gradient of every row of `embedding` but `rows`. Its weight must also get no weight decay (see
+    _param_groups' `no_decay`), or AdamW would still shrink the frozen rows."""
+    if not rows:
+        raise ValueError("freeze_word_embeddings: the model has no entity-marker rows to train")
+    keep = torch.zeros(embedding.num_embeddings, 1)
+    keep[rows] = 1.0
+    embedding.weight.register_hook(lambda grad: grad * keep.to(grad))
+
+
+def _param_groups(
+    model,
+    weight_decay: float,
+    lr: float | None = None,
+    layer_lr_decay: float = 1.0,
+    no_decay_params: tuple[torch.nn.Parameter, ...] = (),
+):
+    """AdamW groups: no weight decay on biases, norms and no_decay_params; with layer_lr_decay != 1, per-layer lrs
+    (needs lr)."""
     n_text_layers = len(getattr(model, "text_layers", []))
     groups: dict[tuple[float, bool], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        no_decay = p.ndim < 2 or "norm" in name.lower()
+        no_decay = p.ndim < 2 or "norm" in name.lower() or any(p is q for q in no_decay_params)
         groups.setdefault((_lr_scale(name, n_text_layers, layer_lr_decay), no_decay), []).append(p)
     if layer_lr_decay != 1.0 and lr is None:
         raise ValueError("layer-wise lr decay needs the base lr")
@@ -294,8 +314,12 @@ def train(
     del train_records, val_records
     log(f"train visual inputs: {dict(train_data.stats)}; val: {dict(val_data.stats)}")
 
+    frozen_rows: tuple[torch.nn.Parameter, ...] = ()
+    if cfg.freeze_word_embeddings:
+        train_only_rows(model.word_embeddings(), list(config.marker_token_ids))
+        frozen_rows = (model.word_embeddings().weight,)
     optimizer = torch.optim.AdamW(
-        _param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay), lr=cfg.lr
+        _param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay, frozen_rows), lr=cfg.lr
     )
     steps_per_epoch = math.ceil(len(train_data.examples) / cfg.batch_size) // world
     total = steps_per_epoch * cfg.epochs

@@ -254,6 +254,58 @@ def test_label_smoothing_changes_the_training_loss(
     assert losses[0] != pytest.approx(losses[1], abs=1e-4)
 
 
+def test_frozen_word_embeddings_train_only_the_given_rows_and_get_no_weight_decay():
+    """AdamW with weight decay: the other rows stay bit-identical (a missing gradient mask, or decay left on the
+    matrix, would move them) while the marker row moves."""
+    from model.train import _param_groups, train_only_rows
+
+    torch.manual_seed(0)
+    embedding = torch.nn.Embedding(5, 2)
+    before = embedding.weight.detach().clone()
+    train_only_rows(embedding, [3])
+    optimizer = torch.optim.AdamW(_param_groups(embedding, 0.5, no_decay_params=(embedding.weight,)), lr=0.1)
+    for _ in range(3):
+        optimizer.zero_grad()
+        embedding(torch.arange(5)).pow(2).sum().backward()
+        optimizer.step()
+    after = embedding.weight.detach()
+    assert torch.equal(after[[0, 1, 2, 4]], before[[0, 1, 2, 4]])
+    assert not torch.equal(after[3], before[3])
+    with pytest.raises(ValueError, match="no entity-marker rows"):
+        train_only_rows(embedding, [])
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_freeze_word_embeddings_keeps_the_pretrained_rows(
+    synthetic_root, tiny_text_encoder, feature_cache_dir, tmp_path, freeze
+):
+    """After an epoch the checkpoint's vocabulary rows equal the encoder folder's exactly when frozen, and differ when
+    not (the same comparison failing on a normal run shows that it can fail)."""
+    from transformers import AutoModel
+
+    from model.evaluate import load_checkpoint
+
+    train(
+        tiny_config(
+            synthetic_root,
+            tiny_text_encoder,
+            feature_cache_dir,
+            tmp_path / "frozen",
+            variant="text_only",
+            epochs=1,
+            limit_train=64,
+            limit_val=16,
+            freeze_word_embeddings=freeze,
+        )
+    )
+    model, _ = load_checkpoint(str(tmp_path / "frozen" / "last"))
+    trained = model.word_embeddings().weight.detach()
+    pretrained = AutoModel.from_pretrained(tiny_text_encoder).embeddings.word_embeddings.weight.detach()
+    rows = pretrained.size(0)
+    assert torch.equal(trained[:rows], pretrained) is freeze
+    assert set(model.config.marker_token_ids) <= set(range(rows, trained.size(0)))
+
+
 def test_label_smoothing_from_a_flag(tmp_path):
     assert parse_config(["--label-smoothing", "0.1"]).label_smoothing == 0.1
 
