@@ -33,6 +33,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -187,7 +188,7 @@ def unpack(pieces: list[Path], target: Path, scratch: Path) -> None:
     joined.unlink()
 
 
-def _install_into(dest: Path, fill) -> bool:
+def _install_into(dest: Path, fill: Callable[[Path, Path], None]) -> bool:
     """Run fill(target, scratch) into a scratch folder beside dest, check the result and rename it to dest; False when
     dest already holds a checked install (nothing done). An interrupted or failed run never leaves a folder at dest."""
     sums = recorded_sha256()
@@ -228,9 +229,11 @@ def read_parts_manifest(parts_dir: Path) -> list[dict]:
     try:
         parts = json.loads(path.read_text(encoding="utf-8"))["parts"]
         for entry in parts:
-            if not str(entry["name"]).startswith(PART_PREFIX) or "/" in entry["name"]:
-                raise InstallError(f"{path}: part name {entry['name']!r} is not {PART_PREFIX}NN")
-            int(entry["bytes"]), str(entry["sha256"])
+            name = entry["name"]
+            if not isinstance(name, str) or not name.startswith(PART_PREFIX) or "/" in name:
+                raise InstallError(f"{path}: part name {name!r} is not {PART_PREFIX}NN")
+            if not isinstance(entry["bytes"], int) or not isinstance(entry["sha256"], str):
+                raise InstallError(f"{path}: part {name}: 'bytes' must be a number and 'sha256' a string")
     except FileNotFoundError as err:
         raise InstallError(f"{path}: not found (run --split-for-carry where the model is installed)") from err
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
@@ -248,7 +251,7 @@ def check_parts(parts_dir: Path) -> list[Path]:
         if not path.is_file():
             raise InstallError(f"{path}: part {n} is missing (not carried to this machine yet?)")
         got = _part_entry(path)
-        if (got["bytes"], got["sha256"]) != (int(entry["bytes"]), entry["sha256"]):
+        if (got["bytes"], got["sha256"]) != (entry["bytes"], entry["sha256"]):
             raise InstallError(
                 f"{path}: {got['bytes']} bytes, sha256 {got['sha256']}; {PARTS_MANIFEST} lists "
                 f"{entry['bytes']} bytes, sha256 {entry['sha256']}"

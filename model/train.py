@@ -314,12 +314,13 @@ def train(
     del train_records, val_records
     log(f"train visual inputs: {dict(train_data.stats)}; val: {dict(val_data.stats)}")
 
-    frozen_rows: tuple[torch.nn.Parameter, ...] = ()
+    no_decay_params: tuple[torch.nn.Parameter, ...] = ()
     if cfg.freeze_word_embeddings:
-        train_only_rows(model.word_embeddings(), list(config.marker_token_ids))
-        frozen_rows = (model.word_embeddings().weight,)
+        embedding = model.word_embeddings()
+        train_only_rows(embedding, list(config.marker_token_ids))
+        no_decay_params = (embedding.weight,)
     optimizer = torch.optim.AdamW(
-        _param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay, frozen_rows), lr=cfg.lr
+        _param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay, no_decay_params), lr=cfg.lr
     )
     steps_per_epoch = math.ceil(len(train_data.examples) / cfg.batch_size) // world
     total = steps_per_epoch * cfg.epochs
