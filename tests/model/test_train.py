@@ -306,6 +306,51 @@ def test_freeze_word_embeddings_keeps_the_pretrained_rows(
     assert set(model.config.marker_token_ids) <= set(range(rows, trained.size(0)))
 
 
+@pytest.mark.parametrize("precision, compute_dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_bf16_precision_runs_the_training_forward_in_bfloat16_and_keeps_float32_weights(
+    synthetic_root, tiny_text_encoder, feature_cache_dir, tmp_path, monkeypatch, precision, compute_dtype
+):
+    """The linear layers' outputs during training are bfloat16 only under "bf16" (a setting that never reached the
+    forward pass leaves them float32), while the saved weights stay float32 (casting the model itself would not)."""
+    import model.train as train_module
+    from model.evaluate import load_checkpoint
+
+    seen: set[torch.dtype] = set()
+    build = train_module.build_fresh_model
+
+    def build_and_watch(cfg, label_names):
+        model, tokenizer = build(cfg, label_names)
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.register_forward_hook(lambda _m, _i, out: seen.add(out.dtype) if _m.training else None)
+        return model, tokenizer
+
+    monkeypatch.setattr(train_module, "build_fresh_model", build_and_watch)
+    result = train(
+        tiny_config(
+            synthetic_root,
+            tiny_text_encoder,
+            feature_cache_dir,
+            tmp_path / precision,
+            variant="text_only",
+            epochs=1,
+            limit_train=64,
+            limit_val=16,
+            precision=precision,
+        )
+    )
+    assert seen == {compute_dtype}
+    assert result.history[0]["train_loss"] == result.history[0]["train_loss"]  # not NaN
+    model, _ = load_checkpoint(str(tmp_path / precision / "last"))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_unknown_precision_is_refused_by_name(tmp_path):
+    assert parse_config(["--precision", "bf16"]).precision == "bf16"
+    with pytest.raises(ValueError, match="precision: 'fp16' is not one of fp32, bf16"):
+        train(TrainConfig(precision="fp16", output_dir=str(tmp_path)))
+
+
 def test_label_smoothing_from_a_flag(tmp_path):
     assert parse_config(["--label-smoothing", "0.1"]).label_smoothing == 0.1
 
