@@ -1,6 +1,7 @@
 """Text encoders compared: cost per training step, per-post inference latency, and val quality of training runs.
 
-    python benchmarks/bench_encoders.py cost [--encoders minilm mpnet] [--steps 3] [--threads 1]
+    python benchmarks/bench_encoders.py cost [--encoders minilm mpnet] [--variants text_only objects] [--steps 3]
+                                             [--threads 1] [--precisions fp32 bf16]
     python benchmarks/bench_encoders.py runs --section NAME --title TEXT RUN_DIR [RUN_DIR ...]
 
 `cost` builds a text_only and an objects IFAformer per encoder (real weights; `mpnet` needs `make mpnet`) and, in one
@@ -8,7 +9,8 @@ process with the encoders interleaved step by step, times (1) a training step (f
 a batch of 32 x 80 word pieces with no padding, (2) the same on 32 real MNRE val posts (padded to the longest, as
 training batches them), (3) per-post inference through model.evaluate.predict_probabilities, the function the app
 calls, one post at a time, on real MNRE val posts. objects steps give every post an image and 3 crops (random cached
-features, so the EfficientNet cost, the same for every text encoder, is left out).
+features, so the EfficientNet cost, the same for every text encoder, is left out). With --precisions, each training
+step is timed under each precision (model.train.training_autocast), interleaved too.
 `runs` reads training run folders (model.train's history.json, train_config.json) and tabulates them.
 
 Each command rewrites only its own section of --out (default benchmarks/encoders.md), so CPU and GPU figures
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import re
 import statistics
@@ -37,7 +40,7 @@ from model.data import load_split  # noqa: E402
 from model.encoders import build_model, resolve_text_encoder  # noqa: E402
 from model.evaluate import predict_probabilities  # noqa: E402
 from model.synthetic import MNRE_LABELS  # noqa: E402
-from model.train import _param_groups  # noqa: E402
+from model.train import PRECISIONS, _param_groups, training_autocast  # noqa: E402
 from model.visual_features import FeatureCache  # noqa: E402
 
 DEFAULT_MNRE = REPO.parent / "shared" / "mnre"
@@ -90,6 +93,7 @@ def with_images(batch: dict, crops: int, seed: int) -> dict:
 def measure_cost(args) -> str:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    load_before = os.getloadavg()[0]
     device = torch.device(args.device)
 
     def sync() -> None:
@@ -104,7 +108,7 @@ def measure_cost(args) -> str:
     latency_posts = texts[args.batch_size : args.batch_size + args.posts]
     setups = {}
     for encoder in args.encoders:
-        for variant in ("text_only", "objects"):
+        for variant in args.variants:
             model, tok = build_model(variant, MNRE_LABELS, encoder)
             # real posts: text only (no image here), encoded exactly as training and the app encode them
             real = prepare_examples(posts, tok, model.config, 80, FeatureCache(None))
@@ -127,12 +131,15 @@ def measure_cost(args) -> str:
             }
             print(f"built {encoder} {variant}: {parameter_count(model):.1f}M parameters", flush=True)
 
-    def train_step(s, batch) -> float:
+    def train_step(s, batch, precision: str) -> float:
         model, opt = s["model"], s["opt"]
         model.train()
         sync()
         t = time.perf_counter()
-        loss = model(**batch).loss
+        # the same context as model.train's loop
+        with training_autocast(device, precision):
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -151,48 +158,56 @@ def measure_cost(args) -> str:
     times: dict = {}
     for step in range(args.steps + 1):  # step 0 warms up
         for key, s in setups.items():
-            for kind in ("full", "real"):
-                took = train_step(s, s[kind])
-                if step:
-                    times.setdefault((key, kind), []).append(took)
+            for precision in args.precisions:
+                for kind in ("full", "real"):
+                    took = train_step(s, s[kind], precision)
+                    if step:
+                        times.setdefault((key, precision, kind), []).append(took)
             print(f"step {step}: {key} done", flush=True)
     for key, s in setups.items():
         if key[1] == "text_only" or args.objects_latency:
             latency(s)  # warm-up
             times[(key, "latency")] = latency(s)
 
-    mean_len = statistics.mean(len(e.input_ids) for e in setups[(args.encoders[0], "text_only")]["single"])
+    mean_len = statistics.mean(
+        len(e.input_ids) for e in setups[(args.encoders[0], args.variants[0])]["single"]
+    )
     base = args.encoders[0]
     if device.type == "cuda":
-        where = f"on {torch.cuda.get_device_name(device)} (float32)"
+        where = f"on {torch.cuda.get_device_name(device)}"
     else:
+        # other work on the machine inflates the seconds, not the ratios (steps interleaved in one process)
         where = (
-            f"under `nice -n 10` on {platform.machine()}, {torch.get_num_threads()} torch thread(s), a 2-core "
-            "machine shared with other jobs (figures can be inflated by that load; the ratios come from steps "
-            "interleaved in one process)"
+            f"on {platform.machine()} with {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s), "
+            f"1-minute load average {load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end"
         )
     lines = [
         f"## Cost on the {'GPU' if device.type == 'cuda' else 'CPU'}",
         "",
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `python benchmarks/bench_encoders.py cost "
-        f"--steps {args.steps} --threads {args.threads} --device {args.device}` {where}. torch {torch.__version__}. "
+        f"--encoders {' '.join(args.encoders)} --variants {' '.join(args.variants)} --steps {args.steps} "
+        f"--threads {args.threads} --device {args.device} --precisions {' '.join(args.precisions)}` {where}. "
+        f"torch {torch.__version__}. "
         f"Training step = forward + backward + AdamW step, median of {args.steps} after one warm-up; objects steps "
-        "give every post an image and 3 crops (52 visual tokens; cached features, so the CNN is not included).",
+        "give every post an image and 3 crops (52 visual tokens; cached features, so the CNN is not included). "
+        "Precision as model.train's `precision`: bf16 = the forward under bfloat16 autocast, float32 weights and "
+        f"optimizer. Ratios against {base} {args.precisions[0]}, same variant.",
         "",
-        "| text encoder | variant | parameters | train step 32 x 80 (s) | ratio | train step 32 real posts (s) "
-        "| ratio |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| text encoder | variant | precision | parameters | train step 32 x 80 (s) | ratio "
+        "| train step 32 real posts (s) | ratio |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for (encoder, variant), s in setups.items():
-        full = statistics.median(times[((encoder, variant), "full")])
-        real = statistics.median(times[((encoder, variant), "real")])
-        full0 = statistics.median(times[((base, variant), "full")])
-        real0 = statistics.median(times[((base, variant), "real")])
-        lines.append(
-            f"| {encoder} | {variant} | {s['params']:.1f}M | {full:.2f} | {full / full0:.1f}x | {real:.2f} "
-            f"| {real / real0:.1f}x |"
-        )
-    real_len = setups[(base, "text_only")]["real"]["input_ids"].shape[1]
+        full0 = statistics.median(times[((base, variant), args.precisions[0], "full")])
+        real0 = statistics.median(times[((base, variant), args.precisions[0], "real")])
+        for precision in args.precisions:
+            full = statistics.median(times[((encoder, variant), precision, "full")])
+            real = statistics.median(times[((encoder, variant), precision, "real")])
+            lines.append(
+                f"| {encoder} | {variant} | {precision} | {s['params']:.1f}M | {full:.2f} | {full / full0:.1f}x "
+                f"| {real:.2f} | {real / real0:.1f}x |"
+            )
+    real_len = setups[(base, args.variants[0])]["real"]["input_ids"].shape[1]
     lines += [
         "",
         f"32 real posts: MNRE val records 1-32, padded to the longest ({real_len} word pieces for {base}).",
@@ -234,6 +249,8 @@ def runs_table(run_dirs: list[Path], title: str, note: str) -> str:
             f"{cfg['epochs']} ep, lr {cfg['lr']:g}, batch {cfg['batch_size']}"
             + (f", first {limit} train records" if limit else ", full train")
             + (f", first {cfg['limit_val']} val" if cfg.get("limit_val") else "")
+            + (", bf16 autocast" if cfg.get("precision") == "bf16" else "")
+            + (", word embeddings fixed" if cfg.get("freeze_word_embeddings") else "")
         )
         rows.append(
             f"| {encoder_name(cfg)} | {cfg['variant']} | {cfg['seed']} | {what} | {best['epoch']} "
@@ -276,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     cost = sub.add_parser("cost")
     cost.add_argument("--encoders", nargs="+", default=["minilm", "mpnet"])
+    cost.add_argument(
+        "--variants", nargs="+", choices=["text_only", "objects"], default=["text_only", "objects"]
+    )
     cost.add_argument("--steps", type=int, default=3)
     cost.add_argument("--threads", type=int, default=1)
     cost.add_argument("--batch-size", type=int, default=32)
@@ -283,6 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     cost.add_argument("--objects-latency", action="store_true", help="also time objects models per post")
     cost.add_argument("--mnre", type=Path, default=DEFAULT_MNRE)
     cost.add_argument("--device", default="cpu")
+    cost.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=PRECISIONS,
+        default=["fp32"],
+        help="training-step precisions to time",
+    )
     cost.add_argument("--section", default=None, help="default: cost-cpu or cost-cuda")
     runs = sub.add_parser("runs")
     runs.add_argument("run_dirs", nargs="+", type=Path)

@@ -28,7 +28,8 @@ MNRE=${MNRE_ROOT:-../shared/mnre}
 VARIANTS=${VARIANTS:-"text_only objects"}
 SEEDS=${SEEDS:-"1 2"}
 EPOCHS=${EPOCHS:-5}
-LR=${LR:-3e-5}
+LR=${LR:-5e-5}
+PRECISION=${PRECISION:-bf16}
 RUNS=${RUNS_DIR:-runs/gpu_mpnet}
 OUT_MD=${OUT_MD:-benchmarks/encoders.md}
 export PYTHONUNBUFFERED=1
@@ -42,17 +43,20 @@ run_dirs=()
 for variant in $VARIANTS; do
   for seed in $SEEDS; do
     dir="$RUNS/mpnet_${variant}_seed${seed}"
-    "$PY" -m model.train --config "configs/mnre_${variant}.yaml" --text-encoder mpnet --data "$MNRE" \
-      --seed "$seed" --epochs "$EPOCHS" --lr "$LR" --device cuda --output-dir "$dir" --no-progress
+    # the default recipe (configs/default.yaml) with MPNet: the same settings as the CPU run in benchmarks/encoders.md
+    "$PY" -m model.train --config configs/default.yaml --variant "$variant" --text-encoder mpnet --data "$MNRE" \
+      --seed "$seed" --epochs "$EPOCHS" --lr "$LR" --precision "$PRECISION" --device cuda --output-dir "$dir" \
+      --no-progress
     # the saved best checkpoint, re-read and evaluated as the app and the CLI read it
     "$PY" -m model.evaluate --model "$dir/best" --data "$MNRE" --split val --out "$dir/val_eval.json"
     run_dirs+=("$dir")
   done
 done
 
-"$PY" benchmarks/bench_encoders.py --out "$OUT_MD" cost --device cuda --steps 10 --objects-latency --mnre "$MNRE"
+"$PY" benchmarks/bench_encoders.py --out "$OUT_MD" cost --device cuda --steps 10 --precisions fp32 bf16 \
+  --objects-latency --mnre "$MNRE"
 "$PY" benchmarks/bench_encoders.py --out "$OUT_MD" runs --section gpu-mpnet \
   --title "MPNet on the GPU: MNRE v2 val" \
   --note "benchmarks/gpu_mpnet.sh on $("$PY" -c 'import torch; print(torch.cuda.get_device_name())'), \
-EPOCHS=$EPOCHS LR=$LR, configs/mnre_<variant>.yaml otherwise, $(date -u +%Y-%m-%d)." "${run_dirs[@]}"
+EPOCHS=$EPOCHS LR=$LR PRECISION=$PRECISION, configs/default.yaml otherwise, $(date -u +%Y-%m-%d)." "${run_dirs[@]}"
 echo "figures written to $OUT_MD"
