@@ -11,7 +11,8 @@ training batches them), (3) per-post inference through model.evaluate.predict_pr
 calls, one post at a time, on real MNRE val posts. objects steps give every post an image and 3 crops (random cached
 features, so the EfficientNet cost, the same for every text encoder, is left out). With --precisions, each training
 step is timed under each precision (model.train.training_autocast), interleaved too.
-`runs` reads training run folders (model.train's history.json, train_config.json) and tabulates them.
+`runs` reads training run folders (model.train's history.json, train_config.json) and tabulates them (with
+--per-epoch also every epoch of each run, as benchmarks/recipe_report.py prints them).
 
 Each command rewrites only its own section of --out (default benchmarks/encoders.md), so CPU and GPU figures
 measured by different sessions stay side by side.
@@ -42,6 +43,9 @@ from model.evaluate import predict_probabilities  # noqa: E402
 from model.synthetic import MNRE_LABELS  # noqa: E402
 from model.train import PRECISIONS, _param_groups, training_autocast  # noqa: E402
 from model.visual_features import FeatureCache  # noqa: E402
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from recipe_report import seed_table  # noqa: E402
 
 DEFAULT_MNRE = REPO.parent / "shared" / "mnre"
 DEFAULT_OUT = REPO / "benchmarks" / "encoders.md"
@@ -316,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     runs.add_argument("--section", required=True)
     runs.add_argument("--title", required=True)
     runs.add_argument("--note", default="", help="what was run, where, on which machine")
+    runs.add_argument("--per-epoch", action="store_true", help="also each run's per-epoch val table")
     args = ap.parse_args(argv)
     if args.command == "cost":
         for encoder in args.encoders:
@@ -328,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no history.json in {', '.join(missing)}", file=sys.stderr)
             return 2
         body = runs_table(args.run_dirs, args.title, args.note)
+        if args.per_epoch:
+            body += "\n\n" + "\n".join(seed_table(run)[0] for run in args.run_dirs)
     print(body)
     replace_section(args.out, args.section, body)
     return 0

@@ -55,7 +55,7 @@ done
 
 "$PY" benchmarks/bench_encoders.py --out "$OUT_MD" cost --device cuda --steps 10 --precisions fp32 bf16 \
   --objects-latency --mnre "$MNRE"
-"$PY" benchmarks/bench_encoders.py --out "$OUT_MD" runs --section gpu-mpnet \
+"$PY" benchmarks/bench_encoders.py --out "$OUT_MD" runs --section gpu-mpnet --per-epoch \
   --title "MPNet on the GPU: MNRE v2 val" \
   --note "benchmarks/gpu_mpnet.sh on $("$PY" -c 'import torch; print(torch.cuda.get_device_name())'), \
 EPOCHS=$EPOCHS LR=$LR PRECISION=$PRECISION, configs/default.yaml otherwise, $(date -u +%Y-%m-%d)." "${run_dirs[@]}"
