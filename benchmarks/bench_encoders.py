@@ -186,7 +186,8 @@ def measure_cost(args) -> str:
             f"1-minute load average {load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end"
         )
     lines = [
-        f"## Cost on the {'GPU' if device.type == 'cuda' else 'CPU'}",
+        f"## Cost on the {'GPU' if device.type == 'cuda' else 'CPU'}"
+        + (f": {' against '.join(args.precisions)}" if len(args.precisions) > 1 else ""),
         "",
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `python benchmarks/bench_encoders.py cost "
         f"--encoders {' '.join(args.encoders)} --variants {' '.join(args.variants)} --steps {args.steps} "
