@@ -73,7 +73,8 @@ class TrainConfig:
     # training posts the words seen in training would otherwise drift away from the unseen ones they were close to
     freeze_word_embeddings: bool = False
     # "bf16": the training forward pass runs under bfloat16 autocast (weights, optimizer state, loss and every
-    # evaluation stay float32); training steps ~2x faster on a CPU with AMX (benchmarks/encoders.md), the usual setting on a GPU
+    # evaluation stay float32); training steps ~2x faster on a CPU with AMX (benchmarks/encoders.md), the usual
+    # setting on a GPU
     precision: str = "fp32"
     max_crops: int = 3
     fusion_layers: int | None = None
