@@ -140,10 +140,9 @@ def measure_cost(args) -> str:
         model.train()
         sync()
         t = time.perf_counter()
-        # the same context as model.train's loop
+        # the same context as model.train's loop (autocast computes the loss in float32)
         with training_autocast(device, precision):
-            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-        loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"])
+            loss = model(**batch).loss
         opt.zero_grad()
         loss.backward()
         opt.step()

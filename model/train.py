@@ -94,10 +94,14 @@ class TrainConfig:
     vision_config: dict | None = None
 
 
-def training_autocast(device: torch.device, precision: str):
-    """The context a training forward pass runs in: bfloat16 autocast for "bf16", nothing for "fp32"."""
+def check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
         raise ValueError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+
+
+def training_autocast(device: torch.device, precision: str):
+    """The context a training forward pass runs in: bfloat16 autocast for "bf16", nothing for "fp32"."""
+    check_precision(precision)
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
@@ -282,8 +286,8 @@ def train(
         if is_main:
             print(msg, file=sys.stderr, flush=True)
 
-    if cfg.precision not in PRECISIONS:
-        raise ValueError(f"precision: {cfg.precision!r} is not one of {', '.join(PRECISIONS)}")
+    # before minutes of data loading
+    check_precision(cfg.precision)
     _seed_everything(cfg.seed)
     out = Path(cfg.output_dir)
     if train_records is None:
