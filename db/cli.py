@@ -31,6 +31,7 @@ from db.label_studio import LABEL_STUDIO_FORMAT, export_label_studio, import_lab
 from db.models import ANNOTATION_STATUSES
 from db.schema import head_revision, open_database
 from model.mnre_format import DataFormatError, ReaderLimits
+from model.safe_write import UnsafeTargetError
 
 USER_ERROR = 2
 # what each command may do with the database URL (db.schema.open_database)
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         run(args)
-    except (DataFormatError, LabelStoreError) as err:
+    except (DataFormatError, LabelStoreError, UnsafeTargetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return USER_ERROR
     except IntegrityError as err:

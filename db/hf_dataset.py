@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from db.label_studio import config_relations
 from db.models import Dataset, EntityPair, ModelVersion, Post, Prediction
 from db.provenance import DEFAULT_PREDICTION_METHOD, active_model_version
 from model.mnre_format import labels_by_id
+from model.safe_write import Sources, atomic_files
 
 HF_FORMATS = {"parquet": "parquet", "jsonl": "json"}  # export format -> datasets builder name
 CARD = "README.md"
@@ -174,7 +176,7 @@ def hf_rows(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]
     return [{**row, "relation": row["label"], "image": images.get(row["pair_id"])} for row in _public(rows)]
 
 
-def _write_parquet(rows: list[dict[str, Any]], names: list[str], path: Path) -> None:
+def _parquet_writer(rows: list[dict[str, Any]], names: list[str]) -> Callable[[Path], None]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -188,38 +190,40 @@ def _write_parquet(rows: list[dict[str, Any]], names: list[str], path: Path) -> 
             values = [{"bytes": None, "path": value} if value is not None else None for value in values]
         columns[name] = values
     table = pa.Table.from_pydict(columns, schema=arrow_schema(names))
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    return lambda tmp: pq.write_table(table, tmp)
 
 
-def _write_jsonl(rows: list[dict[str, Any]], path: Path) -> None:
+def _jsonl_writer(rows: list[dict[str, Any]]) -> Callable[[Path], None]:
     lines = [json.dumps(row, ensure_ascii=False) for row in rows]
-    atomic_write(path, store_io._write_text_lines(lines))  # looked up at call time, like every text export
+    return store_io._write_text_lines(lines)  # looked up at call time, like every text export
 
 
-def export_hf(session: Session, fmt: str, rows: list[dict[str, Any]], out: str | Path) -> ExportReport:
-    """Write `rows` (db.io.curated_rows) as Parquet or JSONL: one file, or a dataset folder with a card."""
+def export_hf(
+    session: Session, fmt: str, rows: list[dict[str, Any]], out: str | Path, sources: Sources = ()
+) -> ExportReport:
+    """Write `rows` (db.io.curated_rows) as Parquet or JSONL: one file, or a dataset folder with a card (all its
+    files written as one export, db.safe_write.atomic_files). Never into one of `sources`."""
     if fmt not in HF_FORMATS:
         raise LabelStoreError(f"not a Hugging Face export format: {fmt!r}")
     out = Path(out)
     typed = hf_rows(session, rows)
     names = label_names(session, rows)
-    write = (lambda part, path: _write_parquet(part, names, path)) if fmt == "parquet" else _write_jsonl
+
+    def writer(part: list[dict[str, Any]]) -> Callable[[Path], None]:
+        return _parquet_writer(part, names) if fmt == "parquet" else _jsonl_writer(part)
+
     if not is_dataset_folder(out):
-        write(typed, out)
+        atomic_write(out, writer(typed), sources)
         return ExportReport(len(rows), [out])
     by_split: dict[str, list[dict[str, Any]]] = {}
     for row in typed:
         by_split.setdefault(row["split"], []).append(row)
-    paths = []
-    for split, part in by_split.items():
-        path = out / f"{split}.{fmt}"
-        write(part, path)
-        paths.append(path)
+    files = {f"{split}.{fmt}": writer(part) for split, part in by_split.items()}
     card = dataset_card(
         session, rows, fmt, names, {split: len(split_rows) for split, split_rows in by_split.items()}
     )
-    atomic_write(out / CARD, lambda tmp: tmp.write_text(card, encoding="utf-8"))
-    return ExportReport(len(rows), [*paths, out / CARD])
+    files[CARD] = lambda tmp: tmp.write_text(card, encoding="utf-8")
+    return ExportReport(len(rows), atomic_files(out, files, sources=sources))
 
 
 # ----------------------------------------------------------------------------------------------------------------

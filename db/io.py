@@ -8,12 +8,8 @@ the same data changes nothing (posts are keyed by content, pairs by dataset + sp
 from __future__ import annotations
 
 import ast
-import contextlib
 import hashlib
 import json
-import os
-import stat
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +28,6 @@ from model.images import (
     DEFAULT_MAX_IMAGE_BYTES,
     DEFAULT_MAX_IMAGE_PIXELS,
     ImageError,
-    file_kind,
     load_image_file,
 )
 from model.mnre_format import (
@@ -44,6 +39,7 @@ from model.mnre_format import (
     load_split,
     parse_record,
 )
+from model.safe_write import Sources, UnsafeTargetError, atomic_file, atomic_files, check_target
 
 EXPORT_FORMATS = ("mnre", "jsonl", "csv", "parquet")
 CSV_JSON_COLUMNS = ("gold_label", "label")  # written as JSON strings (see export_labels)
@@ -526,45 +522,32 @@ def mnre_line(row: dict[str, Any]) -> str:
     return repr(record)
 
 
-class ExportTargetError(LabelStoreError):
-    """An export target that cannot or must not be written (a folder, FIFO, device, read-only place)."""
+# An export target that cannot or must not be written (outside its folder, a source, a FIFO, device, read-only place)
+ExportTargetError = UnsafeTargetError
 
 
 def check_export_target(path: Path) -> None:
     """Refuse a target that exists and is not a regular file: a FIFO or device is never replaced by a file."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return
-    except OSError as err:
-        raise ExportTargetError(f"--out {path}: cannot be written ({err.strerror})") from err
-    if not stat.S_ISREG(info.st_mode):
-        raise ExportTargetError(
-            f"--out {path}: is {file_kind(info.st_mode)}; refusing to replace it with a file"
+    check_target(path)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None], sources: Sources = ()) -> None:
+    """One file through db.safe_write.atomic_file: a temporary file in the same folder, synced, then renamed;
+    readers see the old file or the whole new one. Never onto a special file or one of `sources`."""
+    atomic_file(path, write, sources=sources)
+
+
+def source_paths(session: Session) -> dict[Path, str]:
+    """Every folder or file a dataset of the store was imported from, with what it is (an export never writes
+    there: it would replace the source files)."""
+    return {
+        Path(
+            source
+        ): f"the {'folder' if Path(source).is_dir() else 'file'} dataset {name!r} was imported from"
+        for name, source in session.execute(
+            select(Dataset.name, Dataset.source_path).where(Dataset.source_path.is_not(None))
         )
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via a temporary file in the same folder, then rename: readers see the old file or the whole new one.
-
-    The target is checked before writing and again right before the rename (check_export_target); any failure to
-    write (read-only folder, a file where a folder should be, disk full) is an ExportTargetError naming it.
-    """
-    check_export_target(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        check_export_target(path)
-        os.replace(tmp, path)
-    except OSError as err:
-        raise ExportTargetError(f"--out {path}: cannot be written ({err.strerror or err})") from err
-    finally:
-        # the folder itself may not exist (it could not be made): then there is no temporary file to remove
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+    }
 
 
 def _write_text_lines(lines: list[str]) -> Callable[[Path], None]:
@@ -594,14 +577,15 @@ def export_labels(
     check_filter_names(
         session, export_filter.dataset, export_filter.split, export_filter.annotator, export_filter.label
     )
-    _refuse_source_folders(session, out)
+    sources = source_paths(session)
+    check_target(out, sources=sources, folder_ok=True)  # before the query; each writer checks again
     rows = curated_rows(session, export_filter)
     if fmt == "mnre":
-        return _export_mnre(session, rows, out)
+        return _export_mnre(session, rows, out, sources)
     if fmt in ("jsonl", "parquet"):  # typed Hugging Face features; a folder `out` gets a dataset card
         from db.hf_dataset import export_hf
 
-        return export_hf(session, fmt, rows, out)
+        return export_hf(session, fmt, rows, out, sources)
     import pandas as pd
 
     frame = pd.DataFrame(_public(rows), columns=[k for k in _row_columns() if not k.startswith("_")])
@@ -612,7 +596,7 @@ def export_labels(
         frame[column] = [
             json.dumps(label, ensure_ascii=False) if label is not None else None for label in frame[column]
         ]
-    atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+    atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False), sources)
     return ExportReport(len(rows), [out])
 
 
@@ -644,35 +628,19 @@ def _row_columns() -> list[str]:
     ]
 
 
-def _refuse_source_folders(session: Session, out: Path) -> None:
-    """An export never writes into a folder a dataset was imported from (it would replace the source files)."""
-    target = out.resolve()
-    for name, source in session.execute(
-        select(Dataset.name, Dataset.source_path).where(Dataset.source_path.is_not(None))
-    ):
-        source_path = Path(source)
-        if target == source_path or source_path in target.parents:
-            raise ExportTargetError(
-                f"--out {out}: is inside {source_path}, the folder dataset {name!r} was imported from; "
-                "export somewhere else"
-            )
-
-
-def _export_mnre(session: Session, rows: list[dict[str, Any]], out: Path) -> ExportReport:
+def _export_mnre(session: Session, rows: list[dict[str, Any]], out: Path, sources: Sources) -> ExportReport:
     by_split: dict[str, list[str]] = {}
     for row in rows:
         by_split.setdefault(row["split"], []).append(mnre_line(row))
     if out.suffix == ".txt":
         if len(by_split) <= 1:
-            atomic_write(out, _write_text_lines(next(iter(by_split.values()), [])))
+            atomic_write(out, _write_text_lines(next(iter(by_split.values()), [])), sources)
             return ExportReport(len(rows), [out])
         # several splits asked for one file: one file per split beside it, so no split is mixed into another
-        paths = [out.with_name(f"{out.stem}_{split}{out.suffix}") for split in by_split]
-        for path in paths:
-            check_export_target(path)
-        for path, lines in zip(paths, by_split.values(), strict=True):
-            atomic_write(path, _write_text_lines(lines))
-        return ExportReport(len(rows), paths)
+        files = {
+            f"{out.stem}_{split}{out.suffix}": _write_text_lines(lines) for split, lines in by_split.items()
+        }
+        return ExportReport(len(rows), atomic_files(out.parent, files, sources=sources))
     label_maps = {
         json.dumps(label_map, sort_keys=True)
         for label_map in session.scalars(
@@ -684,16 +652,12 @@ def _export_mnre(session: Session, rows: list[dict[str, Any]], out: Path) -> Exp
         raise LabelStoreError(
             "the exported datasets have different label maps; export one dataset at a time (--dataset)"
         )
-    paths = []
+    files = {}
     for split, lines in by_split.items():
         name = SPLIT_FILES[split][0] if split in SPLIT_FILES else f"ours_{split}.txt"
-        path = out / "txt" / name
-        atomic_write(path, _write_text_lines(lines))
-        paths.append(path)
+        files[f"txt/{name}"] = _write_text_lines(lines)
     if label_maps:
         label_map = json.loads(label_maps.pop())
         ordered = {name: label_map[name] for name in labels_by_id(label_map)}
-        path = out / "ours_rel2id.json"
-        atomic_write(path, _write_text_lines([json.dumps(ordered, ensure_ascii=False)]))
-        paths.append(path)
-    return ExportReport(len(rows), paths)
+        files["ours_rel2id.json"] = _write_text_lines([json.dumps(ordered, ensure_ascii=False)])
+    return ExportReport(len(rows), atomic_files(out, files, sources=sources))

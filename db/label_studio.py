@@ -45,6 +45,7 @@ from db.io import (
     _content_key,
     atomic_write,
     curated_rows,
+    source_paths,
     validate_image,
 )
 from db.models import Annotation, Dataset, EntityPair, Post, Prediction
@@ -267,11 +268,12 @@ def export_label_studio(
     export_filter: ExportFilter | None = None,
     image_prefix: str = DEFAULT_IMAGE_PREFIX,
 ) -> ExportReport:
-    """Write the tasks as one JSON array (Label Studio's import format), atomically."""
+    """Write the tasks as one JSON array (Label Studio's import format), atomically, never into a folder or onto a
+    file a dataset was imported from."""
     out = Path(out)
     tasks = label_studio_tasks(session, export_filter, image_prefix)
     text = json.dumps(tasks, ensure_ascii=False, indent=1)
-    atomic_write(out, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+    atomic_write(out, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"), source_paths(session))
     return ExportReport(len(tasks), [out])
 
 

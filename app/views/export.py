@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from db.datasets import list_datasets
 from db.errors import LabelStoreError
 from db.io import EXPORT_FORMATS, ExportFilter, export_labels
 from db.models import ANNOTATION_STATUSES
+from model.safe_write import UnsafeTargetError, atomic_file
 
 EXTENSIONS = {"mnre": "txt", "jsonl": "jsonl", "csv": "csv", "parquet": "parquet"}
 MIME = {
@@ -81,18 +83,29 @@ if fmt == "mnre" and split is None:
     st.caption(
         "MNRE with split **all**: one file per split (`..._train.txt`, `..._val.txt`), never one mixed file."
     )
+
+
+def _bytes_writer(data: bytes):
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    return write
+
+
 if st.button("Export", type="primary", key="export_run"):
-    name = f"{dataset or 'all'}-{split or 'all'}-{dt.datetime.now():%Y%m%d-%H%M%S}.{EXTENSIONS[fmt]}"
+    # names stored before the importers checked them may hold any character: keep the file name plain
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{dataset or 'all'}-{split or 'all'}").lstrip(".")[:120]
+    name = f"{stem}-{dt.datetime.now():%Y%m%d-%H%M%S}.{EXTENSIONS[fmt]}"
     try:
         with sessions() as session, tempfile.TemporaryDirectory() as tmp:
             report = export_labels(session, fmt, Path(tmp) / name, export_filter)
             files = [(path.name, path.read_bytes()) for path in report.paths]
-    except LabelStoreError as err:
+        # the copies kept in the export folder: each file written atomically, never outside that folder
+        for file_name, data in files:
+            atomic_file(export_dir() / file_name, _bytes_writer(data), inside=export_dir(), option="export")
+    except (LabelStoreError, UnsafeTargetError) as err:
         st.error(f"Export failed: {err}")
         st.stop()
-    export_dir().mkdir(parents=True, exist_ok=True)
-    for file_name, data in files:
-        (export_dir() / file_name).write_bytes(data)
     st.session_state["export_result"] = (files, report.rows, fmt)
 
 result = st.session_state.get("export_result")
