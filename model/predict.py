@@ -42,8 +42,33 @@ from typing import Any
 import torch
 
 from model.mnre_format import DataFormatError, Entity, Record
+from model.safe_write import UnsafeTargetError, check_target
 
 CLI_ERROR, SOME_LINES_FAILED = 2, 1
+DEFAULT_MAX_LINE_BYTES = 1 << 20  # one input line (a post is a few hundred bytes)
+MAX_JSON_DEPTH = 32  # an input line's nesting (a post needs 3)
+
+
+def json_depth(text: str) -> int:
+    """Deepest bracket nesting of a JSON text (brackets inside strings do not count), without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 @dataclass
@@ -109,10 +134,15 @@ def parse_post(obj: Any, line: int, source: str = "<input>", base_dir: Path | No
         return DataFormatError(source, line, fld, problem)
 
     if isinstance(obj, str):
+        depth = json_depth(obj)
+        if depth > MAX_JSON_DEPTH:
+            raise err(None, f"JSON nested {depth} levels deep (at most {MAX_JSON_DEPTH})")
         try:
             obj = json.loads(obj)
         except json.JSONDecodeError as e:
             raise err(None, f"not valid JSON ({e.msg}, column {e.colno})") from e
+        except ValueError as e:  # e.g. an integer of more than 4,300 digits
+            raise err(None, f"not valid JSON ({e})") from e
     if not isinstance(obj, dict):
         raise err(None, f"must be a JSON object, got {type(obj).__name__}")
     tokens = obj.get("tokens", obj.get("token"))
@@ -299,17 +329,44 @@ class Predictor:
 
 def _id_of(obj: Any) -> Any:
     if isinstance(obj, str):
+        if json_depth(obj) > MAX_JSON_DEPTH:
+            return None
         try:
             obj = json.loads(obj)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON: the error output has no id
             return None
     return obj.get("id") if isinstance(obj, dict) else None
 
 
-def numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, text) of each non-blank line, read lazily."""
-    with open(path, encoding="utf-8") as fh:
-        for number, text in enumerate(fh, start=1):
+def numbered_lines(
+    path: str | Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[tuple[int, str | DataFormatError]]:
+    """(1-based line number, text) of each non-blank line, read lazily. A line that is not UTF-8 or is longer than
+    `max_line_bytes` comes as (number, DataFormatError) instead (the rest of a long line is skipped unread into
+    memory: at most `max_line_bytes` + 1 bytes of one line are held), so one bad line never stops the batch."""
+    with open(path, "rb") as fh:
+        number = 0
+        while True:
+            data = fh.readline(max_line_bytes + 1)
+            if not data:
+                return
+            number += 1
+            if len(data) > max_line_bytes and not data.endswith(b"\n"):
+                while data and not data.endswith(b"\n"):  # skip to the end of this line, a chunk at a time
+                    data = fh.readline(1 << 20)
+                yield (
+                    number,
+                    DataFormatError(path, number, None, f"line is longer than {max_line_bytes} bytes"),
+                )
+                continue
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield (
+                    number,
+                    DataFormatError(path, number, None, f"not UTF-8 text (byte {e.start + 1}: {e.reason})"),
+                )
+                continue
             if text.strip():
                 yield number, text
 
@@ -340,11 +397,15 @@ def predict_stream(
         for k, (line, obj) in enumerate(items):
             if k % world != rank:
                 continue
-            try:
-                batch.append(parse_post(obj, line, predictor.source, base_dir))
-            except DataFormatError as e:
-                e.post_id = _id_of(obj)  # the error output still says which post it was, when it can
-                batch.append(e)
+            if isinstance(obj, DataFormatError):  # unreadable line (numbered_lines): its error is the output
+                obj.post_id = None
+                batch.append(obj)
+            else:
+                try:
+                    batch.append(parse_post(obj, line, predictor.source, base_dir))
+                except DataFormatError as e:
+                    e.post_id = _id_of(obj)  # the error output still says which post it was, when it can
+                    batch.append(e)
             if len(batch) == batch_size:
                 yield from predictor.run(batch)
                 bar.update(len(batch))
@@ -452,6 +513,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, help="predictions JSONL (written when complete)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument(
+        "--max-line-bytes",
+        type=int,
+        default=DEFAULT_MAX_LINE_BYTES,
+        help=f"longest input line; a longer one is that line's error (default {DEFAULT_MAX_LINE_BYTES})",
+    )
+    parser.add_argument(
         "--grounder", help="GroundingDINO folder or cached hub id, or 'cam' (default: CAM fallback)"
     )
     parser.add_argument("--no-grounding", action="store_true", help="do not ground (no crops, no objects)")
@@ -481,6 +548,13 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
+def _publish(done: Path, out: Path, posts: Path) -> None:
+    """Rename the finished output over `out`, checked again right before (model.safe_write: never the input, a
+    folder or a FIFO)."""
+    check_target(out, sources=[posts])
+    os.replace(done, out)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.posts.is_file():
@@ -488,6 +562,11 @@ def main(argv: list[str] | None = None) -> int:
         return CLI_ERROR
     if args.batch_size < 1:
         print("error: --batch-size must be at least 1", file=sys.stderr)
+        return CLI_ERROR
+    try:  # never onto the input (nor a link to it), a folder or a FIFO
+        check_target(args.out, sources=[args.posts])
+    except UnsafeTargetError as e:
+        print(f"error: {e}", file=sys.stderr)
         return CLI_ERROR
     rank, world = _distributed()
     device = args.device
@@ -508,7 +587,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:  # a missing/broken checkpoint or grounder: one line, no traceback
         print(f"error: {e}", file=sys.stderr)
         return CLI_ERROR
-    total = sum(1 for _ in numbered_lines(args.posts))
+    if args.max_line_bytes < 1:
+        print("error: --max-line-bytes must be at least 1", file=sys.stderr)
+        return CLI_ERROR
+    total = sum(1 for _ in numbered_lines(args.posts, args.max_line_bytes))
     mine = len(range(rank, total, world))
     part = args.out.with_name(f".{args.out.name}.part{rank}-of-{world}")
     part.parent.mkdir(parents=True, exist_ok=True)
@@ -516,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(part, "w", encoding="utf-8") as out:
         stream = predict_stream(
             predictor,
-            numbered_lines(args.posts),
+            numbered_lines(args.posts, args.max_line_bytes),
             args.batch_size,
             args.posts.resolve().parent,
             rank,
@@ -540,13 +622,13 @@ def main(argv: list[str] | None = None) -> int:
             parts = [args.out.with_name(f".{args.out.name}.part{r}-of-{world}") for r in range(world)]
             merged = args.out.with_name(f".{args.out.name}.merging")
             merge_shards(parts, merged)
-            os.replace(merged, args.out)
+            _publish(merged, args.out, args.posts)
             for p in parts:
                 p.unlink()
         dist.barrier()
         dist.destroy_process_group()
     else:
-        os.replace(part, args.out)
+        _publish(part, args.out, args.posts)
     if rank == 0:
         print(
             f"{total - failed} of {total} posts predicted -> {args.out}"

@@ -257,3 +257,49 @@ def test_torchrun_shards_and_never_loads_the_store_or_the_app(tiny_model_dir, po
         [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, timeout=240
     )
     assert done.stdout.strip().splitlines()[-1] == "1 []", done.stderr[-2000:]
+
+
+def test_every_unreadable_line_is_its_own_error_and_the_batch_goes_on(tiny_model_dir, tmp_path, capsys):
+    good = json.dumps({"id": "ok", "text": "Obama meets Merkel", "head": [0, 1], "tail": [2, 3]})
+    lines = [
+        good.encode(),
+        b'{"id": 1, "text": "a b", "head": [0, 1], "tail": [1, 2], "n": ' + b"7" * 5000 + b"}",
+        b'{"id": 2, "text": "a b", "head": [0, 1], "tail": [1, 2], "x": '
+        + b"[" * 2_000
+        + b"]" * 2_000
+        + b"}",
+        '{"id": 3, "text": "Müller trifft Merkel", "head": [0, 1], "tail": [2, 3]}'.encode("latin-1"),
+        b'{"id": 4, "text": "' + b"w " * 5_000 + b'", "head": [0, 1], "tail": [1, 2]}',
+        good.encode(),
+    ]
+    posts = tmp_path / "hostile.jsonl"
+    posts.write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "pred.jsonl"
+    rc = main(
+        ["--model", str(tiny_model_dir), str(posts), "--out", str(out), "--max-line-bytes", "8000", "--quiet"]
+    )
+    assert rc == 1
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["line"] for r in results] == [1, 2, 3, 4, 5, 6]
+    assert "error" not in results[0] and "error" not in results[5]
+    errors = {r["line"]: r["error"] for r in results if "error" in r}
+    assert errors[2].startswith(f"{posts}:2:") and "digits" in errors[2]
+    assert errors[3].startswith(f"{posts}:3:") and "nested" in errors[3]
+    assert errors[4].startswith(f"{posts}:4:") and "not UTF-8" in errors[4]
+    assert errors[5].startswith(f"{posts}:5:") and "longer than 8000 bytes" in errors[5]
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_huge_line_is_never_held_whole(tmp_path):
+    import tracemalloc
+
+    posts = tmp_path / "big.jsonl"
+    with open(posts, "wb") as fh:
+        fh.write(b'{"text": "' + b"x" * (30 << 20) + b'"}\n{"text": "a b", "head": [0, 1], "tail": [1, 2]}\n')
+    tracemalloc.start()
+    items = list(numbered_lines(posts, max_line_bytes=1 << 20))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert isinstance(items[0][1], DataFormatError) and "longer than" in str(items[0][1])
+    assert items[1][0] == 2 and json.loads(items[1][1])["text"] == "a b"
+    assert peak < 4 << 20, peak
