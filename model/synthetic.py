@@ -5,7 +5,15 @@ holds one salient object whose shape and colour encode the relation (plus grey c
 saved as the post's grounding crop. A model that reads the image can be perfect; a text-only model is at chance on
 these labels. Written in the DeepKE layout, so every command that reads MNRE reads it too.
 
+The generator knows why each label holds, so every record comes with its evidence, written beside the MNRE files as
+`rationales.jsonl` (one JSON object per record, source "synthetic"; read_rationales reads it): on the image-decided
+set the deciding object's box in image pixels; on the text-decided variant (`--decided-by text`) the index of the one
+trigger word that decides the label ("married", "coworkers", "mother", "twins", ...), while its pictures hold an
+object drawn independently of the label (so the image carries no signal there). The image-decided set is the same,
+byte for byte, as before rationales were written: only the side file is added.
+
     python -m model.synthetic OUT_DIR [--train 600 --val 200 --test 200 --images-per-label 30 --seed 0]
+                                      [--decided-by image|text]
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import argparse
 import json
 import random
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -84,10 +93,74 @@ TEMPLATES = [
     "Photo of {a} next to {b} from last night",
 ]
 IMAGE_SIZE = 224
+# text-decided variant: relation -> the trigger words that decide it (one per post); none of them is a name or a
+# template word
+TRIGGERS = {
+    "/per/per/couple": ["married", "spouses", "newlyweds", "engaged"],
+    "/per/per/peer": ["colleagues", "coworkers", "teammates", "classmates"],
+    "/per/per/parent": ["father", "mother", "dad", "mom"],
+    "/per/per/siblings": ["brothers", "sisters", "twins", "siblings"],
+}
+TEXT_TEMPLATES = [
+    "{a} and {b} , {t} , spotted together today",
+    "RT @news : {a} with {b} ( {t} ) at the weekend",
+    "Great evening with {a} and {b} , {t} forever !",
+    "{t} {a} , {b} and the whole crew # fun",
+    "Photo of {a} next to {b} from last night # {t}",
+    "{a} says {b} and I are {t} now",
+]
+RATIONALES_FILE = "rationales.jsonl"
+RATIONALE_SOURCE = "synthetic"
+DECIDED_BY = ("image", "text")
 
 
-def draw_post_image(relation: str, rng: random.Random) -> tuple[Image.Image, tuple[int, int, int, int]]:
-    """An image with the relation's object somewhere on a noisy background; returns it and the object's box."""
+@dataclass(frozen=True)
+class Rationale:
+    """Why one record's label holds: evidence words and/or an evidence box, from a named source."""
+
+    split: str
+    line: int  # 1-based line of the record in txt/ours_<split>.txt (model.data.Record.line)
+    img_id: str | None
+    words: tuple[int, ...]  # indices into the record's "token" list; the two entities are never evidence
+    box: (
+        tuple[int, int, int, int] | None
+    )  # (x0, y0, x1, y1) in the original image's pixels, right/bottom exclusive
+    image_size: tuple[int, int] | None  # (width, height) of the original image
+    decided_by: str  # "image" | "text"
+    source: str = RATIONALE_SOURCE
+
+    def to_json(self) -> dict:
+        return {
+            "split": self.split,
+            "line": self.line,
+            "img_id": self.img_id,
+            "source": self.source,
+            "decided_by": self.decided_by,
+            "tokens": list(self.words),
+            "box": None if self.box is None else list(self.box),
+            "image_size": None if self.image_size is None else list(self.image_size),
+        }
+
+
+def _draw_object(d: ImageDraw.ImageDraw, shape: str, x0: int, y0: int, size: int, fill) -> None:
+    box = (x0, y0, x0 + size, y0 + size)
+    if shape == "disc":
+        d.ellipse(box, fill=fill)
+    elif shape == "square":
+        d.rectangle(box, fill=fill)
+    elif shape == "triangle":
+        d.polygon([(x0 + size // 2, y0), (x0, y0 + size), (x0 + size, y0 + size)], fill=fill)
+    else:
+        for k in range(0, size, 14):
+            d.rectangle([x0, y0 + k, x0 + size, y0 + k + 7], fill=fill)
+
+
+def draw_post_image(
+    relation: str, rng: random.Random
+) -> tuple[Image.Image, tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """An image with the relation's object somewhere on a noisy background; returns it, the crop box the post's
+    grounding crop is cut with, and the box of the object's drawn pixels (the evidence; PIL's getbbox, right and
+    bottom exclusive: one pixel wider than the crop box, and for stripes the last stripe's full height)."""
     bg = tuple(rng.randint(150, 235) for _ in range(3))
     im = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), bg)
     d = ImageDraw.Draw(im)
@@ -98,17 +171,10 @@ def draw_post_image(relation: str, rng: random.Random) -> tuple[Image.Image, tup
     shape, colour = IMAGE_DECIDED[relation]
     size = rng.randint(70, 110)
     x0, y0 = rng.randint(0, IMAGE_SIZE - size), rng.randint(0, IMAGE_SIZE - size)
-    box = (x0, y0, x0 + size, y0 + size)
-    if shape == "disc":
-        d.ellipse(box, fill=colour)
-    elif shape == "square":
-        d.rectangle(box, fill=colour)
-    elif shape == "triangle":
-        d.polygon([(x0 + size // 2, y0), (x0, y0 + size), (x0 + size, y0 + size)], fill=colour)
-    else:
-        for k in range(0, size, 14):
-            d.rectangle([x0, y0 + k, x0 + size, y0 + k + 7], fill=colour)
-    return im, box
+    _draw_object(d, shape, x0, y0, size, colour)
+    mask = Image.new("L", im.size, 0)
+    _draw_object(ImageDraw.Draw(mask), shape, x0, y0, size, 255)
+    return im, (x0, y0, x0 + size, y0 + size), mask.getbbox()
 
 
 def make_record(relation: str, img_id: str, rng: random.Random) -> dict:
@@ -126,16 +192,46 @@ def make_record(relation: str, img_id: str, rng: random.Random) -> dict:
     }
 
 
+def make_text_record(relation: str, img_id: str, rng: random.Random) -> tuple[dict, int]:
+    """A post whose one trigger word decides the relation; returns the record and the trigger's word index."""
+    a, b = rng.sample(NAMES, 2)
+    template = rng.choice(TEXT_TEMPLATES)
+    trigger = rng.choice(TRIGGERS[relation])
+    words = template.format(a="\0A", b="\0B", t="\0T").split()
+    tokens = [a if w == "\0A" else b if w == "\0B" else trigger if w == "\0T" else w for w in words]
+    ia, ib, it = words.index("\0A"), words.index("\0B"), words.index("\0T")
+    record = {
+        "token": tokens,
+        "h": {"name": a, "pos": [ia, ia + 1]},
+        "t": {"name": b, "pos": [ib, ib + 1]},
+        "img_id": img_id,
+        "relation": relation,
+    }
+    return record, it
+
+
 def generate(
-    out: str | Path, sizes: dict[str, int] | None = None, images_per_label: int = 30, seed: int = 0
+    out: str | Path,
+    sizes: dict[str, int] | None = None,
+    images_per_label: int = 30,
+    seed: int = 0,
+    decided_by: str = "image",
 ) -> Path:
-    """Write the dataset; images are drawn per split (no picture is shared across splits)."""
+    """Write the dataset and its rationales.jsonl; images are drawn per split (no picture is shared across splits).
+
+    decided_by "image": the image's object decides the label (the text is neutral), evidence = its box.
+    decided_by "text": one trigger word decides it, evidence = that word; each picture holds an object drawn for a
+    relation chosen independently of the post's label (images_per_label pictures per relation, as for "image").
+    """
+    if decided_by not in DECIDED_BY:
+        raise ValueError(f"decided_by must be one of {DECIDED_BY}, got {decided_by!r}")
     out = Path(out)
     sizes = sizes or {"train": 600, "val": 200, "test": 200}
     rng = random.Random(seed)
     (out / "txt").mkdir(parents=True, exist_ok=True)
     (out / "ours_rel2id.json").write_text(json.dumps({name: i for i, name in enumerate(MNRE_LABELS)}))
     relations = list(IMAGE_DECIDED)
+    rationales: list[Rationale] = []
     for split, n in sizes.items():
         img_dir, crop_dir = out / "img_org" / split, out / "img_vg" / split / "crops"
         img_dir.mkdir(parents=True, exist_ok=True)
@@ -144,21 +240,83 @@ def generate(
         for rel in relations:
             for k in range(images_per_label):
                 name = f"{split}_{rel.split('/')[-1]}_{k}.png"
-                im, box = draw_post_image(rel, rng)
+                im, crop_box, object_box = draw_post_image(rel, rng)
                 im.save(img_dir / name)
                 crop_name = f"{name[:-4]}_crop0.png"
-                im.crop(box).save(crop_dir / crop_name)
-                pool.append((rel, name, crop_name))
+                im.crop(crop_box).save(crop_dir / crop_name)
+                pool.append((rel, name, crop_name, object_box, im.size))
         lines, crops = [], {}
         for i in range(n):
             rel = relations[i % len(relations)]  # balanced labels: chance is exactly 1 / len(relations)
-            _, name, crop_name = rng.choice([p for p in pool if p[0] == rel])
-            lines.append(repr(make_record(rel, name, rng)))
+            if decided_by == "image":
+                _, name, crop_name, box, size = rng.choice([p for p in pool if p[0] == rel])
+                lines.append(repr(make_record(rel, name, rng)))
+                rationale = Rationale(split, i + 1, name, (), box, size, decided_by)
+            else:
+                _, name, crop_name, _box, size = rng.choice(pool)  # the picture says nothing about the label
+                record, trigger = make_text_record(rel, name, rng)
+                lines.append(repr(record))
+                rationale = Rationale(split, i + 1, name, (trigger,), None, size, decided_by)
+            rationales.append(rationale)
             crops[i] = [crop_name]
         txt_name, dict_name = SPLIT_FILES[split]
         (out / "txt" / txt_name).write_text("\n".join(lines) + "\n")
         torch.save(crops, out / "txt" / dict_name)
+    (out / RATIONALES_FILE).write_text("".join(json.dumps(r.to_json()) + "\n" for r in rationales))
     return out
+
+
+def _int_list(value, n: int | None, where: str, field: str) -> tuple[int, ...]:
+    if not isinstance(value, list) or (n is not None and len(value) != n):
+        raise ValueError(f"{where}: field {field!r} must be a list of {n or 'any number of'} integers")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise ValueError(f"{where}: field {field!r} must hold integers >= 0")
+    return tuple(value)
+
+
+def read_rationales(folder: str | Path, split: str | None = None) -> dict[tuple[str, int], Rationale]:
+    """{(split, line): Rationale} from FOLDER/rationales.jsonl (the split's records only when split is given).
+
+    A malformed line is an error naming the file, the line and the field."""
+    path = Path(folder) / RATIONALES_FILE
+    found: dict[tuple[str, int], Rationale] = {}
+    with path.open(encoding="utf-8") as fh:
+        for number, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{where}: not JSON ({err.msg})") from err
+            if not isinstance(row, dict):
+                raise ValueError(f"{where}: a rationale is a JSON object")
+            expected = {"split", "line", "img_id", "source", "decided_by", "tokens", "box", "image_size"}
+            if set(row) != expected:
+                raise ValueError(f"{where}: fields {sorted(row)}, expected {sorted(expected)}")
+            if not isinstance(row["split"], str) or not isinstance(row["source"], str):
+                raise ValueError(f"{where}: fields 'split' and 'source' are strings")
+            if not isinstance(row["line"], int) or row["line"] < 1:
+                raise ValueError(f"{where}: field 'line' is a 1-based line number")
+            if row["decided_by"] not in DECIDED_BY:
+                raise ValueError(f"{where}: field 'decided_by' must be one of {DECIDED_BY}")
+            box = None if row["box"] is None else _int_list(row["box"], 4, where, "box")
+            if box is not None and not (box[0] < box[2] and box[1] < box[3]):
+                raise ValueError(f"{where}: field 'box' must be (x0, y0, x1, y1) with x0 < x1 and y0 < y1")
+            size = None if row["image_size"] is None else _int_list(row["image_size"], 2, where, "image_size")
+            rationale = Rationale(
+                split=row["split"],
+                line=row["line"],
+                img_id=row["img_id"],
+                words=_int_list(row["tokens"], None, where, "tokens"),
+                box=box,
+                image_size=size,
+                decided_by=row["decided_by"],
+                source=row["source"],
+            )
+            if split is None or rationale.split == split:
+                found[(rationale.split, rationale.line)] = rationale
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,9 +327,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test", type=int, default=200)
     ap.add_argument("--images-per-label", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--decided-by",
+        choices=DECIDED_BY,
+        default="image",
+        help="what decides each label: the image's object (default) or one trigger word in the text",
+    )
     args = ap.parse_args(argv)
     path = generate(
-        args.out, {"train": args.train, "val": args.val, "test": args.test}, args.images_per_label, args.seed
+        args.out,
+        {"train": args.train, "val": args.val, "test": args.test},
+        args.images_per_label,
+        args.seed,
+        args.decided_by,
     )
     print(f"wrote {path}")
     return 0
