@@ -11,12 +11,18 @@ from __future__ import annotations
 import streamlit as st
 
 from app.auth import IDENTITY_KEY, current_actor, oidc_configured
+from db.validate import identity_problem
 
 NAME_BOX_KEY = "identity_name_box"
+NAME_PROBLEM_KEY = "identity_name_problem"  # why the typed name was not taken, shown until it is fixed
 
 
 def _keep_typed_name() -> None:
-    st.session_state[IDENTITY_KEY] = (st.session_state.get(NAME_BOX_KEY) or "").strip()
+    name = (st.session_state.get(NAME_BOX_KEY) or "").strip()
+    # stored with every decision: the same checks as any identity entering the store (db.validate)
+    problem = identity_problem(name) if name else None
+    st.session_state[NAME_PROBLEM_KEY] = problem
+    st.session_state[IDENTITY_KEY] = "" if problem else name
 
 
 def identity_sidebar() -> None:
@@ -37,6 +43,8 @@ def identity_sidebar() -> None:
             placeholder="recorded with every decision",
             help="Asked once per browser session; stored with every review action.",
         )
+        if st.session_state.get(NAME_PROBLEM_KEY):
+            st.error(f"This name cannot be recorded: the identity {st.session_state[NAME_PROBLEM_KEY]}.")
         st.caption(
             "Typed-name mode: for one person on this machine (loopback only), who is also the admin. Names are "
             "not checked; for a team, configure a login provider (README: Logins and roles)."
@@ -46,7 +54,16 @@ def identity_sidebar() -> None:
 def require_reviewer() -> str:
     """The reviewer's identity, or stop the page with a prompt to give it (pages that write call this)."""
     name = (st.session_state.get(IDENTITY_KEY) or "").strip()
+    if st.session_state.get(NAME_PROBLEM_KEY):
+        st.error(
+            f"The name in the sidebar cannot be recorded: the identity {st.session_state[NAME_PROBLEM_KEY]}."
+        )
+        st.stop()
     if not name:
         st.info("Enter your name in the sidebar first: every decision is saved with the reviewer's name.")
+        st.stop()
+    problem = identity_problem(name)
+    if problem:
+        st.error(f"This identity cannot be recorded: the identity {problem}.")
         st.stop()
     return name

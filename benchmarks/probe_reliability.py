@@ -137,7 +137,7 @@ def probe_all(work: Path) -> list[Probe]:
     )
     cli_case(
         "FIFO given as a Label Studio export (must not block)",
-        [*url, "import-labelstudio", str(fifo)],
+        [*url, "import-labelstudio", str(fifo), "--as", "tester"],
         "store rows; FIFO still a FIFO",
         lambda: stat.S_ISFIFO(os.stat(fifo).st_mode),
     )

@@ -1,6 +1,8 @@
 """`python -m db ...`: init, import, export, agreement and upgrade of the label store (DATABASE_URL or --database-url).
 
-Only init and the imports create a store; the other commands need an existing one, and none alters a database that
+Who acts: every command runs as the admin of the store it opens (the person at this machine); a command that records
+decisions under other names (import-labelstudio, from a Label Studio file) needs `--as NAME`, says who ran it and lists
+the names it records. Only init and the imports create a store; the other commands need an existing one, and none alters a database that
 holds other tables. A user error (bad argument, file, URL or target) exits 2 with one `error:` line.
 """
 
@@ -27,9 +29,16 @@ from db.io import (
     import_mnre,
     import_post,
 )
-from db.label_studio import LABEL_STUDIO_FORMAT, export_label_studio, import_label_studio
+from db.label_studio import (
+    DEFAULT_MAX_FILE_BYTES,
+    LABEL_STUDIO_FORMAT,
+    export_label_studio,
+    import_label_studio,
+)
 from db.models import ANNOTATION_STATUSES
+from db.roles import ADMIN, Actor
 from db.schema import head_revision, open_database
+from db.validate import check_identity
 from model.mnre_format import DataFormatError, ReaderLimits
 from model.safe_write import UnsafeTargetError
 
@@ -176,7 +185,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command.add_argument("--dataset", default="labelstudio", help="dataset for pairs drawn in Label Studio")
     command.add_argument(
-        "--images", type=Path, help="folder to find images by file name when a task's path is not here"
+        "--images",
+        type=Path,
+        help="folder of the tasks' images (found by file name, or a stored path inside it); stored paths "
+        "elsewhere are used only inside the folder their dataset was imported from",
+    )
+    command.add_argument(
+        "--as",
+        dest="acting",
+        required=True,
+        metavar="NAME",
+        help="who runs this import (required): the command acts as NAME, the admin of this store, and records "
+        "each decision under its Label Studio annotator's name",
+    )
+    command.add_argument(
+        "--max-file-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_FILE_BYTES,
+        help=f"largest export file read (default {DEFAULT_MAX_FILE_BYTES})",
     )
 
     commands.add_parser(
@@ -242,8 +268,16 @@ def run(args: argparse.Namespace) -> None:
                 f"in {time.perf_counter() - started:.1f} s"
             )
         elif args.command == "import-labelstudio":  # Label Studio
+            acting = Actor(check_identity(args.acting, "--as", "NAME"), ADMIN)
             with sessions.begin() as session:
-                ls_report = import_label_studio(session, args.file, args.dataset, args.images)
+                ls_report = import_label_studio(
+                    session, args.file, args.dataset, args.images, acting, args.max_file_bytes
+                )
+            annotators = sorted(ls_report.annotators)
+            print(
+                f"imported by {acting.identity} (acting as the admin of this store); decisions recorded under "
+                f"{len(annotators)} Label Studio annotator names: {', '.join(map(repr, annotators)) or 'none'}"
+            )
             print(ls_report.summary())
             for problem in ls_report.stale:
                 print(f"not applied: {problem}")

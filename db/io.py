@@ -24,6 +24,7 @@ from db.datasets import check_filter_names, get_or_create_dataset
 from db.errors import LabelStoreError
 from db.models import ANNOTATION_STATUSES, Dataset, EntityPair, GroundedCrop, Post
 from db.roles import Actor, require_admin
+from db.validate import check_gold_label, check_name, mnre_label_map
 from model.images import (
     DEFAULT_MAX_IMAGE_BYTES,
     DEFAULT_MAX_IMAGE_PIXELS,
@@ -154,6 +155,7 @@ def import_mnre(
     Bad lines and bad images raise DataFormatError naming file:line and field (with skip_bad they are reported and
     left out). Nothing is written before every record and image has been read and checked.
     """
+    check_name(dataset, "--dataset", "dataset", "dataset")
     require_admin(actor, f"import or re-import dataset {dataset!r}")
     root = Path(root)
     if not (root / "ours_rel2id.json").is_file():
@@ -319,14 +321,23 @@ def import_post(
         raise DataFormatError(
             "post", None, "text", f"is not UTF-8 text (at character {err.start + 1})"
         ) from err
+    check_name(dataset, "post", "dataset", "dataset")
+    check_name(split, "post", "split", "split")
     tokens = text.split()
     limits = limits or InputLimits()
+    max_words = limits.reader().max_post_tokens
+    if len(tokens) > max_words:
+        raise DataFormatError(
+            "post", None, "text", f"{len(tokens)} words is over the {max_words} word limit (the token limit)"
+        )
     image_sha = img_id = image_path = None
     if image is not None:
         image_path = Path(image).resolve()
         image_sha = validate_image(image_path, limits, name=image_name)
         img_id = image_path.name
     dataset_row = get_or_create_dataset(session, dataset)
+    if label is not None:  # a dataset made by import-post has no label map of its own: MNRE's relations
+        check_gold_label(label, dataset_row.label_map or mnre_label_map(), "post", "label")
     raw = {
         "token": tokens,
         "h": {"name": " ".join(tokens[head[0] : head[1]]), "pos": [int(head[0]), int(head[1])]},

@@ -51,7 +51,16 @@ from db.io import (
 from db.models import Annotation, Dataset, EntityPair, Post, Prediction
 from db.provenance import DEFAULT_PREDICTION_METHOD, active_model_version
 from db.roles import Actor, require_admin
-from model.mnre_format import DataFormatError
+from db.validate import (
+    MAX_SOURCE_KEY,
+    check_gold_label,
+    check_identity,
+    check_name,
+    check_string,
+    inside_folders,
+    plain_file_name,
+)
+from model.mnre_format import DataFormatError, ReaderLimits, parse_record
 
 CONFIG_PATH = Path(__file__).with_name("label_studio_config.xml")
 # names of the config's tags that results refer to (from_name / to_name)
@@ -61,6 +70,7 @@ DEFAULT_IMAGE_PREFIX = "/data/local-files/?d="  # Label Studio's local-files sto
 DEFAULT_DATASET = "labelstudio"
 DEFAULT_SPLIT = "labelstudio"
 LABEL_STUDIO_FORMAT = "labelstudio"  # the `python -m db export --format` name
+DEFAULT_MAX_FILE_BYTES = 64 << 20  # a Label Studio export read at once (13,871 MNRE tasks are 16.8 MB)
 
 
 def config_relations(path: str | Path = CONFIG_PATH) -> list[str]:
@@ -314,6 +324,7 @@ class ParsedExport:
     plans: list[_PairPlan]  # every pair the tasks name, with the decisions made on it
     tasks: int
     ignored: list[str]
+    images_passed_over: list[str] = field(default_factory=list)  # tasks whose stored image path was not used
 
 
 @dataclass
@@ -328,6 +339,13 @@ class LabelStudioImportReport:
     # annotations that name no pair (skips, empty submissions)
     ignored: list[str] = field(default_factory=list)
     without_image: int = 0
+    # stored image paths outside every image folder of the import (never opened): which tasks
+    images_passed_over: list[str] = field(default_factory=list)
+    annotators: set[str] = field(default_factory=set)  # names the added decisions were recorded under
+
+    @property
+    def images_not_used(self) -> int:
+        return len(self.images_passed_over)
 
     def summary(self) -> str:
         return (
@@ -335,6 +353,11 @@ class LabelStudioImportReport:
             f"{self.new_posts} posts added, {self.decisions_added} decisions added, {self.decisions_present} "
             f"already stored, {len(self.stale)} older than the current decision (not applied), "
             f"{len(self.ignored)} annotations without a pair (nothing recorded), {self.without_image} pairs without image"
+            + (
+                f", {self.images_not_used} stored image paths outside the image folders not used (give --images)"
+                if self.images_passed_over
+                else ""
+            )
         )
 
 
@@ -371,29 +394,42 @@ class _Reader:
                 raise self.error(f"{field_path}.{key}", "must be an ISO time string")
             try:
                 value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError as err:
-                raise self.error(f"{field_path}.{key}", f"{text!r} is not an ISO time") from err
-            return value if value.tzinfo else value.replace(tzinfo=UTC)
+                # in UTC now: a time near year 1 or 9999 with an offset has no UTC value
+                return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+            except (ValueError, OverflowError) as err:
+                raise self.error(f"{field_path}.{key}", f"{text[:80]!r} is not an ISO time in range") from err
         raise self.error(f"{field_path}.created_at", "is missing (the decision's time)")
 
 
-def _image_file(data: dict, meta: dict, images_dir: Path | None) -> tuple[str | None, Path | None]:
-    """(img_id, local file or None) of a task's image: the stored path if it exists here, else images_dir/name."""
+def _image_file(
+    data: dict, meta: dict, folders: list[Path], images_dir: Path | None
+) -> tuple[str | None, Path | None, bool]:
+    """(img_id, local file or None, whether a stored path was passed over) of a task's image: the stored path when it
+    lies inside one of the image `folders` (db.validate.inside_folders) and exists, else images_dir/<file name>.
+
+    A stored path outside every image folder is never opened: it is passed over the same way whether or not such a
+    file exists, so an import says nothing about files outside those folders."""
     url = data.get("image")
-    name = meta.get("img_id") if isinstance(meta.get("img_id"), str) else None
+    name = plain_file_name(meta.get("img_id"))
     if name is None and isinstance(url, str) and url:
         parsed = urlparse(url)
         inner = parse_qs(parsed.query).get("d", [parsed.path])[0]
-        name = Path(unquote(inner)).name or None
+        name = plain_file_name(Path(unquote(inner)).name)
     candidates = []
-    if isinstance(meta.get("image_path"), str):
-        candidates.append(Path(meta["image_path"]))
+    passed_over = False
+    stored = meta.get("image_path")
+    if isinstance(stored, str) and stored:
+        inside = inside_folders(stored, folders)
+        if inside is None:
+            passed_over = True
+        else:
+            candidates.append(inside)
     if images_dir is not None and name:
-        candidates.append(images_dir / name)
+        candidates.append(images_dir.resolve() / name)
     for path in candidates:
         if path.is_file():
-            return name, path.resolve()
-    return name, None
+            return name, path, passed_over
+    return name, None, passed_over
 
 
 def _new_plan(
@@ -407,22 +443,31 @@ def _new_plan(
     image_sha: str | None,
     head: tuple[int, int],
     tail: tuple[int, int],
+    relations: dict[str, int],
 ) -> _PairPlan:
     """A pair to find or create. `from_meta`: it is the pair the task was exported for (keeps its source key,
     split, line and gold label); otherwise a pair drawn in Label Studio, keyed by content and spans."""
     gold = meta.get("gold_label") if from_meta else None
-    if gold is not None and not isinstance(gold, str):
-        raise reader.error("data.mrelens.gold_label", "must be a string")
+    try:
+        check_gold_label(gold, relations, reader.path, f"task {reader.index}: data.mrelens.gold_label")
+    except DataFormatError as err:
+        raise reader.error("data.mrelens.gold_label", err.problem) from err
     source_key = meta.get("source_key") if from_meta else None
+    if source_key is not None and from_meta:
+        _checked(reader, check_string, source_key, "data.mrelens.source_key", MAX_SOURCE_KEY)
     if not isinstance(source_key, str) or not source_key:
         content = _content_key(tokens, img_id)
         digest = hashlib.sha256(json.dumps([content, list(head), list(tail)]).encode()).hexdigest()
         source_key = "ls:" + digest[:40]
     source_line = meta.get("source_line") if from_meta else None
     raw_line = meta.get("raw_line") if from_meta else None
+    split = meta.get("split") or DEFAULT_SPLIT
+    _checked(reader, check_name, split, "data.mrelens.split", "split")
+    if raw_line is not None:
+        _check_raw_line(reader, raw_line, tokens, img_id, head, tail, gold, relations)
     return _PairPlan(
         dataset=dataset,
-        split=str(meta.get("split") or DEFAULT_SPLIT),
+        split=split,
         source_key=source_key,
         source_line=source_line
         if isinstance(source_line, int) and not isinstance(source_line, bool)
@@ -434,9 +479,45 @@ def _new_plan(
         head=head,
         tail=tail,
         gold_label=gold,
-        raw_line=raw_line if isinstance(raw_line, str) else None,
+        raw_line=raw_line,
         where=f"task {reader.index}",
     )
+
+
+def _checked(reader: _Reader, check, value: Any, field_path: str, *args) -> Any:
+    """A db.validate check whose error names this task's field."""
+    try:
+        return check(value, reader.path, field_path, *args)
+    except DataFormatError as err:
+        raise reader.error(field_path, err.problem) from err
+
+
+def _check_raw_line(
+    reader: _Reader,
+    raw_line: Any,
+    tokens: list[str],
+    img_id: str | None,
+    head: tuple[int, int],
+    tail: tuple[int, int],
+    gold: str | None,
+    relations: dict[str, int],
+) -> None:
+    """data.mrelens.raw_line (the source line an MNRE export writes back verbatim) must be exactly one MNRE record,
+    the very record the task describes: same words, spans, image and gold label."""
+    field_path = "data.mrelens.raw_line"
+    if not isinstance(raw_line, str):
+        raise reader.error(field_path, f"must be a string, got {type(raw_line).__name__}")
+    if "\n" in raw_line or "\r" in raw_line:
+        raise reader.error(field_path, "must be one line")
+    try:
+        record = parse_record(raw_line, reader.path, None, relations, ReaderLimits.from_env())
+    except (DataFormatError, ValueError) as err:
+        raise reader.error(field_path, getattr(err, "problem", str(err))) from err
+    described = (record.tokens, (record.head.start, record.head.end), (record.tail.start, record.tail.end))
+    if described != (tokens, head, tail) or record.img_id != img_id or record.relation != gold:
+        raise reader.error(
+            field_path, "is not the record this task describes (its words, spans, image or gold label differ)"
+        )
 
 
 def _meta_span(reader: _Reader, meta: dict, key: str, n_words: int) -> tuple[int, int] | None:
@@ -456,11 +537,13 @@ def _meta_span(reader: _Reader, meta: dict, key: str, n_words: int) -> tuple[int
 def _parse_task(
     task: Any,
     reader: _Reader,
-    relations: set[str],
+    relations: dict[str, int],
     dataset: str,
     images_dir: Path | None,
     image_shas: dict[Path, str],
     ignored: list[str],
+    image_folders: dict[str, list[Path]],
+    passed_over: list[str],
 ) -> list[_PairPlan]:
     """The pairs of one task with the decisions its annotations make on them; annotations that name no pair (a skip
     of a task drawn in Label Studio, an empty submission) are listed in `ignored`."""
@@ -486,25 +569,45 @@ def _parse_task(
         offsets = [m.span() for m in matches]
     if not tokens:
         raise reader.error("data.text", "has no words")
+    max_words = ReaderLimits.from_env().max_post_tokens
+    if len(tokens) > max_words:
+        raise reader.error(
+            "data.text",
+            f"{len(tokens)} words is over the {max_words} token limit ({ReaderLimits.ENV['max_post_tokens']})",
+        )
     starts = {c0: i for i, (c0, _) in enumerate(offsets)}
     ends = {c1: i + 1 for i, (_, c1) in enumerate(offsets)}
-    img_id, image_path = _image_file(data, meta, images_dir)
+    dataset_name = meta.get("dataset") or dataset
+    _checked(reader, check_name, dataset_name, "data.mrelens.dataset", "dataset")
+    folders = [images_dir] if images_dir is not None else []
+    img_id, image_path, passed = _image_file(
+        data, meta, folders + image_folders.get(dataset_name, []), images_dir
+    )
+    if passed:
+        passed_over.append(f"task {reader.index}")
     if image_path is not None and image_path not in image_shas:
         try:
             image_shas[image_path] = validate_image(image_path)
         except DataFormatError as err:
             raise reader.error("data.image", f"{image_path}: {err.problem}") from err
     image_sha = image_shas.get(image_path) if image_path is not None else None
-    dataset_name = (
-        meta.get("dataset") if isinstance(meta.get("dataset"), str) and meta.get("dataset") else dataset
-    )
     meta_head = _meta_span(reader, meta, "head", len(tokens))
     meta_tail = _meta_span(reader, meta, "tail", len(tokens))
 
     pairs: dict[tuple[tuple[int, int], tuple[int, int]], _PairPlan] = {}
     if meta_head and meta_tail:  # the exported pair exists even when nobody has annotated it yet
         pairs[(meta_head, meta_tail)] = _new_plan(
-            reader, meta, True, dataset_name, tokens, img_id, image_path, image_sha, meta_head, meta_tail
+            reader,
+            meta,
+            True,
+            dataset_name,
+            tokens,
+            img_id,
+            image_path,
+            image_sha,
+            meta_head,
+            meta_tail,
+            relations,
         )
     annotations = reader.get(task, "annotations", "annotations", list, required=False) or []
     for j, annotation_json in enumerate(annotations):
@@ -514,6 +617,7 @@ def _parse_task(
         annotator = _user_name(annotation_json.get("completed_by"))
         if annotator is None:
             raise reader.error(f"{where}.completed_by", "must name the annotator (user id, email or object)")
+        _checked(reader, check_identity, annotator, f"{where}.completed_by")
         when = reader.time(annotation_json, where)
         cancelled = annotation_json.get("was_cancelled") is True
         results = reader.get(annotation_json, "result", f"{where}.result", list, required=False) or []
@@ -553,6 +657,10 @@ def _parse_task(
                 labels = reader.get(result, "labels", f"{result_path}.labels", list, required=False) or []
                 if len(labels) > 1:
                     raise reader.error(f"{result_path}.labels", f"one relation per pair, got {labels!r}")
+                if labels and not isinstance(labels[0], str):
+                    raise reader.error(
+                        f"{result_path}.labels", f"must hold a relation name, got {labels[0]!r}"
+                    )
                 if labels and labels[0] not in relations:
                     raise reader.error(
                         f"{result_path}.labels", f"{labels[0]!r} is not one of the config's relations"
@@ -607,7 +715,17 @@ def _parse_task(
                 head, tail = regions[from_id][1], regions[to_id][1]
             if (head, tail) not in pairs:
                 pairs[(head, tail)] = _new_plan(
-                    reader, meta, False, dataset_name, tokens, img_id, image_path, image_sha, head, tail
+                    reader,
+                    meta,
+                    False,
+                    dataset_name,
+                    tokens,
+                    img_id,
+                    image_path,
+                    image_sha,
+                    head,
+                    tail,
+                    relations,
                 )
             plan = pairs[(head, tail)]
             if cancelled:
@@ -630,33 +748,63 @@ def _parse_task(
 
 
 def read_label_studio(
-    path: str | Path, dataset: str = DEFAULT_DATASET, images_dir: str | Path | None = None
+    path: str | Path,
+    dataset: str = DEFAULT_DATASET,
+    images_dir: str | Path | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    image_folders: dict[str, list[Path]] | None = None,
 ) -> ParsedExport:
-    """Parse and check a Label Studio JSON export (a list of tasks) without touching the store."""
+    """Parse and check a Label Studio JSON export (a list of tasks) without touching the store.
+
+    `image_folders`: dataset name -> folders its stored image paths may lie in (besides `images_dir`)."""
     path = Path(path)
+    check_name(dataset, "--dataset", "dataset", "dataset")
     # a FIFO would block the read forever, a folder or device is no export: refuse before opening
     if path.exists() and not path.is_file():
         raise DataFormatError(path, None, None, "is not a regular file (a FIFO, device or folder)")
     try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as fh:
+            data = fh.read(max_file_bytes + 1)
+        if len(data) > max_file_bytes:
+            raise DataFormatError(
+                path, None, None, f"is over the {max_file_bytes} byte limit (--max-file-bytes)"
+            )
+        tasks = json.loads(data.decode("utf-8"))
     except FileNotFoundError as err:
         raise DataFormatError(path, None, None, "file not found") from err
     except UnicodeDecodeError as err:
         raise DataFormatError(path, None, None, f"not UTF-8 text ({err.reason})") from err
     except json.JSONDecodeError as err:
         raise DataFormatError(path, err.lineno, None, f"invalid JSON: {err.msg}") from err
+    except RecursionError as err:
+        raise DataFormatError(path, None, None, "JSON nested too deeply") from err
+    except ValueError as err:  # e.g. an integer of more than 4,300 digits
+        raise DataFormatError(path, None, None, f"invalid JSON: {err}") from err
     if isinstance(tasks, dict):  # a single task
         tasks = [tasks]
     if not isinstance(tasks, list):
         raise DataFormatError(path, None, None, "must be a JSON list of Label Studio tasks")
-    relations = set(config_relations())
+    relations = {name: i for i, name in enumerate(config_relations())}
     image_shas: dict[Path, str] = {}
     folder = Path(images_dir) if images_dir is not None else None
     plans: list[_PairPlan] = []
     ignored: list[str] = []
+    passed_over: list[str] = []
     for index, task in enumerate(tasks):
-        plans.extend(_parse_task(task, _Reader(path, index), relations, dataset, folder, image_shas, ignored))
-    return ParsedExport(plans, len(tasks), ignored)
+        plans.extend(
+            _parse_task(
+                task,
+                _Reader(path, index),
+                relations,
+                dataset,
+                folder,
+                image_shas,
+                ignored,
+                image_folders or {},
+                passed_over,
+            )
+        )
+    return ParsedExport(plans, len(tasks), ignored, passed_over)
 
 
 def import_label_studio(
@@ -665,6 +813,7 @@ def import_label_studio(
     dataset: str = DEFAULT_DATASET,
     images_dir: str | Path | None = None,
     actor: Actor | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> LabelStudioImportReport:
     """Import a Label Studio export made with the shipped config into the caller's transaction (see module doc).
 
@@ -673,9 +822,25 @@ def import_label_studio(
     Importing is an admin action (db.roles); `actor` None is the local single user.
     """
     require_admin(actor, f"import a Label Studio export into dataset {dataset!r}")
-    parsed = read_label_studio(path, dataset, images_dir)
+    # a stored image path is used only inside --images or the folder its dataset was imported from
+    folder_sources = {
+        name: Path(source)
+        for name, source in session.execute(
+            select(Dataset.name, Dataset.source_path).where(Dataset.source_path.is_not(None))
+        )
+        if Path(source).is_dir()
+    }
+    parsed = read_label_studio(
+        path,
+        dataset,
+        images_dir,
+        max_file_bytes,
+        image_folders={name: [source] for name, source in folder_sources.items()},
+    )
     plans = parsed.plans
-    report = LabelStudioImportReport(tasks=parsed.tasks, ignored=parsed.ignored)
+    report = LabelStudioImportReport(
+        tasks=parsed.tasks, ignored=parsed.ignored, images_passed_over=parsed.images_passed_over
+    )
     # a dataset made here gets the config's relations (MNRE's ours_rel2id.json order)
     label_map = {name: i for i, name in enumerate(config_relations())}
     datasets: dict[str, Dataset] = {}
@@ -684,6 +849,16 @@ def import_label_studio(
         datasets[name] = existing or get_or_create_dataset(
             session, name, source_path=str(Path(path).resolve()), label_map=label_map
         )
+    for plan in plans:  # gold labels from the label map of the dataset they go to
+        try:
+            check_gold_label(
+                plan.gold_label,
+                datasets[plan.dataset].label_map,
+                path,
+                f"{plan.where}: data.mrelens.gold_label",
+            )
+        except DataFormatError as err:
+            raise DataFormatError(path, None, f"{plan.where}: data.mrelens.gold_label", err.problem) from err
 
     # posts, deduplicated by content as in the MNRE import
     post_ids: dict[tuple[int, str], int] = {}
@@ -718,9 +893,15 @@ def import_label_studio(
 
     # pairs: an existing (dataset, source key) must be the same pair
     stored = {}
+    stored_tokens: dict[int, list[str]] = {}
     for dataset_row in datasets.values():
-        for pair in session.scalars(select(EntityPair).where(EntityPair.dataset_id == dataset_row.id)):
+        for pair, tokens in session.execute(
+            select(EntityPair, Post.tokens)
+            .join(Post, Post.id == EntityPair.post_id)
+            .where(EntityPair.dataset_id == dataset_row.id)
+        ):
             stored[(dataset_row.id, pair.source_key)] = pair
+            stored_tokens[pair.id] = list(tokens)
     new_pairs: dict[tuple[int, str], dict[str, Any]] = {}
     for plan in plans:
         ds_id = datasets[plan.dataset].id
@@ -729,6 +910,14 @@ def import_label_studio(
             report.without_image += 1
         if key in stored:
             pair = stored[key]
+            if stored_tokens[pair.id] != plan.tokens:
+                raise DataFormatError(
+                    path,
+                    None,
+                    f"{plan.where}: data.mrelens",
+                    f"pair {plan.source_key!r} of dataset {plan.dataset!r} is stored with other words; "
+                    "import into another dataset (--dataset) or drop data.mrelens",
+                )
             if (pair.head_start, pair.head_end, pair.tail_start, pair.tail_end) != (*plan.head, *plan.tail):
                 raise DataFormatError(
                     path,
@@ -741,6 +930,16 @@ def import_label_studio(
             continue
         if key in new_pairs:
             continue
+        source = folder_sources.get(plan.dataset)
+        if source is not None:  # an MNRE dataset's pairs are its folder's records, nothing else
+            raise DataFormatError(
+                path,
+                None,
+                f"{plan.where}: data.mrelens.source_key",
+                f"pair {plan.source_key!r} is not in dataset {plan.dataset!r}, which was imported from {source}; "
+                "a Label Studio file may annotate its pairs but not add any (drop data.mrelens.dataset to add "
+                "the pair to --dataset)",
+            )
         new_pairs[key] = {
             "post_id": post_ids[(ds_id, _content_key(plan.tokens, plan.img_id))],
             "dataset_id": ds_id,
@@ -783,12 +982,13 @@ def import_label_studio(
             histories[annotation.pair_id].append(annotation)
     for pair_id, decisions in by_pair.items():
         pair, history = pairs[pair_id], histories[pair_id]
-        seen = {
-            (annotation.annotator, annotation.created_at, annotation.status, annotation.label)
-            for annotation in history
-        }
+        # a skip is stored with the label it kept (the previous decision's): compare skips without their label
+        seen = {_decision_key(a.annotator, a.created_at, a.status, a.label) for a in history}
         for decision in sorted(decisions, key=lambda decision: decision.created_at):
-            if (decision.annotator, decision.created_at, decision.status, decision.label) in seen:
+            if (
+                _decision_key(decision.annotator, decision.created_at, decision.status, decision.label)
+                in seen
+            ):
                 report.decisions_present += 1
                 continue
             if history and decision.created_at < history[-1].created_at:
@@ -816,6 +1016,12 @@ def import_label_studio(
                 created_at=decision.created_at,
             )
             history.append(row)
-            seen.add((decision.annotator, decision.created_at, decision.status, decision.label))
+            report.annotators.add(decision.annotator)
+            seen.add(_decision_key(decision.annotator, decision.created_at, decision.status, decision.label))
             report.decisions_added += 1
     return report
+
+
+def _decision_key(annotator: str, created_at: datetime, status: str, label: str | None) -> tuple:
+    """What makes a decision already stored: annotator, time (in UTC), status and label (none for a skip)."""
+    return annotator, created_at.astimezone(UTC), status, None if status == "skipped" else label

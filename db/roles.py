@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from db.errors import LabelStoreError
+from db.validate import identity_problem
 
 ADMIN = "admin"
 REVIEWER = "reviewer"
@@ -33,6 +34,9 @@ class Actor:
     def __post_init__(self) -> None:
         if not self.identity or not self.identity.strip():
             raise ValueError("Actor.identity is empty: every action needs a known identity")
+        problem = identity_problem(self.identity)
+        if problem:  # it is stored with what the actor does (String(200)) and printed in reports
+            raise ValueError(f"Actor.identity {problem}")
         if self.role not in ROLES:
             raise ValueError(f"Actor.role {self.role!r} is not one of {', '.join(ROLES)}")
 

@@ -170,7 +170,7 @@ def test_a_fifo_or_folder_given_as_a_label_studio_export_is_refused_without_bloc
     os.mkfifo(fifo)
     outcome: list[int] = []
     worker = threading.Thread(
-        target=lambda: outcome.append(main([*store_url, "import-labelstudio", str(fifo)]))
+        target=lambda: outcome.append(main([*store_url, "import-labelstudio", str(fifo), "--as", "tester"]))
     )
     worker.daemon = True
     worker.start()
@@ -180,5 +180,5 @@ def test_a_fifo_or_folder_given_as_a_label_studio_export_is_refused_without_bloc
             unblock.write("[]")
         pytest.fail("import-labelstudio blocked on a FIFO")
     assert outcome == [2] and "not a regular file" in _error_line(capsys)
-    assert main([*store_url, "import-labelstudio", str(tmp_path)]) == 2
+    assert main([*store_url, "import-labelstudio", str(tmp_path), "--as", "tester"]) == 2
     assert "not a regular file" in _error_line(capsys)

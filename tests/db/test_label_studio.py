@@ -361,11 +361,11 @@ def test_cli_exports_and_imports_label_studio_json(tmp_path, reviewed, db_url, c
     assert main(["--database-url", db_url, "export", "--format", "labelstudio", "--out", str(out)]) == 0
     assert len(json.loads(out.read_text())) == 7
     fresh = ["--database-url", f"sqlite:///{tmp_path / 'other.db'}"]
-    assert main([*fresh, "import-labelstudio", str(out)]) == 0
+    assert main([*fresh, "import-labelstudio", str(out), "--as", "tester"]) == 0
     assert "7 pairs added" in capsys.readouterr().out
     (tmp_path / "broken.json").write_text('[{"data": {"text": 5}}]')
     capsys.readouterr()
-    assert main([*fresh, "import-labelstudio", str(tmp_path / "broken.json")]) == 2
+    assert main([*fresh, "import-labelstudio", str(tmp_path / "broken.json"), "--as", "tester"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "task 0: data.text" in err[0]
 
