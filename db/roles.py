@@ -9,8 +9,9 @@ loopback), who administers their own store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from db.errors import LabelStoreError
 from db.validate import identity_problem
@@ -49,10 +50,124 @@ class Actor:
 LOCAL_ADMIN = Actor("local user", ADMIN)
 
 
-def role_for(identity: str, admins: Iterable[str]) -> str:
-    """ADMIN when `identity` is one of `admins` (compared without case or surrounding spaces), else REVIEWER."""
-    wanted = identity.strip().casefold()
-    return ADMIN if any(wanted == admin.strip().casefold() for admin in admins if admin.strip()) else REVIEWER
+class IdentityError(ValueError):
+    """An identity that cannot be compared safely: not valid or not in its normal form under RFC 8265, or mixing a
+    script with look-alike letters of another (Cyrillic "а" in a Latin name)."""
+
+
+# claims an admin entry may name: the provider's verified email, or its subject
+ADMIN_CLAIMS = ("email", "sub")
+# scripts whose letters are commonly mistaken for one another; an identity mixing one of them with another script,
+# with letters that have look-alikes, is refused (Japanese mixing Han and kana is fine)
+LOOK_ALIKE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "COPTIC"})
+
+
+def _precis_part(part: str, whole: str) -> str:
+    """One part of an identity through RFC 8265: it must already be in UsernameCasePreserved form (so a Kelvin
+    sign, a long s, fullwidth or ligature letters are refused, not folded into the letter they resemble), and
+    its comparison key is the UsernameCaseMapped form (lower case, NFC)."""
+    from precis_i18n import get_profile
+
+    try:
+        preserved = get_profile("UsernameCasePreserved").enforce(part)
+    except UnicodeError as err:
+        reason = getattr(err, "reason", str(err))
+        raise IdentityError(f"{whole!r} is not a valid identity (RFC 8265: {reason})") from err
+    if preserved != part:
+        raise IdentityError(
+            f"{whole!r} is not in its normal form (RFC 8265): it holds a width, compatibility or composed variant "
+            "of a letter"
+        )
+    return get_profile("UsernameCaseMapped").enforce(part)
+
+
+def _check_scripts(value: str) -> None:
+    from confusable_homoglyphs import categories, confusables
+
+    scripts = {categories.alias(char) for char in value} - {"COMMON", "INHERITED"}
+    if len(scripts) > 1 and scripts & LOOK_ALIKE_SCRIPTS and confusables.is_dangerous(value):
+        raise IdentityError(
+            f"{value!r} mixes the scripts {', '.join(sorted(scripts))} with letters that look alike; refused"
+        )
+
+
+def identity_key(value: str, claim: str = "email") -> str:
+    """What two identities are compared by. An email (or a name): split at its last "@", each part through RFC 8265
+    (PRECIS UsernameCaseMapped, after checking it is already in UsernameCasePreserved form), so case does not
+    matter but look-alike letters do; a subject (`claim` "sub") is compared exactly, as OpenID Connect says.
+    Raises IdentityError for an identity that cannot be compared safely (see IdentityError)."""
+    value = value.strip()
+    if not value:
+        raise IdentityError("the identity is empty")
+    problem = identity_problem(value)
+    if problem:
+        raise IdentityError(f"identity {problem}")
+    if claim == "sub":
+        return value
+    _check_scripts(value)
+    local, at, domain = value.rpartition("@")
+    if not at:
+        return _precis_part(value, value)
+    if not local or not domain:
+        raise IdentityError(f"{value!r} is not an email address (nothing before or after '@')")
+    return f"{_precis_part(local, value)}@{_precis_part(domain, value)}"
+
+
+@dataclass(frozen=True)
+class AdminRule:
+    """An admin: the provider (`issuer`, its `iss`; None = any configured provider), the claim that vouches for
+    them ("email": a verified email; "sub": the subject) and its value."""
+
+    issuer: str | None
+    claim: str
+    value: str
+
+
+def admin_rules(entries: Iterable[Any]) -> list[AdminRule]:
+    """Admin entries as configured: a table {issuer, claim, value} (issuer "*" = any provider), or the older plain
+    string, read as the verified `email` claim from any provider when it holds an "@", else as a subject from any
+    provider. Raises ValueError naming what is wrong."""
+    rules = []
+    for entry in entries:
+        if isinstance(entry, str):
+            if entry.strip():
+                value = entry.strip()
+                rules.append(AdminRule(None, "email" if "@" in value else "sub", value))
+            continue
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"admin entry {entry!r} must be a string or a table {{issuer, claim, value}}")
+        issuer, claim, value = entry.get("issuer"), entry.get("claim"), entry.get("value")
+        if not isinstance(issuer, str) or not issuer.strip():
+            raise ValueError(
+                f'admin entry {dict(entry)!r} needs an issuer (the provider\'s iss, or "*" for any)'
+            )
+        if claim not in ADMIN_CLAIMS:
+            raise ValueError(f"admin entry {dict(entry)!r}: claim must be one of {', '.join(ADMIN_CLAIMS)}")
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"admin entry {dict(entry)!r} needs a value")
+        rules.append(AdminRule(None if issuer.strip() == "*" else issuer.strip(), claim, value.strip()))
+    return rules
+
+
+def role_for(identity: str, admins: Iterable[Any], claim: str = "email", issuer: str | None = None) -> str:
+    """ADMIN when the identity the provider `issuer` vouches for through `claim` matches an admin entry
+    (admin_rules: same claim, same issuer unless the entry says any, equal identity_key), else REVIEWER. An
+    identity that cannot be compared safely (IdentityError) is never an admin."""
+    rules = [rule if isinstance(rule, AdminRule) else admin_rules([rule]) for rule in admins]
+    flat = [r for rule in rules for r in (rule if isinstance(rule, list) else [rule])]
+    try:
+        key = identity_key(identity, claim)
+    except IdentityError:
+        return REVIEWER
+    for rule in flat:
+        if rule.claim != claim or (rule.issuer is not None and rule.issuer != issuer):
+            continue
+        try:
+            if identity_key(rule.value, rule.claim) == key:
+                return ADMIN
+        except IdentityError:
+            continue  # an admin entry that cannot be compared safely matches nobody
+    return REVIEWER
 
 
 def require_admin(actor: Actor | None, action: str) -> Actor:

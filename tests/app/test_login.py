@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from app.auth import ADMINS_ENV, provider_identity, remote_client
+from app.auth import ADMINS_ENV, provider_claim, provider_identity, remote_client
 from db.models import Annotation, ModelVersion
 from db.schema import open_database
 from tests.app.conftest import MAIN, no_exceptions
@@ -76,7 +76,7 @@ def test_no_page_before_a_login(oidc_app, seeded_url, page):
 
 
 def test_decisions_carry_the_providers_identity_not_a_typed_name(oidc_app, seeded_url):
-    at = oidc_app(seeded_url, {"email": "rev@example.org", "sub": "u-17"})
+    at = oidc_app(seeded_url, {"email": "rev@example.org", "email_verified": True, "sub": "u-17"})
     assert not [w for w in at.sidebar.text_input], "no name box when a provider says who is logged in"
     assert any("Logged in as **rev@example.org** (reviewer)" in c.value for c in at.sidebar.caption)
     # a forged session value does not change who is recorded
@@ -93,7 +93,7 @@ def test_decisions_carry_the_providers_identity_not_a_typed_name(oidc_app, seede
 
 
 def test_a_logout_forgets_the_identity(oidc_app, seeded_url):
-    at = oidc_app(seeded_url, {"email": "rev@example.org"})
+    at = oidc_app(seeded_url, {"email": "rev@example.org", "email_verified": True})
     assert at.session_state["reviewer"] == "rev@example.org"
     at.user = {"is_logged_in": False}
     at.run()
@@ -117,7 +117,7 @@ def test_a_token_without_email_or_subject_records_nothing(oidc_app, seeded_url):
 
 def test_a_reviewer_is_refused_activating_and_retraining(oidc_app, seeded_url):
     before = active_versions(seeded_url)
-    at = oidc_app(seeded_url, {"email": "rev@example.org"}, "views/models.py")
+    at = oidc_app(seeded_url, {"email": "rev@example.org", "email_verified": True}, "views/models.py")
     no_exceptions(at)
     assert any("is a reviewer here" in i.value for i in at.info)
     # a second version to switch to, registered as the CLI would (local admin)
@@ -148,7 +148,7 @@ def test_an_admin_may_activate(oidc_app, seeded_url):
         register_model_version(s, "second", "/nowhere/second", "objects")
     engine.dispose()
     # roles compare identities without case
-    at = oidc_app(seeded_url, {"email": "admin@example.org"}, "views/models.py")
+    at = oidc_app(seeded_url, {"email": "admin@example.org", "email_verified": True}, "views/models.py")
     assert any("Logged in as **admin@example.org** (admin)" in c.value for c in at.sidebar.caption)
     assert not any("is a reviewer" in i.value for i in at.info)
     at.selectbox(key="models_pick").select("second").run()
@@ -160,27 +160,62 @@ def test_an_admin_may_activate(oidc_app, seeded_url):
 
 def test_admins_from_the_environment(oidc_app, seeded_url, monkeypatch):
     monkeypatch.setenv(ADMINS_ENV, " other@example.org , env-admin@example.org ")
-    at = oidc_app(seeded_url, {"email": "env-admin@example.org"}, admins=())
+    at = oidc_app(seeded_url, {"email": "env-admin@example.org", "email_verified": True}, admins=())
     assert any("(admin)" in c.value for c in at.sidebar.caption)
-    at = oidc_app(seeded_url, {"email": "rev@example.org"}, admins=())
+    at = oidc_app(seeded_url, {"email": "rev@example.org", "email_verified": True}, admins=())
     assert any("(reviewer)" in c.value for c in at.sidebar.caption)
 
 
 @pytest.mark.parametrize("admins", ["admin@example.org", 5, ["a@b.c", 7]])
 def test_a_bad_roles_setting_is_named(oidc_app, seeded_url, admins):
-    at = oidc_app(seeded_url, {"email": "rev@example.org"}, admins=admins)
+    at = oidc_app(seeded_url, {"email": "rev@example.org", "email_verified": True}, admins=admins)
     no_exceptions(at)
     assert any("[mrelens.roles] admins must be a list" in e.value for e in at.error)
     assert not at.dataframe
 
 
 def test_provider_identity_prefers_email_then_subject():
-    assert provider_identity({"email": " a@b.c ", "sub": "s"}) == "a@b.c"
-    assert provider_identity({"email": "", "sub": "s-1"}) == "s-1"
+    assert provider_identity({"email": " a@b.c ", "email_verified": True, "sub": "s"}) == "a@b.c"
+    assert provider_identity({"email": "", "email_verified": True, "sub": "s-1"}) == "s-1"
     assert provider_identity({"name": "x"}) == ""
     # an email the provider did not verify could be anyone's (an admin's): the subject is used instead
     assert provider_identity({"email": ADMIN_EMAIL, "email_verified": False, "sub": "s-2"}) == "s-2"
     assert provider_identity({"email": "a@b.c", "email_verified": True, "sub": "s"}) == "a@b.c"
+    # only the boolean true verifies an email: a string, a number or no claim at all do not
+    for verified in ("true", "false", 1, 0, None):
+        assert provider_identity({"email": ADMIN_EMAIL, "email_verified": verified, "sub": "s-3"}) == "s-3"
+    assert provider_claim({"iss": "https://idp", "email": "a@b.c", "email_verified": True}) == (
+        "https://idp",
+        "email",
+        "a@b.c",
+    )
+
+
+def test_a_subject_equal_to_an_admins_email_is_not_an_admin(oidc_app, seeded_url):
+    at = oidc_app(seeded_url, {"sub": ADMIN_EMAIL.lower()}, "views/export.py")
+    no_exceptions(at)
+    assert any("(reviewer)" in c.value for c in at.sidebar.caption)
+
+
+@pytest.mark.parametrize("email", ["\u0430dmin@example.org", "\u212aate@example.org", "\u017fam@example.org"])
+def test_look_alike_identities_are_refused_at_login(oidc_app, seeded_url, email):
+    at = oidc_app(
+        seeded_url,
+        {"email": email, "email_verified": True, "sub": "x"},
+        admins=("admin@example.org", "kate@example.org", "sam@example.org"),
+    )
+    no_exceptions(at)
+    assert any("cannot be used here" in e.value for e in at.error)
+    assert not at.dataframe and [b.key for b in at.button] == ["auth_logout_unusable"]
+
+
+def test_admin_tables_name_the_issuer_and_the_claim(oidc_app, seeded_url):
+    rule = {"issuer": "https://corp.example", "claim": "email", "value": "boss@example.org"}
+    user = {"iss": "https://corp.example", "email": "Boss@Example.org", "email_verified": True, "sub": "b"}
+    at = oidc_app(seeded_url, user, admins=[rule])
+    assert any("(admin)" in c.value for c in at.sidebar.caption)
+    at = oidc_app(seeded_url, {**user, "iss": "https://partner.example"}, admins=[rule])
+    assert any("(reviewer)" in c.value for c in at.sidebar.caption)
 
 
 def test_typed_name_mode_serves_loopback_only():
