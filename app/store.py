@@ -140,8 +140,10 @@ def decide(
     expected_revision: int,
     label: str | None = None,
     note: str | None = None,
+    origin: str | None = None,
 ) -> Annotation:
-    """One review decision in its own transaction (ConcurrentEditError if the pair changed since it was shown)."""
+    """One review decision in its own transaction (ConcurrentEditError if the pair changed since it was shown);
+    origin "audit" marks a decision made in the label-error audit."""
     with sessions.begin() as session:
         return record_annotation(
             session,
@@ -151,6 +153,7 @@ def decide(
             expected_revision=expected_revision,
             label=label,
             note=note or None,
+            origin=origin,
         )
 
 

@@ -110,12 +110,14 @@ def record_annotation(
     expected_revision: int,
     label: str | None = None,
     note: str | None = None,
+    origin: str | None = None,
 ) -> Annotation:
     """Append a review decision made on top of `expected_revision` (the revision the reviewer saw).
 
     accepted: the label shown is right (label defaults to the gold label); corrected: `label` replaces it;
     rejected: the pair itself is wrong and leaves the curated data; skipped: no decision, the previous label stays.
     Raises ConcurrentEditError when someone saved the pair after `expected_revision`: never a silent overwrite.
+    origin says where the decision was made when not in the plain review flow ("audit": the label-error audit).
     """
     if status not in REVIEW_STATUSES:
         raise LabelStoreError(f"unknown status {status!r}; expected one of {', '.join(REVIEW_STATUSES)}")
@@ -133,7 +135,14 @@ def record_annotation(
     else:
         label = None
     return append_annotation(
-        session, pair, expected_revision, label=label, status=status, annotator=annotator.strip(), note=note
+        session,
+        pair,
+        expected_revision,
+        label=label,
+        status=status,
+        annotator=annotator.strip(),
+        note=note,
+        origin=origin,
     )
 
 

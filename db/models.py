@@ -234,6 +234,9 @@ class Annotation(Base):
     annotator: Mapped[str] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(Text)
     undoes_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id"))  # set on rows written by undo
+    # where the decision was made when not in the plain review flow: "audit" = the label-error audit (Review showed
+    # a cross-fit model's suggestion against the gold label)
+    origin: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[created_at_utc]
 
     pair: Mapped[EntityPair] = relationship(back_populates="annotations")
@@ -272,7 +275,17 @@ class EvaluationRun(Base):
 
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-JOB_KINDS = ("first_model", "default_model", "retrain", "score", "grounding", "shuffle", "ablation")
+JOB_KINDS = (
+    "first_model",
+    "default_model",
+    "retrain",
+    "score",
+    "grounding",
+    "shuffle",
+    "ablation",
+    "crossfit",
+    "crossfit_fold",
+)
 
 
 class Job(Base):
@@ -308,3 +321,57 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # last progress write by the worker
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CrossfitRun(Base):
+    """One "Find label errors" run over a dataset: out-of-sample predictions for its labelled pairs (K-fold
+    cross-fitting of the training split, the active model for the other splits) and cleanlab's label-issue scores.
+
+    settings holds the provenance: the fold recipe, the seed, each fold model (version id, checkpoint, records it
+    trained on and predicted, val F1) and the active model version used for the pairs it never trained on.
+    """
+
+    __tablename__ = "crossfit_runs"
+
+    id: Mapped[intpk]
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    folds: Mapped[int]
+    method: Mapped[str] = mapped_column(String(64))  # the cleanlab quality score that ranks the suspects
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    pairs: Mapped[int]  # pairs scored
+    flagged: Mapped[int]  # pairs cleanlab.filter.find_label_issues flags
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[created_at_utc]
+
+
+class OutOfSamplePrediction(Base):
+    """A pair's probabilities from a model that never trained on it, and how likely its label is wrong.
+
+    The prediction method beside `predictions` (the active model's, in-sample on the pairs it trained on):
+    `source` "fold" (a fold model of the run; `fold` says which) or "active_model" (a split the active model never
+    trained on). given_label is the label in effect when the run started (the curated one if reviewed, else gold).
+    """
+
+    __tablename__ = "out_of_sample_predictions"
+    __table_args__ = (
+        UniqueConstraint("run_id", "pair_id"),
+        Index("ix_out_of_sample_predictions_run_rank", "run_id", "rank"),
+    )
+
+    id: Mapped[intpk]
+    run_id: Mapped[int] = mapped_column(ForeignKey("crossfit_runs.id"))
+    pair_id: Mapped[int] = mapped_column(ForeignKey("entity_pairs.id"), index=True)
+    source: Mapped[str] = mapped_column(String(32))
+    fold: Mapped[int | None]
+    model_version: Mapped[str] = mapped_column(String(200))  # version id of the model that predicted it
+    probabilities: Mapped[dict[str, float]] = mapped_column(JSON)
+    given_label: Mapped[str] = mapped_column(String(100))
+    given_probability: Mapped[float] = mapped_column(Float)
+    suggested_label: Mapped[str] = mapped_column(String(100))  # the most probable label
+    suggested_probability: Mapped[float] = mapped_column(Float)
+    quality: Mapped[float] = mapped_column(Float)  # cleanlab label quality of given_label: low = likely wrong
+    loss: Mapped[float] = mapped_column(Float)  # -log given_probability
+    flagged: Mapped[bool]  # cleanlab.filter.find_label_issues
+    rank: Mapped[int]  # 1 = the most likely label error of the run
+    scores: Mapped[dict[str, float] | None] = mapped_column(JSON)  # every cleanlab quality score

@@ -18,6 +18,7 @@ from db.annotations import (
 )
 from db.datasets import require_pair
 from db.errors import LabelStoreError
+from db.label_errors import latest_run_ids_subquery
 from db.models import (
     ANNOTATION_STATUSES,
     Annotation,
@@ -25,12 +26,14 @@ from db.models import (
     EntityPair,
     Explanation,
     GroundedCrop,
+    OutOfSamplePrediction,
     Post,
     Prediction,
 )
 from db.provenance import DEFAULT_PREDICTION_METHOD, active_model_version
 
-QUEUE_SORTS = ("uncertainty", "entropy", "image_reliance", "disagreement", "source_order")
+# label_error: the latest cross-fit run's ranking (db.label_errors), most likely wrong gold label first
+QUEUE_SORTS = ("uncertainty", "entropy", "image_reliance", "disagreement", "label_error", "source_order")
 
 
 @dataclass
@@ -42,6 +45,7 @@ class QueueFilter:
     status: str | None = None  # an ANNOTATION_STATUSES value; "unreviewed" also matches pairs never annotated
     annotator: str | None = None  # the annotator of the current state
     text: str | None = None  # case-insensitive substring of the post text or entity names
+    suspects: int | None = None  # only the N most likely label errors of the dataset's latest cross-fit run
 
 
 @dataclass
@@ -64,9 +68,16 @@ class QueueItem:
     margin: float | None
     entropy: float | None
     image_reliance: float | None
+    # the latest cross-fit run's view of the pair (None when no run scored it)
+    suspect_rank: int | None = None
+    suggested_label: str | None = None  # a model that never saw the pair
+    suggested_probability: float | None = None
+    given_probability: float | None = None  # that model's probability of the label the run scored
+    label_quality: float | None = None  # cleanlab's label quality: low = likely wrong
+    flagged: bool | None = None  # cleanlab.filter.find_label_issues
 
 
-def _apply_filters(stmt, queue_filter: QueueFilter, current, prediction):
+def _apply_filters(stmt, queue_filter: QueueFilter, current, prediction, out_of_sample):
     if queue_filter.dataset:
         stmt = stmt.where(Dataset.name == queue_filter.dataset)
     if queue_filter.split:
@@ -86,6 +97,8 @@ def _apply_filters(stmt, queue_filter: QueueFilter, current, prediction):
             stmt = stmt.where(current.status == queue_filter.status)
     if queue_filter.annotator:
         stmt = stmt.where(current.annotator == queue_filter.annotator)
+    if queue_filter.suspects is not None:
+        stmt = stmt.where(out_of_sample.rank <= queue_filter.suspects)
     if queue_filter.text:
         pattern = "%" + queue_filter.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         stmt = stmt.where(
@@ -111,7 +124,9 @@ def review_queue(
     default the active one).
 
     sort: uncertainty (smallest top-2 margin first), entropy (highest first), image_reliance (highest first),
-    disagreement (prediction != gold first, most confident first), source_order (dataset, split, line).
+    disagreement (prediction != gold first, most confident first), label_error (the dataset's latest cross-fit run:
+    lowest cleanlab label quality of out-of-sample probabilities first; pairs it did not score last),
+    source_order (dataset, split, line).
     """
     queue_filter = queue_filter or QueueFilter()
     if sort not in QUEUE_SORTS:
@@ -121,6 +136,8 @@ def review_queue(
         version_key = active.id if active else None
     current = current_annotation_alias()
     prediction = aliased(Prediction, name="pred")
+    out_of_sample = aliased(OutOfSamplePrediction, name="oos")
+    latest_run = latest_run_ids_subquery()
     stmt = (
         select(
             EntityPair.id,
@@ -141,9 +158,20 @@ def review_queue(
             prediction.margin,
             prediction.entropy,
             prediction.image_reliance,
+            out_of_sample.rank,
+            out_of_sample.suggested_label,
+            out_of_sample.suggested_probability,
+            out_of_sample.given_probability,
+            out_of_sample.quality,
+            out_of_sample.flagged,
         )
         .join(Post, Post.id == EntityPair.post_id)
         .join(Dataset, Dataset.id == EntityPair.dataset_id)
+        .outerjoin(latest_run, latest_run.c.dataset_id == EntityPair.dataset_id)
+        .outerjoin(
+            out_of_sample,
+            and_(out_of_sample.pair_id == EntityPair.id, out_of_sample.run_id == latest_run.c.run_id),
+        )
     )
     stmt = join_current_annotation(stmt, current).outerjoin(
         prediction,
@@ -153,7 +181,7 @@ def review_queue(
             prediction.method == method,
         ),
     )
-    stmt = _apply_filters(stmt, queue_filter, current, prediction)
+    stmt = _apply_filters(stmt, queue_filter, current, prediction, out_of_sample)
     order = {
         "uncertainty": [prediction.margin.asc().nulls_last()],
         "entropy": [prediction.entropy.desc().nulls_last()],
@@ -166,6 +194,7 @@ def review_queue(
             ),
             prediction.confidence.desc().nulls_last(),
         ],
+        "label_error": [out_of_sample.rank.asc().nulls_last()],
         "source_order": [Dataset.name, EntityPair.split, EntityPair.source_line],
     }[sort]
     stmt = stmt.order_by(*order, EntityPair.id).limit(limit).offset(offset)
@@ -189,6 +218,12 @@ def review_queue(
             margin=row.margin,
             entropy=row.entropy,
             image_reliance=row.image_reliance,
+            suspect_rank=row.rank,
+            suggested_label=row.suggested_label,
+            suggested_probability=row.suggested_probability,
+            given_probability=row.given_probability,
+            label_quality=row.quality,
+            flagged=row.flagged,
         )
         for row in session.execute(stmt)
     ]
