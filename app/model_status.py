@@ -26,6 +26,8 @@ KIND_NAMES = {
     "grounding": "batch grounding",
     "shuffle": "the shuffle experiment",
     "ablation": "the ablation runs",
+    "crossfit": "planning Find label errors",
+    "crossfit_fold": "a fold of Find label errors",
 }
 
 

@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from huey.consumer import Consumer
 
     from app.jobs import requeue_lost
+    from app.jobs.crossfit import requeue_interrupted_folds
     from app.jobs.queue import JobsConfigError, get_queue, jobs_url
     from app.jobs.runner import STOP, worker_sessions
     from db.jobs import fail_abandoned_jobs
@@ -62,8 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sessions = worker_sessions()
     with sessions.begin() as session:
-        for job in fail_abandoned_jobs(session):
+        interrupted = fail_abandoned_jobs(session)
+        for job in interrupted:
             log.warning("job %s (%s) was left running by a stopped worker: marked failed", job.id, job.kind)
+        session.expunge_all()
+    for job_id in requeue_interrupted_folds(sessions, interrupted):
+        log.warning("job %s: an interrupted fold of Find label errors, queued again", job_id)
     for job_id in requeue_lost(sessions):
         log.warning("job %s was queued but missing from the queue storage: sent again", job_id)
 

@@ -7,8 +7,9 @@
 Kinds: first_model, default_model (train from a config file), retrain (from curated labels), score (store a model
 version's predictions for the queue; after an activation it queues a second score job, params "explanations": N,
 that precomputes Inspect's results for the top N pairs of the queue with app.explain_results), grounding (batch
-grounding of a dataset), shuffle (Table 1), ablation (Table 2). The worker runs them in app.jobs.runner, each
-through the project's one function for that work.
+grounding of a dataset), shuffle (Table 1), ablation (Table 2), crossfit (Find label errors: plans the folds and
+queues one crossfit_fold job per fold; the last fold merges and stores the run, app.jobs.crossfit). The worker runs
+them in app.jobs.runner, each through the project's one function for that work.
 """
 
 from __future__ import annotations
@@ -23,8 +24,25 @@ from db.roles import Actor, require_admin
 
 # a re-scoring job goes before a training job waiting in the queue: the reviewer sees the new model's
 # predictions minutes after it is activated, not after the next training
-PRIORITY = {"score": 10, "grounding": 5, "explanations": 4, "retrain": 3, "first_model": 2}
-TRAINING_KINDS = ("first_model", "default_model", "retrain", "shuffle", "ablation")
+# planning a cross-fit takes seconds; its folds train like any other model, after the first one
+PRIORITY = {
+    "score": 10,
+    "crossfit": 6,
+    "grounding": 5,
+    "explanations": 4,
+    "retrain": 3,
+    "first_model": 2,
+    "crossfit_fold": 1,
+}
+TRAINING_KINDS = (
+    "first_model",
+    "default_model",
+    "retrain",
+    "shuffle",
+    "ablation",
+    "crossfit",
+    "crossfit_fold",
+)
 
 
 def enqueue(

@@ -601,6 +601,18 @@ def run_ablation(sessions: sessionmaker, request: JobRequest, reporter: Reporter
     return {"variants": variants, "f1": {v: m.get("f1") for v, m in results.items()}}
 
 
+def run_crossfit(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
+    from app.jobs.crossfit import run_crossfit as plan_and_queue_folds
+
+    return plan_and_queue_folds(sessions, request, reporter)
+
+
+def run_crossfit_fold(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
+    from app.jobs.crossfit import run_crossfit_fold as train_one_fold
+
+    return train_one_fold(sessions, request, reporter)
+
+
 RUNNERS = {
     "first_model": run_training,
     "default_model": run_training,
@@ -609,4 +621,6 @@ RUNNERS = {
     "grounding": run_grounding,
     "shuffle": run_shuffle,
     "ablation": run_ablation,
+    "crossfit": run_crossfit,
+    "crossfit_fold": run_crossfit_fold,
 }
