@@ -10,6 +10,7 @@ import streamlit as st
 from PIL import Image, ImageDraw
 from sqlalchemy.exc import OperationalError
 
+from app.auth import current_actor
 from app.render import draw_boxes
 from app.resources import get_sessions
 from app.state import flash, review_session
@@ -94,7 +95,7 @@ def undo_action() -> None:
     else:
         pair_id, revision = shown_pair, shown_revision
     try:
-        undo(get_sessions(), pair_id, st.session_state["reviewer"], revision)
+        undo(get_sessions(), pair_id, st.session_state["reviewer"], revision, actor=current_actor())
     except ConcurrentEditError as err:
         if review.actions:
             review.actions.pop()

@@ -19,6 +19,7 @@ from db.io import import_post
 from db.models import Annotation
 from db.provenance import active_model_version, evaluation_runs_with_versions
 from db.review_queue import pair_detail, queue_filter_values
+from db.roles import Actor
 from model.images import DEFAULT_MAX_IMAGE_BYTES, ImageError, decode_image
 from model.mnre_format import DataFormatError
 
@@ -157,14 +158,19 @@ def decide(
         )
 
 
-def undo(sessions: sessionmaker, pair_id: int, annotator: str, expected_revision: int) -> Annotation:
+def undo(
+    sessions: sessionmaker, pair_id: int, annotator: str, expected_revision: int, actor: Actor | None = None
+) -> Annotation:
     """Undo the latest decision still in effect on the pair, if the pair is still at `expected_revision`.
 
     `expected_revision` is the revision the reviewer saw (after their own save: the revision it created), so an
-    undo never cancels a decision someone else made meanwhile (ConcurrentEditError instead).
+    undo never cancels a decision someone else made meanwhile (ConcurrentEditError instead). `actor`: a reviewer
+    undoes only their own decision, an admin anyone's (PermissionDeniedError); None is the local single user.
     """
     with sessions.begin() as session:
-        return undo_last(session, pair_id, annotator=annotator, expected_revision=expected_revision)
+        return undo_last(
+            session, pair_id, annotator=annotator, expected_revision=expected_revision, actor=actor
+        )
 
 
 @dataclass(frozen=True)

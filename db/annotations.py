@@ -147,11 +147,19 @@ def record_annotation(
 
 
 def undo_last(
-    session: Session, pair_id: int, *, annotator: str, expected_revision: int, note: str | None = None
+    session: Session,
+    pair_id: int,
+    *,
+    annotator: str,
+    expected_revision: int,
+    note: str | None = None,
+    actor=None,
 ) -> Annotation:
     """Restore the state before the latest decision that is still in effect, by appending a new row.
 
     Repeated undos walk further back; an undo is itself never undone by undo (record a new decision instead).
+    `actor` (db.roles.Actor): a reviewer undoes only a decision of their own, an admin anyone's
+    (PermissionDeniedError otherwise, nothing written); None is the local single user, an admin.
     """
     pair = require_pair(session, pair_id)
     history = pair_history(session, pair_id)
@@ -162,6 +170,7 @@ def undo_last(
     if not in_effect:
         raise LabelStoreError(f"pair {pair_id} has nothing to undo")
     target = in_effect[-1]
+    _check_undo_allowed(actor, target)
     restored = current_state([annotation for annotation in history if annotation.revision < target.revision])
     return append_annotation(
         session,
@@ -172,6 +181,18 @@ def undo_last(
         annotator=annotator.strip(),
         note=note or f"undo revision {target.revision}",
         undoes_id=target.id,
+    )
+
+
+def _check_undo_allowed(actor, target: Annotation) -> None:
+    """A reviewer may undo only a decision they made themselves (the one the undo would take back)."""
+    from db.roles import PermissionDeniedError
+
+    if actor is None or actor.is_admin or target.annotator == actor.identity:
+        return
+    raise PermissionDeniedError(
+        f"{actor.identity} is a {actor.role}: the latest decision on pair {target.pair_id} (revision "
+        f"{target.revision}) is {target.annotator}'s; only they or an admin may undo it"
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from db.errors import LabelStoreError
 from db.models import JOB_KINDS, Job, utcnow
+from db.roles import Actor, PermissionDeniedError
 
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -127,9 +128,17 @@ def cancel_requested(session: Session, job_id: int) -> bool:
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
-def request_cancel(session: Session, job_id: int) -> Job:
-    """Cancel a job: a queued one ends now, a running one at its next progress report. Final jobs are refused."""
+def request_cancel(session: Session, job_id: int, actor: Actor | None = None) -> Job:
+    """Cancel a job: a queued one ends now, a running one at its next progress report. Final jobs are refused.
+
+    `actor`: a reviewer cancels only a job they started, an admin any job (PermissionDeniedError otherwise,
+    nothing changed); None is the local single user, an admin."""
     job = get_job(session, job_id)
+    if actor is not None and not actor.is_admin and job.started_by != actor.identity:
+        raise PermissionDeniedError(
+            f"{actor.identity} is a {actor.role}: job {job_id} was started by {job.started_by}; only they or an "
+            "admin may cancel it"
+        )
     if job.status in FINAL_STATUSES:
         raise LabelStoreError(f"job {job_id} has already {job.status}; there is nothing to cancel")
     job.cancel_requested = True

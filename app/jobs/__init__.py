@@ -79,10 +79,12 @@ def _send(sessions: sessionmaker, job_id: int, priority: int) -> None:
         set_queue_task(session, job_id, task.id)
 
 
-def cancel(sessions: sessionmaker, job_id: int) -> str:
-    """Request a cancel; returns the job's status afterwards ("cancelled" or "running" until it stops)."""
+def cancel(sessions: sessionmaker, job_id: int, actor: Actor | None = None) -> str:
+    """Request a cancel; returns the job's status afterwards ("cancelled" or "running" until it stops).
+
+    `actor`: a reviewer cancels only their own job, an admin any (db.jobs.request_cancel); None: the local user."""
     with sessions.begin() as session:
-        job = request_cancel(session, job_id)
+        job = request_cancel(session, job_id, actor)
         status, task_id = job.status, job.queue_task_id
     if status == "cancelled" and task_id:
         get_queue().revoke_by_id(task_id)  # the worker would skip it anyway; this keeps the queue short

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.auth import current_actor
 from app.jobs import cancel
 from app.model_status import job_name
 from app.resources import get_sessions
@@ -76,7 +77,7 @@ def cancel_button(job: Job) -> None:
         "Cancel", key=f"jobs_cancel_{job.id}", disabled=job.cancel_requested and job.status == "running"
     ):
         try:
-            status = cancel(get_sessions(), job.id)
+            status = cancel(get_sessions(), job.id, actor=current_actor())
         except LabelStoreError as err:
             st.error(str(err))
         else:
