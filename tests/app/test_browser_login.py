@@ -12,11 +12,13 @@ Servers listen on 127.0.0.1, on ports 8800-8899. Screenshots are saved under the
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -232,15 +234,27 @@ admins = ["{ADMIN_EMAIL}"]
 """
 
 
-def log_in(driver, identity: str) -> None:
-    """From the app's login screen through the provider's login form, back to the app."""
+def set_claims(provider_url: str, sub: str, claims: dict) -> None:
+    """What the mock provider sends for subject `sub` (its PUT /users/<sub>); without it, it sends only the subject
+    as the email claim, unverified."""
+    request = urllib.request.Request(
+        f"{provider_url}/users/{urllib.parse.quote(sub, safe='')}",
+        data=json.dumps(claims).encode(),
+        method="PUT",
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+def log_in(driver, identity: str, expect: str | None = None) -> None:
+    """From the app's login screen through the provider's login form (subject `identity`), back to the app, until
+    it shows `expect` (default: "Logged in as <identity>")."""
     wait_for_any(driver, "Log in to review")
     click_button(driver, "Log in", leaves_app=True)
     wait_for_any(driver, "Authorize", in_app=False)
-    # the mock provider's login form: a subject, which it also sends as the email claim
     driver.find_element("css selector", 'input[name="sub"]').send_keys(identity)
     driver.find_element("xpath", "//button[normalize-space(.)='Authorize']").click()
-    wait_for_any(driver, f"Logged in as {identity}")
+    wait_for_any(driver, expect or f"Logged in as {identity}")
 
 
 def active_version(url: str) -> str:
@@ -269,6 +283,8 @@ def test_logins_roles_and_stored_identity_with_a_real_provider(
     print(f"\nscreenshots: {shots}")
 
     with oidc_provider(tmp_path) as provider_url:
+        for email in (REVIEWER_EMAIL, ADMIN_EMAIL):  # the provider vouches for both emails
+            set_claims(provider_url, email, {"email": email, "email_verified": True})
         # the app's port is only known once it is picked: Streamlit fills in {port} itself
         secrets = secrets_toml("http://127.0.0.1:{port}", provider_url)
         with streamlit_app(seeded_url, app_feature_cache, tmp_path, secrets) as url:
@@ -318,4 +334,33 @@ def test_logins_roles_and_stored_identity_with_a_real_provider(
             browser.save_screenshot(str(shots / "admin_activated.png"))
             assert active_version(seeded_url) == "second"
             assert "only an admin may" not in body(browser)
+            assert "Traceback" not in body(browser)
+
+
+def test_look_alike_and_unverified_identities_are_never_the_admin(
+    seeded_url,
+    app_feature_cache,
+    browser,  # noqa: F811
+    tmp_path,
+):
+    """The admin is admin@example.org. A login whose verified email is "аdmin@example.org" (Cyrillic а) is refused
+    with a message; one whose email is the admin's but marked "true" (a string, not the boolean) is the subject,
+    a reviewer."""
+    with oidc_provider(tmp_path) as provider_url:
+        look_alike = "\u0430dmin@example.org"
+        set_claims(provider_url, "u-look-alike", {"email": look_alike, "email_verified": True})
+        set_claims(provider_url, "u-unverified", {"email": ADMIN_EMAIL, "email_verified": "true"})
+        secrets = secrets_toml("http://127.0.0.1:{port}", provider_url)
+        with streamlit_app(seeded_url, app_feature_cache, tmp_path, secrets) as url:
+            browser.get(url)
+            log_in(browser, "u-look-alike", expect="cannot be used here")
+            text = body(browser)
+            assert "mixes the scripts" in text and "Logged in as" not in text
+            assert not browser.find_elements("css selector", '[data-testid="stSidebarNav"]'), "no page list"
+            click_button(browser, "Log out", leaves_app=True)
+            wait_for_any(browser, "End Session", in_app=False)
+            browser.find_element("xpath", "//button[normalize-space(.)='End session']").click()
+            browser.get(url)
+            log_in(browser, "u-unverified", expect="Logged in as u-unverified")
+            assert "Logged in as u-unverified (reviewer)" in body(browser)
             assert "Traceback" not in body(browser)
