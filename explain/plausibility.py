@@ -24,7 +24,14 @@ explain/ on a model and posts with rationales (model.synthetic.read_rationales) 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import numpy as np
+
+EFFICIENTNET_GRID = (
+    7  # the global image's grid (model.explainable.EFFICIENTNET_GRID; this module imports no torch)
+)
 
 IOU_THRESHOLD = 0.5
 
@@ -233,3 +240,396 @@ def candidate_words(n_words: int, entity_spans: list[tuple[int, int]], seen=None
     for start, end in entity_spans:
         mask[start:end] = False
     return mask
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Scoring the methods of explain/ on a model and posts with rationales
+
+TOKEN_METRICS = ("token_f1", "iou_f1", "auprc")
+IMAGE_METRICS = ("pointing_game", "mass_in_box")
+RANDOM_TOKENS, RANDOM_MAP = "random scores", "random map"
+NOT_SCORED = {
+    "image reliance": "one number per post (p without the image, with swapped images): no map over the image",
+    "crop scores": "the crops' boxes are not known to the model's inputs (MNRE ships crops without boxes); only "
+    "the global image's 7x7 map is placed over the image",
+}
+
+
+@dataclass
+class MethodScore:
+    """One method's plausibility (means over the posts it was scored on) and, for attributions, faithfulness."""
+
+    method: str
+    kind: str  # "tokens" | "image"
+    n_posts: int
+    metrics: dict[str, float]  # token_f1, iou_f1, auprc (tokens) or pointing_game, mass_in_box (image)
+    # comprehensiveness / sufficiency of the attribution (explain.faithfulness), means; empty for attention, random
+    faithfulness: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PlausibilityTable:
+    rows: list[MethodScore]
+    n_posts: int  # posts scored
+    n_with_words: int  # of those, with evidence words the model read
+    n_with_box: int  # of those, with an evidence box on an image the model read
+    reference: dict[
+        str, float
+    ]  # what a uniformly random point / word reaches (box area share, 1 / candidates)
+    settings: dict
+    skipped: dict[str, int] = field(default_factory=dict)  # posts left out, by reason
+    seconds: float = 0.0
+
+    def markdown(self) -> str:
+        """The method x metric table as Markdown (percentages; '-' where a metric does not apply)."""
+        head = (
+            "| method | evidence | posts | token F1 | IOU F1 | AUPRC | pointing game | mass in box "
+            "| comprehensiveness | sufficiency |"
+        )
+        lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for row in self.rows:
+            values = [
+                f"{100 * row.metrics[m]:.1f}" if m in row.metrics else "-"
+                for m in TOKEN_METRICS + IMAGE_METRICS
+            ]
+            faith = [
+                f"{row.faithfulness[m]:.3f}" if m in row.faithfulness else "-"
+                for m in ("comprehensiveness", "sufficiency")
+            ]
+            evidence = "words" if row.kind == "tokens" else "box"
+            lines.append(
+                f"| {row.method} | {evidence} | {row.n_posts} | " + " | ".join(values + faith) + " |"
+            )
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {
+            "rows": [
+                {
+                    "method": r.method,
+                    "kind": r.kind,
+                    "n_posts": r.n_posts,
+                    "metrics": r.metrics,
+                    "faithfulness": r.faithfulness,
+                }
+                for r in self.rows
+            ],
+            "n_posts": self.n_posts,
+            "n_with_words": self.n_with_words,
+            "n_with_box": self.n_with_box,
+            "reference": self.reference,
+            "settings": self.settings,
+            "skipped": self.skipped,
+            "seconds": self.seconds,
+        }
+
+
+def _grid_of_keys(values, visual_labels: list[str]) -> np.ndarray | None:
+    """(V,) values over the model's visual keys -> the (7, 7) grid of the global image, from the keys labelled
+    'grid rXcY' (IFAformer's EfficientNet cells); None when the model has no such keys (CLIP patches, MEGA regions)."""
+    grid = np.zeros((EFFICIENTNET_GRID, EFFICIENTNET_GRID))
+    found = 0
+    for value, label in zip(values, visual_labels, strict=True):
+        if label.startswith("grid r") and "c" in label[6:]:
+            row, col = label[6:].split("c")
+            grid[int(row), int(col)] = value
+            found += 1
+    return grid if found == EFFICIENTNET_GRID**2 else None
+
+
+def classifier_rows(inputs) -> list[int]:
+    """The positions the relation is read from: the opening markers of head and tail (concat(h[<s>], h[<o>]))."""
+    return [inputs.head_span[0], inputs.tail_span[0]]
+
+
+def attention_grids(maps, inputs, heads: list[tuple[int, int]] | None = None) -> dict[str, np.ndarray]:
+    """The attention views the app shows, as 7x7 maps over the global image, read at the classifier's rows (the two
+    opening markers, averaged): each fused layer's mean over heads, the mean over layers and heads, the chosen
+    (layer, head) pairs (layer = an index into maps.layers), and the rollout. Empty when the model has no grid keys
+    or reads no image for the post."""
+    if not maps.layers:
+        return {}
+    rows = classifier_rows(inputs)
+    out: dict[str, np.ndarray] = {}
+    labels = maps.visual_labels
+    for i, layer in enumerate(maps.layers):
+        grid = _grid_of_keys(maps.mean_text_to_visual[i][rows].mean(axis=0), labels)
+        if grid is None:
+            return {}
+        out[f"attention, layer {layer}, mean of heads"] = grid
+    out["attention, mean of layers and heads"] = _grid_of_keys(
+        maps.mean_text_to_visual.mean(axis=0)[rows].mean(axis=0), labels
+    )
+    for i, head in heads or []:
+        if not (0 <= i < len(maps.layers) and 0 <= head < maps.text_to_visual.shape[1]):
+            raise ValueError(
+                f"attention layer index {i} / head {head} out of range "
+                f"({len(maps.layers)} fused layers, {maps.text_to_visual.shape[1]} heads)"
+            )
+        grid = _grid_of_keys(maps.text_to_visual[i, head][rows].mean(axis=0), labels)
+        out[f"attention, layer {maps.layers[i]}, head {head}"] = grid
+    out["attention rollout"] = _grid_of_keys(maps.rollout_text_to_visual[rows].mean(axis=0), labels)
+    return out
+
+
+def _post_rng(seed: int, record) -> np.random.Generator:
+    return np.random.default_rng([seed, int(record.line)])
+
+
+def score_post(
+    model,
+    tokenizer,
+    record,
+    rationale,
+    feature_cache=None,
+    n_steps: int = 32,
+    internal_batch_size: int = 8,
+    seed: int = 0,
+    heads: list[tuple[int, int]] | None = None,
+    max_length: int | None = None,
+    with_faithfulness: bool = True,
+) -> dict:
+    """Every method's metrics on one post: {"tokens": {method: metrics}, "image": {method: metrics},
+    "faithfulness": {method: {...}}, "skipped": reason or None, "n_candidates": int, "box_share": float}.
+
+    Each method explains the model's predicted label (what the app shows by default). Token methods are scored
+    when the rationale marks words the model read, image methods when it has a box and the model read the image.
+    """
+    from PIL import Image
+
+    from explain.attention import token_object_attention
+    from explain.attribution import attribute_tokens, attribute_visual
+    from explain.faithfulness import faithfulness
+    from explain.inputs import encode_post, predict_post
+
+    out: dict = {"tokens": {}, "image": {}, "faithfulness": {}, "skipped": None}
+    inputs = encode_post(model, tokenizer, record, feature_cache, max_length)
+    target = predict_post(model, inputs).label_id
+    rng = _post_rng(seed, record)
+    n_words = len(record.tokens)
+    if rationale.words:
+        _, seen = word_scores(np.zeros(len(inputs.word_index)), inputs.word_index, n_words)
+        candidates = candidate_words(
+            n_words, [(record.head.start, record.head.end), (record.tail.start, record.tail.end)], seen
+        )
+        gold = np.zeros(n_words, dtype=bool)
+        gold[list(rationale.words)] = True
+        if (gold & ~candidates).any():
+            out["skipped"] = "evidence word cut by truncation or inside an entity"
+        else:
+            out["n_candidates"] = int(candidates.sum())
+            baselines = ["pad"] + (["mask"] if inputs.mask_token_id is not None else [])
+            for baseline in baselines:
+                attribution = attribute_tokens(model, inputs, target, baseline, n_steps, internal_batch_size)
+                scores, _ = word_scores(attribution.scores, inputs.word_index, n_words)
+                name = f"LayerIG, [{baseline.upper()}] baseline"
+                out["tokens"][name] = token_metrics(scores, gold, candidates)
+                if with_faithfulness:
+                    out["faithfulness"][name] = _faith(faithfulness(model, inputs, attribution, seed=seed))
+            out["tokens"][RANDOM_TOKENS] = token_metrics(rng.random(n_words), gold, candidates)
+    if rationale.box is not None and inputs.has_image:
+        with Image.open(record.image_path) as image:
+            size = image.size  # (width, height): the map is placed over the original picture
+        box = rationale.box
+        out["box_share"] = box_area_share(box, size)
+        maps = token_object_attention(model, inputs)
+        for name, grid in attention_grids(maps, inputs, heads).items():
+            out["image"][name] = image_metrics(upsample_grid(grid, size), box)
+        for method, name in (("occlusion", "occlusion"), ("integrated_gradients", "visual IG")):
+            attribution = attribute_visual(model, inputs, target, method, n_steps, internal_batch_size)
+            out["image"][name] = image_metrics(attribution.heatmap(size), box)
+            if with_faithfulness:
+                out["faithfulness"][name] = _faith(faithfulness(model, inputs, attribution, seed=seed))
+        out["image"][RANDOM_MAP] = image_metrics(
+            upsample_grid(rng.random((EFFICIENTNET_GRID, EFFICIENTNET_GRID)), size), box
+        )
+    elif rationale.box is not None and out["skipped"] is None:
+        out["skipped"] = "the model reads no image for this post"
+    return out
+
+
+def _faith(result) -> dict[str, float]:
+    return {"comprehensiveness": result.comprehensiveness, "sufficiency": result.sufficiency}
+
+
+def plausibility_table(
+    model,
+    tokenizer,
+    records,
+    rationales: dict,
+    split: str,
+    feature_cache=None,
+    n_steps: int = 32,
+    internal_batch_size: int = 8,
+    seed: int = 0,
+    heads: list[tuple[int, int]] | None = None,
+    limit: int | None = None,
+    max_length: int | None = None,
+    with_faithfulness: bool = True,
+) -> PlausibilityTable:
+    """Each method x metric, averaged over the split's records that carry a rationale (the first `limit` of them).
+
+    rationales: {(split, line): model.synthetic.Rationale}, as model.synthetic.read_rationales returns them.
+    """
+    import time
+
+    from model.visual_features import FeatureCache
+
+    start = time.process_time()
+    if not isinstance(feature_cache, FeatureCache):
+        feature_cache = FeatureCache(feature_cache)
+    model.eval()
+    per_method: dict[tuple[str, str], list[dict]] = {}
+    faith: dict[str, list[dict]] = {}
+    skipped: dict[str, int] = {}
+    n_posts = n_words = n_box = 0
+    candidates_count, box_shares = [], []
+    chosen = [r for r in records if (split, r.line) in rationales]
+    skipped_none = len(records) - len(chosen)
+    if skipped_none:
+        skipped["no rationale"] = skipped_none
+    for record in chosen[:limit]:
+        result = score_post(
+            model,
+            tokenizer,
+            record,
+            rationales[(split, record.line)],
+            feature_cache,
+            n_steps,
+            internal_batch_size,
+            seed,
+            heads,
+            max_length,
+            with_faithfulness,
+        )
+        n_posts += 1
+        if result["skipped"]:
+            skipped[result["skipped"]] = skipped.get(result["skipped"], 0) + 1
+        n_words += bool(result["tokens"])
+        n_box += bool(result["image"])
+        if "n_candidates" in result:
+            candidates_count.append(result["n_candidates"])
+        if result["image"]:
+            box_shares.append(result["box_share"])
+        for kind in ("tokens", "image"):
+            for method, metrics in result[kind].items():
+                per_method.setdefault((kind, method), []).append(metrics)
+        for method, values in result["faithfulness"].items():
+            faith.setdefault(method, []).append(values)
+    rows = []
+    for (kind, method), values in per_method.items():
+        names = TOKEN_METRICS if kind == "tokens" else IMAGE_METRICS
+        metrics = {m: float(np.mean([v[m] for v in values])) for m in names}
+        faithful = (
+            {m: float(np.mean([v[m] for v in faith[method]])) for m in faith[method][0]}
+            if method in faith
+            else {}
+        )
+        rows.append(MethodScore(method, kind, len(values), metrics, faithful))
+    reference = {}
+    if candidates_count:
+        reference["one word in the candidates (token F1 of a random pick, k = 1)"] = float(
+            np.mean([1 / n for n in candidates_count])
+        )
+    if box_shares:
+        reference["box share of the image (pointing game of a random point)"] = float(np.mean(box_shares))
+    return PlausibilityTable(
+        rows=rows,
+        n_posts=n_posts,
+        n_with_words=n_words,
+        n_with_box=n_box,
+        reference=reference,
+        settings={
+            "split": split,
+            "target": "the model's predicted label",
+            "n_steps": n_steps,
+            "internal_batch_size": internal_batch_size,
+            "seed": seed,
+            "limit": limit,
+            "attention rows": "the opening markers of head and tail (the classifier's inputs), averaged",
+            "not scored": dict(NOT_SCORED),
+            "model_version": model.config.version_id or "unsaved",
+        },
+        skipped=skipped,
+        seconds=time.process_time() - start,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m explain.plausibility --model RUN/best --data SYNTH_FOLDER [--split val]: the method x metric table
+    (plausibility_table, the function benchmarks/bench_plausibility.py calls) for the posts with rationales."""
+    import argparse
+    import json
+    import sys
+
+    ap = argparse.ArgumentParser(
+        prog="python -m explain.plausibility",
+        description="Plausibility of every explanation method against the rationales of an MNRE-layout folder "
+        "(its rationales.jsonl, as model.synthetic writes it).",
+    )
+    ap.add_argument("--model", required=True, help="a checkpoint folder (RUN/best)")
+    ap.add_argument("--data", required=True, help="an MNRE-layout folder with rationales.jsonl")
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--limit", type=int, help="score only the first N posts with a rationale")
+    ap.add_argument("--n-steps", type=int, default=32, help="integration steps of LayerIG and visual IG")
+    ap.add_argument(
+        "--seed", type=int, default=0, help="the random references and faithfulness's random draws"
+    )
+    ap.add_argument(
+        "--head",
+        action="append",
+        default=[],
+        metavar="LAYER:HEAD",
+        help="also score the attention of one head (LAYER = index among the fused layers); repeatable",
+    )
+    ap.add_argument("--feature-cache", default="var/features")
+    ap.add_argument("--no-faithfulness", action="store_true", help="skip comprehensiveness / sufficiency")
+    ap.add_argument("--json", help="also write the table as JSON to this file")
+    args = ap.parse_args(argv)
+
+    from model.checkpoint import CheckpointError
+    from model.data import DataFormatError, load_split
+    from model.evaluate import load_checkpoint
+    from model.synthetic import read_rationales
+
+    try:
+        heads = []
+        for text in args.head:
+            layer, _, head = text.partition(":")
+            if not (layer.isdigit() and head.isdigit()):
+                raise ValueError(f"--head takes LAYER:HEAD (two integers), got {text!r}")
+            heads.append((int(layer), int(head)))
+        model, tokenizer = load_checkpoint(args.model)
+        records, _, _ = load_split(args.data, args.split)
+        rationales = read_rationales(args.data, args.split)
+        table = plausibility_table(
+            model,
+            tokenizer,
+            records,
+            rationales,
+            args.split,
+            args.feature_cache,
+            args.n_steps,
+            seed=args.seed,
+            heads=heads,
+            limit=args.limit,
+            with_faithfulness=not args.no_faithfulness,
+        )
+    except (CheckpointError, DataFormatError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(table.markdown())
+    print()
+    print(
+        f"{table.n_posts} posts of {args.split} with a rationale scored ({table.n_with_box} against a box, "
+        f"{table.n_with_words} against words); left out: {table.skipped or 'none'}; CPU {table.seconds:.1f} s"
+    )
+    for name, value in table.reference.items():
+        print(f"reference: {name}: {100 * value:.1f} %")
+    if args.json:
+        Path(args.json).write_text(json.dumps(table.to_json(), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,11 +4,16 @@ random map's)."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
+import torch
 
 import explain
 from explain import plausibility as pl
+from tests.explain.conftest import tiny_train_config
 
 # ----------------------------------------------------------------------------------------------------------------
 # Token level
@@ -114,3 +119,183 @@ def test_upsample_grid_draws_as_the_app_draws_attributions():
     heat = pl.upsample_grid(corner, (224, 224))
     # the top right cell's maximum lands in the top right 32 x 32 pixels of a 224 x 224 image
     assert pl.pointing_game(heat, (192, 0, 224, 32))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sanity checks (Adebayo et al., 2018): a trained model's explanations point at the evidence far more often than a
+# randomly initialised model's of the same architecture and than a random map / random scores do
+
+
+def _randomised(model):
+    """The same architecture and labels with fresh random weights (nothing trained)."""
+    torch.manual_seed(0)
+    return type(model)(replace(model.config, version_id="")).eval()
+
+
+def _rows(table) -> dict:
+    return {row.method: row for row in table.rows}
+
+
+@pytest.fixture(scope="module")
+def text_decided(tmp_path_factory, tiny_text_encoder, feature_cache_dir):
+    """A tiny text_only model trained on the text-decided synthetic set (12 epochs: 100 % val accuracy)."""
+    from model.evaluate import load_checkpoint
+    from model.synthetic import generate
+    from model.train import train
+
+    root = generate(
+        tmp_path_factory.mktemp("text_decided"),
+        {"train": 480, "val": 48},
+        images_per_label=4,
+        seed=0,
+        decided_by="text",
+    )
+    run = train(
+        tiny_train_config(
+            root,
+            tiny_text_encoder,
+            feature_cache_dir,
+            tmp_path_factory.mktemp("text_decided_run"),
+            variant="text_only",
+            epochs=12,
+        )
+    )
+    assert run.best_metrics["accuracy"] >= 0.9, run.best_metrics["accuracy"]
+    return root, load_checkpoint(run.best_dir)
+
+
+@pytest.mark.slow
+def test_sanity_trained_token_attributions_find_the_trigger_word(text_decided, feature_cache_dir):
+    from model.data import load_split
+    from model.synthetic import read_rationales
+
+    root, (model, tokenizer) = text_decided
+    records, _, _ = load_split(root, "val")
+    rationales = read_rationales(root, "val")
+
+    def table(m):
+        return pl.plausibility_table(
+            m, tokenizer, records, rationales, "val", feature_cache_dir, n_steps=16, limit=24, max_length=24
+        )
+
+    trained, untrained = _rows(table(model)), _rows(table(_randomised(model)))
+    best = max(trained[m].metrics["auprc"] for m in trained if m.startswith("LayerIG"))
+    best_untrained = max(untrained[m].metrics["auprc"] for m in untrained if m.startswith("LayerIG"))
+    random_scores = trained[pl.RANDOM_TOKENS].metrics["auprc"]
+    assert trained[pl.RANDOM_TOKENS].n_posts == 24
+    assert best >= 0.8, best
+    assert best >= best_untrained + 0.3, (best, best_untrained)
+    assert best >= random_scores + 0.3, (best, random_scores)
+
+
+@pytest.mark.slow
+def test_sanity_trained_visual_maps_point_at_the_object(
+    explain_models, synthetic_root, synthetic_test_records, explain_feature_cache
+):
+    from model.synthetic import read_rationales
+
+    model, tokenizer = explain_models["objects"]
+    rationales = read_rationales(synthetic_root, "test")
+
+    def table(m):
+        return pl.plausibility_table(
+            m,
+            tokenizer,
+            synthetic_test_records,
+            rationales,
+            "test",
+            explain_feature_cache,
+            n_steps=16,
+            limit=40,
+            max_length=24,
+            with_faithfulness=False,
+        )
+
+    trained, untrained = _rows(table(model)), _rows(table(_randomised(model)))
+    methods = [m for m in trained if m != pl.RANDOM_MAP]
+    assert "occlusion" in methods and "visual IG" in methods and "attention rollout" in methods
+
+    def best(rows, metric):
+        return max(rows[m].metrics[metric] for m in methods)
+
+    assert best(trained, "pointing_game") >= best(untrained, "pointing_game") + 0.25
+    assert best(trained, "pointing_game") >= trained[pl.RANDOM_MAP].metrics["pointing_game"] + 0.4
+    assert best(trained, "mass_in_box") >= best(untrained, "mass_in_box") + 0.1
+    assert best(trained, "mass_in_box") >= trained[pl.RANDOM_MAP].metrics["mass_in_box"] + 0.1
+
+
+def test_attention_grids_read_the_grid_keys_at_the_classifier_rows(
+    explain_models, synthetic_test_records, explain_feature_cache
+):
+    model, tokenizer = explain_models["objects"]
+    inputs = explain.encode_post(
+        model, tokenizer, synthetic_test_records[0], explain_feature_cache, max_length=24
+    )
+    maps = explain.token_object_attention(model, inputs)
+    grids = pl.attention_grids(maps, inputs, heads=[(0, 1)])
+    rows = pl.classifier_rows(inputs)
+    assert rows == [inputs.head_span[0], inputs.tail_span[0]]
+    # the same numbers as the app's 7x7 grid view (AttentionMaps.grid), read at the two opening markers
+    layer = maps.layers[-1]
+    assert np.allclose(grids[f"attention, layer {layer}, mean of heads"], maps.grid[-1][rows].mean(axis=0))
+    assert np.allclose(
+        grids[f"attention, layer {maps.layers[0]}, head 1"].reshape(-1),
+        maps.text_to_visual[0, 1][rows].mean(axis=0)[:49],
+    )
+    assert np.allclose(
+        grids["attention rollout"].reshape(-1), maps.rollout_text_to_visual[rows].mean(axis=0)[:49]
+    )
+    with pytest.raises(ValueError, match="out of range"):
+        pl.attention_grids(maps, inputs, heads=[(len(maps.layers), 0)])
+    text_model, text_tokenizer = explain_models["text_only"]
+    text_inputs = explain.encode_post(
+        text_model, text_tokenizer, synthetic_test_records[0], explain_feature_cache, max_length=24
+    )
+    assert pl.attention_grids(explain.token_object_attention(text_model, text_inputs), text_inputs) == {}
+
+
+def test_a_box_on_a_post_the_model_reads_without_image_is_skipped_and_counted(
+    explain_models, synthetic_root, synthetic_test_records, explain_feature_cache
+):
+    from model.synthetic import read_rationales
+
+    model, tokenizer = explain_models["text_only"]
+    table = pl.plausibility_table(
+        model,
+        tokenizer,
+        synthetic_test_records[:10],
+        read_rationales(synthetic_root, "test"),
+        "test",
+        explain_feature_cache,
+        max_length=24,
+    )
+    assert table.rows == [] and table.n_posts == 10 and table.n_with_box == 0
+    assert table.skipped == {"the model reads no image for this post": 10}
+    assert "| method |" in table.markdown()
+
+
+@pytest.mark.slow
+def test_cli_prints_the_method_by_metric_table(text_decided, feature_cache_dir, tmp_path, capsys):
+    root, (model, _) = text_decided
+    model_dir = tmp_path / "best"
+    model.save_pretrained(model_dir, text_decided[1][1])
+    args = [
+        "--model",
+        str(model_dir),
+        "--data",
+        str(root),
+        "--limit",
+        "4",
+        "--feature-cache",
+        str(feature_cache_dir),
+    ]
+    out_json = tmp_path / "table.json"
+    assert pl.main([*args, "--n-steps", "8", "--json", str(out_json)]) == 0
+    printed = capsys.readouterr().out
+    assert "| LayerIG, [PAD] baseline | words | 4 |" in printed and "| random scores | words | 4 |" in printed
+    assert "4 posts of val with a rationale scored" in printed
+    assert {row["method"] for row in json.loads(out_json.read_text())["rows"]} >= {"LayerIG, [PAD] baseline"}
+    # a folder without rationales, or a malformed --head, is one error line and exit code 2
+    assert pl.main(["--model", str(model_dir), "--data", str(tmp_path)]) == 2
+    assert pl.main([*args, "--head", "0-1"]) == 2
+    assert "LAYER:HEAD" in capsys.readouterr().err
