@@ -15,7 +15,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import sys
+
+from db.redact import MaskSecretsFilter, mask_secrets
 
 
 def _env_int(name: str, default: int) -> int:
@@ -24,6 +27,16 @@ def _env_int(name: str, default: int) -> int:
         return int(value) if value else default
     except ValueError:
         raise SystemExit(f"error: ${name}={value!r} is not an integer") from None
+
+
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    """What opening the queue storage raises when it is unusable: a corrupt SQLite file, an unreachable Redis."""
+    errors: tuple[type[BaseException], ...] = (sqlite3.DatabaseError, OSError, ConnectionError)
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # redis is optional: without it only SQLite storage exists
+        return errors
+    return (*errors, RedisError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="[worker %(asctime)s] %(message)s", datefmt="%H:%M:%S")
+    for handler in logging.getLogger().handlers:  # no URL password reaches the log, whoever logs it
+        handler.addFilter(MaskSecretsFilter())
     for noisy in ("huey", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     log = logging.getLogger("mrelens.jobs")
@@ -58,8 +73,17 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         queue = get_queue()
+        queue.pending_count()  # opens the storage: a corrupt var/jobs.db fails here, not in the consumer
     except JobsConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {mask_secrets(err)}", file=sys.stderr)
+        return 2
+    except _storage_errors() as err:
+        print(
+            f"error: MRELENS_JOBS_URL {mask_secrets(jobs_url())}: the job queue storage cannot be used "
+            f"({mask_secrets(err)}); for the default SQLite file, remove it (queued jobs are sent again from the "
+            "label store when the worker starts)",
+            file=sys.stderr,
+        )
         return 2
     sessions = worker_sessions()
     with sessions.begin() as session:
@@ -85,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         args.workers,
         args.threads,
         args.nice,
-        jobs_url(),
+        mask_secrets(jobs_url()),
     )
     consumer.run()
     return 0

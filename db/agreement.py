@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from db.datasets import check_filter_names
 from db.models import Annotation, Dataset, EntityPair
+from db.redact import printable
 
 REJECTED = "<rejected>"
 
@@ -79,22 +80,25 @@ class AgreementReport:
         def num(x: float) -> str:
             return "n/a" if math.isnan(x) else f"{x:.3f}"
 
+        # names are shown printable: a stored name with a line break can never start a line of its own
         lines = [
-            f"{len(self.annotators)} annotators ({', '.join(self.annotators)}), {self.items} pairs rated by "
+            f"{len(self.annotators)} annotators ({', '.join(map(printable, self.annotators))}), {self.items} pairs rated by "
             f"two or more",
             f"Krippendorff's alpha (nominal): {num(self.alpha)}",
         ]
         for pair, kappa in self.kappa.items():
             lines.append(
-                f"Cohen's kappa {pair[0]} vs {pair[1]}: {num(kappa)} on {self.kappa_items[pair]} pairs"
+                f"Cohen's kappa {printable(pair[0])} vs {printable(pair[1])}: {num(kappa)} on "
+                f"{self.kappa_items[pair]} pairs"
             )
         if self.alpha_per_label:
             lines.append(
-                "per label (label vs rest): alpha" + "".join(f" | kappa {a}/{b}" for a, b in self.kappa)
+                "per label (label vs rest): alpha"
+                + "".join(f" | kappa {printable(a)}/{printable(b)}" for a, b in self.kappa)
             )
             for label, alpha in sorted(self.alpha_per_label.items()):
                 kappas = "".join(f" | {num(per[label])}" for per in self.kappa_per_label.values())
-                lines.append(f"  {label}: {num(alpha)}{kappas}")
+                lines.append(f"  {printable(label)}: {num(alpha)}{kappas}")
         return "\n".join(lines)
 
 

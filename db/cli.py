@@ -36,6 +36,7 @@ from db.label_studio import (
     import_label_studio,
 )
 from db.models import ANNOTATION_STATUSES
+from db.redact import mask_secrets
 from db.roles import ADMIN, Actor
 from db.schema import head_revision, open_database
 from db.validate import check_identity
@@ -115,7 +116,10 @@ def _timestamp(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO date or time (e.g. 2026-11-27T10:00)"
         ) from err
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:  # in UTC now: a time near year 1 or 9999 with an offset has no UTC value
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range once converted to UTC") from err
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -295,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args)
     except (DataFormatError, LabelStoreError, UnsafeTargetError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {mask_secrets(err)}", file=sys.stderr)
         return USER_ERROR
     except IntegrityError as err:
         # two imports of the same data at once: the other one stored the rows first
@@ -306,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return USER_ERROR
     except OperationalError as err:
-        print(f"error: cannot use the database: {str(err.orig).splitlines()[0]}", file=sys.stderr)
+        print(
+            f"error: cannot use the database: {mask_secrets(str(err.orig).splitlines()[0])}", file=sys.stderr
+        )
         return USER_ERROR
     return 0

@@ -23,6 +23,7 @@ from db.annotations import CurrentState, current_annotation_alias, join_current_
 from db.datasets import check_filter_names, get_or_create_dataset
 from db.errors import LabelStoreError
 from db.models import ANNOTATION_STATUSES, Dataset, EntityPair, GroundedCrop, Post
+from db.redact import csv_cell
 from db.roles import Actor, require_admin
 from db.validate import check_gold_label, check_name, mnre_label_map
 from model.images import (
@@ -414,6 +415,7 @@ class ExportFilter:
     since: datetime | None = None  # current state recorded at or after (pairs never annotated are left out)
     until: datetime | None = None  # current state recorded before
     include_rejected: bool = False  # JSONL/CSV/Parquet only: keep rejected pairs (label empty) for auditing
+    pair_ids: Sequence[int] | None = None  # only these pairs (e.g. the suspects of a label-error run)
 
 
 @dataclass
@@ -462,6 +464,8 @@ def curated_rows(session: Session, export_filter: ExportFilter | None = None) ->
         stmt = stmt.where(Dataset.name == export_filter.dataset)
     if export_filter.split:
         stmt = stmt.where(EntityPair.split == export_filter.split)
+    if export_filter.pair_ids is not None:
+        stmt = stmt.where(EntityPair.id.in_(list(export_filter.pair_ids)))
     if export_filter.annotator:
         stmt = stmt.where(current.annotator == export_filter.annotator)
     if export_filter.since:
@@ -607,6 +611,10 @@ def export_labels(
         frame[column] = [
             json.dumps(label, ensure_ascii=False) if label is not None else None for label in frame[column]
         ]
+    # a cell a spreadsheet would run as a formula (= + - @ tab CR) starts with an apostrophe (OWASP)
+    for column in frame.columns:
+        if any(isinstance(value, str) for value in frame[column]):
+            frame[column] = [csv_cell(value) for value in frame[column]]
     atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False), sources)
     return ExportReport(len(rows), [out])
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from db.errors import LabelStoreError
 from db.models import JOB_KINDS, Job, utcnow
+from db.redact import mask_secrets
 from db.roles import Actor, PermissionDeniedError
 
 ACTIVE_STATUSES = ("queued", "running")
@@ -118,7 +119,9 @@ def report_progress(
     if progress is not None:
         job.progress = progress
     if log_lines:
-        lines = (job.log_tail.splitlines() if job.log_tail else []) + [line.rstrip() for line in log_lines]
+        # a job record never keeps a URL password, whatever the job printed (db.redact)
+        new = [mask_secrets(line.rstrip()) for line in log_lines]
+        lines = (job.log_tail.splitlines() if job.log_tail else []) + new
         job.log_tail = "\n".join(lines[-LOG_TAIL_LINES:])
     job.heartbeat_at = utcnow()
     return bool(job.cancel_requested)
@@ -160,6 +163,7 @@ def finish_job(
     job = get_job(session, job_id)
     if job.status in FINAL_STATUSES:
         raise LabelStoreError(f"job {job_id} has already {job.status}")
+    error = mask_secrets(error) if error is not None else None  # no URL password in a job record (db.redact)
     job.status, job.outcome, job.error, job.finished_at = status, outcome, error, utcnow()
     session.flush()
     return job

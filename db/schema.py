@@ -69,17 +69,27 @@ def check_url(url: str, intent: str) -> URL:
         raise ValueError(f"intent must be one of {INTENTS}, got {intent!r}")
     try:
         parsed = make_url(url)
-    except ArgumentError as err:
+    except (ArgumentError, ValueError) as err:  # ValueError: a port that is not a number, an unclosed "[" ...
+        # the text is not echoed: a mistyped URL may still hold a password
         raise StoreUnavailableError(
-            f"--database-url {url!r} is not a database URL; use sqlite:///path/to/store.db or "
-            "postgresql+psycopg://user:password@host/name"
+            f"--database-url is not a database URL ({type(err).__name__}: {_first_word_problem(err)}); use "
+            "sqlite:///path/to/store.db or postgresql+psycopg://user@host/name (password in ~/.pgpass)"
         ) from err
     try:
-        dialect = parsed.get_dialect().name
+        dialect_class = parsed.get_dialect()
+        dialect = dialect_class.name
     except NoSuchModuleError as err:
         raise StoreUnavailableError(
             f"--database-url: unknown URL scheme {parsed.drivername!r}; use sqlite:/// or postgresql+psycopg://"
         ) from err
+    if dialect in SUPPORTED_DIALECTS:
+        try:
+            dialect_class.import_dbapi()
+        except ImportError as err:
+            raise StoreUnavailableError(
+                f"--database-url: the driver of {parsed.drivername!r} is not installed ({err}); use "
+                "sqlite:/// or postgresql+psycopg:// (psycopg is installed)"
+            ) from err
     if dialect not in SUPPORTED_DIALECTS:
         raise StoreUnavailableError(
             f"--database-url: {dialect} is not supported; the label store runs on SQLite or PostgreSQL"
@@ -90,6 +100,16 @@ def check_url(url: str, intent: str) -> URL:
             "give a file, e.g. sqlite:///var/mrelens.db"
         )
     return parsed
+
+
+def _first_word_problem(err: Exception) -> str:
+    """What is wrong with a URL that does not parse, without its text (e.g. "invalid port number")."""
+    text = str(err)
+    if isinstance(err, ArgumentError):
+        return "not in the form dialect+driver://user@host/name"
+    if "int()" in text:
+        return "the port is not a number (or a '[' of an IPv6 host is not closed)"
+    return "a part of it is out of range or malformed"
 
 
 def store_status(url: str) -> tuple[str, str | None]:

@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 
 from app.paths import REPO_ROOT
+from db.redact import mask_secrets
 
 QUEUE_NAME = "mrelens"
 TASK_NAME = "mrelens.run_job"
@@ -41,7 +42,7 @@ def _queue_for(url: str):
         huey = SqliteHuey(QUEUE_NAME, filename=str(path), results=False)
     else:
         raise JobsConfigError(
-            f"MRELENS_JOBS_URL={url!r}: expected sqlite:///PATH (default) or redis://HOST:PORT/DB"
+            f"MRELENS_JOBS_URL={mask_secrets(url)!r}: expected sqlite:///PATH (default) or redis://HOST:PORT/DB"
         )
 
     def run_job(job_id: int) -> None:
