@@ -5,8 +5,9 @@ caller can group several writes into one transaction.
 
 base.py          engine from DATABASE_URL (default SQLite var/mrelens.db; foreign keys on, WAL)
 models.py        the schema (SQLAlchemy 2.0 typed ORM); migrations/ holds its Alembic history
-schema.py        open_database(url, intent): "read"/"write" need an existing store, "create" builds one; a database
-                 with other tables is never altered; every store is built and upgraded by migrations
+schema.py        open_database(url, intent): "read"/"write" need an existing store at the latest schema (an older
+                 one is refused, never upgraded), "create" builds one; upgrade_store (SQLite backed up first); a
+                 database with other tables is never altered; every store is built and upgraded by migrations
 errors.py        LabelStoreError (a request the store refuses) and ConcurrentEditError (a lost optimistic lock)
 datasets.py      datasets, posts and pairs as imported: creation, look-ups, counts, check_filter_names
 annotations.py   review decisions: append-only history, record/undo, current state; join_current_annotation is
@@ -17,9 +18,11 @@ provenance.py    model versions (register, find, activate) and what they produce
 curation.py      curated training records: review decisions applied to a dataset's source records
 model_compare.py two model versions' stored predictions on the same pairs
 jobs.py          the background jobs' rows: queue, progress, cancel, outcome
-roles.py         who may change what (admin / reviewer); require_admin
+roles.py         who may change what (admin / reviewer); require_admin; identities compared with RFC 8265
+validate.py      the checks every record passes before it enters the store (names, labels, sizes, identities)
+redact.py        URL passwords masked, names made printable, CSV cells neutralised
 io.py            import of MNRE folders and single posts (images through model.images, limits in InputLimits);
-                 export to MNRE txt, JSONL, CSV, Parquet (targets checked: no FIFO, device or source folder replaced)
+                 export to MNRE txt, JSONL, CSV, Parquet (every write through model.safe_write)
 label_studio.py  Label Studio tasks out and annotations back in
 hf_dataset.py    curated labels as a Hugging Face dataset (typed features, one file per split, card)
 agreement.py     Cohen's kappa and Krippendorff's alpha

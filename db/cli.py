@@ -14,9 +14,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from db.agreement import agreement
+from db.base import database_url
 from db.datasets import check_filter_names
 from db.errors import LabelStoreError
 from db.io import (
@@ -38,7 +40,7 @@ from db.label_studio import (
 from db.models import ANNOTATION_STATUSES
 from db.redact import mask_secrets
 from db.roles import ADMIN, Actor
-from db.schema import head_revision, open_database
+from db.schema import head_revision, open_database, upgrade_store
 from db.validate import check_identity
 from model.mnre_format import DataFormatError, ReaderLimits
 from model.safe_write import UnsafeTargetError
@@ -50,7 +52,7 @@ COMMAND_INTENTS = {
     "import": "create",
     "import-labelstudio": "create",
     "import-post": "write",
-    "upgrade": "write",
+    "upgrade": "upgrade",  # db.schema.upgrade_store: the one command that changes an existing store's schema
     "export": "read",
     "agreement": "read",
 }
@@ -212,14 +214,27 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "init", help="create a new label store (or upgrade an existing one) at the database URL"
     )
-    commands.add_parser("upgrade", help="upgrade an existing label store to the latest schema revision")
+    commands.add_parser(
+        "upgrade",
+        help="upgrade an existing label store to the latest schema revision (a SQLite file is backed up first); "
+        "the other commands never change the schema of an existing store except init and the imports",
+    )
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.command == "upgrade":
+        before, after, backup = upgrade_store(args.database_url)
+        shown = make_url(database_url(args.database_url)).render_as_string(hide_password=True)
+        if before == after:
+            print(f"database {shown} is at revision {after}: nothing to upgrade")
+        else:
+            kept = f"; the store before the upgrade is kept in {backup}" if backup else ""
+            print(f"database {shown} upgraded from revision {before} to {after}{kept}")
+        return
     engine, sessions = open_database(args.database_url, intent=COMMAND_INTENTS[args.command])
     try:
-        if args.command in ("init", "upgrade"):
+        if args.command == "init":
             print(
                 f"database {engine.url.render_as_string(hide_password=True)} is at revision {head_revision()}"
             )

@@ -6,6 +6,7 @@ a database with other tables (another application's) is never altered: no table 
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from urllib.parse import quote
 
@@ -163,8 +164,10 @@ def store_status(url: str) -> tuple[str, str | None]:
 def open_database(url: str | None = None, intent: str = "create") -> tuple[Engine, sessionmaker]:
     """The engine and session factory of the label store at `url`, at the latest schema.
 
-    intent "read" and "write": the URL must lead to an existing MRE Lens store (an older schema is upgraded);
-    "create" also builds a new store in an empty or missing database (init, import, the app's prepare step).
+    intent "read" and "write": the URL must lead to an existing MRE Lens store at the latest schema; an older one is
+    refused, left as it is, with a message naming `python -m db upgrade` (reads and single writes never change the
+    schema). "create" also builds a new store in an empty or missing database (init, import, the app's prepare
+    step) and upgrades an older one, after a backup of a SQLite file (backup_sqlite).
     A database holding other tables is never touched: StoreUnavailableError, whatever the intent. Writing
     intents refuse in-memory SQLite. Errors name --database-url and say what to do.
     """
@@ -187,6 +190,65 @@ def open_database(url: str | None = None, intent: str = "create") -> tuple[Engin
             f"--database-url {shown}: no MRE Lens label store there (a typo?); create one explicitly with "
             "`python -m db init` or `python -m db import FOLDER`"
         )
+    head = head_revision()
+    if status == "ours" and revision != head:
+        if intent in ("read", "write"):
+            raise StoreUnavailableError(
+                f"--database-url {shown}: the store is at schema revision {revision}, older than this code's "
+                f"{head}; this command does not change the schema. Run `python -m db upgrade` first (it backs up "
+                "a SQLite file before upgrading)"
+            )
+        backup_sqlite(url, revision)
     engine = make_engine(url)
     upgrade_database(engine=engine)
     return engine, make_sessionmaker(engine)
+
+
+def backup_sqlite(url: str, revision: str | None) -> Path | None:
+    """Copy a SQLite store (SQLite's online backup: consistent, WAL included) to `<file>.<revision>.bak` beside it
+    (`<file>.<revision>.<n>.bak` if that exists) before its schema changes; None for other databases."""
+    import sqlite3
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    source = Path(parsed.database).resolve()
+    target = source.with_name(f"{source.name}.{revision}.bak")
+    n = 1
+    while target.exists():
+        target = source.with_name(f"{source.name}.{revision}.{n}.bak")
+        n += 1
+    with (
+        contextlib.closing(sqlite3.connect(f"file:{quote(str(source))}?mode=ro", uri=True)) as src,
+        contextlib.closing(sqlite3.connect(target)) as dst,
+    ):
+        src.backup(dst)
+    return target
+
+
+def upgrade_store(url: str | None = None) -> tuple[str | None, str, Path | None]:
+    """`python -m db upgrade`: bring an existing store to the latest schema, a SQLite file backed up first.
+
+    Returns (revision before, revision after, backup path or None). Errors as open_database's."""
+    url = database_url(url)
+    check_url(url, "write")
+    shown = make_url(url).render_as_string(hide_password=True)
+    status, revision = store_status(url)
+    if status == "foreign":
+        raise StoreUnavailableError(
+            f"--database-url {shown}: not an MRE Lens label store; it is left as it is"
+        )
+    if status == "newer":
+        raise StoreUnavailableError(
+            f"--database-url {shown}: the store is at schema revision {revision}, made by a newer MRE Lens"
+        )
+    if status in ("missing", "empty"):
+        raise StoreUnavailableError(
+            f"--database-url {shown}: no MRE Lens label store there; create one with `python -m db init`"
+        )
+    head = head_revision()
+    if revision == head:
+        return revision, head, None
+    backup = backup_sqlite(url, revision)
+    upgrade_database(url)
+    return revision, head, backup
