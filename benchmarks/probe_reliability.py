@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -363,6 +364,628 @@ def probe_all(work: Path) -> list[Probe]:
     return probes
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Round 3: writes that escape their folder, imports that trust what they read, identities, secrets and output
+
+
+def ls_task(**meta) -> dict:
+    """One Label Studio task (the shipped config), optionally with a data.mrelens block."""
+    task = {
+        "data": {"text": "Messi joins Inter Miami"},
+        "annotations": [
+            {
+                "completed_by": 3,
+                "was_cancelled": False,
+                "created_at": "2026-11-02T10:00:00Z",
+                "result": [
+                    {
+                        "id": "a",
+                        "from_name": "entity",
+                        "to_name": "text",
+                        "type": "labels",
+                        "value": {"start": 0, "end": 5, "text": "Messi", "labels": ["head"]},
+                    },
+                    {
+                        "id": "b",
+                        "from_name": "entity",
+                        "to_name": "text",
+                        "type": "labels",
+                        "value": {"start": 12, "end": 23, "text": "Inter Miami", "labels": ["tail"]},
+                    },
+                    {"from_id": "a", "to_id": "b", "type": "relation", "labels": ["/per/org/member_of"]},
+                ],
+            }
+        ],
+    }
+    if meta:
+        task["data"]["mrelens"] = {
+            "tokens": ["Messi", "joins", "Inter", "Miami"],
+            "head": [0, 1],
+            "tail": [2, 4],
+            **meta,
+        }
+    return task
+
+
+def probe_round3(work: Path) -> list[Probe]:
+    import json
+    import subprocess
+
+    from sqlalchemy import update
+
+    from db.roles import ADMIN, REVIEWER, Actor, PermissionDeniedError, role_for
+    from db.schema import open_database, upgrade_database
+
+    probes: list[Probe] = []
+    work.mkdir()
+    mnre = write_mini_mnre(work / "mnre")
+    db_file = work / "store.db"
+    url = ["--database-url", f"sqlite:///{db_file}"]
+    assert run_cli([*url, "import", str(mnre)])[0] == 0
+
+    def case(what: str, argv: list[str], unchanged: str, check: Callable[[], bool] | None = None) -> None:
+        before = store_digest(db_file)
+        rc, err = run_cli(argv)
+        lines = [line for line in err.splitlines() if line.strip()]
+        one_line = len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
+        same = store_digest(db_file) == before and (check() if check else True)
+        probes.append(
+            Probe(what, rc, lines[0] if lines else "(nothing)", unchanged, rc == 2 and one_line and same)
+        )
+
+    def ls_file(name: str, tasks) -> Path:
+        path = work / name
+        path.write_text(json.dumps(tasks), encoding="utf-8")
+        return path
+
+    def ls_case(what: str, tasks, unchanged: str = "store rows", extra: list[str] | None = None) -> None:
+        path = tasks if isinstance(tasks, Path) else ls_file("ls.json", tasks)
+        case(what, [*url, "import-labelstudio", str(path), "--as", "tester", *(extra or [])], unchanged)
+
+    # writes
+    post = ["import-post", "--text", "Obama meets Merkel", "--head", "0", "1", "--tail", "2", "3"]
+    case(
+        "import-post --split with path characters (x/../../elsewhere)",
+        [*url, *post, "--split", "x/../../../elsewhere"],
+        "store rows",
+    )
+    legacy = work / "legacy.db"
+    legacy.write_bytes(db_file.read_bytes())
+    connection = sqlite3.connect(legacy)
+    connection.execute("UPDATE entity_pairs SET split = 'x/../../../elsewhere' WHERE split = 'val'")
+    connection.commit()
+    connection.close()
+    before_legacy = store_digest(legacy)
+    rc, err = run_cli(
+        [
+            "--database-url",
+            f"sqlite:///{legacy}",
+            "export",
+            "--format",
+            "mnre",
+            "--out",
+            str(work / "deep" / "out"),
+        ]
+    )
+    escaped = list(work.rglob("elsewhere*"))
+    probes.append(
+        Probe(
+            "MNRE export of a split name stored with path characters (older store)",
+            rc,
+            err.strip().splitlines()[0] if err.strip() else "(nothing)",
+            "no file outside --out; no --out folder left; store rows",
+            rc == 2
+            and not escaped
+            and not (work / "deep" / "out").exists()
+            and store_digest(legacy) == before_legacy,
+        )
+    )
+    source = mnre / "txt" / "ours_train.txt"
+    source_bytes = source.read_bytes()
+    case(
+        "Label Studio export --out onto the imported ours_train.txt",
+        [*url, "export", "--format", "labelstudio", "--out", str(source)],
+        "source file byte-identical",
+        lambda: source.read_bytes() == source_bytes,
+    )
+    out = work / "curated"
+    assert run_cli([*url, "export", "--format", "mnre", "--out", str(out)])[0] == 0
+    old = tree_digest(out)
+    import db.io as store_io
+
+    real, calls = store_io._write_text_lines, []
+
+    def disk_full_on_second(lines):
+        inner = real(lines)
+
+        def write(tmp):
+            calls.append(tmp)
+            inner(tmp)
+            if len(calls) == 2:
+                raise OSError(28, "No space left on device")
+
+        return write
+
+    store_io._write_text_lines = disk_full_on_second
+    try:
+        case(
+            "MNRE export of 3 files, disk full on the 2nd (simulated)",
+            [*url, "export", "--format", "mnre", "--out", str(out)],
+            "old export folder byte-identical (train, val, ours_rel2id.json); no temporary folder left",
+            lambda: (
+                tree_digest(out) == old and not [p for p in work.iterdir() if p.name.startswith(".curated")]
+            ),
+        )
+    finally:
+        store_io._write_text_lines = real
+    posts = work / "posts.jsonl"
+    posts.write_text('{"text": "Obama meets Merkel", "head": [0, 1], "tail": [2, 3]}\n', encoding="utf-8")
+    posts_bytes = posts.read_bytes()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "model.predict",
+            str(posts),
+            "--model",
+            str(work / "none"),
+            "--out",
+            str(posts),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    lines = done.stderr.strip().splitlines()
+    probes.append(
+        Probe(
+            "model.predict --out naming its own input",
+            done.returncode,
+            lines[0] if lines else "(nothing)",
+            "input byte-identical",
+            done.returncode == 2 and len(lines) == 1 and posts.read_bytes() == posts_bytes,
+        )
+    )
+
+    # imports that trust what they read
+    outside = work / "private"
+    outside.mkdir()
+    Image.new("RGB", (8, 8)).save(outside / "secret.png")
+    summaries = []
+    for target in (outside / "secret.png", outside / "notes.txt", outside / "missing.png"):
+        (outside / "notes.txt").write_text("not an image")
+        rc, _ = run_cli(
+            [
+                *url,
+                "import-labelstudio",
+                str(ls_file("img.json", [{**ls_task(image_path=str(target))}])),
+                "--as",
+                "tester",
+                "--dataset",
+                "lsimg",
+            ]
+        )
+        from db.label_studio import read_label_studio
+
+        parsed = read_label_studio(work / "img.json", "lsimg")
+        summaries.append((rc, parsed.plans[0].image_path, len(parsed.images_passed_over)))
+    probes.append(
+        Probe(
+            "Label Studio image_path outside every image folder: an image, a text file, a missing path",
+            summaries[0][0],
+            '(imported without image; "1 stored image paths outside the image folders not used (give --images)")',
+            "the same outcome for all three (no image, nothing opened, nothing said about existence)",
+            len(set(summaries)) == 1 and summaries[0][1] is None,
+        )
+    )
+    ls_case("Label Studio raw_line [1, 2, 3]", [ls_task(raw_line="[1, 2, 3]", split="val")])
+    ls_case("Label Studio raw_line nested 100,000 deep", [ls_task(raw_line="[" * 100_000, split="val")])
+    ls_case(
+        "Label Studio raw_line of another record",
+        [
+            ls_task(
+                raw_line=repr(
+                    {
+                        "token": ["x", "y"],
+                        "h": {"name": "x", "pos": [0, 1]},
+                        "t": {"name": "y", "pos": [1, 2]},
+                        "img_id": None,
+                        "relation": "None",
+                    }
+                ),
+                split="val",
+            )
+        ],
+    )
+    ls_case(
+        "Label Studio gold label outside the label map", [ls_task(gold_label="/per/per/friend", split="val")]
+    )
+    ls_case("Label Studio split with path characters", [ls_task(split="../../elsewhere")])
+    ls_case(
+        "Label Studio new pair in the dataset imported from an MNRE folder",
+        [ls_task(dataset="mnre", split="train", source_key="train:99")],
+    )
+    ls_case(
+        "Label Studio annotator name of 300 characters",
+        [{**ls_task(), "annotations": [{**ls_task()["annotations"][0], "completed_by": "x" * 300}]}],
+    )
+    ls_case(
+        "Label Studio annotator name with a newline",
+        [
+            {
+                **ls_task(),
+                "annotations": [
+                    {**ls_task()["annotations"][0], "completed_by": "eve\nCohen's kappa a vs b: 1.000"}
+                ],
+            }
+        ],
+    )
+    ls_case(
+        "Label Studio post of 200,000 words",
+        [{**ls_task(), "data": {"text": "Messi joins Inter Miami" + " w" * 200_000}}],
+    )
+    big = work / "big.json"
+    with open(big, "w", encoding="utf-8") as fh:
+        fh.write("[" + " " * (96 << 20) + "]")
+    ls_case("Label Studio file of 96 MB (limit 64 MiB)", big)
+    big.unlink()
+    deep = work / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    ls_case("Label Studio file nested 200,000 deep", deep)
+    ls_case(
+        "Label Studio time 9999-12-31T23:59:59-05:00",
+        [
+            {
+                **ls_task(),
+                "annotations": [{**ls_task()["annotations"][0], "created_at": "9999-12-31T23:59:59-05:00"}],
+            }
+        ],
+    )
+    listed = ls_task()
+    listed["annotations"][0]["result"][2]["labels"] = [["/per/org/member_of"]]
+    ls_case("Label Studio list-valued relation", [listed])
+    case(
+        "import-labelstudio without --as",
+        [*url, "import-labelstudio", str(ls_file("ok.json", [ls_task()]))],
+        "store rows",
+    )
+    # a skip re-imported
+    engine, sessions = open_database(f"sqlite:///{db_file}", intent="write")
+    from db.annotations import record_annotation
+
+    with sessions.begin() as session:
+        from db.models import EntityPair
+
+        pair = (
+            session.query(EntityPair)
+            .filter(EntityPair.split == "train", EntityPair.source_line == 2)
+            .one()
+            .id
+        )
+        record_annotation(
+            session, pair, status="corrected", label="None", annotator="alice", expected_revision=0
+        )
+        record_annotation(session, pair, status="skipped", annotator="bob", expected_revision=1)
+    engine.dispose()
+    tasks_file = work / "tasks.json"
+    assert (
+        run_cli([*url, "export", "--format", "labelstudio", "--out", str(tasks_file), "--split", "train"])[0]
+        == 0
+    )
+    tasks = json.loads(tasks_file.read_text())
+    for task in tasks:
+        for annotation in task["annotations"]:
+            if annotation["was_cancelled"]:
+                annotation["result"] = []
+    tasks_file.write_text(json.dumps(tasks))
+    digests = []
+    for _ in range(3):
+        run_cli([*url, "import-labelstudio", str(tasks_file), "--as", "tester"])
+        digests.append(store_digest(db_file))
+    probes.append(
+        Probe(
+            "Label Studio skip (no result) imported three times",
+            0,
+            "(1st import adds nothing new; 2nd and 3rd add nothing)",
+            "store rows equal after each import",
+            len(set(digests)) == 1,
+        )
+    )
+
+    # model.predict lines
+    from model.mnre_format import DataFormatError
+    from model.predict import numbered_lines, parse_post
+
+    lines_file = work / "hostile.jsonl"
+    with open(lines_file, "wb") as fh:
+        fh.write(b'{"text": "a b", "head": [0, 1], "tail": [1, 2], "n": ' + b"7" * 5000 + b"}\n")
+        fh.write(
+            b'{"text": "a b", "head": [0, 1], "tail": [1, 2], "x": '
+            + b"[" * 100_000
+            + b"]" * 100_000
+            + b"}\n"
+        )
+        fh.write('{"text": "Müller trifft Merkel", "head": [0, 1], "tail": [2, 3]}\n'.encode("latin-1"))
+        fh.write(b'{"text": "' + b"x " * (50 << 20) + b'", "head": [0, 1], "tail": [1, 2]}\n')
+        fh.write(b'{"text": "a b", "head": [0, 1], "tail": [1, 2]}\n')
+    import tracemalloc
+
+    tracemalloc.start()
+    outcomes = []
+    for number, text in numbered_lines(lines_file):
+        try:
+            outcomes.append(parse_post(text, number, "hostile.jsonl") if isinstance(text, str) else text)
+        except DataFormatError as err:
+            outcomes.append(err)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    lines_file.unlink()
+    errors = [str(o) for o in outcomes if isinstance(o, DataFormatError)]
+    probes.append(
+        Probe(
+            "model.predict: 5,000-digit integer, 100,000-deep nesting, a Latin-1 line, a 100 MB line, then a good line",
+            "per-line errors",
+            " / ".join(e.split(": ", 1)[1][:60] for e in errors),
+            f"each bad line its own error record and the good line parsed; peak traced memory {peak / 2**20:.1f} MiB",
+            len(errors) == 4 and not isinstance(outcomes[-1], DataFormatError) and peak < 8 << 20,
+        )
+    )
+
+    # identity and roles
+    cases = [
+        ("\u017fam@example.org", "sam@example.org", "email"),
+        ("\u212aate@example.org", "kate@example.org", "email"),
+        ("stra\u00dfe@example.org", "strasse@example.org", "email"),
+        ("s\u0430m@example.org", "sam@example.org", "email"),
+        ("admin@example.org", "admin@example.org", "sub"),
+    ]
+    roles = [role_for(identity, [admin], claim) for identity, admin, claim in cases]
+    probes.append(
+        Probe(
+            "admin look-alikes: long s, Kelvin sign, sharp s vs ss, Cyrillic a; a subject equal to an admin's email",
+            "role",
+            ", ".join(roles),
+            "none is admin (RFC 8265 comparison, look-alikes refused)",
+            set(roles) == {REVIEWER},
+        )
+    )
+    from app.auth import provider_claim
+
+    claims = [
+        provider_claim({"email": "admin@example.org", "email_verified": v, "sub": "s"})[1]
+        for v in ("false", 0, "true", None)
+    ]
+    probes.append(
+        Probe(
+            'email_verified "false", 0, "true", missing',
+            "claim used",
+            ", ".join(claims),
+            "the email is never used (only the boolean true verifies it)",
+            set(claims) == {"sub"},
+        )
+    )
+    engine, sessions = open_database(f"sqlite:///{db_file}", intent="write")
+    from db.annotations import undo_last
+    from db.jobs import create_job, request_cancel
+
+    refusals = []
+    try:
+        with sessions.begin() as session:
+            undo_last(
+                session, pair, annotator="mallory", expected_revision=2, actor=Actor("mallory", REVIEWER)
+            )
+    except PermissionDeniedError as err:
+        refusals.append(str(err))
+    with sessions.begin() as session:
+        job = create_job(session, "first_model", "boss", {}).id
+    try:
+        with sessions.begin() as session:
+            request_cancel(session, job, actor=Actor("mallory", REVIEWER))
+    except PermissionDeniedError as err:
+        refusals.append(str(err))
+    with sessions.begin() as session:
+        request_cancel(session, job, actor=Actor("boss", ADMIN))
+    engine.dispose()
+    probes.append(
+        Probe(
+            "a reviewer undoes another reviewer's decision, cancels an admin's job",
+            "PermissionDeniedError",
+            " / ".join(refusals),
+            "nothing appended, job left queued",
+            len(refusals) == 2,
+        )
+    )
+
+    # secrets, output, errors
+    env = {
+        **os.environ,
+        "MRELENS_JOBS_URL": "bogus://worker:s3cret@127.0.0.1:6379/0",
+        "DATABASE_URL": f"sqlite:///{db_file}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "app.worker", "--threads", "1", "--nice", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
+    probes.append(
+        Probe(
+            "worker with a password in MRELENS_JOBS_URL (unusable scheme)",
+            done.returncode,
+            done.stderr.strip().splitlines()[0] if done.stderr.strip() else "(nothing)",
+            "no password in the output",
+            done.returncode == 2 and "s3cret" not in done.stdout + done.stderr,
+        )
+    )
+    jobs_db = work / "jobs.db"
+    jobs_db.write_bytes(b"not a database" * 200)
+    env["MRELENS_JOBS_URL"] = f"sqlite:///{jobs_db}"
+    done = subprocess.run(
+        [sys.executable, "-m", "app.worker", "--threads", "1", "--nice", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
+    probes.append(
+        Probe(
+            "worker on a corrupt jobs.db",
+            done.returncode,
+            done.stderr.strip().splitlines()[0] if done.stderr.strip() else "(nothing)",
+            "one error line, no traceback",
+            done.returncode == 2 and "Traceback" not in done.stderr,
+        )
+    )
+    for what, bad_url in (
+        ("port that is not a number", "postgresql+psycopg://u:s3cret@localhost:abc/db"),
+        ("unclosed IPv6 bracket", "postgresql+psycopg://u:s3cret@[::1/db"),
+        ("driver not installed (pg8000)", "postgresql+pg8000://u:s3cret@localhost/db"),
+    ):
+        case(
+            f"database URL: {what}",
+            ["--database-url", bad_url, "agreement"],
+            "store rows; no password in the error",
+        )
+    case(
+        "export --since 9999-12-31T23:00-05:00",
+        [
+            *url,
+            "export",
+            "--format",
+            "csv",
+            "--out",
+            str(work / "x.csv"),
+            "--since",
+            "9999-12-31T23:00-05:00",
+        ],
+        "store rows",
+    )
+    engine, sessions = open_database(f"sqlite:///{db_file}", intent="write")
+    with sessions.begin() as session:
+        record_annotation(
+            session,
+            pair,
+            status="corrected",
+            label="None",
+            annotator="carol",
+            expected_revision=2,
+            note='=HYPERLINK("http://evil.example","x")',
+        )
+        from db.models import Annotation
+
+        session.execute(
+            update(Annotation)
+            .where(Annotation.annotator == "bob")
+            .values(annotator="bob\nKrippendorff's alpha (nominal): 1.000")
+        )
+    engine.dispose()
+    csv_out = work / "labels.csv"
+    run_cli([*url, "export", "--format", "csv", "--out", str(csv_out)])
+    import csv as csv_module
+
+    cells = [value for row in csv_module.reader(csv_out.open(encoding="utf-8")) for value in row]
+    risky = [c for c in cells if c.startswith(("=", "+", "@", "\t", "\r"))]
+    probes.append(
+        Probe(
+            "CSV export of a note =HYPERLINK(...)",
+            0,
+            "(the cell is written as '=HYPERLINK(...))",
+            "no cell starts with = + @ tab CR",
+            not risky and any(c.startswith("'=HYPERLINK") for c in cells),
+        )
+    )
+    out_text = io.StringIO()
+    with contextlib.redirect_stdout(out_text):
+        db_main([*url, "agreement"])
+    forged = [line for line in out_text.getvalue().splitlines() if line.startswith("Krippendorff")]
+    probes.append(
+        Probe(
+            'agreement with an annotator named "bob\\nKrippendorff\'s alpha (nominal): 1.000" (older store)',
+            0,
+            "(the name is shown as bob\\u000aKrippendorff's ...)",
+            "one Krippendorff line",
+            len(forged) == 1,
+        )
+    )
+    old_store = work / "old.db"
+    upgrade_database(f"sqlite:///{old_store}", revision="0001")
+    old_bytes = old_store.read_bytes()
+    case(
+        "export on a store made by an older version (revision 0001)",
+        [
+            "--database-url",
+            f"sqlite:///{old_store}",
+            "export",
+            "--format",
+            "jsonl",
+            "--out",
+            str(work / "o.jsonl"),
+        ],
+        "store file byte-identical, still at 0001",
+        lambda: old_store.read_bytes() == old_bytes,
+    )
+    rc, _ = run_cli(["--database-url", f"sqlite:///{old_store}", "upgrade"])
+    backups = list(work.glob("old.db.*.bak"))
+    probes.append(
+        Probe(
+            "python -m db upgrade of that store",
+            rc,
+            f"(backup {backups[0].name if backups else 'missing'})",
+            "backup holds revision 0001",
+            rc == 0 and len(backups) == 1 and backups[0].read_bytes()[:16] == b"SQLite format 3\x00",
+        )
+    )
+    return probes
+
+
+def fuzz(examples: int) -> tuple[str, bool]:
+    """Run the property tests with `examples` per importer (MRELENS_FUZZ_EXAMPLES); markdown lines and success."""
+    import subprocess
+    import time
+
+    started = time.perf_counter()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/db/test_import_properties.py",
+            "--hypothesis-show-statistics",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "MRELENS_FUZZ_EXAMPLES": str(examples)},
+    )
+    seconds = time.perf_counter() - started
+    lines = [
+        f"## Property-based run (Hypothesis, {examples} examples per importer, {examples * 8} predict lines)",
+        "",
+        f"`MRELENS_FUZZ_EXAMPLES={examples} pytest tests/db/test_import_properties.py`: exit {done.returncode} in {seconds:.0f} s "
+        "(CI runs 40 / 40 / 320 examples). Per test: examples run, then what happened to the inputs (Hypothesis events, share of "
+        "all calls):",
+        "",
+    ]
+    for block in done.stdout.split("tests/db/test_import_properties.py::")[1:]:
+        name = block.split(":", 1)[0]
+        passing = next((line.strip("- ").strip() for line in block.splitlines() if "passing" in line), "")
+        lines.append(f"- `{name}`: {passing}")
+        events = [
+            line.strip()[2:]
+            for line in block.splitlines()
+            if line.strip().startswith("* ") and "Retried draw" not in line
+        ]
+        for event in events[:8]:
+            lines.append(f"  - {event}")
+    return "\n".join(lines) + "\n", done.returncode == 0
+
+
 def markdown(probes: list[Probe]) -> str:
     lines = [
         "# Reliability: bad input to the label store (benchmarks/probe_reliability.py)",
@@ -383,6 +1006,16 @@ def markdown(probes: list[Probe]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_round3(probes: list[Probe]) -> str:
+    """The round-3 table: writes, imports, model.predict lines, identities, secrets and output."""
+    table = markdown(probes).split("\n", 4)[4]  # the rows, without the first table's heading
+    return (
+        "## Round 3: writes outside their target, imports that trust what they read, identities, secrets\n\n"
+        "Same rules: rc 2 and one `error:` line (or the refusal named in the column), and what was checked to be "
+        f"unchanged. {sum(p.held for p in probes)} of {len(probes)} held.\n\n" + table
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -390,14 +1023,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--write", type=Path, help="markdown file for the table (e.g. benchmarks/reliability.md)"
     )
+    parser.add_argument(
+        "--fuzz", type=int, default=0, help="also run the property tests with this many examples per importer"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         probes = probe_all(Path(tmp))
+        round3 = probe_round3(Path(tmp) / "round3")
         text = markdown(probes).replace(tmp, "<tmp>")
+        text += "\n" + markdown_round3(round3).replace(tmp, "<tmp>")
+    fuzzed = True
+    if args.fuzz:
+        fuzz_text, fuzzed = fuzz(args.fuzz)
+        text += "\n" + fuzz_text
     print(text)
     if args.write:
         args.write.write_text(text, encoding="utf-8")
-    return 0 if all(p.held for p in probes) else 1
+    return 0 if all(p.held for p in probes + round3) and fuzzed else 1
 
 
 if __name__ == "__main__":

@@ -772,6 +772,8 @@ def read_label_studio(
         tasks = json.loads(data.decode("utf-8"))
     except FileNotFoundError as err:
         raise DataFormatError(path, None, None, "file not found") from err
+    except DataFormatError:  # over the size limit: already says so
+        raise
     except UnicodeDecodeError as err:
         raise DataFormatError(path, None, None, f"not UTF-8 text ({err.reason})") from err
     except json.JSONDecodeError as err:
