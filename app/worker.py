@@ -17,6 +17,7 @@ import logging
 import os
 import sqlite3
 import sys
+import threading
 
 from db.redact import MaskSecretsFilter, mask_secrets
 
@@ -27,6 +28,32 @@ def _env_int(name: str, default: int) -> int:
         return int(value) if value else default
     except ValueError:
         raise SystemExit(f"error: ${name}={value!r} is not an integer") from None
+
+
+def check_queue_storage(sessions) -> list[int]:
+    """Reopen the queue's SQLite file if it was removed or replaced while the worker ran (app.jobs.queue
+    .reopen_if_replaced), then send again the queued jobs its storage no longer holds; returns their ids."""
+    from app.jobs import requeue_lost
+    from app.jobs.queue import reopen_storage_if_replaced
+
+    if not reopen_storage_if_replaced():
+        return []
+    return requeue_lost(sessions)
+
+
+def _watch_queue_storage(sessions, log: logging.Logger, every: float = 2.0) -> None:
+    """Worker thread: every `every` seconds, check_queue_storage; a job sent again is logged."""
+    import time
+
+    from app.jobs.runner import STOP
+
+    while not STOP.is_set():
+        time.sleep(every)
+        try:
+            for job_id in check_queue_storage(sessions):
+                log.warning("the queue storage was removed or replaced: job %s sent again", job_id)
+        except _storage_errors() as err:  # a storage gone bad while running: said, checked again next time
+            log.error("the job queue storage cannot be used: %s", err)
 
 
 def _storage_errors() -> tuple[type[BaseException], ...]:
@@ -101,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
             STOP.set()  # the running job raises at its next progress report instead of running to its end
             super()._handle_signal(signum, frame)
 
+    # a removed or replaced var/jobs.db would leave new jobs queued forever: watch it (SQLite storage only)
+    if getattr(queue.storage, "filename", None):
+        threading.Thread(
+            target=_watch_queue_storage, args=(sessions, log), name="queue-storage-watch", daemon=True
+        ).start()
     consumer = JobConsumer(
         queue, workers=args.workers, worker_type="thread", periodic=False, max_delay=1.0, shutdown_timeout=120
     )

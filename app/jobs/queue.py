@@ -40,6 +40,7 @@ def _queue_for(url: str):
         path = Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
         huey = SqliteHuey(QUEUE_NAME, filename=str(path), results=False)
+        _opened[str(path)] = _file_identity(path)
     else:
         raise JobsConfigError(
             f"MRELENS_JOBS_URL={mask_secrets(url)!r}: expected sqlite:///PATH (default) or redis://HOST:PORT/DB"
@@ -55,8 +56,46 @@ def _queue_for(url: str):
 
 
 def get_queue(url: str | None = None):
-    """The huey instance of `url` (default: MRELENS_JOBS_URL)."""
-    return _queue_for(url or jobs_url())[0]
+    """The huey instance of `url` (default: MRELENS_JOBS_URL), its SQLite file reopened if it was removed or
+    replaced since (reopen_if_replaced)."""
+    huey = _queue_for(url or jobs_url())[0]
+    reopen_if_replaced(huey)
+    return huey
+
+
+# SQLite storage file -> (device, inode) when this process opened it
+_opened: dict[str, tuple[int, int] | None] = {}
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def reopen_storage_if_replaced(url: str | None = None) -> bool:
+    """reopen_if_replaced for the queue of `url` (default: MRELENS_JOBS_URL); whether it reopened."""
+    return reopen_if_replaced(_queue_for(url or jobs_url())[0])
+
+
+def reopen_if_replaced(huey) -> bool:
+    """For SQLite storage: when its file was removed or replaced since this process opened it (an open connection
+    would go on writing into the old, unlinked file, which nobody else reads), close the connection and open the
+    file at its path again, creating its tables if it is new. Returns whether it reopened."""
+    filename = getattr(huey.storage, "filename", None)
+    if filename is None:  # Redis: nothing to reopen
+        return False
+    path = Path(filename)
+    now = _file_identity(path)
+    if now is not None and now == _opened.get(str(path)):
+        return False
+    huey.storage.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    huey.storage.initialize_schema()
+    _opened[str(path)] = _file_identity(path)
+    return True
 
 
 def job_task(url: str | None = None):
