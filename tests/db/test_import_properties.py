@@ -2,7 +2,8 @@
 exports again byte for byte, or is refused with one `error:` line and nothing stored.
 
 - the MNRE line importer (db.io.import_mnre on a one-line split file; blank lines are skipped by design and not
-  generated, nor a carriage return: CRLF line ends are written back as LF);
+  generated, nor a carriage return: CRLF line ends are written back as LF); an imported line also comes back with
+  the same words, spans and label from the JSONL and CSV exports;
 - the Label Studio task importer (db.label_studio.import_label_studio on a one-task file): an import that succeeds
   exports tasks that a fresh store imports into the same tasks again;
 - the `model.predict` input line (numbered_lines + parse_post): a Post or that line's one-line error, never an
@@ -14,6 +15,8 @@ figures are in benchmarks/reliability.md (`python benchmarks/probe_reliability.p
 
 from __future__ import annotations
 
+import ast
+import csv
 import json
 import os
 import re
@@ -135,6 +138,24 @@ def test_an_mnre_line_imports_and_exports_byte_for_byte_or_is_refused(template, 
         with store.sessions() as session:
             export_labels(session, "mnre", out)
         assert (out / "txt" / "ours_train.txt").read_bytes() == source
+        # the JSONL and CSV exports carry the same words, spans and label (CSV: JSON cells, never neutralised)
+        record = ast.literal_eval(line)
+        with store.sessions() as session:
+            export_labels(session, "jsonl", store.folder / "labels.jsonl")
+            export_labels(session, "csv", store.folder / "labels.csv")
+        (row,) = [json.loads(text) for text in (store.folder / "labels.jsonl").read_text().splitlines()]
+        (cells,) = list(csv.DictReader((store.folder / "labels.csv").open(encoding="utf-8", newline="")))
+        expected = (record["token"], record["h"]["pos"], record["t"]["pos"], record["relation"])
+        assert (
+            row["tokens"],
+            [row["head_start"], row["head_end"]],
+            [row["tail_start"], row["tail_end"]],
+            row["label"],
+        ) == expected
+        assert (json.loads(cells["tokens"]), json.loads(cells["label"])) == (
+            record["token"],
+            record["relation"],
+        )
         event("imported and exported")
     finally:
         store.close()
