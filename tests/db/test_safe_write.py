@@ -155,3 +155,26 @@ def test_predict_refuses_out_equal_to_its_input(tmp_path):
         assert done.stderr.startswith("error: --out") and "source file" in done.stderr
         assert "Traceback" not in done.stderr
     assert posts.read_text() == '{"text": "Obama meets Merkel", "head": [0, 1], "tail": [2, 3]}\n'
+
+
+def test_a_rename_failing_midway_puts_the_old_files_back(tmp_path, monkeypatch):
+    folder = tmp_path / "export"
+    atomic_files(folder, {"a.txt": _text("old a"), "b.txt": _text("old b"), "c.txt": _text("old c")})
+    real = os.replace
+    moved_in = []
+
+    def replace(src, dst):
+        if ".tmp" in str(src) and str(src).endswith(
+            ("b.txt",)
+        ):  # the staged b.txt cannot be renamed into place
+            raise OSError(5, "Input/output error")
+        moved_in.append(dst)
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(UnsafeTargetError, match="Input/output error"):
+        atomic_files(folder, {"a.txt": _text("new a"), "b.txt": _text("new b"), "c.txt": _text("new c")})
+    monkeypatch.setattr(os, "replace", real)
+    assert [(folder / n).read_text() for n in ("a.txt", "b.txt", "c.txt")] == ["old a", "old b", "old c"]
+    assert any(str(dst).endswith("a.txt") for dst in moved_in), "a.txt had been replaced before b.txt failed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
