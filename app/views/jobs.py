@@ -17,6 +17,7 @@ from app.resources import get_sessions
 from db.errors import LabelStoreError
 from db.jobs import list_jobs, pending_jobs, running_jobs
 from db.models import Job
+from db.redact import mask_secrets
 
 REFRESH_SECONDS = 3
 
@@ -65,7 +66,7 @@ def job_rows(jobs: list[Job]) -> pd.DataFrame:
                 "progress %": 100 * (job.progress or {}).get("fraction", 0.0),
                 "created": job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                 "outcome": ", ".join(f"{k}: {v}" for k, v in (job.outcome or {}).items() if v is not None),
-                "error": job.error or "",
+                "error": mask_secrets(job.error or ""),  # rows stored before errors were masked
             }
             for job in jobs
         ]
@@ -79,7 +80,7 @@ def cancel_button(job: Job) -> None:
         try:
             status = cancel(get_sessions(), job.id, actor=current_actor())
         except LabelStoreError as err:
-            st.error(str(err))
+            st.error(mask_secrets(err))
         else:
             st.toast(f"Job {job.id}: " + ("cancelled" if status == "cancelled" else "stops at its next step"))
             st.rerun()
@@ -115,7 +116,7 @@ def live() -> None:
                     min(1.0, job_progress.get("fraction", 0.0)), text=progress_text(job) or "starting ..."
                 )
                 if job.log_tail:
-                    st.code("\n".join(job.log_tail.splitlines()[-12:]), language=None)
+                    st.code(mask_secrets("\n".join(job.log_tail.splitlines()[-12:])), language=None)
                 cancel_button(job)
         st.subheader(f"Queue ({len(now_pending)} waiting)")
         if not now_pending:
@@ -146,11 +147,11 @@ if recent:
         labels = {f"job {j.id}: {job_name(j)} ({j.status})": j for j in finished}
         picked = labels[st.selectbox("Details of", list(labels), key="jobs_details")]
         if picked.error:
-            st.error(picked.error)
+            st.error(mask_secrets(picked.error))
         if picked.outcome:
             st.json(picked.outcome, expanded=False)
         if picked.log_tail:
-            st.code(picked.log_tail, language=None)
+            st.code(mask_secrets(picked.log_tail), language=None)
 else:
     st.info(
         "No job has run yet. `make app` queues the first model; the Models and Experiments pages start more."
