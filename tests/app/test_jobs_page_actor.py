@@ -54,3 +54,24 @@ def test_job_errors_are_shown_without_url_passwords(make_app, seeded_url):
     shown = [e.value for e in at.error] + [c.value for c in at.code] + [str(d.value) for d in at.dataframe]
     assert any("redis://:***@queue" in text for text in shown), shown
     assert not any("s3cret" in text for text in shown)
+
+
+def test_a_reviewer_cannot_undo_another_reviewers_decision_from_review(oidc_app, seeded_url):  # noqa: F811
+    from db.annotations import pair_history, record_annotation
+
+    at = oidc_app(seeded_url, REVIEWER, "views/review.py")
+    no_exceptions(at)
+    pair, _ = at.session_state["review_shown"]
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as session:
+        record_annotation(
+            session, pair, status="corrected", label="None", annotator="alice", expected_revision=0
+        )
+    at.run()  # the page now shows alice's decision (revision 1)
+    at.button(key="review_undo").click().run()
+    no_exceptions(at)
+    shown = [e.value for e in at.error] + [t.value for t in at.toast]
+    assert any("rev@example.org is a reviewer" in text for text in shown), shown
+    with sessions() as session:
+        assert [(a.annotator, a.status) for a in pair_history(session, pair)] == [("alice", "corrected")]
+    engine.dispose()
