@@ -1,6 +1,6 @@
-"""The Jobs page: a reviewer logged in through a provider cannot cancel someone else's job (the page shows the
+"""Pages check the actor. Jobs: a reviewer logged in through a provider cannot cancel someone else's job (the page shows the
 refusal, the job stays queued) but cancels their own; job errors are shown with URL passwords masked, also for rows
-stored before errors were masked."""
+stored before errors were masked. Review: a reviewer cannot undo another reviewer's decision."""
 
 from __future__ import annotations
 
