@@ -839,6 +839,33 @@ def probe_round3(work: Path) -> list[Probe]:
             done.returncode == 2 and "Traceback" not in done.stderr,
         )
     )
+    removed = work / "jobs-removed.db"
+    os.environ["MRELENS_JOBS_URL"] = f"sqlite:///{removed}"
+    try:
+        from app.jobs import enqueue
+        from app.jobs.queue import QUEUE_NAME, get_queue
+        from app.worker import check_queue_storage
+
+        get_queue()
+        engine, sessions = open_database(f"sqlite:///{db_file}", intent="write")
+        job = enqueue(sessions, "score", "ann", {})
+        removed.unlink()  # the queued task goes with the file, while the worker holds it open
+        sent = check_queue_storage(sessions)  # what the worker's watch thread does every 2 s
+        from huey import SqliteHuey
+
+        pending = SqliteHuey(QUEUE_NAME, filename=str(removed), results=False).pending_count()
+        engine.dispose()
+    finally:
+        del os.environ["MRELENS_JOBS_URL"]
+    probes.append(
+        Probe(
+            "jobs.db removed while the worker runs, a job queued in it",
+            "sent again",
+            f"(job {job} sent again into the new jobs.db: {sent})",
+            "the job is pending in the new file, not queued forever",
+            sent == [job] and pending == 1,
+        )
+    )
     for what, bad_url in (
         ("port that is not a number", "postgresql+psycopg://u:s3cret@localhost:abc/db"),
         ("unclosed IPv6 bracket", "postgresql+psycopg://u:s3cret@[::1/db"),
