@@ -40,6 +40,7 @@ pages = {
         st.Page("views/experiments.py", title="Experiments", icon=":material/science:"),
     ],
     "Curate": [
+        st.Page("views/label_errors.py", title="Label errors", icon=":material/rule:"),
         st.Page("views/export.py", title="Export", icon=":material/download:"),
         st.Page("views/models.py", title="Models", icon=":material/model_training:"),
         st.Page("views/jobs.py", title="Jobs", icon=":material/pending_actions:"),

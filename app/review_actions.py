@@ -16,6 +16,7 @@ from app.resources import get_sessions
 from app.state import flash, review_session
 from app.store import PairView, decide, load_pair_view, undo
 from db.errors import ConcurrentEditError, LabelStoreError
+from db.label_errors import AUDIT_ORIGIN
 from model.images import ImageError, load_image
 
 # session state: pair id -> revision this reviewer's last save created
@@ -24,6 +25,7 @@ SHORTCUTS = (
     "**A** accept · **1-9** correct to that label · **E** correct to the picked label · **X** reject · "
     "**S** skip · **N** next · **P** previous · **U** undo"
 )
+AUDIT_SHORTCUTS = "**T** take the suggested label · **K** keep the gold label"
 
 
 @st.cache_data(max_entries=1000, show_spinner=False)
@@ -54,8 +56,11 @@ def save(status: str, label: str | None = None) -> None:
     """Button callback: record the decision on the revision that was shown, then go to the next pair."""
     review, (pair_id, revision) = review_session(), st.session_state["review_shown"]
     note = st.session_state.get(f"review_note_{pair_id}", "")
+    origin = AUDIT_ORIGIN if review.audit else None
     try:
-        saved = decide(get_sessions(), pair_id, status, st.session_state["reviewer"], revision, label, note)
+        saved = decide(
+            get_sessions(), pair_id, status, st.session_state["reviewer"], revision, label, note, origin
+        )
     except OperationalError as err:
         flash(
             "error",

@@ -14,6 +14,9 @@ class ReviewSession:
     queue: list[int] = field(default_factory=list)  # pair ids in the order the Queue page showed them
     position: int = 0
     actions: list[int] = field(default_factory=list)  # pair ids this session changed, last one last
+    # the label-error audit: Review shows a model that never saw the pair against the gold label, and the
+    # decisions record that they came from the audit
+    audit: bool = False
 
     @property
     def pair_id(self) -> int | None:

@@ -280,3 +280,39 @@ def evaluation_run_rows(session: Session, split: str | None = None) -> list[dict
             }
         )
     return rows
+
+
+@dataclass(frozen=True)
+class AuditView:
+    """What the label-error audit shows of a pair: the label the run scored and what a model that never saw the
+    pair suggests."""
+
+    run_id: int
+    rank: int
+    given_label: str
+    given_probability: float
+    suggested_label: str
+    suggested_probability: float
+    flagged: bool
+    source: str  # "fold" or "active_model"
+    model_version: str
+
+
+def load_audit_view(session: Session, pair_id: int) -> AuditView | None:
+    """The pair in its dataset's latest Find label errors run, None when no run scored it."""
+    from db.label_errors import out_of_sample_prediction
+
+    row = out_of_sample_prediction(session, pair_id)
+    if row is None:
+        return None
+    return AuditView(
+        row.run_id,
+        row.rank,
+        row.given_label,
+        row.given_probability,
+        row.suggested_label,
+        row.suggested_probability,
+        row.flagged,
+        row.source,
+        row.model_version,
+    )

@@ -220,3 +220,21 @@ def link_model_version(session: Session, version_id: str, job_id: int) -> None:
     version = find_model_version(session, version_id)
     version.settings = {**(version.settings or {}), "job": job_id}
     session.flush()
+
+
+def jobs_of_kind(session: Session, kind: str, limit: int = 200) -> list[Job]:
+    """The latest jobs of one kind, newest first."""
+    return list(
+        session.scalars(
+            select(Job).where(Job.kind == kind).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+        )
+    )
+
+
+def child_jobs(session: Session, parent_id: int, kind: str) -> list[Job]:
+    """Jobs of `kind` a job queued (params "parent"), oldest first."""
+    return [
+        job
+        for job in reversed(jobs_of_kind(session, kind, limit=1000))
+        if (job.params or {}).get("parent") == parent_id
+    ]

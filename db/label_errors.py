@@ -226,3 +226,55 @@ def audit_progress(session: Session, dataset: str, top: int = DEFAULT_SUSPECTS) 
         or 0
     )
     return AuditProgress(run.id, len(gold), reviewed, changed, in_audit)
+
+
+SUSPECT_FORMATS = ("csv", "labelstudio")
+
+
+def export_suspects(session: Session, dataset: str, out, fmt: str = "csv", top: int = DEFAULT_SUSPECTS):
+    """The `top` suspects of the dataset's latest run for expert review, with both labels, the score and the post:
+    a CSV table, or Label Studio tasks (the pair's decisions as annotations, the active model's prediction and the
+    out-of-sample suggestion as predictions, the run's figures under data.label_error). Atomic, never onto a
+    dataset's source files."""
+    from pathlib import Path
+
+    from db.io import ExportFilter, ExportReport, atomic_write, source_paths
+
+    if fmt not in SUSPECT_FORMATS:
+        raise LabelStoreError(f"format {fmt!r}: expected one of {', '.join(SUSPECT_FORMATS)}")
+    out = Path(out)
+    rows = suspects(session, dataset, top)
+    if fmt == "csv":
+        import pandas as pd
+
+        frame = pd.DataFrame([suspect.__dict__ for suspect in rows])
+        atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False), source_paths(session))
+        return ExportReport(len(rows), [out])
+    import json
+
+    from db.label_studio import label_studio_pair_result, label_studio_tasks
+
+    by_pair = {suspect.pair_id: suspect for suspect in rows}
+    tasks = label_studio_tasks(session, ExportFilter(dataset=dataset, pair_ids=list(by_pair)))
+    for task in tasks:
+        suspect = by_pair[task["data"]["mrelens"]["pair_id"]]
+        task["data"]["label_error"] = {
+            "rank": suspect.rank,
+            "given_label": suspect.given_label,
+            "suggested_label": suspect.suggested_label,
+            "suggested_probability": suspect.suggested_probability,
+            "given_probability": suspect.given_probability,
+            "label_quality": suspect.quality,
+            "flagged": suspect.flagged,
+        }
+        task["predictions"].append(
+            {
+                "model_version": f"out-of-sample {suspect.source} {suspect.model_version}",
+                "score": suspect.suggested_probability,
+                "result": label_studio_pair_result(task["data"]["mrelens"], suspect.suggested_label),
+            }
+        )
+    tasks.sort(key=lambda task: task["data"]["label_error"]["rank"])
+    text = json.dumps(tasks, ensure_ascii=False, indent=1)
+    atomic_write(out, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"), source_paths(session))
+    return ExportReport(len(tasks), [out])

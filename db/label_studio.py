@@ -141,6 +141,20 @@ def _pair_result(row: dict[str, Any], relation: str | None) -> list[dict[str, An
     ]
 
 
+def label_studio_pair_result(meta: dict[str, Any], relation: str | None) -> list[dict[str, Any]]:
+    """The head span, tail span and relation of a task's pair (`meta`: the task's data.mrelens) labelled
+    `relation`, as an annotation or prediction result (e.g. a label-error run's suggestion)."""
+    row = {
+        "pair_id": meta["pair_id"],
+        "tokens": meta["tokens"],
+        "head_start": meta["head"][0],
+        "head_end": meta["head"][1],
+        "tail_start": meta["tail"][0],
+        "tail_end": meta["tail"][1],
+    }
+    return _pair_result(row, relation)
+
+
 def decisions_in_effect(session: Session, pair_ids: list[int]) -> dict[int, list[Annotation]]:
     """pair id -> each annotator's latest decision that no undo took back, in revision order. Undo rows are left
     out, except one that is the pair's current state: it stands for its author's last word."""

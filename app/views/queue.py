@@ -19,6 +19,7 @@ SORT_NAMES = {
     "entropy": "uncertainty: highest entropy first",
     "image_reliance": "image reliance: highest first",
     "disagreement": "disagreement with the gold label first",
+    "label_error": "likely label error first (a model that never saw the pair)",
     "source_order": "source order",
 }
 
@@ -52,6 +53,7 @@ FILTER_KEYS = (
     "queue_text",
     "queue_sort",
     "queue_limit",
+    "queue_suspects",
 )
 # reviewers work through one split at a time: start on val (the held-out split) when the store has one
 default_split = "val" if "val" in options["split"] else (options["split"] or [None])[0]
@@ -91,12 +93,21 @@ with st.container(border=True):
         help="split, margin, entropy, image reliance, annotator, image",
     )
     # the sort names are long: a row of their own, so the chosen one is never cut off
-    c9, c10 = st.columns([3, 2])
+    c9, c10, c11 = st.columns([3, 1, 1])
     sort = c9.selectbox("Sort", QUEUE_SORTS, format_func=SORT_NAMES.get, key="queue_sort")
-    limit = c10.select_slider("Rows", [50, 100, 200, 500, 1000], key="queue_limit")
+    suspects = c10.selectbox(
+        "Likely label errors",
+        [None, 50, 100, 200, 500],
+        format_func=lambda n: "all pairs" if n is None else f"top {n} only",
+        key="queue_suspects",
+        help="Only the most likely label errors of the dataset's latest Find label errors run (Label errors page)",
+    )
+    limit = c11.select_slider("Rows", [50, 100, 200, 500, 1000], key="queue_limit")
 
 saved.update({key: st.session_state[key] for key in FILTER_KEYS if key in st.session_state})
-queue_filter = QueueFilter(dataset, split, predicted, gold, status, annotator, text.strip() or None)
+queue_filter = QueueFilter(
+    dataset, split, predicted, gold, status, annotator, text.strip() or None, suspects=suspects
+)
 with sessions() as session:
     counts = progress(session, dataset, split)
     items = review_queue(session, queue_filter, sort=sort, limit=limit)
@@ -143,9 +154,21 @@ table = pd.DataFrame(
         "label": [label_shown(i) for i in items],
         "annotator": [i.annotator for i in items],
         "image": [i.has_image for i in items],
+        # the latest Find label errors run: what a model that never saw the pair says, and how sure
+        "suspect rank": [i.suspect_rank for i in items],
+        "out-of-sample": [
+            f"{i.suggested_label} ({i.suggested_probability:.0%})"
+            if i.suggested_label is not None
+            else "not scored"
+            for i in items
+        ],
+        "p(gold) out-of-sample": [i.given_probability for i in items],
     }
 )
+AUDIT_COLUMNS = ["suspect rank", "out-of-sample", "p(gold) out-of-sample"]
 MAIN_COLUMNS = ["pair", "text", "head", "tail", "gold", "predicted", "confidence", "label", "status"]
+if sort == "label_error" or suspects is not None:
+    MAIN_COLUMNS = MAIN_COLUMNS[:5] + AUDIT_COLUMNS + MAIN_COLUMNS[7:]
 DETAIL_COLUMNS = ["split", "margin", "entropy", "image reliance", "annotator", "image"]
 st.caption(
     f"{len(items)} pairs shown. Select a row to open it, or review them in this order."
@@ -162,6 +185,7 @@ event = st.dataframe(
         "margin": st.column_config.NumberColumn(format="%.3f"),
         "entropy": st.column_config.NumberColumn(format="%.3f"),
         "image reliance": st.column_config.NumberColumn(format="%.3f"),
+        "p(gold) out-of-sample": st.column_config.NumberColumn(format="%.3f"),
         "text": st.column_config.TextColumn(width="medium"),
         "pair": st.column_config.NumberColumn(width="small"),
         "confidence": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1, width="small"),
@@ -169,11 +193,13 @@ event = st.dataframe(
 )
 ids = [i.pair_id for i in items]
 review = review_session()
+# reviewing in the label-error order is the audit: Review shows the out-of-sample suggestion against gold
+audit = sort == "label_error" or suspects is not None
 if st.button("Review these in this order", type="primary", key="queue_start"):
-    review.queue, review.position = ids, 0
+    review.queue, review.position, review.audit = ids, 0, audit
     st.switch_page("views/review.py")
 selected = tuple(event.selection.rows)
 if selected and selected != st.session_state.get("queue_opened_selection"):
     st.session_state["queue_opened_selection"] = selected  # a kept selection must not reopen on every visit
-    review.queue, review.position = ids, selected[0]
+    review.queue, review.position, review.audit = ids, selected[0], audit
     st.switch_page("views/review.py")

@@ -15,9 +15,9 @@ from app.inference import predict_pair
 from app.model_status import weak_model_warning
 from app.render import entity_legend, highlighted_text, probability_figure, ranked_labels
 from app.resources import get_sessions, load_model
-from app.review_actions import SHORTCUTS, boxed_image, pair_view, save, undo_action
+from app.review_actions import AUDIT_SHORTCUTS, SHORTCUTS, boxed_image, pair_view, save, undo_action
 from app.state import review_session, show_flash
-from app.store import load_review_state
+from app.store import load_audit_view, load_review_state
 from db.base import database_url
 from db.provenance import active_model_version
 from db.review_queue import QueueFilter, review_queue
@@ -51,6 +51,7 @@ if view.probabilities is None and active is not None:
             st.error(f"The model {version} could not score this pair: {err}")
 with sessions() as session:
     state = load_review_state(session, view.pair_id)
+    audit = load_audit_view(session, view.pair_id) if review.audit else None
 st.session_state["review_shown"] = (view.pair_id, state.revision)
 
 show_flash()
@@ -117,6 +118,44 @@ st.markdown(
     f"**Gold label:** {gold_text} · **current label:** {shown_label(current)} · **status:** {state.status}"
     f"{f' by {state.annotator}' if state.annotator else ''} (revision {state.revision})"
 )
+
+if review.audit:
+    # the label-error audit: a model that never trained on this pair against the label the run scored
+    with st.container(border=True):
+        if audit is None:
+            st.caption("Audit: no Find label errors run has scored this pair (Label errors page).")
+        else:
+            flagged = " · flagged by cleanlab" if audit.flagged else ""
+            who = (
+                "a fold model that never saw this pair"
+                if audit.source == "fold"
+                else "the active model (never trained on this split)"
+            )
+            st.markdown(
+                f"**Audit** (suspect {audit.rank} of run {audit.run_id}{flagged}): gold says "
+                f"`{audit.given_label}` ({audit.given_probability:.1%}); {who} says "
+                f"**`{audit.suggested_label}`** ({audit.suggested_probability:.1%})."
+            )
+            take, keep = st.columns(2)
+            take.button(
+                f"Take {audit.suggested_label}",
+                shortcut="T",
+                on_click=save,
+                args=("corrected", audit.suggested_label),
+                key="review_audit_take",
+                type="primary",
+                width="stretch",
+                disabled=audit.suggested_label == audit.given_label,
+                help="The model agrees with gold" if audit.suggested_label == audit.given_label else None,
+            )
+            keep.button(
+                f"Keep {audit.given_label}",
+                shortcut="K",
+                on_click=save,
+                args=("accepted", audit.given_label),
+                key="review_audit_keep",
+                width="stretch",
+            )
 
 labels = ranked_labels(view.probabilities, view.labels)
 decision_columns = st.columns(6)
@@ -187,7 +226,8 @@ button_col.button(
     width="stretch",
 )
 st.text_input("Note (kept with the decision)", key=f"review_note_{view.pair_id}")
-st.caption(f"Keys: {SHORTCUTS}. Keys work when no text box has the focus (press Esc to leave one).")
+keys = f"{SHORTCUTS} · {AUDIT_SHORTCUTS}" if review.audit else SHORTCUTS
+st.caption(f"Keys: {keys}. Keys work when no text box has the focus (press Esc to leave one).")
 
 with st.expander(f"History ({len(state.history)} decisions)"):
     if state.history:
