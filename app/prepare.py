@@ -91,14 +91,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     t0 = time.time()
-    from app.jobs.queue import JobsConfigError
+    from app.jobs.queue import JobsConfigError, jobs_url, storage_errors
     from db.errors import LabelStoreError
+    from db.redact import mask_secrets
     from model.mnre_format import DataFormatError
 
     try:
         queued = prepare(args.database_url, args.mnre)
     except (DataFormatError, LabelStoreError, JobsConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {mask_secrets(err)}", file=sys.stderr)
+        return 2
+    except storage_errors() as err:  # a corrupt var/jobs.db, an unreachable Redis: the job was marked failed
+        print(
+            f"error: MRELENS_JOBS_URL {mask_secrets(jobs_url())}: the job queue storage cannot be used "
+            f"({mask_secrets(err)}); for the default SQLite file, remove it and run this again",
+            file=sys.stderr,
+        )
         return 2
     what = f"queued jobs {', '.join(map(str, queued))}" if queued else "nothing new to queue"
     log(

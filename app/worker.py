@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sqlite3
 import sys
 import threading
 
@@ -45,6 +44,7 @@ def _watch_queue_storage(sessions, log: logging.Logger, every: float = 2.0) -> N
     """Worker thread: every `every` seconds, check_queue_storage; a job sent again is logged."""
     import time
 
+    from app.jobs.queue import storage_errors
     from app.jobs.runner import STOP
 
     while not STOP.is_set():
@@ -52,18 +52,8 @@ def _watch_queue_storage(sessions, log: logging.Logger, every: float = 2.0) -> N
         try:
             for job_id in check_queue_storage(sessions):
                 log.warning("the queue storage was removed or replaced: job %s sent again", job_id)
-        except _storage_errors() as err:  # a storage gone bad while running: said, checked again next time
+        except storage_errors() as err:  # a storage gone bad while running: said, checked again next time
             log.error("the job queue storage cannot be used: %s", err)
-
-
-def _storage_errors() -> tuple[type[BaseException], ...]:
-    """What opening the queue storage raises when it is unusable: a corrupt SQLite file, an unreachable Redis."""
-    errors: tuple[type[BaseException], ...] = (sqlite3.DatabaseError, OSError, ConnectionError)
-    try:
-        from redis.exceptions import RedisError
-    except ImportError:  # redis is optional: without it only SQLite storage exists
-        return errors
-    return (*errors, RedisError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.jobs import requeue_lost
     from app.jobs.crossfit import requeue_interrupted_folds
-    from app.jobs.queue import JobsConfigError, get_queue, jobs_url
+    from app.jobs.queue import JobsConfigError, get_queue, jobs_url, storage_errors
     from app.jobs.runner import STOP, worker_sessions
     from db.jobs import fail_abandoned_jobs
 
@@ -104,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     except JobsConfigError as err:
         print(f"error: {mask_secrets(err)}", file=sys.stderr)
         return 2
-    except _storage_errors() as err:
+    except storage_errors() as err:
         print(
             f"error: MRELENS_JOBS_URL {mask_secrets(jobs_url())}: the job queue storage cannot be used "
             f"({mask_secrets(err)}); for the default SQLite file, remove it (queued jobs are sent again from the "

@@ -67,8 +67,8 @@ def enqueue(
 
 
 def _send(sessions: sessionmaker, job_id: int, priority: int) -> None:
-    task = job_task().s(job_id, priority=priority)
-    try:
+    try:  # opening a corrupt storage fails already in job_task()
+        task = job_task().s(job_id, priority=priority)
         get_queue().enqueue(task)
     except Exception as err:
         # the queue's storage is unreachable: the row must not look queued forever

@@ -10,6 +10,7 @@ huey only carries job ids; what a job is, its progress and its outcome live in t
 from __future__ import annotations
 
 import os
+import sqlite3
 from functools import cache
 from pathlib import Path
 
@@ -100,3 +101,13 @@ def reopen_if_replaced(huey) -> bool:
 
 def job_task(url: str | None = None):
     return _queue_for(url or jobs_url())[1]
+
+
+def storage_errors() -> tuple[type[BaseException], ...]:
+    """What opening the queue storage raises when it is unusable: a corrupt SQLite file, an unreachable Redis."""
+    errors: tuple[type[BaseException], ...] = (sqlite3.DatabaseError, OSError, ConnectionError)
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # redis is optional: without it only SQLite storage exists
+        return errors
+    return (*errors, RedisError)
