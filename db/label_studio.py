@@ -70,6 +70,7 @@ DEFAULT_IMAGE_PREFIX = "/data/local-files/?d="  # Label Studio's local-files sto
 DEFAULT_DATASET = "labelstudio"
 DEFAULT_SPLIT = "labelstudio"
 LABEL_STUDIO_FORMAT = "labelstudio"  # the `python -m db export --format` name
+MAX_LINE_NUMBER = 2**31 - 1  # EntityPair.source_line is an INTEGER column
 DEFAULT_MAX_FILE_BYTES = 64 << 20  # a Label Studio export read at once (13,871 MNRE tasks are 16.8 MB)
 
 
@@ -474,6 +475,15 @@ def _new_plan(
         digest = hashlib.sha256(json.dumps([content, list(head), list(tail)]).encode()).hexdigest()
         source_key = "ls:" + digest[:40]
     source_line = meta.get("source_line") if from_meta else None
+    if source_line is not None and (
+        not isinstance(source_line, int)
+        or isinstance(source_line, bool)
+        or not 1 <= source_line <= MAX_LINE_NUMBER
+    ):
+        raise reader.error(
+            "data.mrelens.source_line",
+            f"must be a line number from 1 to {MAX_LINE_NUMBER}, got {source_line!r:.40}",
+        )
     raw_line = meta.get("raw_line") if from_meta else None
     split = meta.get("split") or DEFAULT_SPLIT
     _checked(reader, check_name, split, "data.mrelens.split", "split")
@@ -483,9 +493,7 @@ def _new_plan(
         dataset=dataset,
         split=split,
         source_key=source_key,
-        source_line=source_line
-        if isinstance(source_line, int) and not isinstance(source_line, bool)
-        else None,
+        source_line=source_line,
         tokens=tokens,
         img_id=img_id,
         image_path=image_path,

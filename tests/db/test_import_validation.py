@@ -270,3 +270,11 @@ def test_cli_import_labelstudio_says_who_acts_and_whose_decisions_it_records(tmp
     assert main(["--database-url", db_url, "import-labelstudio", str(path), "--as", "sam@example.org"]) == 0
     out = capsys.readouterr().out
     assert "imported by sam@example.org" in out and "'labelstudio-user-3'" in out
+
+
+@pytest.mark.parametrize("line", [10**30, -1, 0, 2**31])
+def test_label_studio_source_line_fits_its_column(sessions, tmp_path, line):
+    task = _mrelens_task(source_key="val:1", source_line=line)
+    with pytest.raises(DataFormatError, match="source_line"), sessions.begin() as session:
+        import_label_studio(session, _write(tmp_path, [task]))
+    assert _counts(sessions) == (0, 0, 0, 0)
