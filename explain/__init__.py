@@ -12,7 +12,9 @@ IFAformer and MEGA implement.
     image_reliance(model, inputs, others)        p(pred) without the image and with k other posts' images
     explain_post(model, tokenizer, record, ...)  all of the above, timed, with a JSON-able summary()
     shuffle_table(runs), ablation_table(runs)    the paper's Tables 1 and 2 from stored evaluation runs
-Figures (Plotly) are in explain.figures.
+Figures (Plotly) are in explain.figures. Plausibility against rationales (ERASER token metrics, pointing game, mass
+in the evidence box) is explain.plausibility (`python -m explain.plausibility`), imported on its own so that it runs
+as a module.
 """
 
 from explain.attention import AttentionMaps, token_object_attention

@@ -247,11 +247,15 @@ def candidate_words(n_words: int, entity_spans: list[tuple[int, int]], seen=None
 
 TOKEN_METRICS = ("token_f1", "iou_f1", "auprc")
 IMAGE_METRICS = ("pointing_game", "mass_in_box")
+# beside the image metrics, not a plausibility metric: the share of a visual method's positive mass on the crops,
+# which the map over the global image leaves out
+CROP_SHARE = "crop_share"
 RANDOM_TOKENS, RANDOM_MAP = "random scores", "random map"
 NOT_SCORED = {
     "image reliance": "one number per post (p without the image, with swapped images): no map over the image",
     "crop scores": "the crops' boxes are not known to the model's inputs (MNRE ships crops without boxes); only "
-    "the global image's 7x7 map is placed over the image",
+    "the global image's 7x7 map is placed over the image, and the share of each method's positive mass on the "
+    "crops is reported beside it ('on crops')",
 }
 
 
@@ -262,7 +266,8 @@ class MethodScore:
     method: str
     kind: str  # "tokens" | "image"
     n_posts: int
-    metrics: dict[str, float]  # token_f1, iou_f1, auprc (tokens) or pointing_game, mass_in_box (image)
+    # token_f1, iou_f1, auprc (tokens); pointing_game, mass_in_box and crop_share (image)
+    metrics: dict[str, float]
     # comprehensiveness / sufficiency of the attribution (explain.faithfulness), means; empty for attention, random
     faithfulness: dict[str, float] = field(default_factory=dict)
 
@@ -281,16 +286,17 @@ class PlausibilityTable:
     seconds: float = 0.0
 
     def markdown(self) -> str:
-        """The method x metric table as Markdown (percentages; '-' where a metric does not apply)."""
+        """The method x metric table as Markdown (percentages; '-' where a metric does not apply). "on crops": the
+        share of a visual method's positive mass that sits on the crops, outside the map over the image."""
         head = (
             "| method | evidence | posts | token F1 | IOU F1 | AUPRC | pointing game | mass in box "
-            "| comprehensiveness | sufficiency |"
+            "| on crops | comprehensiveness | sufficiency |"
         )
-        lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for row in self.rows:
             values = [
                 f"{100 * row.metrics[m]:.1f}" if m in row.metrics else "-"
-                for m in TOKEN_METRICS + IMAGE_METRICS
+                for m in TOKEN_METRICS + IMAGE_METRICS + (CROP_SHARE,)
             ]
             faith = [
                 f"{row.faithfulness[m]:.3f}" if m in row.faithfulness else "-"
@@ -342,34 +348,46 @@ def classifier_rows(inputs) -> list[int]:
     return [inputs.head_span[0], inputs.tail_span[0]]
 
 
-def attention_grids(maps, inputs, heads: list[tuple[int, int]] | None = None) -> dict[str, np.ndarray]:
-    """The attention views the app shows, as 7x7 maps over the global image, read at the classifier's rows (the two
-    opening markers, averaged): each fused layer's mean over heads, the mean over layers and heads, the chosen
-    (layer, head) pairs (layer = an index into maps.layers), and the rollout. Empty when the model has no grid keys
-    or reads no image for the post."""
+def attention_views(maps, inputs, heads: list[tuple[int, int]] | None = None) -> dict[str, np.ndarray]:
+    """The attention views the app shows, each as one (V,) vector over the model's visual keys read at the
+    classifier's rows (the two opening markers, averaged): each fused layer's mean over heads, the mean over layers
+    and heads, the chosen (layer, head) pairs (layer = an index into maps.layers), and the rollout. Empty when the
+    model reads no image for the post."""
     if not maps.layers:
         return {}
     rows = classifier_rows(inputs)
     out: dict[str, np.ndarray] = {}
-    labels = maps.visual_labels
     for i, layer in enumerate(maps.layers):
-        grid = _grid_of_keys(maps.mean_text_to_visual[i][rows].mean(axis=0), labels)
-        if grid is None:
-            return {}
-        out[f"attention, layer {layer}, mean of heads"] = grid
-    out["attention, mean of layers and heads"] = _grid_of_keys(
-        maps.mean_text_to_visual.mean(axis=0)[rows].mean(axis=0), labels
-    )
+        out[f"attention, layer {layer}, mean of heads"] = maps.mean_text_to_visual[i][rows].mean(axis=0)
+    out["attention, mean of layers and heads"] = maps.mean_text_to_visual.mean(axis=0)[rows].mean(axis=0)
     for i, head in heads or []:
         if not (0 <= i < len(maps.layers) and 0 <= head < maps.text_to_visual.shape[1]):
             raise ValueError(
                 f"attention layer index {i} / head {head} out of range "
                 f"({len(maps.layers)} fused layers, {maps.text_to_visual.shape[1]} heads)"
             )
-        grid = _grid_of_keys(maps.text_to_visual[i, head][rows].mean(axis=0), labels)
-        out[f"attention, layer {maps.layers[i]}, head {head}"] = grid
-    out["attention rollout"] = _grid_of_keys(maps.rollout_text_to_visual[rows].mean(axis=0), labels)
+        out[f"attention, layer {maps.layers[i]}, head {head}"] = maps.text_to_visual[i, head][rows].mean(
+            axis=0
+        )
+    out["attention rollout"] = maps.rollout_text_to_visual[rows].mean(axis=0)
     return out
+
+
+def attention_grids(maps, inputs, heads: list[tuple[int, int]] | None = None) -> dict[str, np.ndarray]:
+    """attention_views as 7x7 maps over the global image; empty when the model has no grid keys (CLIP patches,
+    MEGA's pooled regions) or reads no image for the post."""
+    grids = {
+        name: _grid_of_keys(v, maps.visual_labels) for name, v in attention_views(maps, inputs, heads).items()
+    }
+    return {} if any(g is None for g in grids.values()) else grids
+
+
+def crop_share(values, slots) -> float:
+    """Share of the positive mass of (V,) values over the visual units that sits on crops (slot > 0) rather than on
+    the global image; 0.0 when nothing is positive."""
+    positive = np.clip(np.asarray(values, dtype=np.float64), 0.0, None)
+    total = float(positive.sum())
+    return 0.0 if total == 0.0 else float(positive[np.asarray(slots) > 0].sum() / total)
 
 
 def _post_rng(seed: int, record) -> np.random.Generator:
@@ -433,11 +451,15 @@ def score_post(
         box = rationale.box
         out["box_share"] = box_area_share(box, size)
         maps = token_object_attention(model, inputs)
+        views = attention_views(maps, inputs, heads)
         for name, grid in attention_grids(maps, inputs, heads).items():
             out["image"][name] = image_metrics(upsample_grid(grid, size), box)
+            out["image"][name][CROP_SHARE] = crop_share(views[name], maps.visual_slots)
         for method, name in (("occlusion", "occlusion"), ("integrated_gradients", "visual IG")):
             attribution = attribute_visual(model, inputs, target, method, n_steps, internal_batch_size)
             out["image"][name] = image_metrics(attribution.heatmap(size), box)
+            unit_slots = [0] * attribution.region_scores.size + [1] * len(attribution.crop_scores)
+            out["image"][name][CROP_SHARE] = crop_share(attribution.unit_scores, unit_slots)
             if with_faithfulness:
                 out["faithfulness"][name] = _faith(faithfulness(model, inputs, attribution, seed=seed))
         out["image"][RANDOM_MAP] = image_metrics(
@@ -518,8 +540,8 @@ def plausibility_table(
             faith.setdefault(method, []).append(values)
     rows = []
     for (kind, method), values in per_method.items():
-        names = TOKEN_METRICS if kind == "tokens" else IMAGE_METRICS
-        metrics = {m: float(np.mean([v[m] for v in values])) for m in names}
+        names = TOKEN_METRICS if kind == "tokens" else IMAGE_METRICS + (CROP_SHARE,)
+        metrics = {m: float(np.mean([v[m] for v in values])) for m in names if m in values[0]}
         faithful = (
             {m: float(np.mean([v[m] for v in faith[method]])) for m in faith[method][0]}
             if method in faith

@@ -110,6 +110,12 @@ def test_mass_in_box_counts_positive_mass_only():
     assert pl.box_area_share((0, 0, 2, 2), (4, 4)) == pytest.approx(0.25)
 
 
+def test_crop_share_is_the_positive_mass_on_crop_slots():
+    assert pl.crop_share([1.0, 2.0, -1.0, 3.0], [0, 0, 1, 1]) == pytest.approx(0.5)
+    assert pl.crop_share([-1.0, -2.0], [0, 1]) == 0.0
+    assert pl.crop_share([0.0, 2.0, 2.0], [0, 1, 2]) == pytest.approx(1.0)
+
+
 def test_upsample_grid_draws_as_the_app_draws_attributions():
     grid = np.random.default_rng(0).normal(size=(7, 7))
     attribution = explain.VisualAttribution(np.zeros(1), grid, [True], "x", 1, 0.5, "occlusion")
