@@ -19,7 +19,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.errors import LabelStoreError
-from db.jobs import child_jobs, jobs_of_kind
+from db.jobs import child_jobs, get_job, jobs_of_kind
 from db.models import Job, utcnow
 from db.roles import Actor
 
@@ -138,10 +138,10 @@ def cancel_run(sessions: sessionmaker, plan_id: int, actor: Actor | None = None)
 
     with sessions() as session:
         folds = [job.id for job in child_jobs(session, plan_id, "crossfit_fold") if job.status in ACTIVE]
-        plan_active = session.get(Job, plan_id).status in ACTIVE
+        plan_active = get_job(session, plan_id).status in ACTIVE
     targets = ([plan_id] if plan_active else []) + folds
     for job_id in targets:
-        cancel(sessions, job_id)
+        cancel(sessions, job_id, actor)
     return targets
 
 

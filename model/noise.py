@@ -62,8 +62,9 @@ def flip_target(label: str, labels: list[str], kind: str, rng: random.Random) ->
     return rng.choice(same_types)
 
 
-def _relabel_line(line: str, old: str, new: str, where: str) -> str:
-    """The same line with only its relation value replaced, checked by parsing it back."""
+def relabel_line(line: str, old: str, new: str, where: str) -> str:
+    """The same line with only its relation value replaced, checked by parsing it back (`where` names the line in
+    errors)."""
     key = "'relation': "
     at = line.rfind(key + repr(old))
     if at < 0:
@@ -128,7 +129,7 @@ def make_noisy_copy(
                 where = f"{txt}:{k + 1}"
                 old = ast.literal_eval(lines[k])["relation"]
                 new = flip_target(old, labels, kind, rng)
-                lines[k] = _relabel_line(lines[k], old, new, where)
+                lines[k] = relabel_line(lines[k], old, new, where)
                 flips.append(Flip(split, k + 1, old, new))
         (staging / "txt" / txt_name).write_bytes("\n".join(lines).encode("utf-8"))
     for folder in ("img_org", "img_vg"):

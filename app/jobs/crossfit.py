@@ -192,7 +192,7 @@ def store_run(sessions: sessionmaker, folder: Path, plan: dict, reporter=None) -
     """Merge the folds, add the other splits' active-model probabilities, score with cleanlab, store the run."""
     from db.label_errors import save_crossfit_run
     from model.crossfit import FoldPrediction, merge_folds
-    from model.label_quality import DEFAULT_METHOD, find_label_issues
+    from model.label_quality import DEFAULT_METHOD
 
     def log(message: str) -> None:
         if reporter is not None:
@@ -209,30 +209,8 @@ def store_run(sessions: sessionmaker, folder: Path, plan: dict, reporter=None) -
         pair_labels += plan["others"]
         probabilities = np.vstack([probabilities, other_probabilities])
         sources += [("active_model", None, active_version)] * len(plan["others"])
-    index = {name: k for k, name in enumerate(labels)}
-    given = np.array([index[label] for _, label in pair_labels])
     method = plan.get("method") or DEFAULT_METHOD
-    issues = find_label_issues(given, probabilities, method=method)
-    rows = []
-    for k, (pair_id, label) in enumerate(pair_labels):
-        source, fold, version = sources[k]
-        rows.append(
-            {
-                "pair_id": pair_id,
-                "source": source,
-                "fold": fold,
-                "model_version": version,
-                "probabilities": {name: float(p) for name, p in zip(labels, probabilities[k], strict=True)},
-                "given_label": label,
-                "given_probability": float(issues.given_probability[k]),
-                "suggested_label": labels[int(issues.suggested[k])],
-                "suggested_probability": float(issues.suggested_probability[k]),
-                "quality": float(issues.quality[k]),
-                "loss": float(issues.scores["loss"][k]),
-                "flagged": bool(issues.flagged[k]),
-                "scores": {name: float(values[k]) for name, values in issues.scores.items()},
-            }
-        )
+    rows, issues = out_of_sample_rows(pair_labels, probabilities, labels, sources, method)
     settings = {
         "recipe": plan["config"],
         "seed": plan["seed"],
@@ -263,6 +241,40 @@ def store_run(sessions: sessionmaker, folder: Path, plan: dict, reporter=None) -
         f"stored label-error run {run_id}: {len(rows)} pairs, {int(issues.flagged.sum())} flagged by cleanlab"
     )
     return run_id
+
+
+def out_of_sample_rows(
+    pair_labels: list, probabilities: np.ndarray, labels: list[str], sources: list[tuple], method: str
+) -> tuple[list[dict[str, Any]], Any]:
+    """The rows db.label_errors.save_crossfit_run stores, from out-of-sample probabilities (one row per
+    (pair_id, label in effect), in the label order of `labels`) and each row's (source, fold, model version);
+    also cleanlab's LabelIssues."""
+    from model.label_quality import find_label_issues
+
+    index = {name: k for k, name in enumerate(labels)}
+    given = np.array([index[label] for _, label in pair_labels])
+    issues = find_label_issues(given, probabilities, method=method)
+    rows = []
+    for k, (pair_id, label) in enumerate(pair_labels):
+        source, fold, version = sources[k]
+        rows.append(
+            {
+                "pair_id": pair_id,
+                "source": source,
+                "fold": fold,
+                "model_version": version,
+                "probabilities": {name: float(p) for name, p in zip(labels, probabilities[k], strict=True)},
+                "given_label": label,
+                "given_probability": float(issues.given_probability[k]),
+                "suggested_label": labels[int(issues.suggested[k])],
+                "suggested_probability": float(issues.suggested_probability[k]),
+                "quality": float(issues.quality[k]),
+                "loss": float(issues.scores["loss"][k]),
+                "flagged": bool(issues.flagged[k]),
+                "scores": {name: float(values[k]) for name, values in issues.scores.items()},
+            }
+        )
+    return rows, issues
 
 
 def requeue_interrupted_folds(sessions: sessionmaker, interrupted) -> list[int]:

@@ -159,6 +159,7 @@ def tiny_recipe(tiny_text_encoder, data, out, epochs):
     )
 
 
+@pytest.mark.slow
 def test_out_of_sample_scores_find_the_flips_that_in_sample_scores_miss(
     flipped_data, tiny_text_encoder, tmp_path
 ):
@@ -175,19 +176,18 @@ def test_out_of_sample_scores_find_the_flips_that_in_sample_scores_miss(
     is_flip = np.array([r.line in flipped_lines for r in records])
     given = np.array([label_names.index(r.relation) for r in records])
 
-    cfg = tiny_recipe(tiny_text_encoder, flipped_data, tmp_path / "crossfit", epochs=12)
-    out_of_sample = crossfit(cfg, records, val_records, label_names, k=4, seed=0)
+    cfg = tiny_recipe(tiny_text_encoder, flipped_data, tmp_path / "crossfit", epochs=10)
+    out_of_sample = crossfit(cfg, records, val_records, label_names, k=3, seed=0)
     oos = find_label_issues(given, out_of_sample.probabilities)
     oos_ap = average_precision(is_flip, -oos.quality)
 
-    # the same recipe trained long enough to fit its training labels, scoring them
-    fitted = train(replace(cfg, output_dir=str(tmp_path / "in_sample"), epochs=40))
+    # the same recipe trained long enough to fit its training labels (its last epoch), scoring them
+    fitted = train(replace(cfg, output_dir=str(tmp_path / "in_sample"), epochs=30))
     model, tokenizer = load_checkpoint(fitted.best_dir.parent / "last")
     in_sample = record_probabilities(model, tokenizer, records, None)
     in_ap = average_precision(is_flip, loss_scores(given, in_sample))
 
     k = int(is_flip.sum())
-    print("AP", oos_ap, in_ap, precision_at(is_flip, oos.ranking(), k))
     assert oos_ap >= 0.8, oos_ap
     assert precision_at(is_flip, oos.ranking(), k) >= 0.7
     assert in_ap < oos_ap - 0.2, (in_ap, oos_ap)
