@@ -12,9 +12,9 @@ and tail entities; entity markers, [CLS] and [SEP] are never words), then averag
                   matches a gold span when |intersection| / |union| >= 0.5; F1 of matched predicted and gold spans
     auprc         average precision of the soft (signed) scores against the marked words
 Image level, on a map over the image in pixels, per post, then averaged:
-    pointing_game the map's maximum lies inside the evidence box (Zhang et al., ECCV 2016; their tolerance of 15 px
-                  is a parameter, 0 here by default); a maximum shared by several pixels (a plateau, a constant map)
-                  hits when most of those pixels lie inside the box
+    pointing_game the map's maximum lies inside the evidence box (Zhang et al., ECCV 2016); a maximum shared by
+                  several pixels (a plateau, a constant map) hits when most of those pixels lie inside the box;
+                  pointing_game_15px: within 15 pixels of the box, Zhang et al.'s tolerance
     mass_in_box   the share of the map's positive mass inside the box (0 when the map has no positive mass)
 
 The metric functions take numpy arrays and return floats (no torch). The rest of the module scores the methods of
@@ -210,9 +210,17 @@ def upsample_grid(grid, image_size: tuple[int, int]) -> np.ndarray:
     ].numpy()
 
 
+ZHANG_TOLERANCE = 15  # pixels: the pointing game's tolerance in Zhang et al. (ECCV 2016)
+
+
 def image_metrics(heatmap, box) -> dict[str, float]:
-    """{'pointing_game' (0 or 1), 'mass_in_box'} of one post's map over the image."""
-    return {"pointing_game": float(pointing_game(heatmap, box)), "mass_in_box": mass_in_box(heatmap, box)}
+    """{'pointing_game' (0 or 1, the maximum inside the box itself), 'pointing_game_15px' (within 15 pixels of it,
+    Zhang et al.'s tolerance), 'mass_in_box'} of one post's map over the image."""
+    return {
+        "pointing_game": float(pointing_game(heatmap, box)),
+        "pointing_game_15px": float(pointing_game(heatmap, box, ZHANG_TOLERANCE)),
+        "mass_in_box": mass_in_box(heatmap, box),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -246,7 +254,7 @@ def candidate_words(n_words: int, entity_spans: list[tuple[int, int]], seen=None
 # Scoring the methods of explain/ on a model and posts with rationales
 
 TOKEN_METRICS = ("token_f1", "iou_f1", "auprc")
-IMAGE_METRICS = ("pointing_game", "mass_in_box")
+IMAGE_METRICS = ("pointing_game", "pointing_game_15px", "mass_in_box")
 # beside the image metrics, not a plausibility metric: the share of a visual method's positive mass on the crops,
 # which the map over the global image leaves out
 CROP_SHARE = "crop_share"
@@ -266,7 +274,7 @@ class MethodScore:
     method: str
     kind: str  # "tokens" | "image"
     n_posts: int
-    # token_f1, iou_f1, auprc (tokens); pointing_game, mass_in_box and crop_share (image)
+    # token_f1, iou_f1, auprc (tokens); pointing_game, pointing_game_15px, mass_in_box and crop_share (image)
     metrics: dict[str, float]
     # comprehensiveness / sufficiency of the attribution (explain.faithfulness), means; empty for attention, random
     faithfulness: dict[str, float] = field(default_factory=dict)
@@ -289,10 +297,10 @@ class PlausibilityTable:
         """The method x metric table as Markdown (percentages; '-' where a metric does not apply). "on crops": the
         share of a visual method's positive mass that sits on the crops, outside the map over the image."""
         head = (
-            "| method | evidence | posts | token F1 | IOU F1 | AUPRC | pointing game | mass in box "
+            "| method | evidence | posts | token F1 | IOU F1 | AUPRC | pointing game | within 15 px | mass in box "
             "| on crops | comprehensiveness | sufficiency |"
         )
-        lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for row in self.rows:
             values = [
                 f"{100 * row.metrics[m]:.1f}" if m in row.metrics else "-"

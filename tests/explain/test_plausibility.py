@@ -91,6 +91,15 @@ def test_pointing_game_hits_when_the_maximum_is_inside_the_box():
     assert not pl.pointing_game(heat, (0, 0, 5, 5))
     assert not pl.pointing_game(heat, (8, 0, 12, 5))  # the box starts one pixel right of the maximum
     assert pl.pointing_game(heat, (8, 0, 12, 5), tolerance=1)
+    far = np.zeros((60, 60))
+    far[30, 30] = 1.0
+    # 15 pixels right of the maximum: a hit only with Zhang et al.'s tolerance; 16 pixels: no hit
+    assert pl.image_metrics(far, (45, 25, 55, 35)) == {
+        "pointing_game": 0.0,
+        "pointing_game_15px": 1.0,
+        "mass_in_box": 0.0,
+    }
+    assert pl.image_metrics(far, (46, 25, 55, 35))["pointing_game_15px"] == 0.0
     assert not pl.pointing_game(heat, (0, 0, 7, 2))  # right and bottom edges are exclusive
 
 
