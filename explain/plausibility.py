@@ -616,6 +616,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-faithfulness", action="store_true", help="skip comprehensiveness / sufficiency")
     ap.add_argument("--json", help="also write the table as JSON to this file")
     args = ap.parse_args(argv)
+    import os
+
+    import torch
+
+    # a shared machine: the caller decides how many cores a run may take
+    if os.environ.get("TORCH_NUM_THREADS"):
+        torch.set_num_threads(int(os.environ["TORCH_NUM_THREADS"]))
 
     from model.checkpoint import CheckpointError
     from model.data import DataFormatError, load_split
