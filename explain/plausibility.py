@@ -286,9 +286,8 @@ class PlausibilityTable:
     n_posts: int  # posts scored
     n_with_words: int  # of those, with evidence words the model read
     n_with_box: int  # of those, with an evidence box on an image the model read
-    reference: dict[
-        str, float
-    ]  # what a uniformly random point / word reaches (box area share, 1 / candidates)
+    # what a uniformly random point / word reaches (box area share, 1 / candidates)
+    reference: dict[str, float]
     settings: dict
     skipped: dict[str, int] = field(default_factory=dict)  # posts left out, by reason
     seconds: float = 0.0
