@@ -239,6 +239,7 @@ def test_sanity_trained_visual_maps_point_at_the_object(
     assert best(trained, "mass_in_box") >= trained[pl.RANDOM_MAP].metrics["mass_in_box"] + 0.1
 
 
+@pytest.mark.slow
 def test_attention_grids_read_the_grid_keys_at_the_classifier_rows(
     explain_models, synthetic_test_records, explain_feature_cache
 ):
@@ -269,6 +270,7 @@ def test_attention_grids_read_the_grid_keys_at_the_classifier_rows(
     assert pl.attention_grids(explain.token_object_attention(text_model, text_inputs), text_inputs) == {}
 
 
+@pytest.mark.slow
 def test_a_box_on_a_post_the_model_reads_without_image_is_skipped_and_counted(
     explain_models, synthetic_root, synthetic_test_records, explain_feature_cache
 ):
