@@ -40,14 +40,17 @@ if not datasets:
 dataset = st.selectbox("Dataset", datasets, key="label_errors_dataset")
 
 
-@st.fragment(run_every=REFRESH_SECONDS)
-def run_panel() -> None:
-    """The latest run's progress; re-reads the jobs table every few seconds (the page's other parts stay)."""
+LIVE = ("planning", "running")
+
+
+def run_panel(polling: bool) -> None:
+    """The latest run's progress. While it runs this is a fragment re-reading the jobs table every few seconds (the
+    rest of the page stays); once it ends, one page rerun draws the results and stops the timer."""
     with sessions() as session:
         progress = run_progress(session, dataset)
     if progress is None:
         return
-    if progress.status in ("planning", "running"):
+    if progress.status in LIVE:
         st.progress(
             progress.fraction, text=f"Find label errors: {progress.message} · {eta_text(progress.eta_s)}"
         )
@@ -55,13 +58,21 @@ def run_panel() -> None:
         if cancel and (admin := refuse_unless_admin("cancel Find label errors")) is not None:
             cancel_run(sessions, progress.plan.id, actor=admin)
             st.rerun()
-    elif progress.status == "succeeded":
+        return
+    if polling:
+        st.rerun()
+    if progress.status == "succeeded":
         st.caption(f"Latest run (job {progress.plan.id}): {progress.message}.")
     else:
         st.error(f"The latest run did not finish: {progress.message}. Start it again below.")
 
 
-run_panel()
+with sessions() as session:
+    current = run_progress(session, dataset)
+live = current is not None and current.status in LIVE
+# a timer only while a run is under way: a fragment that keeps polling would also fire after the reviewer has
+# moved on to another page
+st.fragment(run_every=REFRESH_SECONDS if live else None)(run_panel)(live)
 
 with st.container(border=True):
     folds_col, button_col = st.columns([1, 2])
