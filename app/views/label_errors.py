@@ -21,6 +21,7 @@ from app.state import review_session
 from db.datasets import list_datasets
 from db.errors import LabelStoreError
 from db.label_errors import DEFAULT_SUSPECTS, audit_progress, export_suspects, latest_run, suspects
+from db.redact import mask_secrets
 from db.review_queue import QueueFilter, review_queue
 
 REFRESH_SECONDS = 3
@@ -64,7 +65,8 @@ def run_panel(polling: bool) -> None:
     if progress.status == "succeeded":
         st.caption(f"Latest run (job {progress.plan.id}): {progress.message}.")
     else:
-        st.error(f"The latest run did not finish: {progress.message}. Start it again below.")
+        # a job's error may quote a URL: shown through the one masking function, as on the Jobs page
+        st.error(mask_secrets(f"The latest run did not finish: {progress.message}. Start it again below."))
 
 
 with sessions() as session:
