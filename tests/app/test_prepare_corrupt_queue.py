@@ -27,7 +27,8 @@ def test_a_corrupt_job_queue_is_one_error_line_and_no_job_stays_queued(tmp_path,
     url = f"sqlite:///{tmp_path / 'store.db'}"
     assert prepare_module.main(["--database-url", url, "--mnre", str(tmp_path / "no-mnre")]) == 2
     err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("error:")]  # the rest is prepare's progress log
+    # the rest is prepare's progress log
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: MRELENS_JOBS_URL") and "jobs.db" in errors[0]
     assert "Traceback" not in err and err.strip().splitlines()[-1] == errors[0]
     engine, sessions = open_database(url)
