@@ -31,8 +31,18 @@ def torch_threads() -> None:
 
 
 def get_sessions() -> sessionmaker:
-    """The session factory of DATABASE_URL (one engine per URL per process; upgraded on first use)."""
-    return _open(database_url())
+    """The session factory of DATABASE_URL (one engine per URL per process; upgraded on first use). A store that
+    cannot be opened stops the page with one error, its URL's password masked (db.redact.mask_secrets)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from db.errors import LabelStoreError
+    from db.redact import mask_secrets
+
+    try:
+        return _open(database_url())
+    except (LabelStoreError, SQLAlchemyError, ValueError, OSError) as err:
+        st.error(f"The label store cannot be opened: {mask_secrets(str(err))}")
+        st.stop()
 
 
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=2)
