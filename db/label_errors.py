@@ -247,7 +247,10 @@ def export_suspects(session: Session, dataset: str, out, fmt: str = "csv", top: 
     if fmt == "csv":
         import pandas as pd
 
-        frame = pd.DataFrame([suspect.__dict__ for suspect in rows])
+        from db.redact import csv_cell
+
+        # post text and entity names come from social media: a cell starting like a formula is neutralised (OWASP)
+        frame = pd.DataFrame([suspect.__dict__ for suspect in rows]).map(csv_cell)
         atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False), source_paths(session))
         return ExportReport(len(rows), [out])
     import json

@@ -156,3 +156,18 @@ def test_suspects_export_as_csv_and_label_studio(seeded_url, tmp_path):
     assert suggestion["model_version"].startswith("out-of-sample fold")
     assert suggestion["result"][-1]["labels"] == [rows[0]["suggested_label"]]
     assert tasks[0]["data"]["label_error"]["given_label"] == rows[0]["given_label"]
+
+
+def test_suspects_csv_neutralises_formula_cells(seeded_url, tmp_path):
+    from db.label_errors import export_suspects
+    from db.models import EntityPair
+
+    rows = store_run(seeded_url)
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as session:
+        session.get(EntityPair, rows[0]["pair_id"]).head_name = '=HYPERLINK("http://x")'
+    with sessions() as session:
+        export_suspects(session, "synthetic", tmp_path / "s.csv", "csv", top=3)
+    engine.dispose()
+    table = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
+    assert table["head"][0] == '\'=HYPERLINK("http://x")'
