@@ -206,7 +206,7 @@ def score_setting(work: Path, folds_seed: int) -> dict:
     from db.review_queue import QueueFilter, review_queue
     from db.schema import open_database
     from model.data import load_split
-    from model.label_quality import QUALITY_METHODS, find_label_issues
+    from model.label_quality import QUALITY_METHODS, find_label_issues, loss_scores
     from model.noise import read_flips
 
     data = work / "data"
@@ -259,7 +259,7 @@ def score_setting(work: Path, folds_seed: int) -> dict:
                 record(name, queue_order(session, sort, version_key, n))
         lines = np.array([record.line for record in records])
         given = np.array([labels.index(record.relation) for record in records])
-        in_loss = -np.log(np.clip(in_probs[np.arange(n), given], 1e-12, 1))
+        in_loss = loss_scores(given, in_probs)
         record("in-sample loss (Chong et al.)", list(lines[np.lexsort((lines, -in_loss))]))
         oos_pred = oos_probs.argmax(1)
         disagree = (oos_pred != given).astype(int)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from db.annotations import current_states
 from db.errors import LabelStoreError
-from db.models import CrossfitRun, Dataset, EntityPair, OutOfSamplePrediction, Post
+from db.models import Annotation, CrossfitRun, Dataset, EntityPair, OutOfSamplePrediction, Post
 
 AUDIT_ORIGIN = "audit"  # Annotation.origin of a decision made in the label-error audit
 DEFAULT_SUSPECTS = 200  # suspects exported and counted by default
@@ -199,8 +199,6 @@ class AuditProgress:
 
 def audit_progress(session: Session, dataset: str, top: int = DEFAULT_SUSPECTS) -> AuditProgress | None:
     """How many of the latest run's top suspects were reviewed and how many gold labels that changed."""
-    from db.models import Annotation
-
     run = latest_run(session, dataset)
     if run is None:
         return None

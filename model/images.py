@@ -93,8 +93,9 @@ def read_image_bytes(
 
 
 def file_kind(mode: int) -> str:
+    """What a path that is not a regular file is, in words (image loading and model.safe_write both say it)."""
     if stat.S_ISDIR(mode):
-        return "a directory"
+        return "a folder"
     if stat.S_ISFIFO(mode):
         return "a FIFO (named pipe)"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):

@@ -26,6 +26,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from model.images import file_kind
+
 Writer = Callable[[Path], None]
 # paths a command reads from, optionally each with what it is ("the folder dataset 'mnre' was imported from")
 Sources = Iterable[str | Path] | Mapping[str | Path, str]
@@ -35,18 +37,6 @@ SAFE_COMPONENT = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 class UnsafeTargetError(ValueError):
     """A target that cannot or must not be written: outside its folder, a source, a special file, unwritable."""
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -86,7 +76,7 @@ def check_target(
         raise UnsafeTargetError(f"{option} {path}: cannot be written ({err.strerror})") from err
     if not stat.S_ISREG(info.st_mode) and not (folder_ok and stat.S_ISDIR(info.st_mode)):
         raise UnsafeTargetError(
-            f"{option} {path}: is {_kind(info.st_mode)}; refusing to replace it with a file"
+            f"{option} {path}: is {file_kind(info.st_mode)}; refusing to replace it with a file"
         )
     return path
 

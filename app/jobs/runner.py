@@ -25,6 +25,8 @@ from typing import Any
 
 from sqlalchemy.orm import sessionmaker
 
+# Find label errors: planning and one fold per job
+from app.jobs.crossfit import run_crossfit, run_crossfit_fold
 from app.paths import REPO_ROOT, feature_cache_dir, runs_dir
 from db.jobs import (
     JobCancelled,
@@ -599,18 +601,6 @@ def run_ablation(sessions: sessionmaker, request: JobRequest, reporter: Reporter
                 settings={"job": request.id, "purpose": "ablation", "architecture": cfg.architecture},
             )
     return {"variants": variants, "f1": {v: m.get("f1") for v, m in results.items()}}
-
-
-def run_crossfit(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
-    from app.jobs.crossfit import run_crossfit as plan_and_queue_folds
-
-    return plan_and_queue_folds(sessions, request, reporter)
-
-
-def run_crossfit_fold(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
-    from app.jobs.crossfit import run_crossfit_fold as train_one_fold
-
-    return train_one_fold(sessions, request, reporter)
 
 
 RUNNERS = {

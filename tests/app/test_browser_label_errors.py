@@ -4,14 +4,13 @@ audit decisions and the page's counts follow. Screenshots stay in the test's tmp
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
 from db.models import Annotation
 from db.schema import open_database
+
+# the browser tests' marks (slow; skipped without Debian's chromium + chromium-driver)
 from tests.app.test_browser import (
-    CHROMEDRIVER,
-    CHROMIUM,
     REVIEWER,
     app_env,
     body,
@@ -19,6 +18,7 @@ from tests.app.test_browser import (
     new_browser,
     open_page,
     press,
+    pytestmark,  # noqa: F401
     start_streamlit,
     stop_streamlit,
     wait_for,
@@ -26,14 +26,6 @@ from tests.app.test_browser import (
     wait_idle,
 )
 from tests.app.test_label_errors_pages import store_run
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-        reason="needs Debian's chromium + chromium-driver (.ci/services/browser.sh installs them)",
-    ),
-]
 
 
 def test_a_curator_audits_the_suspects_with_the_keyboard(seeded_url, app_feature_cache, tmp_path):
