@@ -191,3 +191,30 @@ def test_out_of_sample_scores_find_the_flips_that_in_sample_scores_miss(
     assert oos_ap >= 0.8, oos_ap
     assert precision_at(is_flip, oos.ranking(), k) >= 0.7
     assert in_ap < oos_ap - 0.2, (in_ap, oos_ap)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    tokens=st.lists(st.text(min_size=1, max_size=8), min_size=2, max_size=6),
+    old=st.sampled_from(["None", "/per/per/parent", "/org/loc/locate_at"]),
+    new=st.sampled_from(["None", "/per/per/peer", 'it\'s "odd"']),
+    json_style=st.booleans(),
+)
+def test_relabelling_a_line_changes_the_relation_and_nothing_else(tokens, old, new, json_style):
+    """Any record line: the noisy copy's line parses to the same record with only the relation replaced."""
+    import ast
+    import json
+
+    from model.noise import relabel_line
+
+    record = {
+        "token": tokens,
+        "h": {"name": tokens[0], "pos": [0, 1]},
+        "t": {"name": tokens[1], "pos": [1, 2]},
+    }
+    record["relation"] = old
+    line = json.dumps(record, ensure_ascii=False) if json_style else repr(record)
+    changed = relabel_line(line, old, new, "<line>")
+    assert ast.literal_eval(changed) == {**record, "relation": new}
+    # the other fields' text is untouched
+    assert changed.startswith(line[: line.rfind("relation")])
