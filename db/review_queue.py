@@ -4,6 +4,7 @@ pair's detail, and the values the filters offer.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import and_, case, func, or_, select
@@ -32,8 +33,20 @@ from db.models import (
 )
 from db.provenance import DEFAULT_PREDICTION_METHOD, active_model_version
 
-# label_error: the latest cross-fit run's ranking (db.label_errors), most likely wrong gold label first
-QUEUE_SORTS = ("uncertainty", "entropy", "image_reliance", "disagreement", "label_error", "source_order")
+# label_error: the latest cross-fit run's ranking (db.label_errors), most likely wrong gold label first;
+# random: a seeded shuffle of the matching pairs (the baseline every other order has to beat)
+QUEUE_SORTS = (
+    "uncertainty",
+    "entropy",
+    "image_reliance",
+    "disagreement",
+    "label_error",
+    "source_order",
+    "random",
+)
+# The order the Queue and Review start in: the strategy that bought the most val micro-F1 per reviewed pair in the
+# simulated annotation loop (benchmarks/loop.md); "random" when none beat random.
+DEFAULT_QUEUE_SORT = "uncertainty"
 
 
 @dataclass
@@ -111,14 +124,20 @@ def _apply_filters(stmt, queue_filter: QueueFilter, current, prediction, out_of_
     return stmt
 
 
+def random_order_key(seed: int, pair_id: int) -> bytes:
+    """The place of a pair in the "random" order of `seed`: a hash of both, so it never depends on the other pairs."""
+    return hashlib.blake2b(f"{seed}:{pair_id}".encode(), digest_size=8).digest()
+
+
 def review_queue(
     session: Session,
     queue_filter: QueueFilter | None = None,
-    sort: str = "uncertainty",
+    sort: str = DEFAULT_QUEUE_SORT,
     limit: int = 50,
     offset: int = 0,
     version_key: int | None = None,
     method: str = DEFAULT_PREDICTION_METHOD,
+    random_seed: int = 0,
 ) -> list[QueueItem]:
     """Pairs to review, with their current state and the predictions of one model version (`version_key`; by
     default the active one).
@@ -126,7 +145,8 @@ def review_queue(
     sort: uncertainty (smallest top-2 margin first), entropy (highest first), image_reliance (highest first),
     disagreement (prediction != gold first, most confident first), label_error (the dataset's latest cross-fit run:
     lowest cleanlab label quality of out-of-sample probabilities first; pairs it did not score last),
-    source_order (dataset, split, line).
+    source_order (dataset, split, line), random (the matching pairs shuffled by `random_seed`: the same seed gives
+    the same order, and pairs reviewed meanwhile drop out without moving the others).
     """
     queue_filter = queue_filter or QueueFilter()
     if sort not in QUEUE_SORTS:
@@ -182,6 +202,16 @@ def review_queue(
         ),
     )
     stmt = _apply_filters(stmt, queue_filter, current, prediction, out_of_sample)
+    if sort == "random":
+        # each pair's place is a seeded hash of its id, not an SQL random(): the same on SQLite and PostgreSQL, and
+        # stable while the reviewer works through it
+        matching = sorted(
+            session.scalars(stmt.with_only_columns(EntityPair.id)),
+            key=lambda pair_id: random_order_key(random_seed, pair_id),
+        )
+        page = matching[offset : offset + limit]
+        position = {pair_id: i for i, pair_id in enumerate(page)}
+        stmt, limit, offset = stmt.where(EntityPair.id.in_(page)), len(page), 0
     order = {
         "uncertainty": [prediction.margin.asc().nulls_last()],
         "entropy": [prediction.entropy.desc().nulls_last()],
@@ -196,9 +226,10 @@ def review_queue(
         ],
         "label_error": [out_of_sample.rank.asc().nulls_last()],
         "source_order": [Dataset.name, EntityPair.split, EntityPair.source_line],
+        "random": [],
     }[sort]
     stmt = stmt.order_by(*order, EntityPair.id).limit(limit).offset(offset)
-    return [
+    items = [
         QueueItem(
             pair_id=row[0],
             dataset=row.dataset,
@@ -227,6 +258,9 @@ def review_queue(
         )
         for row in session.execute(stmt)
     ]
+    if sort == "random":
+        items.sort(key=lambda item: position[item.pair_id])
+    return items
 
 
 def progress(session: Session, dataset: str | None = None, split: str | None = None) -> dict[str, int]:

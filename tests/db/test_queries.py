@@ -238,6 +238,23 @@ def test_review_queue_sorts_and_filters(imported):
     assert queue(annotator="bob") == [("train", 2)]
     assert ("train", 2) not in queue(status="unreviewed") and len(queue(status="unreviewed")) == 6
     assert queue(text="MIAMI") == [("train", 3)]
+
+    def random_queue(seed, offset=0, limit=50, **filters):
+        with sessions() as session:
+            return [
+                item.pair_id
+                for item in review_queue(
+                    session, QueueFilter(**filters), "random", limit=limit, offset=offset, random_seed=seed
+                )
+            ]
+
+    everything = random_queue(1)
+    assert sorted(everything) == sorted(ids.values()) and everything == random_queue(1)
+    assert everything != random_queue(2) and everything != sorted(everything)
+    # pages of the shuffle tile it, and a filter keeps the order of the pairs it keeps
+    assert random_queue(1, limit=3) + random_queue(1, offset=3, limit=50) == everything
+    unreviewed = random_queue(1, status="unreviewed")
+    assert unreviewed == [pair_id for pair_id in everything if pair_id != ids[("train", 2)]]
     assert queue(text="100%") == []
     assert queue(dataset="other") == []
     with sessions() as session:
@@ -249,7 +266,7 @@ def test_review_queue_sorts_and_filters(imported):
         )
         assert item.margin == pytest.approx(0.85) and item.image_reliance == pytest.approx(0.7)
         with pytest.raises(LabelStoreError, match="unknown sort"):
-            review_queue(session, sort="random")
+            review_queue(session, sort="shuffled")
 
 
 def test_progress_counts_current_statuses(imported):
