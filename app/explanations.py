@@ -2,7 +2,8 @@
 
 Two speeds:
 - cheap (encode, prediction, attention; ~0.1 s): computed in the page's own run with st.cache_data, keyed by the
-  database URL, pair id and checkpoint folder (the model version), so the first panel shows at once;
+  database URL, pair id and model version id (a db.model_versions.ModelVersionInfo hashes as its version id), so
+  the first panel shows at once;
 - expensive (LayerIG, visual occlusion / IG, faithfulness, reliance; seconds each): one job per panel on a
   background thread that owns its own copy of the model (Captum hooks on one copy never touch the copy the page
   uses), results kept per (model, pair, settings). The page polls the job and fills the panel in when it is done;
@@ -29,7 +30,8 @@ from streamlit.logger import get_logger
 from app import explain_results
 from app.inference import pair_records
 from app.paths import feature_cache_dir
-from app.resources import get_sessions, load_model
+from app.resources import get_sessions, load_version
+from db.model_versions import ModelVersionInfo
 from db.review_queue import pair_detail
 from model.grounding import GroundedObject
 
@@ -41,26 +43,30 @@ def _record(pair_id: int, model_config):
         return pair_records(session, [pair_id], model_config)[0]
 
 
-@st.cache_data(max_entries=64, show_spinner="Encoding the post ...")
-def post_inputs(url: str, pair_id: int, model_path: str):
+# the per-post caches are keyed by the model's version id, whatever else its object holds (active flag, folder)
+BY_VERSION_ID = {ModelVersionInfo: lambda version: version.version_id}
+
+
+@st.cache_data(max_entries=64, show_spinner="Encoding the post ...", hash_funcs=BY_VERSION_ID)
+def post_inputs(url: str, pair_id: int, version: ModelVersionInfo):
     from explain import encode_post
 
-    model, tokenizer = load_model(model_path)
+    model, tokenizer = load_version(version)
     return encode_post(model, tokenizer, _record(pair_id, model.config), str(feature_cache_dir()))
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def prediction(url: str, pair_id: int, model_path: str):
+@st.cache_data(max_entries=64, show_spinner=False, hash_funcs=BY_VERSION_ID)
+def prediction(url: str, pair_id: int, version: ModelVersionInfo):
     from explain import predict_post
 
-    return predict_post(load_model(model_path)[0], post_inputs(url, pair_id, model_path))
+    return predict_post(load_version(version)[0], post_inputs(url, pair_id, version))
 
 
-@st.cache_data(max_entries=64, show_spinner="Reading the attention maps ...")
-def attention(url: str, pair_id: int, model_path: str):
+@st.cache_data(max_entries=64, show_spinner="Reading the attention maps ...", hash_funcs=BY_VERSION_ID)
+def attention(url: str, pair_id: int, version: ModelVersionInfo):
     from explain import token_object_attention
 
-    return token_object_attention(load_model(model_path)[0], post_inputs(url, pair_id, model_path))
+    return token_object_attention(load_version(version)[0], post_inputs(url, pair_id, version))
 
 
 @st.cache_data(max_entries=64, show_spinner="Building the scene graph and MEGA's alignment ...")
@@ -193,26 +199,28 @@ def background() -> Background:
     return Background()
 
 
-# checkpoint folder -> (model, tokenizer), touched by the worker thread only
+# version id -> (model, tokenizer), touched by the worker thread only
 _worker_models: dict[str, tuple] = {}
 
 
-def worker_model(path: str):
+def worker_model(version: ModelVersionInfo):
     """The worker thread's own (model, tokenizer), loaded on that thread the first time (the page never waits for
-    it); attribution hooks on this copy never reach the page's copy. At most two checkpoints are kept."""
-    if path not in _worker_models:
+    it); attribution hooks on this copy never reach the page's copy. At most two versions are kept."""
+    if version.version_id not in _worker_models:
         from app.resources import torch_threads
         from model.evaluate import load_checkpoint
 
         torch_threads()
         while len(_worker_models) >= 2:
             _worker_models.pop(next(iter(_worker_models)))
-        _worker_models[path] = load_checkpoint(path)
-    return _worker_models[path]
+        _worker_models[version.version_id] = load_checkpoint(version.folder)
+    return _worker_models[version.version_id]
 
 
-def _job(kind: str, path: str, inputs, sessions, pair_id: int, settings: dict, cache_dir: str):
-    model, tokenizer = worker_model(path)
+def _job(
+    kind: str, version: ModelVersionInfo, inputs, sessions, pair_id: int, settings: dict, cache_dir: str
+):
+    model, tokenizer = worker_model(version)
     return explain_results.compute(kind, model, tokenizer, inputs, sessions, pair_id, settings, cache_dir)
 
 
@@ -224,19 +232,19 @@ def browser_session() -> str:
     return ctx.session_id if ctx is not None else ""
 
 
-def start_job(kind: str, url: str, pair_id: int, model_path: str, **settings) -> Job:
+def start_job(kind: str, url: str, pair_id: int, version: ModelVersionInfo, **settings) -> Job:
     """The background job of one expensive panel ("tokens", "visual" or "reliance") for this pair and settings."""
     if kind not in explain_results.KINDS:
         raise ValueError(f"unknown explanation job {kind!r}")
-    inputs = post_inputs(url, pair_id, model_path)
-    key = (kind, url, pair_id, model_path, tuple(sorted(settings.items())))
+    inputs = post_inputs(url, pair_id, version)
+    key = (kind, url, pair_id, version.version_id, tuple(sorted(settings.items())))
     return background().submit(
         key,
         kind,
         pair_id,
         _job,
         kind,
-        model_path,
+        version,
         inputs,
         get_sessions(),
         pair_id,
@@ -287,17 +295,17 @@ def store_result(pair_id: int, version_key: int, kind: str, settings: dict, resu
         )
 
 
-def result_or_job(kind: str, url: str, pair_id: int, model_path: str, version_key: int, settings: dict):
+def result_or_job(kind: str, url: str, pair_id: int, version: ModelVersionInfo, settings: dict):
     """(result, job) of one panel: the stored result and no job, else the job's result once it is done (None
     while it runs or after it failed); a job's finished result is stored the first time it is read here."""
-    stored = stored_result(pair_id, version_key, kind, settings)
+    stored = stored_result(pair_id, version.key, kind, settings)
     if stored is not None:
         return stored, None
-    job = start_job(kind, url, pair_id, model_path, **settings)
+    job = start_job(kind, url, pair_id, version, **settings)
     if not job.done or job.future.cancelled() or job.future.exception() is not None:
         return None, job
     result = job.result()
-    store_result(pair_id, version_key, kind, settings, result)
+    store_result(pair_id, version.key, kind, settings, result)
     return result, job
 
 

@@ -46,23 +46,26 @@ def log(message: str) -> None:
 def queue_default_jobs(sessions: sessionmaker, root: Path, dataset: str) -> list[int]:
     """Queue the first model, the default recipe and a scoring job where each is missing; returns the new job ids."""
     from app.jobs import enqueue
-    from app.jobs.runner import explain_limit, score_limit, val_f1
+    from app.jobs.runner import explain_limit, score_limit
     from app.model_jobs import queue_training
     from db.datasets import count_pairs
     from db.jobs import latest_job
-    from db.provenance import active_model_version, pairs_without_prediction
+    from db.model_versions import active_model
+    from db.provenance import pairs_without_prediction
 
     queued = []
     with sessions() as session:
-        active = active_model_version(session)
-        has_useful_model = active is not None and val_f1(active.metrics) is not None
+        active = active_model(session)
+        has_useful_model = active is not None and active.val_f1 is not None
         first = latest_job(session, ("first_model",), ("queued", "running", "succeeded"))
         default = latest_job(session, ("default_model",), ("queued", "running", "succeeded", "cancelled"))
         scoring = latest_job(session, ("score",), ("queued", "running"))
         unscored = 0
         if active is not None:
             total = count_pairs(session)
-            unscored = min(score_limit(), total) - (total - len(pairs_without_prediction(session, active.id)))
+            unscored = min(score_limit(), total) - (
+                total - len(pairs_without_prediction(session, active.key))
+            )
     if first is None and not has_useful_model:
         queued.append(queue_training(sessions, "first_model", root, dataset, LAUNCHER))
         log(f"queued job {queued[-1]}: the first model (quick: one epoch)")

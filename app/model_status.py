@@ -1,6 +1,7 @@
 """Which model the app is using and how good it is, in one line for every page and a warning where it matters.
 
 model_status_line(session) -> str       "Model X, val micro-F1 52.3 · training: ..." (the sidebar)
+weakness(version) -> str | None         the one weak-model rule, used by every page that marks a model weak
 weak_model_warning()                    a warning on Review and Inspect when there is no model or a weak one
 """
 
@@ -13,10 +14,13 @@ import streamlit as st
 from sqlalchemy.orm import Session
 
 from db.jobs import pending_jobs, running_jobs
+from db.model_versions import ModelVersionInfo, active_model
 from db.models import Job, utcnow
-from db.provenance import active_model_version
 
 WEAK_F1 = 0.50  # below this val micro-F1 a model's suggestions and explanations are mostly noise
+# a model that never gets this share of the relations with val records right (F1 0) is weak whatever its micro-F1:
+# a micro-F1 of 50.86 can come from the frequent relations alone while 14 of 23 are never predicted right
+UNLEARNED_SHARE = 0.25
 MODEL_KINDS = ("first_model", "default_model", "retrain")
 KIND_NAMES = {
     "first_model": "the first model",
@@ -39,22 +43,47 @@ def job_name(job: Job) -> str:
     return KIND_NAMES.get(job.kind, job.kind)
 
 
+def weakness(version: ModelVersionInfo | None) -> str | None:
+    """Why a model's suggestions and explanations are not worth much, in words; None for a model that is not weak.
+
+    Weak: no model, no stored val micro-F1, one below WEAK_F1, or F1 0 on at least UNLEARNED_SHARE of the
+    relations that have val records ("None" aside)."""
+    if version is None:
+        return "no model is active"
+    if version.val_f1 is None:
+        return "its val micro-F1 is unknown"
+    if version.val_f1 < WEAK_F1:
+        return f"val micro-F1 {100 * version.val_f1:.1f}, below {100 * WEAK_F1:.0f}"
+    unlearned, relations = version.val.unlearned_labels(), version.val.relations_with_support()
+    if relations and len(unlearned) / relations >= UNLEARNED_SHARE:
+        return (
+            f"val micro-F1 {100 * version.val_f1:.1f}, but F1 0 on {len(unlearned)} of the {relations} "
+            "relations with val records"
+        )
+    return None
+
+
 @dataclass
 class ModelStatus:
-    version: str | None
-    val_f1: float | None  # 0..1
+    active: ModelVersionInfo | None
     training: Job | None  # the model-making job running now, else the next one queued
 
     @property
+    def version(self) -> str | None:
+        return self.active.version_id if self.active is not None else None
+
+    @property
+    def val_f1(self) -> float | None:  # 0..1
+        return self.active.val_f1 if self.active is not None else None
+
+    @property
     def weak(self) -> bool:
-        return self.version is None or self.val_f1 is None or self.val_f1 < WEAK_F1
+        return weakness(self.active) is not None
 
 
 def model_status(session: Session) -> ModelStatus:
-    active = active_model_version(session)
-    f1 = ((active.metrics or {}).get("val") or {}).get("f1") if active else None
     jobs = [j for j in running_jobs(session) + pending_jobs(session) if j.kind in MODEL_KINDS]
-    return ModelStatus(active.version_id if active else None, f1, jobs[0] if jobs else None)
+    return ModelStatus(active_model(session), jobs[0] if jobs else None)
 
 
 def training_text(job: Job) -> str:
@@ -104,8 +133,7 @@ def weak_model_warning() -> None:
     if status.version is None:
         st.info(f"No model is active yet, so there are no suggestions or explanations.{later}")
     elif status.weak:
-        f1 = f"{100 * status.val_f1:.1f}" if status.val_f1 is not None else "unknown"
         st.warning(
-            f"The active model **{status.version}** is weak (val micro-F1 {f1}, below {100 * WEAK_F1:.0f}): "
+            f"The active model **{status.version}** is weak ({weakness(status.active)}): "
             f"treat its suggested labels, attention and attributions as noise.{later}"
         )

@@ -12,6 +12,7 @@ import streamlit as st
 from sqlalchemy.orm import sessionmaker
 
 from db.base import database_url
+from db.model_versions import ModelVersionInfo
 
 
 @st.cache_resource(show_spinner=False)
@@ -52,6 +53,11 @@ def load_model(path: str):
 
     torch_threads()
     return load_checkpoint(path)
+
+
+def load_version(version: ModelVersionInfo):
+    """(model, tokenizer) of a registered model version (its checkpoint folder, loaded once by load_model)."""
+    return load_model(version.folder)
 
 
 @st.cache_resource(show_spinner="Loading the grounding model ...")

@@ -28,17 +28,12 @@ from sqlalchemy.orm import sessionmaker
 
 from db.curation import CurationReport, curated_training_records
 from db.errors import LabelStoreError
-from db.provenance import (
-    ModelRef,
-    find_model_version,
-    register_checkpoint,
-    save_evaluation_run,
-    set_active,
-)
+from db.model_versions import ModelVersionInfo, find_model, summarize_metrics
+from db.provenance import register_checkpoint, save_evaluation_run, set_active
 from db.roles import Actor, require_admin
 from model.data import DataFormatError, labels_by_id, load_split
 
-SUMMARY_METRICS = ("accuracy", "precision", "recall", "f1")
+TABLE_METRICS = ("accuracy", "precision", "recall", "f1")  # the before/after table's rows
 
 
 @dataclass
@@ -54,7 +49,7 @@ class RetrainResult:
 
     def table(self) -> str:
         lines = [f"{'val':10s} {'before':>8s} {'after':>8s} {'change':>8s}"]
-        for key in SUMMARY_METRICS:
+        for key in TABLE_METRICS:
             before_value, after_value = 100 * self.before[key], 100 * self.after[key]
             lines.append(
                 f"{key:10s} {before_value:8.2f} {after_value:8.2f} {after_value - before_value:+8.2f}"
@@ -62,35 +57,21 @@ class RetrainResult:
         return "\n".join(lines)
 
 
-def _summary(metrics: dict) -> dict:
-    """The four figures, the record count and per-label P/R/F1 (the Models page shows them)."""
-    out = {k: metrics[k] for k in (*SUMMARY_METRICS, "records") if k in metrics}
-    if "per_label" in metrics:
-        out["per_label"] = {
-            name: {
-                k: label_metrics[k] for k in ("precision", "recall", "f1", "support") if k in label_metrics
-            }
-            for name, label_metrics in metrics["per_label"].items()
-        }
-    return out
-
-
-def resolve_base(sessions: sessionmaker, base: str) -> ModelRef:
+def resolve_base(sessions: sessionmaker, base: str) -> ModelVersionInfo:
     """The model version `base` names: a checkpoint folder (registered on the way, once it loads) or a version id;
     LabelStoreError when its checkpoint folder is gone."""
     if Path(base).is_dir():
         _check_loads(Path(base))
     with sessions.begin() as session:
         if Path(base).is_dir():
-            version = register_checkpoint(session, base)
+            version = ModelVersionInfo.of(register_checkpoint(session, base))
         else:
-            version = find_model_version(session, base)
-        path = Path(version.path)
-        if not (path / "config.json").is_file():
-            raise LabelStoreError(
-                f"model version {version.version_id!r}: checkpoint folder {path} is missing"
-            )
-        return ModelRef.of(version)
+            version = find_model(session, base)
+    if not (Path(version.folder) / "config.json").is_file():
+        raise LabelStoreError(
+            f"model version {version.version_id!r}: checkpoint folder {version.folder} is missing"
+        )
+    return version
 
 
 def _check_loads(folder: Path) -> None:
@@ -134,7 +115,7 @@ def retrain(
     from model.train import TrainConfig, train
 
     base_ref = resolve_base(sessions, base)
-    base_version, base_dir, base_variant = base_ref.version_id, Path(base_ref.path), base_ref.variant
+    base_version, base_dir, base_variant = base_ref.version_id, Path(base_ref.folder), base_ref.variant
     train_records, rel2id, train_report = load_split(mnre, "train")
     val_records, _, val_report = load_split(mnre, "val")
     log(train_report.summary())
@@ -205,7 +186,7 @@ def retrain(
         version = register_checkpoint(
             session,
             final_dir,
-            metrics={"val": _summary(after), "val_before": _summary(before)},
+            metrics={"val": summarize_metrics(after), "val_before": summarize_metrics(before)},
             parent_version_id=base_version,
             created_by=created_by,
             settings=settings,
@@ -215,8 +196,8 @@ def retrain(
             base_variant,
             "standard",
             "val",
-            _summary(before),
-            base_ref.version_key,
+            summarize_metrics(before),
+            base_ref.key,
             settings={"purpose": RETRAIN_BASELINE},
         )
         save_evaluation_run(
@@ -224,7 +205,7 @@ def retrain(
             base_variant,
             "standard",
             "val",
-            _summary(after),
+            summarize_metrics(after),
             version.id,
             settings={"purpose": RETRAIN_RESULT, "parent": base_version},
         )
@@ -281,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"registered {result.new_version} (parent {result.base_version}) at {result.checkpoint}")
     print(f"curated train split: {result.curation.summary()}")
     print(result.table())
-    print(json.dumps({"before": _summary(result.before), "after": _summary(result.after)}))
+    print(json.dumps({"before": summarize_metrics(result.before), "after": summarize_metrics(result.after)}))
     return 0
 
 

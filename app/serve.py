@@ -37,9 +37,9 @@ def log(message: str) -> None:
     print(f"[serve {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def warm_pages() -> str | None:
-    """Import what the pages import, open the store and read the sidebar's status; returns the active model's
-    checkpoint folder (None without an active model)."""
+def warm_pages():
+    """Import what the pages import, open the store and read the sidebar's status; returns the active model
+    version (db.model_versions.ModelVersionInfo; None without an active model)."""
     import pandas as pd
     import plotly.graph_objects as go
     import plotly.io as pio
@@ -52,24 +52,21 @@ def warm_pages() -> str | None:
     import app.store  # noqa: F401  (imported for its import cost, paid here and not in a page's run)
     from app.model_status import model_status
     from app.resources import get_sessions
-    from db.provenance import active_model_version
 
     # the first DataFrame -> Arrow and figure -> JSON conversions import their own helpers
     pa.Table.from_pandas(pd.DataFrame({"pair": [1], "text": ["x"]}))
     pio.to_json(go.Figure(go.Bar(x=[1], y=[1])))
     with get_sessions()() as session:
-        model_status(session)
-        active = active_model_version(session)
-        return active.path if active is not None else None
+        return model_status(session).active
 
 
-def warm_model(path: str) -> None:
+def warm_model(version) -> None:
     """The active checkpoint in the pages' cache, and the Inspect worker thread's own copy queued on that thread."""
     from app.explanations import background, worker_model
-    from app.resources import load_cam_grounder, load_model
+    from app.resources import load_cam_grounder, load_version
 
-    load_model(path)
-    background().executor.submit(worker_model, path).result()
+    load_version(version)
+    background().executor.submit(worker_model, version).result()
     # Inspect's scene graph grounds posts that have no stored boxes with it
     load_cam_grounder()
 
@@ -78,12 +75,12 @@ def warm() -> str:
     """Warm the process; returns the line written to $MRELENS_WARM_FILE."""
     t0 = time.perf_counter()
     try:
-        path = warm_pages()
+        active = warm_pages()
         log(f"pages' modules imported and the label store opened in {time.perf_counter() - t0:.1f} s")
-        if path is not None:
+        if active is not None:
             t1 = time.perf_counter()
-            warm_model(path)
-            log(f"active model {path} loaded in {time.perf_counter() - t1:.1f} s")
+            warm_model(active)
+            log(f"active model {active.version_id} loaded in {time.perf_counter() - t1:.1f} s")
         outcome = f"warm {time.perf_counter() - t0:.2f}"
     except Exception as err:  # the page that needs the failing part shows the same error to the reviewer
         log(f"warming stopped: {type(err).__name__}: {err}")

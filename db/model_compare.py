@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, aliased
 
-from db.models import EntityPair, Job, ModelVersion, Post, Prediction
+from db.models import EntityPair, Post, Prediction
 from db.provenance import DEFAULT_PREDICTION_METHOD
 
 
@@ -68,11 +68,3 @@ def scored_pairs(
             )
         ).all()
     )
-
-
-def versions_with_jobs(session: Session) -> list[tuple[ModelVersion, Job | None]]:
-    """Every model version, newest first, with the job that made it (settings["job"]) when there is one."""
-    versions = list(session.scalars(select(ModelVersion).order_by(ModelVersion.created_at.desc())))
-    job_ids = {(v.settings or {}).get("job") for v in versions} - {None}
-    jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(job_ids)))} if job_ids else {}
-    return [(v, jobs.get((v.settings or {}).get("job"))) for v in versions]

@@ -1,11 +1,13 @@
 """Model versions and what they produced: registration, activation, predictions, crops, explanations and
 evaluation runs, each row naming the model version (or source), method and settings that made it.
+
+Functions here return ORM rows for db/'s own use; the app reads a model version as db.model_versions
+.ModelVersionInfo (one frozen object with its val metrics and training origin typed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,49 +32,8 @@ from model.uncertainty import uncertainty
 DEFAULT_PREDICTION_METHOD = "forward"
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    """One registered model version as the app passes it around: plain values, usable after the session closed.
-
-    `version_key` is the integer row key that predictions, explanations and evaluation runs reference;
-    `version_id` is always the checkpoint's version id string. The architecture and text encoder are the ones
-    config.json named at registration (None: not known), never read off the version id.
-    """
-
-    version_key: int
-    version_id: str
-    path: str
-    architecture: str | None
-    variant: str
-    text_encoder: str | None
-    is_active: bool
-
-    @classmethod
-    def of(cls, version: ModelVersion) -> ModelRef:
-        return cls(
-            version_key=version.id,
-            version_id=version.version_id,
-            path=version.path,
-            architecture=version.architecture,
-            variant=version.variant,
-            text_encoder=version.text_encoder,
-            is_active=version.is_active,
-        )
-
-
 def active_model_version(session: Session) -> ModelVersion | None:
     return session.scalar(select(ModelVersion).where(ModelVersion.is_active))
-
-
-def active_model_ref(session: Session) -> ModelRef | None:
-    """The active model version as a ModelRef, None when no version is active."""
-    version = active_model_version(session)
-    return ModelRef.of(version) if version is not None else None
-
-
-def find_model_ref(session: Session, version_id: str) -> ModelRef:
-    """The registered version with this version id string as a ModelRef (LabelStoreError when not registered)."""
-    return ModelRef.of(find_model_version(session, version_id))
 
 
 def register_model_version(

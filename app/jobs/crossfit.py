@@ -168,17 +168,17 @@ def _active_model_probabilities(
 ) -> tuple[np.ndarray | None, str | None]:
     """The active model's probabilities on the pairs of the other splits, in the plan's label order."""
     from app.inference import predict_records
-    from db.provenance import active_model_ref
+    from db.model_versions import active_model
     from model.evaluate import load_checkpoint
 
     if not plan["others"]:
         return None, None
     with sessions() as session:
-        active = active_model_ref(session)
+        active = active_model(session)
     if active is None:
         log(f"no active model: the {len(plan['others'])} pairs outside {TRAINING_SPLIT!r} are not scored")
         return None, None
-    model, tokenizer = load_checkpoint(active.path)
+    model, tokenizer = load_checkpoint(active.folder)
     if list(model.config.label_names) != list(plan["labels"]):
         log(
             f"the active model {active.version_id} has other labels than the dataset: other splits not scored"

@@ -41,7 +41,6 @@ log = logging.getLogger("mrelens.jobs")
 
 # set by the worker's signal handler: the running job stops at its next progress report
 STOP = threading.Event()
-SUMMARY_METRICS = ("accuracy", "precision", "recall", "f1", "records")
 # pairs a scoring job stores (val first, then test, new, train); MRELENS_SCORE_LIMIT
 DEFAULT_SCORE_LIMIT = 4000
 # pairs at the top of the queue whose Inspect results are precomputed after each activation; MRELENS_EXPLAIN_LIMIT
@@ -251,37 +250,19 @@ def job_output_dir(request: JobRequest) -> Path:
     return runs_dir() / f"job{request.id}-{request.kind}"
 
 
-def summary(metrics: dict) -> dict:
-    """What a model version stores of an evaluation: the four figures, the record count and per-label P/R/F1."""
-    out = {k: metrics[k] for k in SUMMARY_METRICS if k in metrics}
-    if "per_label" in metrics:
-        out["per_label"] = {
-            name: {
-                k: label_metrics[k] for k in ("precision", "recall", "f1", "support") if k in label_metrics
-            }
-            for name, label_metrics in metrics["per_label"].items()
-        }
-    return out
-
-
-def val_f1(metrics: dict | None) -> float | None:
-    value = ((metrics or {}).get("val") or {}).get("f1")
-    return float(value) if value is not None else None
-
-
 def activate_if_better(sessions: sessionmaker, version_id: str, started_by: str) -> dict[str, Any]:
     """Activate `version_id` when no model is active or its val F1 beats the active one's; activation queues
     a scoring job for it. Returns what happened, for the job's outcome."""
     from app.model_jobs import activate
-    from db.provenance import active_model_version, find_model_version
+    from db.model_versions import active_model, find_model
 
     with sessions() as session:
-        version, active = find_model_version(session, version_id), active_model_version(session)
-        new_f1, active_f1 = val_f1(version.metrics), val_f1(active.metrics) if active else None
-        better = active is None or (new_f1 is not None and (active_f1 is None or new_f1 > active_f1))
-        if active is not None and active.id == version.id:
-            better = False
-        previous = active.version_id if active else None
+        version, active = find_model(session, version_id), active_model(session)
+    new_f1, active_f1 = version.val_f1, active.val_f1 if active else None
+    better = active is None or (new_f1 is not None and (active_f1 is None or new_f1 > active_f1))
+    if active is not None and active.key == version.key:
+        better = False
+    previous = active.version_id if active else None
     outcome: dict[str, Any] = {"activated": better, "previous_active": previous, "previous_val_f1": active_f1}
     if better:
         # the one activation path: the Models page's button goes through it too
@@ -298,7 +279,8 @@ def register_trained(
     settings: dict,
 ) -> dict[str, Any]:
     """Register a finished training's checkpoint (after checking it loads and no cancel came) and maybe activate."""
-    from db.provenance import model_version_or_none, register_checkpoint
+    from db.model_versions import model_or_none, summarize_metrics
+    from db.provenance import register_checkpoint
     from model.checkpoint import read_checkpoint_config
     from model.evaluate import load_checkpoint
 
@@ -306,10 +288,10 @@ def register_trained(
     load_checkpoint(checkpoint)  # a checkpoint that does not load back is never registered
     with sessions.begin() as session:
         version_id = read_checkpoint_config(checkpoint)["version_id"]
-        existing = model_version_or_none(session, version_id)
+        existing = model_or_none(session, version_id)
     if existing is not None:
         # the version id is a hash of the weights: the same training ran before and is registered already
-        reporter.log(f"{version_id} is already registered (identical weights at {existing.path})")
+        reporter.log(f"{version_id} is already registered (identical weights at {existing.folder})")
         outcome = {"model_version": version_id, "val_f1": metrics.get("f1"), "identical_to_registered": True}
         outcome.update(activate_if_better(sessions, version_id, f"job {request.id}"))
         return outcome
@@ -317,7 +299,7 @@ def register_trained(
         version = register_checkpoint(
             session,
             checkpoint,
-            metrics={"val": summary(metrics)},
+            metrics={"val": summarize_metrics(metrics)},
             settings={**settings, "job": request.id},
             created_by=f"job {request.id} ({request.kind}, started by {request.started_by})",
         )
@@ -414,27 +396,28 @@ def run_score(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -
     from app.inference import predict_and_store
     from db.datasets import count_pairs
     from db.errors import LabelStoreError
-    from db.provenance import active_model_ref, find_model_ref, pairs_without_prediction
+    from db.model_versions import active_model, find_model
+    from db.provenance import pairs_without_prediction
     from model.evaluate import load_checkpoint
 
     wanted = request.params.get("model_version")
     with sessions() as session:
-        version = find_model_ref(session, wanted) if wanted else active_model_ref(session)
+        version = find_model(session, wanted) if wanted else active_model(session)
         if version is None:
             raise LabelStoreError("no model version is active; nothing to score with")
-        todo = pairs_without_prediction(session, version.version_key)
+        todo = pairs_without_prediction(session, version.key)
         total = count_pairs(session)
     limit = int(request.params.get("limit") or score_limit())
     scored = total - len(todo)
     todo = todo[: max(0, limit - scored)]
     reporter.log(f"scoring {len(todo)} pairs with {version.version_id} ({scored} of {total} already scored)")
     if todo:
-        model, tokenizer = load_checkpoint(version.path)
+        model, tokenizer = load_checkpoint(version.folder)
         predict_and_store(
             sessions,
             model,
             tokenizer,
-            version.version_key,
+            version.key,
             todo,
             progress=lambda done, n: reporter(done / n, f"{done}/{n} pairs"),
             atomic=True,
@@ -472,19 +455,19 @@ def run_explanations(sessions: sessionmaker, request: JobRequest, reporter: Repo
     page's default settings) for the top N pairs of the review queue, computed by app.explain_results (Inspect's
     own path) and stored per pair as each pair completes; pairs already stored are skipped."""
     from app.explain_results import explain_top_of_queue
-    from db.provenance import find_model_ref
+    from db.model_versions import find_model
     from model.evaluate import load_checkpoint
 
     with sessions() as session:
-        version = find_model_ref(session, request.params["model_version"])
+        version = find_model(session, request.params["model_version"])
     n = int(request.params["explanations"])
     reporter.log(f"explaining the top {n} pairs of the queue with {version.version_id}")
-    model, tokenizer = load_checkpoint(version.path)
+    model, tokenizer = load_checkpoint(version.folder)
     outcome = explain_top_of_queue(
         sessions,
         model,
         tokenizer,
-        version.version_key,
+        version.key,
         n,
         str(feature_cache_dir()),
         progress=reporter,
@@ -543,6 +526,7 @@ def _experiment_config(request: JobRequest):
 
 def run_shuffle(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
     """Table 1: model.shuffle.run_shuffle_experiment on the current data; its rows become evaluation runs."""
+    from db.model_versions import summarize_metrics
     from db.provenance import save_evaluation_run
     from model.shuffle import run_shuffle_experiment
 
@@ -559,7 +543,7 @@ def run_shuffle(sessions: sessionmaker, request: JobRequest, reporter: Reporter)
                 row["variant"],
                 row["setting"].replace("_", "-"),
                 row["eval_split"],
-                {k: row[k] for k in ("accuracy", "precision", "recall", "f1", "records") if k in row},
+                {k: v for k, v in summarize_metrics(row).items() if k != "per_label"},
                 # the run's architecture as the experiment trained it: the Experiments tables read it from here
                 settings={
                     "job": request.id,
@@ -576,6 +560,7 @@ ABLATION_VARIANTS = ("text_only", "vanilla", "no_text_attn", "objects")
 
 def run_ablation(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
     """Table 2: model.train.train once per variant with the same settings; each best epoch becomes a run."""
+    from db.model_versions import summarize_metrics
     from db.provenance import save_evaluation_run
     from model.train import train
 
@@ -587,7 +572,7 @@ def run_ablation(sessions: sessionmaker, request: JobRequest, reporter: Reporter
         out = Path(cfg.output_dir) / variant
         reporter.watch_history(out / "history.json")
         result = train(replace(cfg, variant=variant, output_dir=str(out)), progress_callback=reporter)
-        results[variant] = summary(result.best_metrics)
+        results[variant] = summarize_metrics(result.best_metrics)
     reporter.check_cancel()
     with sessions.begin() as session:
         for variant, metrics in results.items():

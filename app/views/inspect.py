@@ -31,7 +31,7 @@ from app.state import review_session
 from app.store import load_pair_view
 from db.base import database_url
 from db.errors import LabelStoreError
-from db.provenance import active_model_ref
+from db.model_versions import active_model
 from explain import figures
 from explain.scene_graph_figures import (
     alignment_matrix_figure,
@@ -46,8 +46,8 @@ st.title("Inspect")
 weak_model_warning()  # app.model_status: no model, or one too weak to trust
 sessions, url = get_sessions(), database_url()
 with sessions() as session:
-    # plain data (db.provenance.ModelRef): read after the session closed and on reruns
-    active = active_model_ref(session)
+    # plain data (db.model_versions.ModelVersionInfo): read after the session closed and on reruns
+    active = active_model(session)
 if active is None:
     st.info("No model is active yet, so there is nothing to explain (see the **Models** page).")
     st.stop()
@@ -61,14 +61,14 @@ except LabelStoreError as err:
     st.error(str(err))
     st.stop()
 cancel_other_pairs(pair_id)  # the previous pair's queued work must not hold this one up
-path, version, version_key = active.path, active.version_id, active.version_key
+version = active.version_id
 st.markdown(highlighted_text(view.tokens, view.head[:2], view.tail[:2]), unsafe_allow_html=True)
 try:
-    inputs = post_inputs(url, pair_id, path)
+    inputs = post_inputs(url, pair_id, active)
 except (OSError, ValueError) as err:
     st.error(f"The model {version} cannot read this post: {err}")
     st.stop()
-pred = prediction(url, pair_id, path)
+pred = prediction(url, pair_id, active)
 gold = f"gold `{view.gold_label}`" if view.gold_label is not None else "no gold label"
 st.markdown(
     f"**{version}** predicts **{pred.label}** ({pred.probabilities[pred.label]:.1%}, "
@@ -80,7 +80,7 @@ st.markdown(
 @st.fragment
 def attention_panel() -> None:
     st.subheader("IFAformer: token-object attention")
-    maps = attention(url, pair_id, path)
+    maps = attention(url, pair_id, active)
     if not maps.layers:
         st.info("No text-to-image attention: this model or post has no visual tokens.")
         return
@@ -156,7 +156,7 @@ def settings_of(spec: dict) -> dict:
 
 def panel_result(kind: str, spec: dict):
     """(result, job): the stored result (job None), else its background job and, once done, its result."""
-    return result_or_job(kind, url, pair_id, path, version_key, settings_of(spec))
+    return result_or_job(kind, url, pair_id, active, settings_of(spec))
 
 
 left, right = st.columns(2)

@@ -14,26 +14,28 @@ from app.auth import current_actor, refuse_unless_admin
 from app.identity import require_reviewer
 from app.jobs import enqueue
 from app.model_jobs import TRAINING_NAMES, activate, queue_training, training_config_file
-from app.model_status import WEAK_F1
+from app.model_status import weakness
 from app.resources import get_sessions
 from db.datasets import list_datasets
 from db.errors import LabelStoreError
 from db.jobs import ACTIVE_STATUSES, latest_job
-from db.model_compare import prediction_changes, scored_pairs, versions_with_jobs
+from db.model_compare import prediction_changes, scored_pairs
+from db.model_versions import ModelVersionInfo, ValMetrics, registered_models
+
+NO_FIGURES = ValMetrics(None, None, None, None, None)
 
 
-def val(version) -> dict:
-    return (version.metrics or {}).get("val") or {}
+def val(version: ModelVersionInfo) -> ValMetrics:
+    return version.val or NO_FIGURES
 
 
 def percent(value) -> float | None:
     return 100 * value if value is not None else None
 
 
-def label_f1(version, label: str) -> float | None:
+def label_f1(version: ModelVersionInfo, label: str) -> float | None:
     """A version's val F1 on one label in percent; None when the version stored no figure for that label."""
-    value = ((val(version).get("per_label") or {}).get(label) or {}).get("f1")
-    return percent(value)
+    return percent(val(version).label_f1(label))
 
 
 def mnre_layout_sources(datasets: dict[str, str | None]) -> dict[str, str]:
@@ -78,26 +80,15 @@ def training_panel(sessions, sources: dict[str, str], pending: dict[str, object]
                 st.success(f"Queued job {job_id}: {name} on {dataset}. Follow it on the Jobs page.")
 
 
-def training_data(version) -> str:
-    settings = version.settings or {}
-    train = settings.get("train") or settings.get("options") or {}
-    data = settings.get("dataset") or settings.get("mnre") or train.get("data") or "?"
-    epochs = settings.get("epochs") or train.get("epochs")
-    limit = train.get("limit_train") or settings.get("limit_train")
-    records = settings.get("train_records")
-    size = f"{records} records" if records else (f"first {limit} records" if limit else "full train split")
-    return f"{data}, {size}" + (f", {epochs} epoch(s)" if epochs else "")
-
-
 st.title("Models")
 actor = current_actor()
 if not actor.is_admin:
     st.info(f"{actor.identity} is a reviewer here: activating a version and retraining are for admins.")
 sessions = get_sessions()
 with sessions() as session:
-    versions = versions_with_jobs(session)
+    versions = registered_models(session)  # plain data (db.model_versions.ModelVersionInfo)
     pending_trainings = {kind: latest_job(session, (kind,), ACTIVE_STATUSES) for kind in TRAINING_NAMES}
-    session.expunge_all()  # the rows are read after the session closes
+    session.expunge_all()  # the job rows are read after the session closes
     datasets = {dataset_row.name: dataset_row.source_path for dataset_row in list_datasets(session)}
 sources = mnre_layout_sources(datasets)
 if not versions:
@@ -109,41 +100,45 @@ if not versions:
     training_panel(sessions, sources, pending_trainings)
     st.stop()
 
-by_name = {version.version_id: version for version, _ in versions}
-active = next((version for version, _ in versions if version.is_active), None)
+by_name = {version.version_id: version for version in versions}
+active = next((version for version in versions if version.active), None)
 if active is None:
     st.warning("No version is active: the queue shows no predictions until one is.")
-elif (val(active).get("f1") or 0) < WEAK_F1:
-    f1 = val(active).get("f1")
-    quick = (
-        " a quick-start model (1 epoch on a few thousand records),"
-        if (active.settings or {}).get("quick_start")
-        else ""
-    )
+elif (why := weakness(active)) is not None:
     st.warning(
-        f"The active model **{active.version_id}** is{quick} weak (val micro-F1 "
-        f"{'unknown' if f1 is None else f'{100 * f1:.1f}'}): its suggestions and explanations are mostly noise."
+        f"The active model **{active.version_id}** is weak ({why}): its suggestions and explanations are mostly "
+        "noise."
     )
+
+
+def job_text(version: ModelVersionInfo) -> str:
+    origin = version.origin
+    if origin.job is None:
+        return ""
+    return (
+        f"job {origin.job} ({origin.kind}, {origin.started_by})" if origin.started_by else f"job {origin.job}"
+    )
+
+
 table = pd.DataFrame(
     [
         {
-            "version": version.version_id
-            + (" (quick-start)" if (version.settings or {}).get("quick_start") else ""),
-            "active": version.is_active,
+            "version": version.version_id,
+            "active": version.active,
             "variant": version.variant,
             "architecture": version.architecture or "?",
             # stored from config.json at registration: no checkpoint file is read per row
             "text encoder": version.text_encoder or "?",
-            "val F1": percent(val(version).get("f1")),
-            "val P": percent(val(version).get("precision")),
-            "val R": percent(val(version).get("recall")),
-            "val records": val(version).get("records"),
-            "training data": training_data(version),
-            "job": f"job {job.id} ({job.kind}, {job.started_by})" if job else "",
+            "val F1": percent(val(version).f1),
+            "val P": percent(val(version).precision),
+            "val R": percent(val(version).recall),
+            "val records": val(version).records,
+            "training data": version.origin.describe_data(),
+            "job": job_text(version),
             "created by": version.created_by,
-            "created": version.created_at.strftime("%Y-%m-%d %H:%M"),
+            "created": version.created_at.strftime("%Y-%m-%d %H:%M") if version.created_at else "",
         }
-        for version, job in versions
+        for version in versions
     ]
 )
 st.dataframe(
@@ -173,17 +168,17 @@ if c2.button("Make active", key="models_activate", disabled=bool(active and chos
 
 picked = by_name[chosen]
 with st.expander(f"{chosen}: per-label val F1 and training settings", expanded=False):
-    per_label = val(picked).get("per_label") or {}
+    per_label = val(picked).per_label
     if per_label:
         st.dataframe(
             pd.DataFrame(
                 [
                     {
                         "label": name,
-                        "P": 100 * label_metrics.get("precision", 0),
-                        "R": 100 * label_metrics.get("recall", 0),
-                        "F1": 100 * label_metrics.get("f1", 0),
-                        "support": label_metrics.get("support"),
+                        "P": percent(label_metrics.precision),
+                        "R": percent(label_metrics.recall),
+                        "F1": percent(label_metrics.f1),
+                        "support": label_metrics.support,
                     }
                     for name, label_metrics in per_label.items()
                 ]
@@ -196,7 +191,7 @@ with st.expander(f"{chosen}: per-label val F1 and training settings", expanded=F
         )
     else:
         st.caption("No per-label figures were stored with this version.")
-    st.json({"path": picked.path, "settings": picked.settings or {}}, expanded=False)
+    st.json({"path": picked.folder, "settings": dict(picked.settings)}, expanded=False)
 
 training_panel(sessions, sources, pending_trainings)
 
@@ -208,7 +203,7 @@ else:
     first = c3.selectbox("Before", names, index=min(1, len(names) - 1), key="models_compare_a")
     second = c4.selectbox("After", names, index=0, key="models_compare_b")
     version_a, version_b = by_name[first], by_name[second]
-    labels = sorted(set(val(version_a).get("per_label") or {}) | set(val(version_b).get("per_label") or {}))
+    labels = sorted(set(val(version_a).per_label) | set(val(version_b).per_label))
     delta = pd.DataFrame(
         [
             {
@@ -222,8 +217,8 @@ else:
         + [
             {
                 "label": "micro (non-None)",
-                "F1 before": percent(val(version_a).get("f1")),
-                "F1 after": percent(val(version_b).get("f1")),
+                "F1 before": percent(val(version_a).f1),
+                "F1 after": percent(val(version_b).f1),
             }
         ]
     )
@@ -239,11 +234,11 @@ else:
         },
     )
     with sessions() as session:
-        both, changed = prediction_changes(session, version_a.id, version_b.id, "val")
+        both, changed = prediction_changes(session, version_a.key, version_b.key, "val")
         missing = [
             version.version_id
             for version in (version_a, version_b)
-            if scored_pairs(session, version.id, "val") == 0
+            if scored_pairs(session, version.key, "val") == 0
         ]
     st.caption(f"{both} val pairs scored by both; the prediction changed on {len(changed)}.")
     if changed:

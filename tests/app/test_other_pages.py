@@ -136,12 +136,14 @@ def test_models_page_lists_and_activates_versions(make_app, seeded_url, tiny_che
     shutil.copytree(tiny_checkpoint, other)
     engine, sessions = _store(seeded_url)
     with sessions.begin() as s:
-        register_model_version(s, "ifaformer-objects-quick", other, "objects", settings={"quick_start": True})
+        # a retraining's settings shape (app.retrain): read by db.model_versions.TrainingOrigin
+        settings = {"base": "x", "dataset": "mnre", "train_records": 1200, "epochs": 2, "options": {}}
+        register_model_version(s, "ifaformer-objects-quick", other, "objects", settings=settings)
     engine.dispose()
     at = make_app(seeded_url, "views/models.py")
     no_exceptions(at)
-    table = at.dataframe[0].value
-    assert "ifaformer-objects-quick (quick-start)" in set(table["version"])
+    table = at.dataframe[0].value.set_index("version")
+    assert table.loc["ifaformer-objects-quick", "training data"] == "mnre, 1200 records, 2 epoch(s)"
     at.selectbox(key="models_pick").set_value("ifaformer-objects-quick").run()
     at.button(key="models_activate").click().run()
     no_exceptions(at)
@@ -152,7 +154,7 @@ def test_models_page_lists_and_activates_versions(make_app, seeded_url, tiny_che
             == "ifaformer-objects-quick"
         )
     engine.dispose()
-    assert any("quick-start" in w.value for w in at.warning)
+    assert any("is weak (its val micro-F1 is unknown)" in w.value for w in at.warning)
 
 
 def run_until(at, done, timeout: float = 90.0):

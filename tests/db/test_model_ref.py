@@ -1,4 +1,4 @@
-"""The model version travels as one object (ModelRef) whose architecture is the checkpoint's, never the version id's
+"""The model version travels as one object (db.model_versions.ModelVersionInfo) whose architecture is the checkpoint's, never the version id's
 prefix; stores registered before the architecture was stored get it from their checkpoints on upgrade."""
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ from sqlalchemy import insert, select
 from app.store import evaluation_run_rows
 from db.base import make_engine
 from db.errors import LabelStoreError
+from db.model_versions import active_model, find_model
 from db.models import ModelVersion
 from db.provenance import (
-    ModelRef,
-    active_model_ref,
-    find_model_ref,
     register_checkpoint,
     register_model_version,
     save_evaluation_run,
@@ -57,26 +55,26 @@ def test_the_architecture_is_the_checkpoints_not_the_version_ids_prefix(sessions
         set_active(session, "abc123")
     with sessions() as session:
         rows = evaluation_run_rows(session)
-        active = active_model_ref(session)
-        lookalike_ref = find_model_ref(session, "mega-lookalike")
+        active = active_model(session)
+        lookalike_ref = find_model(session, "mega-lookalike")
         with pytest.raises(LabelStoreError, match="'nope' is not registered"):
-            find_model_ref(session, "nope")
+            find_model(session, "nope")
     assert sorted((row["model"], row["setting"], row["architecture"]) for row in rows) == [
         ("abc123", "standard", "mega"),
         ("ifaformer", "shuffle_test", ""),
         ("mega", "shuffle_test", "mega"),
         ("mega-lookalike", "standard", "ifaformer"),
     ]
-    assert active == ModelRef(
-        version_key=mega_row.id,
-        version_id="abc123",
-        path=str(mega.resolve()),
-        architecture="mega",
-        variant="mega",
-        text_encoder="enc/minilm",
-        is_active=True,
-    )
-    assert (lookalike_ref.architecture, lookalike_ref.text_encoder, lookalike_ref.is_active) == (
+    assert (
+        active.key,
+        active.version_id,
+        active.folder,
+        active.architecture,
+        active.variant,
+        active.text_encoder,
+        active.active,
+    ) == (mega_row.id, "abc123", str(mega.resolve()), "mega", "mega", "enc/minilm", True)
+    assert (lookalike_ref.architecture, lookalike_ref.text_encoder, lookalike_ref.active) == (
         "ifaformer",
         None,
         False,
@@ -87,7 +85,7 @@ def test_a_version_registered_without_a_checkpoint_has_no_architecture(sessions)
     with sessions.begin() as session:
         register_model_version(session, "ifaformer-x", "/nowhere", "objects")
     with sessions() as session:
-        assert find_model_ref(session, "ifaformer-x").architecture is None
+        assert find_model(session, "ifaformer-x").architecture is None
 
 
 def test_upgrade_from_0003_reads_each_versions_architecture_from_its_checkpoint(db_url, tmp_path):
