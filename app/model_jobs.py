@@ -18,6 +18,7 @@ from sqlalchemy.orm import sessionmaker
 
 from app.paths import REPO_ROOT
 from db.errors import LabelStoreError
+from db.job_kinds import KINDS
 from db.jobs import ACTIVE_STATUSES, latest_job
 from db.roles import Actor
 
@@ -28,7 +29,8 @@ SYNTHETIC_CONFIGS = {
     "first_model": REPO_ROOT / "configs" / "synthetic_first_model.yaml",
     "default_model": REPO_ROOT / "configs" / "synthetic_default.yaml",
 }
-TRAINING_NAMES = {"first_model": "the first model", "default_model": "the default recipe"}
+# the trainings queued from a config file (first_model, default_model), by their names in db.job_kinds
+TRAINING_NAMES = {kind: KINDS[kind].display for kind in ("first_model", "default_model")}
 
 
 class TrainingAlreadyQueued(LabelStoreError):

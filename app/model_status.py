@@ -13,6 +13,7 @@ from datetime import timedelta
 import streamlit as st
 from sqlalchemy.orm import Session
 
+from db.job_kinds import MODEL_KINDS, job_kind
 from db.jobs import pending_jobs, running_jobs
 from db.model_versions import ModelVersionInfo, active_model
 from db.models import Job, utcnow
@@ -21,26 +22,15 @@ WEAK_F1 = 0.50  # below this val micro-F1 a model's suggestions and explanations
 # a model that never gets this share of the relations with val records right (F1 0) is weak whatever its micro-F1:
 # a micro-F1 of 50.86 can come from the frequent relations alone while 14 of 23 are never predicted right
 UNLEARNED_SHARE = 0.25
-MODEL_KINDS = ("first_model", "default_model", "retrain")
-KIND_NAMES = {
-    "first_model": "the first model",
-    "default_model": "the default recipe",
-    "retrain": "a retraining",
-    "score": "scoring the queue",
-    "grounding": "batch grounding",
-    "shuffle": "the shuffle experiment",
-    "ablation": "the ablation runs",
-    "crossfit": "planning Find label errors",
-    "crossfit_fold": "a fold of Find label errors",
-}
 
 
 def job_name(job: Job) -> str:
-    """What a job does, in words ("scoring the queue"; a score job that precomputes explanations says so)."""
-    top = (job.params or {}).get("explanations")
-    if job.kind == "score" and top:
+    """What a job does, in words (db.job_kinds: "scoring the queue"; an explanations job names how many pairs)."""
+    top = (job.params or {}).get("top")
+    if job.kind == "explanations" and top:
         return f"precomputing Inspect's explanations for the top {top} pairs"
-    return KIND_NAMES.get(job.kind, job.kind)
+    kind = job_kind(job.kind)
+    return kind.display if kind is not None else job.kind
 
 
 def weakness(version: ModelVersionInfo | None) -> str | None:

@@ -16,7 +16,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.errors import LabelStoreError
-from db.models import JOB_KINDS, Job, utcnow
+from db.job_kinds import JOB_KINDS, KINDS
+from db.models import Job, utcnow
 from db.redact import mask_secrets
 from db.roles import Actor, PermissionDeniedError
 
@@ -41,12 +42,14 @@ def create_job(
     kind: str,
     started_by: str,
     params: dict[str, Any] | None = None,
-    priority: int = 0,
+    priority: int | None = None,
 ) -> Job:
+    """A queued job; `priority` defaults to its kind's (db.job_kinds)."""
     if kind not in JOB_KINDS:
         raise LabelStoreError(f"unknown job kind {kind!r}; expected one of {', '.join(JOB_KINDS)}")
     if not started_by or not started_by.strip():
         raise LabelStoreError("a job needs the name of who started it (started_by)")
+    priority = KINDS[kind].priority if priority is None else priority
     job = Job(
         kind=kind, started_by=started_by.strip(), params=params or {}, priority=priority, status="queued"
     )

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base
+from db.job_kinds import JOB_KINDS  # the job kinds' one table (db.job_kinds.JOB_KIND_TABLE)
 
 # "unreviewed" is written only by undo (back to the state before a pair's first decision)
 ANNOTATION_STATUSES = (
@@ -275,17 +276,6 @@ class EvaluationRun(Base):
 
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-JOB_KINDS = (
-    "first_model",
-    "default_model",
-    "retrain",
-    "score",
-    "grounding",
-    "shuffle",
-    "ablation",
-    "crossfit",
-    "crossfit_fold",
-)
 
 
 class Job(Base):

@@ -4,12 +4,13 @@
     cancel(sessions, job_id)                      queued: ends now; running: at the job's next progress report
     requeue_lost(sessions)                        queued rows whose huey task is gone get a new one
 
-Kinds: first_model, default_model (train from a config file), retrain (from curated labels), score (store a model
-version's predictions for the queue; after an activation it queues a second score job, params "explanations": N,
-that precomputes Inspect's results for the top N pairs of the queue with app.explain_results), grounding (batch
-grounding of a dataset), shuffle (Table 1), ablation (Table 2), crossfit (Find label errors: plans the folds and
-queues one crossfit_fold job per fold; the last fold merges and stores the run, app.jobs.crossfit). The worker runs
-them in app.jobs.runner, each through the project's one function for that work.
+The kinds, their priorities, names and what each registers are one table, db.job_kinds.JOB_KIND_TABLE: first_model,
+default_model (train from a config file), retrain (from curated labels), score (store a model version's predictions
+for the queue; after an activation it queues an explanations job), explanations (precompute Inspect's results for
+the top N pairs of the queue with app.explain_results), grounding (batch grounding of a dataset), shuffle (Table 1),
+ablation (Table 2), crossfit (Find label errors: plans the folds and queues one crossfit_fold job per fold; the last
+fold merges and stores the run, app.jobs.crossfit). The worker runs each kind through its runner in
+app.jobs.runner.RUNNERS, each the project's one function for that work.
 """
 
 from __future__ import annotations
@@ -19,30 +20,10 @@ from typing import Any
 from sqlalchemy.orm import sessionmaker
 
 from app.jobs.queue import get_queue, job_task
+from db.errors import LabelStoreError
+from db.job_kinds import JOB_KINDS, job_kind
 from db.jobs import create_job, finish_job, pending_jobs, request_cancel, set_queue_task
 from db.roles import Actor, require_admin
-
-# a re-scoring job goes before a training job waiting in the queue: the reviewer sees the new model's
-# predictions minutes after it is activated, not after the next training
-# planning a cross-fit takes seconds; its folds train like any other model, after the first one
-PRIORITY = {
-    "score": 10,
-    "crossfit": 6,
-    "grounding": 5,
-    "explanations": 4,
-    "retrain": 3,
-    "first_model": 2,
-    "crossfit_fold": 1,
-}
-TRAINING_KINDS = (
-    "first_model",
-    "default_model",
-    "retrain",
-    "shuffle",
-    "ablation",
-    "crossfit",
-    "crossfit_fold",
-)
 
 
 def enqueue(
@@ -53,13 +34,16 @@ def enqueue(
     priority: int | None = None,
     actor: Actor | None = None,
 ) -> int:
-    """Create the job row, then hand its id to the queue; returns the job id.
+    """Create the job row, then hand its id to the queue; returns the job id. `priority` defaults to the kind's.
 
     Training jobs make or change models: admins only (db.roles); `actor` None is the local single user.
     """
-    if kind in TRAINING_KINDS:
+    spec = job_kind(kind)
+    if spec is None:
+        raise LabelStoreError(f"unknown job kind {kind!r}; expected one of {', '.join(JOB_KINDS)}")
+    if spec.trains:
         require_admin(actor, f"start a {kind} job")
-    priority = PRIORITY.get(kind, 0) if priority is None else priority
+    priority = spec.priority if priority is None else priority
     with sessions.begin() as session:
         job_id = create_job(session, kind, started_by, params, priority).id
     _send(sessions, job_id, priority)

@@ -389,10 +389,7 @@ def explain_limit() -> int:
 
 def run_score(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
     """Store a model version's predictions for the queue (the active one by default), all in one transaction;
-    with params["then_explain"] = N, queue the explanation job for the top N pairs once they are stored.
-    A job with params["explanations"] = N is that explanation job (run_explanations)."""
-    if request.params.get("explanations"):
-        return run_explanations(sessions, request, reporter)
+    with params["then_explain"] = N, queue the explanations job for the top N pairs once they are stored."""
     from app.inference import predict_and_store
     from db.datasets import count_pairs
     from db.errors import LabelStoreError
@@ -438,16 +435,11 @@ def run_score(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -
 
 
 def enqueue_explanations(sessions: sessionmaker, version_id: str, n: int, started_by: str) -> int:
-    """Queue the explanation job of a model version: after scoring, before trainings waiting in the queue."""
-    from app.jobs import PRIORITY, enqueue
+    """Queue the explanations job of a model version: after scoring, before trainings waiting in the queue
+    (db.job_kinds)."""
+    from app.jobs import enqueue
 
-    return enqueue(
-        sessions,
-        "score",
-        started_by,
-        {"model_version": version_id, "explanations": n},
-        PRIORITY["explanations"],
-    )
+    return enqueue(sessions, "explanations", started_by, {"model_version": version_id, "top": n})
 
 
 def run_explanations(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
@@ -460,7 +452,7 @@ def run_explanations(sessions: sessionmaker, request: JobRequest, reporter: Repo
 
     with sessions() as session:
         version = find_model(session, request.params["model_version"])
-    n = int(request.params["explanations"])
+    n = int(request.params["top"])
     reporter.log(f"explaining the top {n} pairs of the queue with {version.version_id}")
     model, tokenizer = load_checkpoint(version.folder)
     outcome = explain_top_of_queue(
@@ -588,11 +580,13 @@ def run_ablation(sessions: sessionmaker, request: JobRequest, reporter: Reporter
     return {"variants": variants, "f1": {v: m.get("f1") for v, m in results.items()}}
 
 
+# the runner of each job kind of db.job_kinds (a test keeps the two in step)
 RUNNERS = {
     "first_model": run_training,
     "default_model": run_training,
     "retrain": run_retrain,
     "score": run_score,
+    "explanations": run_explanations,
     "grounding": run_grounding,
     "shuffle": run_shuffle,
     "ablation": run_ablation,

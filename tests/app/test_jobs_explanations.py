@@ -64,10 +64,7 @@ def test_activation_precomputes_the_top_of_the_queue_in_the_worker_and_a_cancel_
         assert score.status == "succeeded", (score.error, log.read_text()[-3000:])
         explain = wait_for(sessions, score.outcome["explain_job"], final, 180, "explained")
         assert explain.status == "succeeded", (explain.error, log.read_text()[-3000:])
-        assert explain.kind == "score" and explain.params == {
-            "model_version": version_id,
-            "explanations": TOP,
-        }
+        assert explain.kind == "explanations" and explain.params == {"model_version": version_id, "top": TOP}
         assert explain.progress["fraction"] == 1.0 and explain.outcome["explained"] == TOP
         rows = stored_rows(sessions)
         assert {r.model_version_id for r in rows} == {version_key}
@@ -147,7 +144,7 @@ def test_the_jobs_page_names_the_explanation_job_and_counts_its_pairs(make_app, 
     from db.schema import open_database
 
     engine, sessions = open_database(seeded_url)
-    job_id = enqueue(sessions, "score", "make app", {"model_version": "v", "explanations": 4})
+    job_id = enqueue(sessions, "explanations", "make app", {"model_version": "v", "top": 4})
     with sessions.begin() as session:
         start_job(session, job_id)
         session.get(Job, job_id).progress = {
