@@ -7,9 +7,11 @@
 
 Kinds and their results: "tokens" -> (TokenAttribution, Faithfulness); "visual" -> (VisualAttribution or None,
 Faithfulness or None); "reliance" -> ImageReliance. One path: Inspect's background jobs (app.explanations) and the
-worker's explanation job both call compute(); each stores the whole result (every number a figure is drawn from)
-as one row per (pair, model version, kind, settings), so a stored row is always complete and Inspect draws from it
-without computing. No Streamlit and no torch at import time: the worker and the Queue page may import this.
+worker's explanations job both call compute(), which is explain.bundle.explain_part (the assembly predict --explain
+and the benchmarks run too) with the pair's other posts read from the label store; the settings are
+explain.bundle.DEFAULT_SETTINGS. Each whole result (every number a figure is drawn from) is stored as one row per
+(pair, model version, kind, settings), so a stored row is always complete and Inspect draws from it without
+computing. No Streamlit here.
 """
 
 from __future__ import annotations
@@ -21,13 +23,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-KINDS = ("tokens", "visual", "reliance")
-# Inspect's default settings per panel: what the worker precomputes, and the values the page starts with
-DEFAULT_SETTINGS: dict[str, dict[str, Any]] = {
-    "tokens": {"baseline": "pad", "n_steps": 16},
-    "visual": {"method": "occlusion", "n_steps": 16},
-    "reliance": {"k": 5, "seed": 0},
-}
+from explain.bundle import DEFAULT_SETTINGS  # the one set of defaults
+
+KINDS = tuple(DEFAULT_SETTINGS)  # "tokens", "visual", "reliance"
 METHODS = {kind: f"inspect:{kind}" for kind in KINDS}  # the explanations table's method column
 RESULT_FORMAT = 1  # bumped when the stored layout changes; rows of another format are not read
 RELIANCE_CANDIDATES = 300  # other posts of the dataset the swapped-in images are drawn from
@@ -51,29 +49,19 @@ def encode(model, tokenizer, sessions: sessionmaker, pair_id: int, cache_dir: st
 def compute(
     kind: str, model, tokenizer, inputs, sessions: sessionmaker, pair_id: int, settings: dict, cache_dir: str
 ):
-    """One panel's result for an encoded pair, by explain/'s functions (the same ones explain_post runs)."""
-    from explain import attribute_tokens, attribute_visual, faithfulness
+    """One panel's result for an encoded pair: explain.bundle.explain_part, the reliance test drawing the swapped-in
+    images from other posts of the label store."""
+    from explain.bundle import explain_part
 
-    if kind == "tokens":
-        attribution = attribute_tokens(model, inputs, None, settings["baseline"], settings["n_steps"])
-        return attribution, faithfulness(model, inputs, attribution)
-    if kind == "visual":
-        attribution = attribute_visual(model, inputs, None, settings["method"], settings["n_steps"])
-        return attribution, faithfulness(model, inputs, attribution) if attribution is not None else None
-    if kind == "reliance":
+    others = []
+    if kind == "reliance" and inputs.has_image:
         from app.inference import pair_records
         from db.datasets import other_pairs_with_image
-        from explain.bundle import swapped_image_reliance
 
-        others = []
-        if inputs.has_image:
-            with sessions() as session:
-                other_pairs = other_pairs_with_image(session, pair_id, RELIANCE_CANDIDATES)
-                others = pair_records(session, other_pairs, model.config)
-        return swapped_image_reliance(
-            model, tokenizer, inputs, others, settings["k"], settings["seed"], cache_dir
-        )
-    raise ValueError(f"unknown explanation kind {kind!r}; expected one of {', '.join(KINDS)}")
+        with sessions() as session:
+            other_pairs = other_pairs_with_image(session, pair_id, RELIANCE_CANDIDATES)
+            others = pair_records(session, other_pairs, model.config)
+    return explain_part(kind, model, tokenizer, inputs, settings, others, cache_dir)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -152,10 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     measure("image reliance, k = 5", lambda: explain.image_reliance(model, inputs, others, k=5))
     bundle = measure(
-        "whole bundle (explain_post: encode, all of the above but IG visual, k = 5)",
-        lambda: explain.explain_post(
-            model, tokenizer, record, records[1:], k=5, n_steps=32, feature_cache=cache
-        ),
+        "whole bundle (explain_post, explain.bundle.DEFAULT_SETTINGS: encode, LayerIG 16 steps, occlusion, "
+        "faithfulness, k = 5)",
+        lambda: explain.explain_post(model, tokenizer, record, records[1:], feature_cache=cache),
         5.0,
     )
     peak_extra_mib = (vm_kib("VmHWM") - (hwm_before if peak_reset else rss_before)) / 1024

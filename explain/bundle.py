@@ -1,4 +1,12 @@
-"""Everything the review page shows for one post, computed in one call and timed, with a JSON-able summary."""
+"""The one explanation assembly: every explanation of one post with one set of default settings.
+
+    DEFAULT_SETTINGS                                the settings of each expensive part, used everywhere
+    explain_part(kind, model, tokenizer, inputs)    one expensive part: "tokens", "visual" or "reliance"
+    explain_post(model, tokenizer, record, ...)     prediction, attention and every part, timed, JSON-able summary()
+
+Inspect's panels and the worker's explanations job (app.explain_results), `python -m model.predict --explain` and
+the benchmarks all go through explain_part, so a result means the same whoever computed it.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +23,15 @@ from explain.inputs import PostInputs, Prediction, encode_post, model_version, p
 from explain.reliance import ImageReliance, choose_other_records, image_reliance
 from model.data import Record
 from model.visual_features import FeatureCache
+
+# Inspect starts with these, the worker precomputes them, predict --explain and the benchmarks run them: 16 IG steps
+# keep a panel within seconds on a CPU (convergence delta reported with each attribution)
+DEFAULT_SETTINGS: dict[str, dict] = {
+    "tokens": {"baseline": "pad", "n_steps": 16},
+    "visual": {"method": "occlusion", "n_steps": 16},
+    "reliance": {"k": 5, "seed": 0},
+}
+PARTS = tuple(DEFAULT_SETTINGS)
 
 
 @dataclass
@@ -117,24 +134,63 @@ def swapped_image_reliance(
     return image_reliance(model, inputs, others, k, seed)
 
 
+def explain_part(
+    kind: str,
+    model,
+    tokenizer,
+    inputs: PostInputs,
+    settings: dict | None = None,
+    other_records: list[Record] | None = None,
+    feature_cache: FeatureCache | str | Path | None = None,
+    target: int | str | None = None,
+    max_length: int | None = None,
+    internal_batch_size: int = 8,
+    faithfulness_seed: int = 0,
+):
+    """One expensive part for an encoded post, `settings` over DEFAULT_SETTINGS[kind]:
+    "tokens" -> (TokenAttribution, Faithfulness); "visual" -> (VisualAttribution or None, Faithfulness or None; None
+    when the model reads no image for this post); "reliance" -> ImageReliance (k images of `other_records` swapped
+    in, chosen with the seed; without them, the no-image test alone). Attributions explain `target` (default: the
+    prediction); faithfulness draws its random removals with `faithfulness_seed`."""
+    if kind not in DEFAULT_SETTINGS:
+        raise ValueError(f"unknown explanation kind {kind!r}; expected one of {', '.join(PARTS)}")
+    settings = {**DEFAULT_SETTINGS[kind], **(settings or {})}
+    seed = faithfulness_seed
+    if kind == "tokens":
+        attribution = attribute_tokens(
+            model, inputs, target, settings["baseline"], settings["n_steps"], internal_batch_size
+        )
+        return attribution, faithfulness(model, inputs, attribution, seed=seed)
+    if kind == "visual":
+        attribution = attribute_visual(
+            model, inputs, target, settings["method"], settings["n_steps"], internal_batch_size
+        )
+        faith = faithfulness(model, inputs, attribution, seed=seed) if attribution is not None else None
+        return attribution, faith
+    return swapped_image_reliance(
+        model, tokenizer, inputs, other_records, settings["k"], settings["seed"], feature_cache, max_length
+    )
+
+
 def explain_post(
     model,
     tokenizer,
     record: Record,
     other_records: list[Record] | None = None,
-    k: int = 5,
-    n_steps: int = 32,
-    seed: int = 0,
+    k: int = DEFAULT_SETTINGS["reliance"]["k"],
+    n_steps: int = DEFAULT_SETTINGS["tokens"]["n_steps"],
+    seed: int = DEFAULT_SETTINGS["reliance"]["seed"],
     feature_cache: FeatureCache | str | Path | None = None,
     target: int | str | None = None,
-    baseline: str = "pad",
-    visual_method: str = "occlusion",
+    baseline: str = DEFAULT_SETTINGS["tokens"]["baseline"],
+    visual_method: str = DEFAULT_SETTINGS["visual"]["method"],
     max_length: int | None = None,
     internal_batch_size: int = 8,
 ) -> ExplanationBundle:
-    """Prediction, attention, token and visual attributions for `target` (default: the prediction), their
-    faithfulness and the image reliance (k images of `other_records` swapped in; chosen with `seed`, and only those
-    k are encoded). Without other_records, reliance uses the no-image test alone."""
+    """Prediction, attention, and every part of explain_part (token and visual attributions for `target`, default
+    the prediction, with their faithfulness; the image reliance with k images of `other_records` swapped in, chosen
+    with `seed`, only those k encoded). Without other_records, reliance uses the no-image test alone. The keyword
+    defaults are DEFAULT_SETTINGS."""
     model.eval()
     if not isinstance(feature_cache, FeatureCache):
         feature_cache = FeatureCache(feature_cache)  # shared by the post and the swapped-in images
@@ -154,17 +210,25 @@ def explain_post(
     tick("predict")
     attention = token_object_attention(model, inputs)
     tick("attention")
-    tokens = attribute_tokens(model, inputs, target_id, baseline, n_steps, internal_batch_size)
-    tick("token_attribution")
-    visual = attribute_visual(model, inputs, target_id, visual_method, n_steps, internal_batch_size)
-    tick("visual_attribution")
-    faith = {
-        "tokens": faithfulness(model, inputs, tokens, seed=seed),
-        "visual": faithfulness(model, inputs, visual, seed=seed) if visual is not None else None,
-    }
-    tick("faithfulness")
-    reliance = swapped_image_reliance(
-        model, tokenizer, inputs, other_records, k, seed, feature_cache, max_length
+    common = {"target": target_id, "internal_batch_size": internal_batch_size, "faithfulness_seed": seed}
+    tokens, token_faith = explain_part(
+        "tokens", model, tokenizer, inputs, {"baseline": baseline, "n_steps": n_steps}, **common
+    )
+    tick("token_attribution")  # with its faithfulness
+    visual, visual_faith = explain_part(
+        "visual", model, tokenizer, inputs, {"method": visual_method, "n_steps": n_steps}, **common
+    )
+    tick("visual_attribution")  # with its faithfulness
+    faith = {"tokens": token_faith, "visual": visual_faith}
+    reliance = explain_part(
+        "reliance",
+        model,
+        tokenizer,
+        inputs,
+        {"k": k, "seed": seed},
+        other_records,
+        feature_cache,
+        max_length=max_length,
     )
     tick("reliance")
     timings["total"] = time.perf_counter() - start

@@ -202,10 +202,13 @@ def _attention_summary(bundle) -> dict[str, Any] | None:
     }
 
 
-def _explain(model, tokenizer, record: Record, cache, n_steps: int) -> dict[str, Any]:
+def _explain(model, tokenizer, record: Record, cache, n_steps: int | None) -> dict[str, Any]:
+    """explain.explain_post, the one assembly (the app's and the benchmarks'), with its default settings
+    (explain.bundle.DEFAULT_SETTINGS) unless n_steps is given."""
     from explain import explain_post
 
-    bundle = explain_post(model, tokenizer, record, n_steps=n_steps, seed=0, feature_cache=cache)
+    steps = {"n_steps": n_steps} if n_steps else {}
+    bundle = explain_post(model, tokenizer, record, feature_cache=cache, **steps)
     summary = bundle.summary()
     summary["attention"] = _attention_summary(bundle)
     return summary
@@ -223,7 +226,7 @@ class Predictor:
         feature_cache: str | Path | None = None,
         crops_dir: str | Path | None = None,
         explain: bool = False,
-        explain_steps: int = 16,
+        explain_steps: int | None = None,  # None: explain.bundle.DEFAULT_SETTINGS
         device: str = "cpu",
         source: str = "<input>",
     ):
@@ -427,7 +430,7 @@ def predict_posts(
     grounder: str | Path | None = None,
     ground: bool = True,
     explain: bool = False,
-    explain_steps: int = 16,
+    explain_steps: int | None = None,  # None: explain.bundle.DEFAULT_SETTINGS
     feature_cache: str | Path | None = None,
     crops_dir: str | Path | None = None,
     base_dir: str | Path | None = None,
@@ -467,7 +470,7 @@ def build_predictor(
     crops_dir=None,
     device: str = "cpu",
     source: str = "<input>",
-    explain_steps: int = 16,
+    explain_steps: int | None = None,  # None: explain.bundle.DEFAULT_SETTINGS
 ) -> Predictor:
     from model.grounding import load_grounder
 
@@ -526,7 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="add attention and attribution summaries (slow)"
     )
     parser.add_argument(
-        "--explain-steps", type=int, default=16, help="integrated-gradients steps for --explain"
+        "--explain-steps",
+        type=int,
+        help="integrated-gradients steps for --explain (default: the app's, explain.bundle.DEFAULT_SETTINGS)",
     )
     parser.add_argument(
         "--feature-cache", type=Path, help="folder to keep EfficientNet features between runs"
