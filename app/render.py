@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import re
+import string
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
@@ -10,6 +12,26 @@ from PIL import Image, ImageDraw
 
 HEAD_COLOUR, TAIL_COLOUR = "#cfe3ff", "#ffe0b8"
 BOX_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4"]
+MISSING = "\u2014"  # an em dash: a value that is not there (never the string "None", one of MNRE's relations)
+_MARKDOWN_PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
+
+
+def plain(text: object) -> str:
+    """`text` shown as typed wherever Streamlit reads Markdown (st.markdown, captions, messages, widget labels and
+    options): every ASCII punctuation character is backslash-escaped (CommonMark allows it for each of them), so a
+    name with `[link](http://...)`, `**`, `&amp;`, `<b>` or `:red[...]` is never a link, emphasis, an entity, HTML
+    or a colour. Every piece of user or dataset text a page puts into Markdown goes through here."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", str(text))
+
+
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """ "1 decision", "2 decisions", "1,204 pairs": a number with its unit in the right number."""
+    return f"{n:,} {singular if n == 1 else plural or singular + 's'}"
+
+
+def percent(fraction: float | None, digits: int = 2) -> str:
+    """An F1, precision or share as a percent with `digits` decimals (0.50859 -> "50.86 %"); the em dash if none."""
+    return MISSING if fraction is None else f"{100 * fraction:.{digits}f} %"
 
 
 def highlighted_text(tokens: Sequence[str], head: tuple[int, int], tail: tuple[int, int]) -> str:

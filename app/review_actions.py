@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from sqlalchemy.exc import OperationalError
 
 from app.auth import current_actor
-from app.render import draw_boxes
+from app.render import draw_boxes, plain
 from app.resources import get_sessions
 from app.state import flash, review_session
 from app.store import PairView, decide, load_pair_view, undo
@@ -56,6 +56,12 @@ def save(status: str, label: str | None = None) -> None:
     """Button callback: record the decision on the revision that was shown, then go to the next pair."""
     review, (pair_id, revision) = review_session(), st.session_state["review_shown"]
     note = st.session_state.get(f"review_note_{pair_id}", "")
+    if status == "accepted" and label is None:  # a rejected pair, or a post added here that nobody labelled
+        flash(
+            "warning",
+            f"Nothing to accept: pair {pair_id} has no label. Correct it to a label (1-9 or E) or reject it (X).",
+        )
+        return
     origin = AUDIT_ORIGIN if review.audit else None
     try:
         saved = decide(
@@ -83,7 +89,8 @@ def save(status: str, label: str | None = None) -> None:
     review.actions.append(pair_id)
     # the revision this reviewer's save created: the one an undo of it must find still current
     st.session_state.setdefault(SAVED_REVISIONS, {})[pair_id] = saved.revision
-    flash("success", f"Pair {pair_id}: {status}{f' as {label}' if label else ''}.")
+    # the status the store recorded: a correction to the gold label is recorded as an acceptance
+    flash("success", f"Pair {pair_id}: {saved.status}{f' as {plain(label)}' if label is not None else ''}.")
     review.move(1)
 
 

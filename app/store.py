@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.annotations import current_state, pair_history, record_annotation, undo_last
+from db.datasets import require_pair
 from db.io import import_post
 from db.models import Annotation
 from db.provenance import active_model_version, evaluation_runs_with_versions
@@ -108,21 +109,27 @@ def load_pair_view(session: Session, pair_id: int) -> PairView:
 
 @dataclass
 class ReviewState:
+    """A pair's decisions as the Review page shows them; every label here is the label in effect, by the store's
+    one rule (db.annotations.CurrentState.curated_label): what training and every export use."""
+
     status: str
-    label: str | None
+    label_in_effect: str | None  # None: no label (rejected, or a post added here that nobody labelled)
     revision: int
-    annotator: str | None
-    history: list[dict[str, Any]]
+    annotator: str | None  # who made the current state (after an undo: who undid)
+    undone: bool  # the current state is an undo's restoration
+    note: str | None  # the note of the decision in effect (None after an undo back to unreviewed)
+    history: list[dict[str, Any]]  # newest first; "label" is the label in effect after that row
 
 
 def load_review_state(session: Session, pair_id: int) -> ReviewState:
+    gold = require_pair(session, pair_id).gold_label
     history = pair_history(session, pair_id)
     current = current_state(history)
     rows = [
         {
             "revision": annotation.revision,
             "status": annotation.status,
-            "label": annotation.label,
+            "label": current_state([annotation]).curated_label(gold),
             "annotator": annotation.annotator,
             "note": annotation.note,
             "undo": annotation.undoes_id is not None,
@@ -130,7 +137,27 @@ def load_review_state(session: Session, pair_id: int) -> ReviewState:
         }
         for annotation in reversed(history)
     ]
-    return ReviewState(current.status, current.label, current.revision, current.annotator, rows)
+    return ReviewState(
+        status=current.status,
+        label_in_effect=current.curated_label(gold),
+        revision=current.revision,
+        annotator=current.annotator,
+        undone=bool(history) and history[-1].undoes_id is not None,
+        note=_note_in_effect(history, current.status),
+        history=rows,
+    )
+
+
+def _note_in_effect(history: list[Annotation], status: str) -> str | None:
+    """The note of the decision the pair's state comes from: an undo restores the decision before the one it took
+    back, and brings that decision's note back with it."""
+    if status == "unreviewed":
+        return None
+    undone = {annotation.undoes_id for annotation in history if annotation.undoes_id is not None}
+    in_effect = [
+        a for a in history if a.undoes_id is None and a.id not in undone and a.status != "unreviewed"
+    ]
+    return in_effect[-1].note if in_effect else None
 
 
 def decide(

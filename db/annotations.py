@@ -114,8 +114,9 @@ def record_annotation(
 ) -> Annotation:
     """Append a review decision made on top of `expected_revision` (the revision the reviewer saw).
 
-    accepted: the label shown is right (label defaults to the gold label); corrected: `label` replaces it;
-    rejected: the pair itself is wrong and leaves the curated data; skipped: no decision, the previous label stays.
+    accepted: the label shown is right (label defaults to the gold label); corrected: `label` replaces it (a
+    correction to the gold label is recorded as accepted: the gold label was right); rejected: the pair itself is
+    wrong and leaves the curated data; skipped: no decision, the previous label stays.
     Raises ConcurrentEditError when someone saved the pair after `expected_revision`: never a silent overwrite.
     origin says where the decision was made when not in the plain review flow ("audit": the label-error audit).
     """
@@ -126,6 +127,8 @@ def record_annotation(
     pair = require_pair(session, pair_id)
     if status == "accepted" and label is None:
         label = pair.gold_label
+    if status == "corrected" and label is not None and label == pair.gold_label:
+        status = "accepted"
     if status in ("accepted", "corrected"):
         if label is None:
             raise LabelStoreError(f"status {status!r} needs a label")

@@ -89,6 +89,12 @@ class QueueItem:
     label_quality: float | None = None  # cleanlab's label quality: low = likely wrong
     flagged: bool | None = None  # cleanlab.filter.find_label_issues
 
+    @property
+    def label_in_effect(self) -> str | None:
+        """The label training and every export use (CurrentState.curated_label); None: the pair is dropped."""
+        state = CurrentState(self.status, self.current_label, self.revision, self.annotator)
+        return state.curated_label(self.gold_label)
+
 
 def _apply_filters(stmt, queue_filter: QueueFilter, current, prediction, out_of_sample):
     if queue_filter.dataset:

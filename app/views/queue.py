@@ -21,6 +21,7 @@ SORT_NAMES = {
     "disagreement": "disagreement with the gold label first",
     "label_error": "likely label error first (a model that never saw the pair)",
     "source_order": "source order",
+    "random": "random (a seeded shuffle: the baseline)",
 }
 
 st.title("Review queue")
@@ -94,7 +95,9 @@ with st.container(border=True):
     )
     # the sort names are long: a row of their own, so the chosen one is never cut off
     c9, c10, c11 = st.columns([3, 1, 1])
-    sort = c9.selectbox("Sort", QUEUE_SORTS, format_func=SORT_NAMES.get, key="queue_sort")
+    sort = c9.selectbox(
+        "Sort", QUEUE_SORTS, format_func=lambda name: SORT_NAMES.get(name, name), key="queue_sort"
+    )
     suspects = c10.selectbox(
         "Likely label errors",
         [None, 50, 100, 200, 500],
@@ -127,15 +130,6 @@ if not items:
     st.stop()
 
 
-def label_shown(item) -> str:
-    """The label in effect: the decision's, none after a rejection, else the gold label."""
-    if item.status in ("accepted", "corrected"):
-        return item.current_label
-    if item.status == "rejected" or item.gold_label is None:
-        return "no label"
-    return item.gold_label
-
-
 table = pd.DataFrame(
     {
         "pair": [i.pair_id for i in items],
@@ -151,7 +145,8 @@ table = pd.DataFrame(
         "entropy": [i.entropy for i in items],
         "image reliance": [i.image_reliance for i in items],
         "status": [i.status for i in items],
-        "label": [label_shown(i) for i in items],
+        # the label in effect, by the store's one rule (the label every export writes); "no label": dropped
+        "label": [i.label_in_effect if i.label_in_effect is not None else "no label" for i in items],
         "annotator": [i.annotator for i in items],
         "image": [i.has_image for i in items],
         # the latest Find label errors run: what a model that never saw the pair says, and how sure

@@ -13,7 +13,15 @@ import streamlit as st
 from app.identity import require_reviewer
 from app.inference import predict_pair
 from app.model_status import weak_model_warning
-from app.render import entity_legend, highlighted_text, probability_figure, ranked_labels
+from app.render import (
+    MISSING,
+    count,
+    entity_legend,
+    highlighted_text,
+    plain,
+    probability_figure,
+    ranked_labels,
+)
 from app.resources import get_sessions, load_model
 from app.review_actions import AUDIT_SHORTCUTS, SHORTCUTS, boxed_image, pair_view, save, undo_action
 from app.state import review_session, show_flash
@@ -56,9 +64,9 @@ st.session_state["review_shown"] = (view.pair_id, state.revision)
 
 show_flash()
 st.caption(
-    f"Pair {view.pair_id} · {view.dataset} / {view.split}"
-    f"{f' line {view.source_line}' if view.source_line else ''} · {review.position + 1} of {len(review.queue)} "
-    f"in this queue · reviewing as {reviewer}"
+    f"Pair {view.pair_id} · {plain(view.dataset)} / {plain(view.split)}"
+    f"{f' line {view.source_line}' if view.source_line else ''} · {review.position + 1} of "
+    f"{count(len(review.queue), 'pair')} in this queue · reviewing as {plain(reviewer)}"
 )
 st.markdown(highlighted_text(view.tokens, view.head[:2], view.tail[:2]), unsafe_allow_html=True)
 st.markdown(entity_legend(view.head[2], view.tail[2]), unsafe_allow_html=True)
@@ -68,6 +76,13 @@ NO_LABEL = "no label"  # distinct from "None", which is one of MNRE's relations
 
 def shown_label(label: str | None) -> str:
     return f"`{label}`" if label is not None else NO_LABEL
+
+
+def shown_status(state) -> str:
+    """The status and who set it: an undo says so ("unreviewed by Ann" would read as Ann's decision)."""
+    if state.undone:
+        return f"{state.status} (after an undo by {plain(state.annotator)})"
+    return f"{state.status} by {plain(state.annotator)}" if state.annotator else state.status
 
 
 crops = [c for c in view.crops if c.path or c.box is not None]
@@ -96,7 +111,8 @@ with right:
     if view.probabilities:
         predicted = max(view.probabilities, key=view.probabilities.get)
         st.markdown(
-            f"**Model** `{view.model_version}` predicts **{predicted}** ({view.probabilities[predicted]:.1%})"
+            f"**Model** `{view.model_version}` predicts **{plain(predicted)}** "
+            f"({view.probabilities[predicted]:.1%})"
         )
         st.plotly_chart(
             probability_figure(view.probabilities, 10, view.gold_label),
@@ -106,18 +122,15 @@ with right:
     else:
         st.warning("No prediction: no model is active yet (see the **Models** page).")
 
-# a decision replaces the gold label: accepted/corrected carry their label, rejected has none; otherwise gold stands
-if state.status in ("accepted", "corrected"):
-    current = state.label
-elif state.status == "rejected":
-    current = None
-else:
-    current = view.gold_label
+# the label in effect comes from the store's one rule (app.store.ReviewState): the label every export writes
+current = state.label_in_effect
 gold_text = f"`{view.gold_label}`" if view.gold_label is not None else "no gold label (a post added here)"
 st.markdown(
-    f"**Gold label:** {gold_text} · **current label:** {shown_label(current)} · **status:** {state.status}"
-    f"{f' by {state.annotator}' if state.annotator else ''} (revision {state.revision})"
+    f"**Gold label:** {gold_text} · **current label:** {shown_label(current)} · **status:** {shown_status(state)} "
+    f"(revision {state.revision})"
 )
+if state.note:
+    st.caption(f"Note kept with this decision: {plain(state.note)}")
 
 if review.audit:
     # the label-error audit: a model that never trained on this pair against the label the run scored
@@ -138,7 +151,7 @@ if review.audit:
             )
             take, keep = st.columns(2)
             take.button(
-                f"Take {audit.suggested_label}",
+                f"Take {plain(audit.suggested_label)}",
                 shortcut="T",
                 on_click=save,
                 args=("corrected", audit.suggested_label),
@@ -149,7 +162,7 @@ if review.audit:
                 help="The model agrees with gold" if audit.suggested_label == audit.given_label else None,
             )
             keep.button(
-                f"Keep {audit.given_label}",
+                f"Keep {plain(audit.given_label)}",
                 shortcut="K",
                 on_click=save,
                 args=("accepted", audit.given_label),
@@ -167,7 +180,7 @@ decision_columns[0].button(
     type="primary",
     key="review_accept",
     width="stretch",
-    disabled=current is None,
+    # never disabled: a disabled button's key does nothing, silently; the save says why there is nothing to accept
     help="Nothing to accept: correct it to a label (1-9 or E) or reject it." if current is None else None,
 )
 decision_columns[1].button(
@@ -208,7 +221,7 @@ quick = st.columns(3)
 for k, name in enumerate(labels[:9]):
     p = f" {view.probabilities.get(name, 0):.0%}" if view.probabilities else ""
     quick[k % 3].button(
-        f"{k + 1} · {name}{p}",
+        f"{k + 1} · {plain(name)}{p}",
         shortcut=str(k + 1),
         on_click=save,
         args=("corrected", name),
@@ -225,15 +238,18 @@ button_col.button(
     key="review_correct",
     width="stretch",
 )
+# the note saved with the decision in effect is back in the box when the reviewer returns to the pair
+st.session_state.setdefault(f"review_note_{view.pair_id}", state.note or "")
 st.text_input("Note (kept with the decision)", key=f"review_note_{view.pair_id}")
 keys = f"{SHORTCUTS} · {AUDIT_SHORTCUTS}" if review.audit else SHORTCUTS
 st.caption(f"Keys: {keys}. Keys work when no text box has the focus (press Esc to leave one).")
 
-with st.expander(f"History ({len(state.history)} decisions)"):
+with st.expander(f"History ({count(len(state.history), 'decision')})"):
     if state.history:
+        # each row's label is the label in effect after it (a skip shows the label it kept), as in the header
         rows = [
             {**row, "label": row["label"] if row["label"] is not None else NO_LABEL} for row in state.history
         ]
-        st.dataframe(rows, hide_index=True, key="review_history")
+        st.dataframe(rows, hide_index=True, key="review_history", placeholder=MISSING)
     else:
         st.caption("No decision yet: the gold label stands.")

@@ -275,7 +275,13 @@ def test_progress_counts_current_statuses(imported):
         record_annotation(session, ids[("train", 1)], status="accepted", annotator="a", expected_revision=0)
         record_annotation(session, ids[("train", 2)], status="rejected", annotator="a", expected_revision=0)
         record_annotation(
-            session, ids[("train", 2)], status="corrected", label="None", annotator="b", expected_revision=1
+            # not the gold label "None": a correction to the gold label is recorded as accepted
+            session,
+            ids[("train", 2)],
+            status="corrected",
+            label="/loc/loc/contain",
+            annotator="b",
+            expected_revision=1,
         )
     with sessions() as session:
         counts = progress(session)
