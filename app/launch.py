@@ -4,7 +4,7 @@
 
 1. upgrade the label store and import MNRE from $MNRE_ROOT (else the synthetic demo set): app.prepare's steps,
    importing only; nothing is trained in the foreground;
-2. queue what is missing: the first model (configs/first_model.yaml, or $MRELENS_FIRST_MODEL_CONFIG: a quick
+2. queue what is missing (app.model_jobs.queue_default_jobs): the first model (configs/first_model.yaml, or $MRELENS_FIRST_MODEL_CONFIG: a quick
    text-only model, activated as soon as it is registered), then the full default recipe (configs/default.yaml,
    or $MRELENS_DEFAULT_MODEL_CONFIG: activated when its val micro-F1 beats the active model's), and a scoring job
    when the active model has not scored the queue yet; on the synthetic demo set the two trainings use
@@ -31,52 +31,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sqlalchemy.orm import sessionmaker
-
 from app.paths import REPO_ROOT
 
 STOP_TIMEOUT_S = 60
-LAUNCHER = "make app"  # who the launcher's jobs are started by
 
 
 def log(message: str) -> None:
     print(f"[launch {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def queue_default_jobs(sessions: sessionmaker, root: Path, dataset: str) -> list[int]:
-    """Queue the first model, the default recipe and a scoring job where each is missing; returns the new job ids."""
-    from app.jobs import enqueue
-    from app.jobs.runner import explain_limit, score_limit
-    from app.model_jobs import queue_training
-    from db.datasets import count_pairs
-    from db.jobs import latest_job
-    from db.model_versions import active_model
-    from db.provenance import pairs_without_prediction
-
-    queued = []
-    with sessions() as session:
-        active = active_model(session)
-        has_useful_model = active is not None and active.val_f1 is not None
-        first = latest_job(session, ("first_model",), ("queued", "running", "succeeded"))
-        default = latest_job(session, ("default_model",), ("queued", "running", "succeeded", "cancelled"))
-        scoring = latest_job(session, ("score",), ("queued", "running"))
-        unscored = 0
-        if active is not None:
-            total = count_pairs(session)
-            unscored = min(score_limit(), total) - (
-                total - len(pairs_without_prediction(session, active.key))
-            )
-    if first is None and not has_useful_model:
-        queued.append(queue_training(sessions, "first_model", root, dataset, LAUNCHER))
-        log(f"queued job {queued[-1]}: the first model (quick: one epoch)")
-    if default is None:
-        queued.append(queue_training(sessions, "default_model", root, dataset, LAUNCHER))
-        log(f"queued job {queued[-1]}: the default recipe (activated if it beats the active model)")
-    if active is not None and unscored > 0 and scoring is None:
-        params = {"model_version": active.version_id, "then_explain": explain_limit()}
-        queued.append(enqueue(sessions, "score", LAUNCHER, params))
-        log(f"queued job {queued[-1]}: store {active.version_id}'s predictions for the queue")
-    return queued
 
 
 def wait_until_serving(url: str, proc: subprocess.Popen, stopping: dict, timeout: float = 120) -> bool:
@@ -125,6 +86,7 @@ def stop(processes: dict[str, subprocess.Popen]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.model_jobs import queue_default_jobs
     from app.prepare import data_source, default_mnre_root, ensure_data
 
     ap = argparse.ArgumentParser(

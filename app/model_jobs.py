@@ -1,27 +1,42 @@
-"""The one path to a model: queue a training job and activate a model version.
+"""The one path to a model: the training configs, queue a training job, activate a model version.
 
     queue_training(sessions, kind, root, dataset, started_by)   first_model / default_model as a worker job
+    queue_default_jobs(sessions, root, dataset)                 what `make app` queues where it is missing
     activate(sessions, version_id, started_by)                  make a version active and queue its follow-ups
+    training_config(path, data, output_dir)                     the TrainConfig a training job runs
 
 `make app` (app.launch), `python -m app.prepare` and the Models page queue trainings through queue_training; the
 Models page's "Make active" and the jobs' automatic activation (app.jobs.runner.activate_if_better) go through
-activate, so every activation re-scores the queue and then precomputes Inspect's explanations for its top.
+activate, so every activation re-scores the queue and then precomputes Inspect's explanations for its top. The
+runners (app.jobs.runner, app.jobs.crossfit) import from here, never the other way.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import sessionmaker
 
-from app.paths import REPO_ROOT
+from app.paths import REPO_ROOT, feature_cache_dir
 from db.errors import LabelStoreError
 from db.job_kinds import KINDS
 from db.jobs import ACTIVE_STATUSES, latest_job
 from db.roles import Actor
 
+LAUNCHER = "make app"  # who the jobs queued by `make app` and app.prepare are started by
+# pairs a scoring job stores (val first, then test, new, train); MRELENS_SCORE_LIMIT
+DEFAULT_SCORE_LIMIT = 4000
+# pairs at the top of the queue whose Inspect results are precomputed after each activation; MRELENS_EXPLAIN_LIMIT
+DEFAULT_EXPLAIN_LIMIT = 50
+CONFIGS = {
+    "first_model": ("MRELENS_FIRST_MODEL_CONFIG", REPO_ROOT / "configs" / "first_model.yaml"),
+    "default_model": ("MRELENS_DEFAULT_MODEL_CONFIG", REPO_ROOT / "configs" / "default.yaml"),
+}
 SYNTHETIC_DATASET = "synthetic"  # the name app.prepare.data_source imports the synthetic demo set under
 # The synthetic demo set decides each label by the image alone: a text-only model stays at chance (25 %) there,
 # so without MNRE both trainings are of the objects variant (README: "Does the model use the image?").
@@ -37,12 +52,42 @@ class TrainingAlreadyQueued(LabelStoreError):
     """A training of the same kind is queued or running: a second one would only repeat it."""
 
 
+def score_limit() -> int:
+    return int(os.environ.get("MRELENS_SCORE_LIMIT", DEFAULT_SCORE_LIMIT))
+
+
+def explain_limit() -> int:
+    return int(os.environ.get("MRELENS_EXPLAIN_LIMIT", DEFAULT_EXPLAIN_LIMIT))
+
+
+def config_path(kind: str) -> Path:
+    variable, default = CONFIGS[kind]
+    path = Path(os.environ.get(variable) or default)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: training config of the {kind} job not found (set ${variable})")
+    return path
+
+
+def training_config(path: str | Path, data: str, output_dir: Path, **overrides):
+    """TrainConfig from a YAML file (model.train.parse_config), on `data`, writing under `output_dir`."""
+    from model.train import parse_config
+
+    cfg = parse_config(["--config", str(path)])
+    return replace(
+        cfg,
+        data=str(data),
+        output_dir=str(output_dir),
+        feature_cache=str(feature_cache_dir()),
+        skip_bad=True,
+        progress=False,
+        **overrides,
+    )
+
+
 def training_config_file(kind: str, dataset: str) -> Path:
     """The config a first_model / default_model job trains with: $MRELENS_FIRST_MODEL_CONFIG /
     $MRELENS_DEFAULT_MODEL_CONFIG when set, else the synthetic configs on the synthetic demo set, else
     configs/first_model.yaml / configs/default.yaml."""
-    from app.jobs.runner import CONFIGS, config_path
-
     variable, _ = CONFIGS[kind]
     if dataset == SYNTHETIC_DATASET and not os.environ.get(variable):
         return SYNTHETIC_CONFIGS[kind]
@@ -85,10 +130,49 @@ def activate(
     predictions for the queue and then queues the precompute of Inspect's explanations for the queue's top.
     Returns {"score_job": id}."""
     from app.jobs import enqueue
-    from app.jobs.runner import explain_limit
     from db.provenance import set_active
 
     with sessions.begin() as session:
         set_active(session, version_id, actor=actor)
     params = {"model_version": version_id, "then_explain": explain_limit()}
     return {"score_job": enqueue(sessions, "score", started_by, params)}
+
+
+def log(message: str) -> None:
+    print(f"[launch {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def queue_default_jobs(sessions: sessionmaker, root: Path, dataset: str) -> list[int]:
+    """Queue the first model, the default recipe and a scoring job where each is missing; returns the new job ids.
+
+    `make app` (app.launch) and `python -m app.prepare` call it: a job queued, running or done is not queued
+    again."""
+    from app.jobs import enqueue
+    from db.datasets import count_pairs
+    from db.model_versions import active_model
+    from db.provenance import pairs_without_prediction
+
+    queued = []
+    with sessions() as session:
+        active = active_model(session)
+        has_useful_model = active is not None and active.val_f1 is not None
+        first = latest_job(session, ("first_model",), ("queued", "running", "succeeded"))
+        default = latest_job(session, ("default_model",), ("queued", "running", "succeeded", "cancelled"))
+        scoring = latest_job(session, ("score",), ("queued", "running"))
+        unscored = 0
+        if active is not None:
+            total = count_pairs(session)
+            unscored = min(score_limit(), total) - (
+                total - len(pairs_without_prediction(session, active.key))
+            )
+    if first is None and not has_useful_model:
+        queued.append(queue_training(sessions, "first_model", root, dataset, LAUNCHER))
+        log(f"queued job {queued[-1]}: the first model (quick: one epoch)")
+    if default is None:
+        queued.append(queue_training(sessions, "default_model", root, dataset, LAUNCHER))
+        log(f"queued job {queued[-1]}: the default recipe (activated if it beats the active model)")
+    if active is not None and unscored > 0 and scoring is None:
+        params = {"model_version": active.version_id, "then_explain": explain_limit()}
+        queued.append(enqueue(sessions, "score", LAUNCHER, params))
+        log(f"queued job {queued[-1]}: store {active.version_id}'s predictions for the queue")
+    return queued

@@ -84,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.jobs import requeue_lost
     from app.jobs.crossfit import requeue_interrupted_folds
-    from app.jobs.queue import JobsConfigError, get_queue, jobs_url, storage_errors
-    from app.jobs.runner import STOP, worker_sessions
+    from app.jobs.queue import JobsConfigError, get_queue, jobs_url, set_job_runner, storage_errors
+    from app.jobs.runner import STOP, execute_job, worker_sessions
     from db.jobs import fail_abandoned_jobs
+
+    set_job_runner(execute_job)  # the queue's tasks run jobs through the runners in this process only
 
     try:
         queue = get_queue()

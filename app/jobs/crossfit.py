@@ -116,7 +116,7 @@ def _records(sessions: sessionmaker, labelled: list[list]) -> list:
 
 def run_crossfit_fold(sessions: sessionmaker, request, reporter) -> dict[str, Any]:
     """Train one fold (model.crossfit.train_fold), save its held-out predictions, and merge when it is the last."""
-    from app.jobs.runner import training_config
+    from app.model_jobs import training_config
     from model.crossfit import train_fold
 
     folder, fold = Path(request.params["folder"]), int(request.params["fold"])

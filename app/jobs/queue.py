@@ -4,13 +4,16 @@
     MRELENS_JOBS_URL=redis://127.0.0.1:6379/0   (several machines share one queue)
 
 huey only carries job ids; what a job is, its progress and its outcome live in the label store's jobs table
-(db/jobs.py), so every process reads the same state whichever storage carries the ids.
+(db/jobs.py), so every process reads the same state whichever storage carries the ids. The function that runs a
+job (app.jobs.runner.execute_job) is handed to this module by the worker (set_job_runner), so the queue that the app
+enqueues into never imports the runners.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -19,6 +22,16 @@ from db.redact import mask_secrets
 
 QUEUE_NAME = "mrelens"
 TASK_NAME = "mrelens.run_job"
+
+
+# what a task does with its job id: set by the worker process (app.worker), None in the app's
+_job_runner: Callable[[int], object] | None = None
+
+
+def set_job_runner(runner: Callable[[int], object]) -> None:
+    """The function the queue's tasks run with a job id in this process (the worker's app.jobs.runner.execute_job)."""
+    global _job_runner
+    _job_runner = runner
 
 
 class JobsConfigError(ValueError):
@@ -48,9 +61,11 @@ def _queue_for(url: str):
         )
 
     def run_job(job_id: int) -> None:
-        from app.jobs.runner import execute_job
-
-        execute_job(job_id)
+        if _job_runner is None:
+            raise RuntimeError(
+                f"job {job_id}: no job runner in this process; jobs run in `python -m app.worker`"
+            )
+        _job_runner(job_id)
 
     task = huey.task(name=TASK_NAME)(run_job)
     return huey, task

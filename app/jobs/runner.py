@@ -13,7 +13,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import re
 import sys
 import threading
@@ -27,6 +26,7 @@ from sqlalchemy.orm import sessionmaker
 
 # Find label errors: planning and one fold per job
 from app.jobs.crossfit import run_crossfit, run_crossfit_fold
+from app.model_jobs import config_path, score_limit, training_config
 from app.paths import REPO_ROOT, feature_cache_dir, runs_dir
 from db.jobs import (
     JobCancelled,
@@ -41,14 +41,6 @@ log = logging.getLogger("mrelens.jobs")
 
 # set by the worker's signal handler: the running job stops at its next progress report
 STOP = threading.Event()
-# pairs a scoring job stores (val first, then test, new, train); MRELENS_SCORE_LIMIT
-DEFAULT_SCORE_LIMIT = 4000
-# pairs at the top of the queue whose Inspect results are precomputed after each activation; MRELENS_EXPLAIN_LIMIT
-DEFAULT_EXPLAIN_LIMIT = 50
-CONFIGS = {
-    "first_model": ("MRELENS_FIRST_MODEL_CONFIG", REPO_ROOT / "configs" / "first_model.yaml"),
-    "default_model": ("MRELENS_DEFAULT_MODEL_CONFIG", REPO_ROOT / "configs" / "default.yaml"),
-}
 
 
 class WorkerStopping(Exception):
@@ -222,30 +214,6 @@ def execute_job(job_id: int, sessions: sessionmaker | None = None) -> str | None
 # Training configurations and model registration
 
 
-def config_path(kind: str) -> Path:
-    variable, default = CONFIGS[kind]
-    path = Path(os.environ.get(variable) or default)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: training config of the {kind} job not found (set ${variable})")
-    return path
-
-
-def training_config(path: str | Path, data: str, output_dir: Path, **overrides):
-    """TrainConfig from a YAML file (model.train.parse_config), on `data`, writing under `output_dir`."""
-    from model.train import parse_config
-
-    cfg = parse_config(["--config", str(path)])
-    return replace(
-        cfg,
-        data=str(data),
-        output_dir=str(output_dir),
-        feature_cache=str(feature_cache_dir()),
-        skip_bad=True,
-        progress=False,
-        **overrides,
-    )
-
-
 def job_output_dir(request: JobRequest) -> Path:
     return runs_dir() / f"job{request.id}-{request.kind}"
 
@@ -377,14 +345,6 @@ def run_retrain(sessions: sessionmaker, request: JobRequest, reporter: Reporter)
     }
     outcome.update(activate_if_better(sessions, result.new_version, f"job {request.id}"))
     return outcome
-
-
-def score_limit() -> int:
-    return int(os.environ.get("MRELENS_SCORE_LIMIT", DEFAULT_SCORE_LIMIT))
-
-
-def explain_limit() -> int:
-    return int(os.environ.get("MRELENS_EXPLAIN_LIMIT", DEFAULT_EXPLAIN_LIMIT))
 
 
 def run_score(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:

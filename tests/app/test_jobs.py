@@ -265,7 +265,7 @@ def test_a_cancelled_scoring_job_stores_no_prediction(job_env, tiny_checkpoint):
 
 
 def test_launcher_queues_missing_jobs_once(job_env):
-    from app.launch import queue_default_jobs
+    from app.model_jobs import queue_default_jobs
 
     sessions = job_env["sessions"]
     first = queue_default_jobs(sessions, job_env["data"], "synthetic")

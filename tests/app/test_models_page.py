@@ -72,7 +72,7 @@ def test_an_empty_store_can_queue_the_first_model_and_the_default_recipe_once(
 def test_make_active_queues_the_same_follow_ups_as_a_job_activation(
     make_app, seeded_url, tiny_checkpoint, tmp_path
 ):
-    from app.jobs.runner import explain_limit
+    from app.model_jobs import explain_limit
 
     other = tmp_path / "other"
     shutil.copytree(tiny_checkpoint, other)

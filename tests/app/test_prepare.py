@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from app.launch import LAUNCHER
+from app.model_jobs import LAUNCHER
 from app.prepare import prepare
 from db.models import Dataset, EntityPair, Job, ModelVersion, Prediction
 from db.schema import open_database
