@@ -29,13 +29,24 @@ class CurationReport:
         )
 
 
+# the decisions that give a pair a label a reviewer stands behind
+REVIEWED_LABEL_STATUSES = ("accepted", "corrected")
+
+
 def curated_training_records(
-    session: Session, records: Sequence, dataset: str, split: str, report: CurationReport | None = None
+    session: Session,
+    records: Sequence,
+    dataset: str,
+    split: str,
+    report: CurationReport | None = None,
+    reviewed_only: bool = False,
 ) -> list:
     """Apply the store's curated labels to records read from `split` of the dataset's source files.
 
     Records are matched by their source line. Corrections (and accepted labels) override the source label,
     rejected pairs are dropped, unreviewed and skipped pairs keep their previous label. The input is not modified.
+    reviewed_only: keep only the pairs a reviewer accepted or corrected (the labelled set of an annotation loop
+    that starts from unlabelled posts); the others count as dropped.
     """
     from dataclasses import replace
 
@@ -66,7 +77,10 @@ def curated_training_records(
                 f"{split} line {record.line} differs from the record stored in dataset "
                 f"{dataset!r}; re-import the changed file under a new dataset name"
             )
-        label = states.get(pair_id, UNREVIEWED).curated_label(record.relation)
+        state = states.get(pair_id, UNREVIEWED)
+        label = state.curated_label(record.relation)
+        if reviewed_only and state.status not in REVIEWED_LABEL_STATUSES:
+            label = None
         if label is None:
             report.dropped += 1
             continue

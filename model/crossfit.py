@@ -104,12 +104,36 @@ def record_probabilities(
     model, tokenizer, records: list[Record], feature_cache: str | None, batch_size: int = 64
 ) -> np.ndarray:
     """(N, num_labels) probabilities of a loaded model on records, with the model's own preprocessing."""
-    from model.batching import prepare_examples
+    return record_probabilities_and_embeddings(model, tokenizer, records, feature_cache, batch_size)[0]
+
+
+def record_probabilities_and_embeddings(
+    model, tokenizer, records: list[Record], feature_cache: str | None, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """The probabilities of record_probabilities and, from the same forward passes, each record's representation as
+    the classifier sees it ((N, 2 C): the head and tail entity states), the embedding diversity-aware query
+    strategies cluster."""
+    import torch
+
+    from model.batching import length_bucketed_batches, prepare_examples
     from model.evaluate import predict_probabilities
     from model.visual_features import FeatureCache
 
     prepared = prepare_examples(records, tokenizer, model.config, None, FeatureCache(feature_cache))
-    return predict_probabilities(model, prepared.examples, tokenizer.pad_token_id, batch_size).numpy()
+    captured: list[torch.Tensor] = []
+    hook = model.classifier.register_forward_pre_hook(lambda _module, args: captured.append(args[0].detach()))
+    try:
+        probabilities = predict_probabilities(model, prepared.examples, tokenizer.pad_token_id, batch_size)
+    finally:
+        hook.remove()
+    # predict_logits runs length-bucketed batches (in this order): put the captured rows back in record order
+    order = length_bucketed_batches(
+        [len(e.input_ids) for e in prepared.examples], batch_size, seed=0, shuffle=False
+    )
+    embeddings = np.zeros((len(records), captured[0].shape[-1] if captured else 0), dtype=np.float32)
+    for idx, rows in zip(order, captured, strict=True):
+        embeddings[idx] = rows.float().cpu().numpy()
+    return probabilities.numpy(), embeddings
 
 
 def train_fold(
