@@ -208,7 +208,7 @@ def worker_model(version: ModelVersionInfo):
     it); attribution hooks on this copy never reach the page's copy. At most two versions are kept."""
     if version.version_id not in _worker_models:
         from app.resources import torch_threads
-        from model.evaluate import load_checkpoint
+        from model.checkpoint import load_checkpoint
 
         torch_threads()
         while len(_worker_models) >= 2:

@@ -49,7 +49,7 @@ def get_sessions() -> sessionmaker:
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=2)
 def load_model(path: str):
     """(model, tokenizer) of a checkpoint folder, loaded once; CPU with one thread per request."""
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     torch_threads()
     return load_checkpoint(path)

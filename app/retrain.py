@@ -76,7 +76,7 @@ def resolve_base(sessions: sessionmaker, base: str) -> ModelVersionInfo:
 
 def _check_loads(folder: Path) -> None:
     """A folder that is not a loadable checkpoint is refused before anything about it is stored."""
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     try:
         load_checkpoint(folder)

@@ -59,8 +59,8 @@ def seed_store(folder: Path, model_dir: Path | None) -> tuple[str, str, int]:
     from db.models import EntityPair
     from db.provenance import register_checkpoint, set_active
     from db.schema import open_database
+    from model.checkpoint import load_checkpoint
     from model.encoders import build_model
-    from model.evaluate import load_checkpoint
     from model.synthetic import MNRE_LABELS, generate
 
     data = generate(folder / "synthetic", {"train": 80, "val": 40}, images_per_label=5, seed=0)
@@ -88,7 +88,7 @@ def precompute(url: str, version_key: int, n: int, model_dir: Path) -> tuple[lis
     from app.explain_results import explain_top_of_queue, queue_top
     from app.paths import feature_cache_dir
     from db.schema import open_database
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     engine, sessions = open_database(url)
     model, tokenizer = load_checkpoint(model_dir)

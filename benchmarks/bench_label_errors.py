@@ -63,9 +63,9 @@ def recipe(path: Path, data: Path, out: Path):
 
 def train_and_score(cfg_path: Path, data: Path, out: Path) -> dict:
     """Train a recipe on `data` (unless out/result.json exists) and store its probabilities on the train split."""
+    from model.checkpoint import load_checkpoint
     from model.crossfit import record_probabilities
     from model.data import labels_by_id, load_split
-    from model.evaluate import load_checkpoint
     from model.train import train
 
     done = out / "result.json"

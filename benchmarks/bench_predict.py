@@ -34,8 +34,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.batching import prepare_examples  # noqa: E402
+from model.checkpoint import load_checkpoint  # noqa: E402
 from model.encoders import build_model  # noqa: E402
-from model.evaluate import load_checkpoint, predict_probabilities  # noqa: E402
+from model.evaluate import predict_probabilities  # noqa: E402
 from model.mnre_format import load_split  # noqa: E402
 from model.predict import build_predictor, numbered_lines, predict_stream  # noqa: E402
 from model.synthetic import MNRE_LABELS, generate  # noqa: E402

@@ -270,7 +270,7 @@ def checkpoint_cases(good: Path, tmp: Path) -> list[tuple[str, Path]]:
 
 LOAD_ONLY = (
     "import sys\n"
-    "from model.evaluate import load_checkpoint\n"
+    "from model.checkpoint import load_checkpoint\n"
     "try:\n    load_checkpoint(sys.argv[1])\n    print('loaded', file=sys.stderr)\n"
     "except ValueError as err:\n    print(f'error: {err}', file=sys.stderr)\n"
 )
@@ -411,7 +411,7 @@ def main() -> int:
         f"{platform.python_version()}; tiny random models (hidden 32, 2 layers, seed 0), synthetic data (seed 0). "
         "Each bad input goes through the commands a user runs: `python -m db import` (with and without "
         "`--skip-bad`) and `python -m model.evaluate` for files; `python -m model.evaluate --model` and the "
-        "loader alone (`model.evaluate.load_checkpoint`) for checkpoints. Paths are shortened to `<tmp>`.",
+        "loader alone (`model.checkpoint.load_checkpoint`) for checkpoints. Paths are shortened to `<tmp>`.",
         "",
         "Checked unchanged: the input files (sha256 of every file before and after); for imports, every row of the "
         "label store (`sqlite3 iterdump`, hashed before and after: a refused import writes nothing); for "

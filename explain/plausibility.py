@@ -623,9 +623,8 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("TORCH_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["TORCH_NUM_THREADS"]))
 
-    from model.checkpoint import CheckpointError
+    from model.checkpoint import CheckpointError, load_checkpoint
     from model.data import DataFormatError, load_split
-    from model.evaluate import load_checkpoint
     from model.synthetic import read_rationales
 
     try:

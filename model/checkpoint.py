@@ -4,7 +4,8 @@ The version id is derived from the saved weights, so two folders with the same i
 
 Reading: read_checkpoint_config is the one reader of config.json; load_checkpoint_model checks a folder before
 building anything (config values, sizes, then the safetensors header against the shapes the config describes) and
-raises one CheckpointError naming the folder, the file and the field.
+raises one CheckpointError naming the folder, the file and the field. load_checkpoint(folder) -> (model, tokenizer)
+is what everything else calls: the architecture config.json names (model.registry), its model and its tokenizer.
 """
 
 from __future__ import annotations
@@ -494,3 +495,31 @@ def load_trainer_state(folder: str | Path) -> dict | None:
         return _join_tensors(structure, tensors)
     except (ValueError, KeyError, TypeError, OSError) as err:
         raise ValueError(f"{folder}: unreadable trainer state ({err})") from err
+
+
+def checkpoint_architecture(folder: str | Path) -> str:
+    """The architecture a checkpoint folder's config.json names; CheckpointError for an unknown one."""
+    from model.registry import ARCHITECTURES
+
+    architecture = read_checkpoint_config(folder)["architecture"]
+    if architecture not in ARCHITECTURES:
+        raise CheckpointError(
+            folder,
+            CONFIG_FILE,
+            "architecture",
+            f"unknown architecture {architecture!r}; known: {sorted(ARCHITECTURES)}",
+        )
+    return architecture
+
+
+def load_model(folder: str | Path, device: str = "cpu"):
+    """The model saved in `folder` (safetensors + config.json), in eval mode."""
+    from model.registry import model_class
+
+    return model_class(checkpoint_architecture(folder)).from_pretrained(folder).to(device).eval()
+
+
+def load_checkpoint(folder: str | Path, device: str = "cpu"):
+    """(model, tokenizer) from a checkpoint folder; a broken folder raises CheckpointError."""
+    model = load_model(folder, device)
+    return model, load_checkpoint_tokenizer(folder, model.config)

@@ -147,7 +147,7 @@ def train_fold(
 ) -> FoldPrediction:
     """Train on every record outside `fold` (cfg: a model.train.TrainConfig; its output_dir gets fold<k>/) and
     predict the records of `fold` with the checkpoint that training selected on val."""
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
     from model.train import train
 
     k = max(fold_of) + 1

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from model.batching import collate, length_bucketed_batches, prepare_examples
-from model.checkpoint import checkpoint_preprocessing, preprocessing
+from model.checkpoint import checkpoint_preprocessing, load_checkpoint, preprocessing
 from model.data import DataFormatError, Record, load_split
 from model.visual_features import FeatureCache
 
@@ -144,16 +144,6 @@ def metrics_from_logits(
 def evaluate_examples(model, examples, pad_id: int, batch_size: int = 64, device: str = "cpu") -> dict:
     logits = predict_logits(model, examples, pad_id, batch_size, device)
     return metrics_from_logits(logits, [e.label for e in examples], model.config)
-
-
-def load_checkpoint(model_dir: str | Path, device: str = "cpu"):
-    """(model, tokenizer) from a checkpoint folder; a broken folder raises model.checkpoint.CheckpointError."""
-    from model.checkpoint import load_checkpoint_tokenizer
-    from model.registry import load_model
-
-    model = load_model(model_dir, device)
-    tokenizer = load_checkpoint_tokenizer(model_dir, model.config)
-    return model, tokenizer
 
 
 def evaluate_checkpoint(

@@ -477,7 +477,7 @@ def build_predictor(
     if model is None:
         if model_dir is None:
             raise ValueError("give model_dir or a loaded model and tokenizer")
-        from model.evaluate import load_checkpoint
+        from model.checkpoint import load_checkpoint
 
         model, tokenizer = load_checkpoint(model_dir, device)
     model.to(device).eval()

@@ -1,4 +1,5 @@
-"""Train an IFAformer variant on an MNRE-layout folder; keep the best epoch by val micro-F1.
+"""Train a relation classifier (an IFAformer variant, or MEGA with `architecture: mega`) on an MNRE-layout folder;
+keep the best epoch by val micro-F1.
 
     python -m model.train --config configs/objects.yaml [--epochs 3 --lr 5e-5 ...]
     torchrun --nproc_per_node 2 -m model.train --config ...        (DistributedDataParallel; gloo on CPU)
@@ -300,7 +301,7 @@ def train(
     val_records = val_records[: cfg.limit_val] if cfg.limit_val else val_records
 
     if cfg.init_from:
-        from model.evaluate import load_checkpoint
+        from model.checkpoint import load_checkpoint
 
         model, tokenizer = load_checkpoint(cfg.init_from)
         if list(model.config.label_names) != list(label_names):

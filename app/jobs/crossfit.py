@@ -169,7 +169,7 @@ def _active_model_probabilities(
     """The active model's probabilities on the pairs of the other splits, in the plan's label order."""
     from app.inference import predict_records
     from db.model_versions import active_model
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     if not plan["others"]:
         return None, None

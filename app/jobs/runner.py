@@ -249,8 +249,7 @@ def register_trained(
     """Register a finished training's checkpoint (after checking it loads and no cancel came) and maybe activate."""
     from db.model_versions import model_or_none, summarize_metrics
     from db.provenance import register_checkpoint
-    from model.checkpoint import read_checkpoint_config
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint, read_checkpoint_config
 
     reporter.check_cancel()
     load_checkpoint(checkpoint)  # a checkpoint that does not load back is never registered
@@ -355,7 +354,7 @@ def run_score(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -
     from db.errors import LabelStoreError
     from db.model_versions import active_model, find_model
     from db.provenance import pairs_without_prediction
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     wanted = request.params.get("model_version")
     with sessions() as session:
@@ -408,7 +407,7 @@ def run_explanations(sessions: sessionmaker, request: JobRequest, reporter: Repo
     own path) and stored per pair as each pair completes; pairs already stored are skipped."""
     from app.explain_results import explain_top_of_queue
     from db.model_versions import find_model
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     with sessions() as session:
         version = find_model(session, request.params["model_version"])

@@ -7,7 +7,6 @@ reference (bert-base + CLIP on the MNRE test split; ours are offline MiniLM + Ef
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import pandas as pd
@@ -57,16 +56,6 @@ def percent(rows: list[dict], columns: list[str]) -> pd.DataFrame:
             continue  # the paper's numbers are already in percent; counts and names stay as they are
         frame[col] = frame[col] * 100
     return frame
-
-
-def figures_module():
-    try:
-        return importlib.import_module("explain.figures")
-    except ImportError as err:
-        st.info(
-            f"Plots not available: `explain.figures` cannot be imported yet ({err}). The tables are complete."
-        )
-        return None
 
 
 EXPERIMENT_KINDS = {"shuffle": "Table 1 (visual shuffle)", "ablation": "Table 2 (ablation)"}
@@ -156,12 +145,12 @@ if not runs:
         "Markdown files only; a retraining's before/after evaluations are not part of these tables.)"
     )
     st.stop()
-from explain import ablation_table, shuffle_table  # noqa: E402  (only needed once there are runs)
+# the explain package (and its Plotly figures) only once there are runs to draw
+from explain import ablation_table, figures, shuffle_table  # noqa: E402
 
 splits = sorted({run["eval_split"] for run in runs})
 split = st.selectbox("Evaluated on", splits, key="experiments_split")
 chosen = [run for run in runs if run["eval_split"] == split]
-figures = figures_module()
 
 st.subheader("Table 1: visual shuffle")
 shuffle_rows = shuffle_table(chosen)
@@ -171,8 +160,7 @@ st.dataframe(
     key="experiments_shuffle",
     column_config={c: st.column_config.NumberColumn(format="%.2f") for c in SHUFFLE_COLUMNS[2:7]},
 )
-if figures is not None:
-    st.plotly_chart(figures.shuffle_table_figure(shuffle_rows), key="experiments_shuffle_chart")
+st.plotly_chart(figures.shuffle_table_figure(shuffle_rows), key="experiments_shuffle_chart")
 
 st.subheader("Table 2: ablation")
 ablation_rows = ablation_table(chosen)
@@ -186,8 +174,7 @@ if ablation_rows:
             for c in ("accuracy", "precision", "recall", "f1", "f1_std", "f1_vs_full")
         },
     )
-    if figures is not None:
-        st.plotly_chart(figures.ablation_figure(ablation_rows), key="experiments_ablation_chart")
+    st.plotly_chart(figures.ablation_figure(ablation_rows), key="experiments_ablation_chart")
 else:
     st.info("No standard-setting run on this split: Table 2 needs one per variant.")
 st.caption(

@@ -54,7 +54,7 @@ def seeded_template(tmp_path_factory, tiny_checkpoint, app_feature_cache) -> Pat
     from app.inference import predict_and_store
     from db.io import import_mnre
     from db.provenance import register_checkpoint, save_evaluation_run, set_active
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
     from model.synthetic import generate
 
     root = tmp_path_factory.mktemp("app_seed")

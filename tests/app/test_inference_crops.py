@@ -98,7 +98,7 @@ def test_scoring_and_inspect_read_the_models_crops(store, grounding, tiny_checkp
     the crops came from; Inspect's encoding (app.explain_results.encode) reads the same crop."""
     from app.explain_results import encode
     from app.inference import pair_records, predict_pair, predict_records
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     model, tokenizer = load_checkpoint(tiny_checkpoint)
     model.config.preprocessing = {

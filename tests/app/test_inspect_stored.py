@@ -18,7 +18,7 @@ def _store_results(url: str, pair_id: int) -> dict:
 
     from app.explain_results import DEFAULT_SETTINGS, KINDS, compute, encode, store_result
     from app.paths import feature_cache_dir
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     engine, sessions = open_database(url)
     with sessions() as session:
@@ -75,14 +75,14 @@ def test_warming_loads_the_model_once_off_the_page_even_when_inspect_asks_meanwh
     make_app, seeded_url, monkeypatch
 ):
     import app.explanations
-    import model.evaluate
+    import model.checkpoint
     from app.resources import load_model
     from app.serve import warm
 
     monkeypatch.setenv("DATABASE_URL", seeded_url)
     monkeypatch.setattr(app.explanations, "_worker_models", {})
     load_model.clear()
-    real_load = model.evaluate.load_checkpoint
+    real_load = model.checkpoint.load_checkpoint
     loads: list[str] = []
 
     def slow_load(path):
@@ -90,7 +90,7 @@ def test_warming_loads_the_model_once_off_the_page_even_when_inspect_asks_meanwh
         time.sleep(1.5)  # long enough for the page to ask while this load runs
         return real_load(path)
 
-    monkeypatch.setattr(model.evaluate, "load_checkpoint", slow_load)
+    monkeypatch.setattr(model.checkpoint, "load_checkpoint", slow_load)
     warming = threading.Thread(target=warm, name="mrelens-warm")
     warming.start()
     deadline = time.time() + 30

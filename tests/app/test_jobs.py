@@ -245,7 +245,7 @@ def test_a_cancelled_scoring_job_stores_no_prediction(job_env, tiny_checkpoint):
     from app.inference import predict_and_store
     from db.jobs import JobCancelled
     from db.provenance import register_checkpoint
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     sessions = job_env["sessions"]
     with sessions.begin() as session:

@@ -115,7 +115,7 @@ def test_an_error_in_the_middle_of_a_pair_stores_nothing_of_that_pair(seeded_url
     import app.explain_results as results
     from app.paths import feature_cache_dir
     from db.schema import open_database
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     engine, sessions = open_database(seeded_url)
     with sessions() as session:

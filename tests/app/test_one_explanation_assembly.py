@@ -33,7 +33,7 @@ def test_inspects_result_is_explain_posts_result_for_the_same_pair(seeded_url, m
     from app.paths import feature_cache_dir
     from db.models import ModelVersion
     from explain.bundle import explain_post
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     engine, sessions = open_database(seeded_url)
     with sessions() as session:

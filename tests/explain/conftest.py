@@ -31,7 +31,7 @@ def tiny_train_config(synthetic_root, text_encoder, cache, out, **kw) -> TrainCo
 @pytest.fixture(scope="session")
 def explain_models(synthetic_root, tiny_text_encoder, feature_cache_dir, tmp_path_factory):
     """{"objects": (model, tokenizer), "text_only": (model, tokenizer)} loaded from saved checkpoints."""
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
     from model.train import train
 
     out = tmp_path_factory.mktemp("explain_runs")

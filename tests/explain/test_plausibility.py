@@ -154,7 +154,7 @@ def _rows(table) -> dict:
 @pytest.fixture(scope="module")
 def text_decided(tmp_path_factory, tiny_text_encoder, feature_cache_dir):
     """A tiny text_only model trained on the text-decided synthetic set (12 epochs: 100 % val accuracy)."""
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
     from model.synthetic import generate
     from model.train import train
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.registry import load_model
+from model.checkpoint import load_model
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_VISION = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64}
@@ -171,7 +171,7 @@ def test_unknown_architecture_is_named(folder):
 def test_tokenizer_missing_or_larger_than_the_embeddings(folder):
     from transformers import AutoTokenizer
 
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     tokenizer.add_tokens([f"extra{i}" for i in range(50)])  # ids past the model's embedding table

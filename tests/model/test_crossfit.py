@@ -64,7 +64,7 @@ def test_a_fold_model_never_trains_on_the_records_it_predicts(tmp_path, monkeypa
         return np.full((len(held), 2), 0.5)
 
     monkeypatch.setattr(model.train, "train", fake_train)
-    monkeypatch.setattr("model.evaluate.load_checkpoint", lambda path: (None, None))
+    monkeypatch.setattr("model.checkpoint.load_checkpoint", lambda path: (None, None))
     monkeypatch.setattr(crossfit_module, "record_probabilities", fake_probabilities)
 
     for fold in range(4):
@@ -165,8 +165,8 @@ def test_out_of_sample_scores_find_the_flips_that_in_sample_scores_miss(
 ):
     """The reason cross-fitting exists: a model that trained on a flipped label has fitted it and finds it no
     more than a model that never saw the pair would."""
+    from model.checkpoint import load_checkpoint
     from model.crossfit import record_probabilities
-    from model.evaluate import load_checkpoint
     from model.train import train
 
     records, rel2id, _ = load_split(flipped_data, "train")

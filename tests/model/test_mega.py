@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from model.batching import collate, prepare_examples
+from model.checkpoint import load_model
 from model.data import Entity, Record, encode_text, load_split
 from model.evaluate import evaluate_checkpoint
 from model.mega import MegaForRelationClassification, build_mega, structural_inputs
-from model.registry import load_model
 from model.train import TrainConfig, main
 
 LABELS = ["None", "/per/per/peer", "/per/per/couple"]

@@ -39,7 +39,7 @@ def tiny_model_dir(tiny_text_encoder, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(tiny_model_dir):
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     return load_checkpoint(tiny_model_dir)
 

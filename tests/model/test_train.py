@@ -283,7 +283,7 @@ def test_freeze_word_embeddings_keeps_the_pretrained_rows(
     not (the same comparison failing on a normal run shows that it can fail)."""
     from transformers import AutoModel
 
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     train(
         tiny_config(
@@ -313,7 +313,7 @@ def test_bf16_precision_runs_the_training_forward_in_bfloat16_and_keeps_float32_
     """The linear layers' outputs during training are bfloat16 only under "bf16" (a setting that never reached the
     forward pass leaves them float32), while the saved weights stay float32 (casting the model itself would not)."""
     import model.train as train_module
-    from model.evaluate import load_checkpoint
+    from model.checkpoint import load_checkpoint
 
     seen: set[torch.dtype] = set()
     build = train_module.build_fresh_model
