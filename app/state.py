@@ -32,6 +32,29 @@ class ReviewSession:
             self.position = min(max(self.position + step, 0), len(self.queue) - 1)
 
 
+@dataclass
+class QueueFilters:
+    """The Queue's filters and view, kept outside the widget keys: Streamlit drops a widget's key when its page is
+    left, and a key restored to None showed the placeholder "Choose an option" while the queue was unfiltered."""
+
+    sort: str
+    split: str | None = None  # None: every split
+    dataset: str | None = None
+    status: str | None = None
+    annotator: str | None = None
+    gold: str | None = None
+    predicted: str | None = None
+    text: str = ""
+    suspects: int | None = None  # only the top N likely label errors
+    limit: int = 200
+    more_columns: bool = False
+
+
+def queue_filters(**defaults) -> QueueFilters:
+    """This session's Queue filters; `defaults` (the default sort, the split to start on) on the first visit."""
+    return st.session_state.setdefault("queue_filters", QueueFilters(**defaults))
+
+
 def init_state() -> None:
     # who is reviewing: a plain key, never a widget key, so it survives st.switch_page (see app.identity)
     st.session_state.setdefault("reviewer", "")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.render import progress_figure
+from app.render import MISSING, count, plain, progress_figure
 from app.resources import get_sessions
-from app.state import review_session, show_flash
+from app.state import queue_filters, review_session, show_flash
 from app.store import filter_options
 from db.datasets import list_datasets
 from db.models import ANNOTATION_STATUSES
 from db.provenance import active_model_version
-from db.review_queue import QUEUE_SORTS, QueueFilter, progress, review_queue
+from db.review_queue import DEFAULT_QUEUE_SORT, QUEUE_SORTS, QueueFilter, progress, review_queue
 
 SORT_NAMES = {
     "uncertainty": "uncertainty: smallest top-2 margin first",
@@ -43,71 +43,67 @@ if active is None:
         "Register or train one on the **Models** page."
     )
 
-# Streamlit drops a widget's value when its page is left; keep the filters across a visit to Review.
-FILTER_KEYS = (
-    "queue_dataset",
-    "queue_split",
-    "queue_status",
-    "queue_annotator",
-    "queue_gold",
-    "queue_predicted",
-    "queue_text",
-    "queue_sort",
-    "queue_limit",
-    "queue_suspects",
-)
 # reviewers work through one split at a time: start on val (the held-out split) when the store has one
 default_split = "val" if "val" in options["split"] else (options["split"] or [None])[0]
-saved = st.session_state.setdefault("queue_saved_filters", {"queue_limit": 200, "queue_split": default_split})
-for key in FILTER_KEYS:
-    if key not in st.session_state and key in saved:
-        st.session_state[key] = saved[key]
+# the filters live in app.state, never in the widget keys (Streamlit drops those when the page is left): each
+# widget starts from the kept value and writes its value back
+kept = queue_filters(sort=DEFAULT_QUEUE_SORT, split=default_split)
+
+
+def choose(column, label: str, attribute: str, choices: list, everything: str, name=str, **kwargs):
+    """A selectbox over `choices` with None (shown as `everything`) first, starting at the kept value."""
+    choices = [None, *choices]
+    current = getattr(kept, attribute)
+    value = column.selectbox(
+        label,
+        choices,
+        index=choices.index(current) if current in choices else 0,
+        format_func=lambda x: everything if x is None else name(x),
+        key=f"queue_{attribute}",
+        **kwargs,
+    )
+    setattr(kept, attribute, value)
+    return value
+
 
 with st.container(border=True):
     c1, c2, c3, c4 = st.columns(4)
-    dataset = c1.selectbox(
-        "Dataset", [None, *datasets], format_func=lambda x: x or "all", key="queue_dataset"
-    )
-    split = c2.selectbox(
-        "Split", [None, *options["split"]], format_func=lambda x: x or "all", key="queue_split"
-    )
-    status = c3.selectbox(
-        "Status", [None, *ANNOTATION_STATUSES], format_func=lambda x: x or "all", key="queue_status"
-    )
-    annotator = c4.selectbox(
-        "Annotator", [None, *options["annotator"]], format_func=lambda x: x or "anyone", key="queue_annotator"
-    )
+    dataset = choose(c1, "Dataset", "dataset", datasets, "all")
+    split = choose(c2, "Split", "split", options["split"], "all")
+    status = choose(c3, "Status", "status", list(ANNOTATION_STATUSES), "all")
+    annotator = choose(c4, "Annotator", "annotator", options["annotator"], "anyone")
     c5, c6, c7, c8 = st.columns(4)
-    gold = c5.selectbox(
-        "Gold label", [None, *options["gold_label"]], format_func=lambda x: x or "any", key="queue_gold"
-    )
-    predicted = c6.selectbox(
-        "Predicted label",
-        [None, *options["gold_label"]],
-        format_func=lambda x: x or "any",
-        key="queue_predicted",
-    )
-    text = c7.text_input("Search text or entity", key="queue_text")
-    more = c8.toggle(
+    gold = choose(c5, "Gold label", "gold", options["gold_label"], "any")
+    predicted = choose(c6, "Predicted label", "predicted", options["gold_label"], "any")
+    kept.text = text = c7.text_input("Search text or entity", value=kept.text, key="queue_text")
+    kept.more_columns = more = c8.toggle(
         "More columns",
+        value=kept.more_columns,
         key="queue_more_columns",
         help="split, margin, entropy, image reliance, annotator, image",
     )
     # the sort names are long: a row of their own, so the chosen one is never cut off
     c9, c10, c11 = st.columns([3, 1, 1])
-    sort = c9.selectbox(
-        "Sort", QUEUE_SORTS, format_func=lambda name: SORT_NAMES.get(name, name), key="queue_sort"
+    kept.sort = sort = c9.selectbox(
+        "Sort",
+        QUEUE_SORTS,
+        index=QUEUE_SORTS.index(kept.sort) if kept.sort in QUEUE_SORTS else 0,
+        format_func=lambda name: SORT_NAMES.get(name, name),
+        key="queue_sort",
     )
-    suspects = c10.selectbox(
+    suspects = choose(
+        c10,
         "Likely label errors",
-        [None, 50, 100, 200, 500],
-        format_func=lambda n: "all pairs" if n is None else f"top {n} only",
-        key="queue_suspects",
+        "suspects",
+        [50, 100, 200, 500],
+        "all pairs",
+        name=lambda n: f"top {n} only",
         help="Only the most likely label errors of the dataset's latest Find label errors run (Label errors page)",
     )
-    limit = c11.select_slider("Rows", [50, 100, 200, 500, 1000], key="queue_limit")
+    kept.limit = limit = c11.select_slider(
+        "Rows", [50, 100, 200, 500, 1000], value=kept.limit, key="queue_limit"
+    )
 
-saved.update({key: st.session_state[key] for key in FILTER_KEYS if key in st.session_state})
 queue_filter = QueueFilter(
     dataset, split, predicted, gold, status, annotator, text.strip() or None, suspects=suspects
 )
@@ -118,7 +114,7 @@ with sessions() as session:
 done = counts["total"] - counts["unreviewed"]
 st.progress(
     done / counts["total"] if counts["total"] else 0.0,
-    text=f"{done} of {counts['total']} pairs reviewed ({counts['unreviewed']} to go)",
+    text=f"{done:,} of {count(counts['total'], 'pair')} reviewed ({counts['unreviewed']:,} to go)",
 )
 cols = st.columns(5)
 for col, name in zip(cols, ["accepted", "corrected", "rejected", "skipped", "unreviewed"], strict=True):
@@ -160,13 +156,31 @@ table = pd.DataFrame(
         "p(gold) out-of-sample": [i.given_probability for i in items],
     }
 )
+# the review state first, then the post and the labels: at 1600 px the main columns fit (fixed widths, 1,070 px),
+# and a narrower window cuts the post text, never the status
 AUDIT_COLUMNS = ["suspect rank", "out-of-sample", "p(gold) out-of-sample"]
-MAIN_COLUMNS = ["pair", "text", "head", "tail", "gold", "predicted", "confidence", "label", "status"]
+MAIN_COLUMNS = ["pair", "status", "text", "head", "tail", "gold", "predicted", "confidence", "label"]
 if sort == "label_error" or suspects is not None:
-    MAIN_COLUMNS = MAIN_COLUMNS[:5] + AUDIT_COLUMNS + MAIN_COLUMNS[7:]
+    MAIN_COLUMNS = MAIN_COLUMNS[:6] + AUDIT_COLUMNS + MAIN_COLUMNS[8:]
 DETAIL_COLUMNS = ["split", "margin", "entropy", "image reliance", "annotator", "image"]
+# every stored prediction without an image reliance: say so and why, rather than an empty column and a sort that
+# silently falls back to pair order
+if not any(i.image_reliance is not None for i in items):
+    if active is None:
+        why = "no model is active"
+    elif active.variant == "text_only":
+        why = f"the active model {plain(active.version_id)} is text-only: it never reads the image"
+    else:
+        why = f"the predictions of {plain(active.version_id)} were stored without it (Inspect computes it per post)"
+    DETAIL_COLUMNS.remove("image reliance")
+    if sort == "image_reliance":
+        st.warning(
+            f"Sorted by image reliance, but no pair shown has one ({why}): the pairs are in pair order."
+        )
+    elif more:
+        st.caption(f"No image reliance column: no pair shown has one ({why}).")
 st.caption(
-    f"{len(items)} pairs shown. Select a row to open it, or review them in this order."
+    f"{count(len(items), 'pair')} shown. Select a row to open it, or review them in this order."
     + ("" if more else " Split, margin, entropy, image reliance, annotator: **More columns**.")
 )
 event = st.dataframe(
@@ -176,14 +190,21 @@ event = st.dataframe(
     on_select="rerun",
     selection_mode="single-row",
     key="queue_table",
+    placeholder=MISSING,  # a missing value is a dash: "None" is one of MNRE's relations
     column_config={
         "margin": st.column_config.NumberColumn(format="%.3f"),
         "entropy": st.column_config.NumberColumn(format="%.3f"),
         "image reliance": st.column_config.NumberColumn(format="%.3f"),
         "p(gold) out-of-sample": st.column_config.NumberColumn(format="%.3f"),
-        "text": st.column_config.TextColumn(width="medium"),
-        "pair": st.column_config.NumberColumn(width="small"),
-        "confidence": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1, width="small"),
+        "pair": st.column_config.NumberColumn(width=60),
+        "status": st.column_config.TextColumn(width=90),
+        "text": st.column_config.TextColumn(width=250),
+        "head": st.column_config.TextColumn(width=100),
+        "tail": st.column_config.TextColumn(width=100),
+        "gold": st.column_config.TextColumn(width=120),
+        "predicted": st.column_config.TextColumn(width=120),
+        "confidence": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1, width=80),
+        "label": st.column_config.TextColumn(width=150),
     },
 )
 ids = [i.pair_id for i in items]

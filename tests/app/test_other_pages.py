@@ -28,12 +28,14 @@ def test_queue_filters_sorts_and_opens_a_pair(make_app, seeded_url):
     table = at.dataframe(key="queue_table").value
     assert set(table["split"]) == {"val"} and len(table) == 8, "a reviewer starts on one split (val)"
     assert table["margin"].is_monotonic_increasing, "uncertain pairs first"
-    at.selectbox(key="queue_split").set_value(None).run()
+    at.selectbox(key="queue_split").select_index(
+        0
+    ).run()  # "all", as a browser picks it (None would clear the box)
     assert len(at.dataframe(key="queue_table").value) == 24
     assert {m.label: m.value for m in at.metric}["rejected"] == "1"
     at.selectbox(key="queue_status").set_value("rejected").run()
     assert list(at.dataframe(key="queue_table").value["pair"]) == [first]
-    at.selectbox(key="queue_status").set_value(None)
+    at.selectbox(key="queue_status").select_index(0)
     at.selectbox(key="queue_split").set_value("val")
     at.selectbox(key="queue_sort").set_value("entropy").run()
     table = at.dataframe(key="queue_table").value
