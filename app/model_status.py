@@ -105,11 +105,23 @@ def model_status_line(session: Session) -> str:
     return text
 
 
+SIDEBAR_REFRESH_SECONDS = 5
+
+
 def sidebar_model_status() -> None:
+    """The sidebar's status line, redrawn every few seconds while a model is training or queued (a fragment inside
+    the sidebar: on a page that polls its own fragment, Jobs or Inspect, the sidebar moves with it)."""
     from app.resources import get_sessions
 
     with get_sessions()() as session:
-        st.sidebar.caption(model_status_line(session))
+        training = model_status(session).training is not None
+
+    def status_line() -> None:
+        with get_sessions()() as session:
+            st.caption(model_status_line(session))
+
+    with st.sidebar:
+        st.fragment(run_every=SIDEBAR_REFRESH_SECONDS if training else None)(status_line)()
 
 
 def weak_model_warning() -> None:

@@ -68,17 +68,61 @@ def worker_sessions() -> sessionmaker:
     return _sessions
 
 
+class EtaClock:
+    """Time left from the job's own measured rate: nothing during the first WARMUP_STEPS steps (loading the model,
+    filling the feature cache and the first allocations are no rate), then the training time per unit of progress
+    since the reference step times the progress left, plus the measured evaluation time (the pause between an
+    epoch's last step and the next epoch's first) for each evaluation still to come."""
+
+    WARMUP_STEPS = 5
+
+    def __init__(self, t0: float):
+        self.steps, self.reference = 0, None  # (time, progress) once the warm-up is over
+        self.last_time, self.last_period, self.step_s = t0, None, None
+        self.evaluation_total, self.evaluations = 0.0, 0  # every evaluation pause measured
+        self.paused_since_reference = 0.0  # evaluation time inside the measured training rate
+
+    @property
+    def evaluation_s(self) -> float | None:
+        return self.evaluation_total / self.evaluations if self.evaluations else None
+
+    def step(self, now: float, progress: float, period: tuple, evaluations_left: int) -> float | None:
+        """Seconds left after a step at `now` that reached `progress` (0..1) in `period` (part, epoch); None
+        until the rate is measured."""
+        gap = now - self.last_time
+        if self.last_period is not None and period != self.last_period and self.step_s is not None:
+            pause = max(0.0, gap - self.step_s)  # this step came after an evaluation
+            self.evaluation_total += pause
+            self.evaluations += 1
+            if self.reference is not None:
+                self.paused_since_reference += pause
+        elif self.steps:
+            self.step_s = gap if self.step_s is None else 0.8 * self.step_s + 0.2 * gap
+        self.last_time, self.last_period = now, period
+        self.steps += 1
+        if self.steps == self.WARMUP_STEPS:
+            self.reference = (now, progress)
+        if self.reference is None or progress <= self.reference[1]:
+            return None
+        t_ref, p_ref = self.reference
+        per_unit = (now - t_ref - self.paused_since_reference) / (progress - p_ref)
+        return per_unit * (1 - progress) + (self.evaluation_s or 0.0) * evaluations_left
+
+
 class Reporter:
     """The progress callback of a job: progress(fraction, message) as model.train.train calls it.
 
-    Each call counts a step, estimates the time left, picks up the latest val F1 from the run's history.json,
-    checks the job's cancel flag and writes progress at most every `interval` seconds. A job made of several
-    trainings (shuffle, ablation) declares them with expect(n): a fraction that falls back starts the next one.
+    Each call counts a step, estimates the time left (EtaClock: the measured rate after the first steps, the
+    evaluations between epochs counted), picks up the latest val F1 from the run's history.json, checks the job's
+    cancel flag and writes progress at most every `interval` seconds. A job made of several trainings (shuffle,
+    ablation) declares them with expect(n): a fraction that falls back starts the next one.
     """
 
-    def __init__(self, sessions: sessionmaker, job_id: int, interval: float = 2.0):
+    def __init__(self, sessions: sessionmaker, job_id: int, interval: float = 2.0, clock=time.monotonic):
         self.sessions, self.job_id, self.interval = sessions, job_id, interval
-        self.t0 = time.monotonic()
+        self.clock = clock
+        self.t0 = clock()
+        self.eta = EtaClock(self.t0)
         self.parts, self.part, self.last_fraction, self.steps = 1, 0, 0.0, 0
         self.progress: dict[str, Any] = {"fraction": 0.0, "message": "starting"}
         self.lines: list[str] = []
@@ -102,9 +146,13 @@ class Reporter:
         self.last_fraction = fraction
         self.steps += 1
         overall = (self.part + min(max(fraction, 0.0), 1.0)) / self.parts
-        elapsed = time.monotonic() - self.t0
+        now = self.clock()
+        elapsed = now - self.t0
         self._read_history()
         epoch = re.search(r"epoch (\d+)/(\d+)", message)
+        # an epoch (or a part) that changed since the last step: the pause before this step was an evaluation
+        period = (self.part, int(epoch.group(1))) if epoch else (self.part, 0)
+        eta = self.eta.step(now, overall, period, self._evaluations_left(epoch))
         self.progress = {
             "fraction": round(overall, 4),
             "message": message,
@@ -115,11 +163,18 @@ class Reporter:
             "part": self.part + 1,
             "parts": self.parts,
             "elapsed_s": round(elapsed),
-            "eta_s": round(elapsed / overall * (1 - overall)) if overall > 0.002 else None,
+            "eta_s": round(eta) if eta is not None else None,
             "val_f1": self.val_f1,
         }
         self.check_cancel()
         self.flush()
+
+    def _evaluations_left(self, epoch) -> int:
+        """Evaluations still to come: the one ending this epoch and one per later epoch (of every later part)."""
+        if not epoch:
+            return 0
+        current, epochs = int(epoch.group(1)), int(epoch.group(2))
+        return (epochs - current + 1) + (self.parts - 1 - self.part) * epochs
 
     def _read_history(self) -> None:
         if self.history is None:

@@ -18,7 +18,7 @@ from app.model_status import weakness
 from app.resources import get_sessions
 from db.datasets import list_datasets
 from db.errors import LabelStoreError
-from db.jobs import ACTIVE_STATUSES, latest_job
+from db.jobs import ACTIVE_STATUSES, latest_job, pending_jobs, running_jobs
 from db.model_compare import prediction_changes, scored_pairs
 from db.model_versions import ModelVersionInfo, ValMetrics, registered_models
 
@@ -100,6 +100,8 @@ if not versions:
     training_panel(sessions, sources, pending_trainings)
     st.stop()
 
+if flash := st.session_state.pop("models_flash", None):
+    st.success(flash)
 by_name = {version.version_id: version for version in versions}
 active = next((version for version in versions if version.active), None)
 if active is None:
@@ -163,7 +165,12 @@ if c2.button("Make active", key="models_activate", disabled=bool(active and chos
     except (LabelStoreError, OperationalError) as err:
         st.error(f"Could not activate {chosen}: {err}")
     else:
-        st.success(f"{chosen} is now active; job {job} stores its predictions for the queue (see Jobs).")
+        # shown after the rerun that redraws the table with the new active version (a message before st.rerun
+        # is never seen)
+        st.session_state["models_flash"] = (
+            f"{chosen} is now the active model; job {job} stores its predictions for the queue, then Inspect's "
+            "explanations for its top (see Jobs)."
+        )
         st.rerun()
 
 picked = by_name[chosen]
@@ -240,7 +247,30 @@ else:
             for version in (version_a, version_b)
             if scored_pairs(session, version.key, "val") == 0
         ]
-    st.caption(f"{both} val pairs scored by both; the prediction changed on {len(changed)}.")
+        scoring = [
+            version.version_id
+            for version in (version_a, version_b)
+            if any(
+                job.kind == "score"
+                and (job.params or {}).get("model_version", active.version_id if active else None)
+                == version.version_id
+                for job in running_jobs(session) + pending_jobs(session)
+            )
+        ]
+    if missing:
+        # no pair to compare yet: "changed on 0" would read as "the two agree"
+        st.info(
+            f"{' and '.join(missing)} {'has' if len(missing) == 1 else 'have'} not scored val yet (a scoring job "
+            "may still be running: see Jobs), so the predictions cannot be compared yet."
+        )
+    elif scoring:
+        st.info(
+            f"{' and '.join(scoring)} {'is' if len(scoring) == 1 else 'are'} still scoring (see Jobs): so far "
+            f"{both} val pairs are scored by both and the prediction changed on {len(changed)}; the comparison is "
+            "complete when the scoring ends."
+        )
+    else:
+        st.caption(f"{both} val pairs scored by both; the prediction changed on {len(changed)}.")
     if changed:
         st.dataframe(pd.DataFrame(changed), hide_index=True, key="models_compare_pairs")
     for version_id in missing:

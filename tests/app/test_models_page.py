@@ -120,3 +120,45 @@ def test_compare_shows_a_label_a_version_did_not_store_as_missing(
     missing = table.loc["/per/loc/place_of_residence"]
     assert math.isnan(missing["F1 before"]) and math.isnan(missing["change"])
     assert missing["F1 after"] == pytest.approx(25.0)
+
+
+def test_make_active_says_what_it_did_after_the_page_redraws(make_app, seeded_url, tiny_checkpoint, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(tiny_checkpoint, other)
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as session:
+        register_model_version(session, "v-other", other, "objects")
+    engine.dispose()
+    at = make_app(seeded_url, "views/models.py")
+    at.selectbox(key="models_pick").set_value("v-other").run()
+    at.button(key="models_activate").click().run()
+    no_exceptions(at)
+    (score,) = jobs(seeded_url)
+    assert any(
+        f"v-other is now the active model; job {score.id} stores its predictions" in s.value
+        for s in at.success
+    ), [s.value for s in at.success]
+    at.run()  # said once, not on every later run
+    assert not any("is now the active model" in s.value for s in at.success)
+
+
+def test_compare_says_a_version_is_still_scoring_instead_of_changed_on_0(
+    make_app, seeded_url, tiny_checkpoint, tmp_path
+):
+    from app.jobs import enqueue
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_checkpoint, other)
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as session:
+        register_model_version(session, "v-new", other, "objects")
+        old = session.scalar(select(ModelVersion.version_id).where(ModelVersion.is_active))
+    enqueue(sessions, "score", "ann", {"model_version": "v-new"})
+    engine.dispose()
+    at = make_app(seeded_url, "views/models.py")
+    at.selectbox(key="models_compare_a").set_value(old).run()
+    at.selectbox(key="models_compare_b").set_value("v-new").run()
+    no_exceptions(at)
+    texts = [c.value for c in at.caption] + [i.value for i in at.info]
+    assert not any("changed on 0" in text for text in texts), texts
+    assert any("v-new has not scored val yet" in text for text in texts), texts
