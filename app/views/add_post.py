@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 from app.identity import require_reviewer
 from app.inference import ground_post, predict_pair
 from app.paths import upload_dir
+from app.render import count, plain
 from app.resources import get_sessions, load_cam_grounder, load_model
 from app.state import review_session
 from app.store import UploadedImage, add_post
@@ -42,14 +43,14 @@ head = st.pills(
     "Head entity (click its words)",
     words,
     selection_mode="multi",
-    format_func=lambda i: tokens[i],
+    format_func=lambda i: plain(tokens[i]),  # pills read Markdown: '&amp;' stays '&amp;'
     key=f"add_head_{hashlib.sha1(text.encode()).hexdigest()[:10]}",
 )
 tail = st.pills(
     "Tail entity (click its words)",
     words,
     selection_mode="multi",
-    format_func=lambda i: tokens[i],
+    format_func=lambda i: plain(tokens[i]),  # pills read Markdown: '&amp;' stays '&amp;'
     key=f"add_tail_{hashlib.sha1(text.encode()).hexdigest()[:10]}",
 )
 head_span, tail_span = contiguous_span(head), contiguous_span(tail)
@@ -68,10 +69,10 @@ if st.button("Add, ground and predict", type="primary", disabled=not ready, key=
         with sessions() as session:
             active = active_model_version(session)
     except (DataFormatError, LabelStoreError) as err:
-        st.error(f"The post was not added: {err}")
+        st.error(f"The post was not added: {plain(err)}")
         st.stop()
     except OperationalError as err:
-        st.error(f"The post was not added: the database is busy or unavailable ({err.orig}).")
+        st.error(f"The post was not added: the database is busy or unavailable ({plain(err.orig)}).")
         st.stop()
     with st.spinner("Grounding objects in the image ..."):
         names = [" ".join(tokens[slice(*head_span)]), " ".join(tokens[slice(*tail_span)])]
@@ -80,7 +81,7 @@ if st.button("Add, ground and predict", type="primary", disabled=not ready, key=
         except ImageError as err:
             # the stored copy changed or broke since the upload check: the post stays, without objects
             st.warning(
-                f"The post was added, but its image can no longer be read ({err.problem}); no objects."
+                f"The post was added, but its image can no longer be read ({plain(err.problem)}); no objects."
             )
             found = 0
     if active is None:
@@ -91,8 +92,8 @@ if st.button("Add, ground and predict", type="primary", disabled=not ready, key=
             probabilities = predict_pair(sessions, model, tokenizer, active.id, pair_id)
         best = max(probabilities, key=probabilities.get)
         st.success(
-            f"Pair {pair_id} {'added' if created else 'was already stored'}: {found} grounded objects; "
-            f"the model predicts **{best}** ({probabilities[best]:.1%})."
+            f"Pair {pair_id} {'added' if created else 'was already stored'}: {count(found, 'grounded object')}; "
+            f"the model predicts **{plain(best)}** ({probabilities[best]:.1%})."
         )
     st.session_state["add_last_pair"] = pair_id
 

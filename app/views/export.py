@@ -10,6 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.paths import export_dir
+from app.render import count, plain
 from app.resources import get_sessions
 from app.store import filter_options
 from db.datasets import list_datasets
@@ -100,20 +101,29 @@ if st.button("Export", type="primary", key="export_run"):
         with sessions() as session, tempfile.TemporaryDirectory() as tmp:
             report = export_labels(session, fmt, Path(tmp) / name, export_filter)
             files = [(path.name, path.read_bytes()) for path in report.paths]
-        # the copies kept in the export folder: each file written atomically, never outside that folder
-        for file_name, data in files:
-            atomic_file(export_dir() / file_name, _bytes_writer(data), inside=export_dir(), option="export")
+        # nothing selected: say so and write nothing (no empty file in the export folder, no green success)
+        if report.rows:
+            # the copies kept in the export folder: each file written atomically, never outside that folder
+            for file_name, data in files:
+                atomic_file(
+                    export_dir() / file_name, _bytes_writer(data), inside=export_dir(), option="export"
+                )
     except (LabelStoreError, UnsafeTargetError) as err:
-        st.error(f"Export failed: {err}")
+        st.error(f"Export failed: {plain(err)}")
         st.stop()
-    st.session_state["export_result"] = (files, report.rows, fmt)
+    st.session_state["export_result"] = (files, report.rows, fmt) if report.rows else None
+    if not report.rows:
+        st.info(
+            "Nothing to export: no curated pair matches these filters (rejected and unlabelled pairs are left "
+            "out). No file was written."
+        )
 
 result = st.session_state.get("export_result")
 if result:
     files, rows, result_fmt = result
     where = ", ".join(str(export_dir() / file_name) for file_name, _ in files)
     size = sum(len(data) for _, data in files)
-    st.success(f"{rows} pairs exported to {where} ({size:,} bytes).")
+    st.success(f"{count(rows, 'pair')} exported to {plain(where)} ({count(size, 'byte')}).")
     for k, (file_name, data) in enumerate(files):
         st.download_button(
             f"Download {file_name}",

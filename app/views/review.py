@@ -115,7 +115,7 @@ with right:
             f"({view.probabilities[predicted]:.1%})"
         )
         st.plotly_chart(
-            probability_figure(view.probabilities, 10, view.gold_label),
+            probability_figure(view.probabilities, 10, gold=view.gold_label),
             key="review_probs",
             config={"displayModeBar": False},
         )
