@@ -125,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(
             target=_watch_queue_storage, args=(sessions, log), name="queue-storage-watch", daemon=True
         ).start()
+    # retraining every N new decisions, for the datasets whose schedule is on (app.auto_retrain; off by default)
+    from app.auto_retrain import watch_schedules
+
+    threading.Thread(target=watch_schedules, args=(sessions, STOP), name="auto-retrain", daemon=True).start()
     consumer = JobConsumer(
         queue, workers=args.workers, worker_type="thread", periodic=False, max_delay=1.0, shutdown_timeout=120
     )

@@ -32,6 +32,15 @@ def list_datasets(session: Session) -> list[Dataset]:
     return list(session.scalars(select(Dataset).order_by(Dataset.name)))
 
 
+def require_dataset(session: Session, name: str) -> Dataset:
+    """The dataset called `name`, or a LabelStoreError that names it and the ones there are."""
+    dataset = session.scalar(select(Dataset).where(Dataset.name == name))
+    if dataset is None:
+        known = ", ".join(session.scalars(select(Dataset.name).order_by(Dataset.name))) or "none yet"
+        raise LabelStoreError(f"no dataset named {name!r} in the label store (datasets: {known})")
+    return dataset
+
+
 def require_pair(session: Session, pair_id: int) -> EntityPair:
     pair = session.get(EntityPair, pair_id)
     if pair is None:

@@ -335,6 +335,24 @@ class CrossfitRun(Base):
     created_at: Mapped[created_at_utc]
 
 
+class RetrainSchedule(Base):
+    """Retraining that starts by itself once a dataset has `every` new review decisions (off when there is no row
+    or `every` is None). `counted_through` is the last annotation id counted when the last retraining was queued:
+    decisions with a higher id are the new ones."""
+
+    __tablename__ = "retrain_schedules"
+    __table_args__ = (CheckConstraint("every IS NULL OR every > 0", name="every_positive"),)
+
+    id: Mapped[intpk]
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), unique=True)
+    every: Mapped[int | None]
+    epochs: Mapped[int] = mapped_column(default=1)
+    counted_through: Mapped[int] = mapped_column(default=0)
+    last_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    set_by: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[created_at_utc]
+
+
 class OutOfSamplePrediction(Base):
     """A pair's probabilities from a model that never trained on it, and how likely its label is wrong.
 
