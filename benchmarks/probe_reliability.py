@@ -491,9 +491,9 @@ def probe_round3(work: Path) -> list[Probe]:
     out = work / "curated"
     assert run_cli([*url, "export", "--format", "mnre", "--out", str(out)])[0] == 0
     old = tree_digest(out)
-    import db.io as store_io
+    from db import export_rows
 
-    real, calls = store_io._write_text_lines, []
+    real, calls = export_rows.write_text_lines, []
 
     def disk_full_on_second(lines):
         inner = real(lines)
@@ -506,7 +506,7 @@ def probe_round3(work: Path) -> list[Probe]:
 
         return write
 
-    store_io._write_text_lines = disk_full_on_second
+    export_rows.write_text_lines = disk_full_on_second
     try:
         case(
             "MNRE export of 3 files, disk full on the 2nd (simulated)",
@@ -517,7 +517,7 @@ def probe_round3(work: Path) -> list[Probe]:
             ),
         )
     finally:
-        store_io._write_text_lines = real
+        export_rows.write_text_lines = real
     posts = work / "posts.jsonl"
     posts.write_text('{"text": "Obama meets Merkel", "head": [0, 1], "tail": [2, 3]}\n', encoding="utf-8")
     posts_bytes = posts.read_bytes()

@@ -22,9 +22,12 @@ roles.py         who may change what (admin / reviewer); require_admin; identiti
 validate.py      the checks every record passes before it enters the store (names, labels, sizes, identities)
 redact.py        URL passwords masked, names made printable, CSV cells neutralised
 io.py            import of MNRE folders and single posts (images through model.images, limits in InputLimits);
-                 export to MNRE txt, JSONL, CSV, Parquet (every write through model.safe_write)
-label_studio.py  Label Studio tasks out and annotations back in
+                 export_labels: MNRE txt and CSV here, JSONL and Parquet through hf_dataset
+export_rows.py   the rows every export writes (ExportFilter, curated_rows: each pair's label in effect) and the
+                 atomic writes the writers share (every write through model.safe_write)
 hf_dataset.py    curated labels as a Hugging Face dataset (typed features, one file per split, card)
+label_studio.py  Label Studio, both ways: the public entry to label_studio_format.py (the labeling config and
+                 result names), label_studio_export.py (tasks out) and label_studio_import.py (annotations back in)
 agreement.py     Cohen's kappa and Krippendorff's alpha
 cli.py           python -m db init | import | import-post | export | agreement | upgrade (user errors: exit 2)
 """

@@ -30,11 +30,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db import io as store_io
+from db import export_rows
 from db.agreement import agreement
 from db.errors import LabelStoreError
-from db.io import ExportReport, _public, _row_columns, atomic_write
-from db.label_studio import config_relations
+from db.export_rows import ROW_COLUMNS, ExportReport, atomic_write, public_rows
+from db.label_studio_format import config_relations
 from db.models import Dataset, EntityPair, ModelVersion, Post, Prediction
 from db.provenance import DEFAULT_PREDICTION_METHOD, active_model_version
 from model.mnre_format import labels_by_id
@@ -70,7 +70,7 @@ def label_names(session: Session, rows: list[dict[str, Any]]) -> list[str]:
 def column_types() -> dict[str, str]:
     """Each exported column's type: int64, int32, bool, string, list<string>, class_label or image."""
     types = {}
-    for column in _row_columns():
+    for column in ROW_COLUMNS:
         if column.startswith("_"):
             continue
         if column == "tokens":
@@ -173,7 +173,9 @@ def _image_paths(session: Session, pair_ids: list[int]) -> dict[int, str]:
 def hf_rows(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The public columns plus `relation` (label name) and `image` (file path or None)."""
     images = _image_paths(session, [row["pair_id"] for row in rows])
-    return [{**row, "relation": row["label"], "image": images.get(row["pair_id"])} for row in _public(rows)]
+    return [
+        {**row, "relation": row["label"], "image": images.get(row["pair_id"])} for row in public_rows(rows)
+    ]
 
 
 def _parquet_writer(rows: list[dict[str, Any]], names: list[str]) -> Callable[[Path], None]:
@@ -195,13 +197,13 @@ def _parquet_writer(rows: list[dict[str, Any]], names: list[str]) -> Callable[[P
 
 def _jsonl_writer(rows: list[dict[str, Any]]) -> Callable[[Path], None]:
     lines = [json.dumps(row, ensure_ascii=False) for row in rows]
-    return store_io._write_text_lines(lines)  # looked up at call time, like every text export
+    return export_rows.write_text_lines(lines)  # looked up at call time, like every text export
 
 
 def export_hf(
     session: Session, fmt: str, rows: list[dict[str, Any]], out: str | Path, sources: Sources = ()
 ) -> ExportReport:
-    """Write `rows` (db.io.curated_rows) as Parquet or JSONL: one file, or a dataset folder with a card (all its
+    """Write `rows` (db.export_rows.curated_rows) as Parquet or JSONL: one file, or a dataset folder with a card (all its
     files written as one export, db.safe_write.atomic_files). Never into one of `sources`."""
     if fmt not in HF_FORMATS:
         raise LabelStoreError(f"not a Hugging Face export format: {fmt!r}")

@@ -124,11 +124,6 @@ def test_no_import_cycle(package):
     assert cycles == [], "import cycles:\n" + "\n".join(" -> ".join(cycle) for cycle in cycles)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="db.io <-> db.hf_dataset <-> db.label_studio (issue 23): being split by another change; "
-    "drop this mark once it lands",
-)
 def test_no_import_cycle_in_db():
     cycles = [cycle for cycle in project_cycles() if any(name.split(".")[0] == "db" for name in cycle)]
     assert cycles == [], "import cycles:\n" + "\n".join(" -> ".join(cycle) for cycle in cycles)

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
+from db import export_rows
 from db import io as store_io
 from db.annotations import record_annotation
 from db.io import ExportFilter, export_labels, import_mnre, import_post, validate_image
@@ -73,14 +74,14 @@ def test_bad_line_in_the_middle_stores_nothing_and_names_file_line_field(session
 
 
 def test_failure_while_writing_rolls_everything_back(sessions, mini_mnre, monkeypatch):
-    real_insert = store_io._bulk_insert
+    real_insert = store_io.bulk_insert
 
     def failing_insert(session, model, rows):
         if model is GroundedCrop:  # after posts and pairs went in
             raise RuntimeError("disk full")
         real_insert(session, model, rows)
 
-    monkeypatch.setattr(store_io, "_bulk_insert", failing_insert)
+    monkeypatch.setattr(store_io, "bulk_insert", failing_insert)
     with pytest.raises(RuntimeError), sessions.begin() as session:
         import_mnre(session, mini_mnre)
     assert counts(sessions) == dict.fromkeys(["datasets", "posts", "entity_pairs", "grounded_crops"], 0)
@@ -276,7 +277,7 @@ def test_failed_export_leaves_no_partial_file(sessions, mini_mnre, tmp_path, mon
 
         return write
 
-    monkeypatch.setattr(store_io, "_write_text_lines", crash_after_first_line)
+    monkeypatch.setattr(export_rows, "write_text_lines", crash_after_first_line)
     with (
         pytest.raises(store_io.ExportTargetError, match="labels.jsonl: cannot be written .disk full"),
         sessions() as session,

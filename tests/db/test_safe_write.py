@@ -10,7 +10,7 @@ import sys
 import pytest
 from sqlalchemy import update
 
-from db import io as store_io
+from db import export_rows
 from db.io import export_labels, import_mnre, import_post
 from db.label_studio import export_label_studio
 from db.models import EntityPair
@@ -97,7 +97,7 @@ def test_multi_file_mnre_export_failing_midway_keeps_the_old_files(
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert len(before) == 3
     calls = []
-    real = store_io._write_text_lines
+    real = export_rows.write_text_lines
 
     def second_write_fails(lines):
         inner = real(lines)
@@ -111,7 +111,7 @@ def test_multi_file_mnre_export_failing_midway_keeps_the_old_files(
 
         return write
 
-    monkeypatch.setattr(store_io, "_write_text_lines", second_write_fails)
+    monkeypatch.setattr(export_rows, "write_text_lines", second_write_fails)
     with sessions.begin() as session:
         import_post(
             session, "Obama meets Merkel", (0, 1), (2, 3), dataset="mnre", split="train", label="None"
