@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.auth import IDENTITY_KEY, current_actor, oidc_configured
+from app.render import plain
 from db.validate import identity_problem
 
 NAME_BOX_KEY = "identity_name_box"
@@ -31,7 +32,7 @@ def identity_sidebar() -> None:
         if oidc_configured():
             actor = current_actor()
             if st.user.is_logged_in:
-                st.caption(f"Logged in as **{actor.identity}** ({actor.role})")
+                st.caption(f"Logged in as **{plain(actor.identity)}** ({actor.role})")
                 st.button("Log out", on_click=st.logout, key="identity_logout")
             return
         if NAME_BOX_KEY not in st.session_state:  # first run, or dropped by a page switch
@@ -44,7 +45,9 @@ def identity_sidebar() -> None:
             help="Asked once per browser session; stored with every review action.",
         )
         if st.session_state.get(NAME_PROBLEM_KEY):
-            st.error(f"This name cannot be recorded: the identity {st.session_state[NAME_PROBLEM_KEY]}.")
+            st.error(
+                f"This name cannot be recorded: the identity {plain(st.session_state[NAME_PROBLEM_KEY])}."
+            )
         st.caption(
             "Typed-name mode: for one person on this machine (loopback only), who is also the admin. Names are "
             "not checked; for a team, configure a login provider (README: Logins and roles)."
@@ -56,7 +59,7 @@ def require_reviewer() -> str:
     name = (st.session_state.get(IDENTITY_KEY) or "").strip()
     if st.session_state.get(NAME_PROBLEM_KEY):
         st.error(
-            f"The name in the sidebar cannot be recorded: the identity {st.session_state[NAME_PROBLEM_KEY]}."
+            f"The name in the sidebar cannot be recorded: the identity {plain(st.session_state[NAME_PROBLEM_KEY])}."
         )
         st.stop()
     if not name:
@@ -64,6 +67,6 @@ def require_reviewer() -> str:
         st.stop()
     problem = identity_problem(name)
     if problem:
-        st.error(f"This identity cannot be recorded: the identity {problem}.")
+        st.error(f"This identity cannot be recorded: the identity {plain(problem)}.")
         st.stop()
     return name

@@ -16,6 +16,7 @@ from app.auth import current_actor, refuse_unless_admin
 from app.identity import require_reviewer
 from app.label_errors import LabelErrorsRunning, cancel_run, eta_text, run_progress, start_find_label_errors
 from app.paths import export_dir
+from app.render import plain
 from app.resources import get_sessions
 from app.state import review_session
 from db.datasets import list_datasets
@@ -91,7 +92,7 @@ with st.container(border=True):
         except LabelErrorsRunning as err:
             st.warning(str(err))
         except LabelStoreError as err:
-            st.error(f"Not started: {err}")
+            st.error(f"Not started: {plain(err)}")
     if not current_actor().is_admin:
         st.caption("Starting a run is for admins; everyone can review its suspects.")
 
@@ -185,7 +186,7 @@ for col, (fmt, extension, mime) in zip(
                 report = export_suspects(session, dataset, export_dir() / name, fmt, top)
             st.session_state["label_errors_export"] = (report.paths[0], mime)
         except (LabelStoreError, ValueError, OSError) as err:
-            st.error(f"Export failed: {err}")
+            st.error(f"Export failed: {plain(err)}")
 exported = st.session_state.get("label_errors_export")
 if exported:
     path, mime = exported

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from app.auth import ADMINS_ENV, provider_claim, provider_identity, remote_client
+from app.render import plain  # names are shown as typed: Markdown-escaped
 from db.models import Annotation, ModelVersion
 from db.schema import open_database
 from tests.app.conftest import MAIN, no_exceptions
@@ -78,12 +79,14 @@ def test_no_page_before_a_login(oidc_app, seeded_url, page):
 def test_decisions_carry_the_providers_identity_not_a_typed_name(oidc_app, seeded_url):
     at = oidc_app(seeded_url, {"email": "rev@example.org", "email_verified": True, "sub": "u-17"})
     assert not [w for w in at.sidebar.text_input], "no name box when a provider says who is logged in"
-    assert any("Logged in as **rev@example.org** (reviewer)" in c.value for c in at.sidebar.caption)
+    assert any(
+        f"Logged in as **{plain('rev@example.org')}** (reviewer)" in c.value for c in at.sidebar.caption
+    )
     # a forged session value does not change who is recorded
     at.session_state["reviewer"] = "Mallory"
     at.button(key="queue_start").click().run()
     no_exceptions(at)
-    assert any("reviewing as rev@example.org" in c.value for c in at.caption)
+    assert any(f"reviewing as {plain('rev@example.org')}" in c.value for c in at.caption)
     pair = at.session_state["review_shown"][0]
     at.button(key="review_accept").click().run()
     no_exceptions(at)
@@ -149,7 +152,9 @@ def test_an_admin_may_activate(oidc_app, seeded_url):
     engine.dispose()
     # roles compare identities without case
     at = oidc_app(seeded_url, {"email": "admin@example.org", "email_verified": True}, "views/models.py")
-    assert any("Logged in as **admin@example.org** (admin)" in c.value for c in at.sidebar.caption)
+    assert any(
+        f"Logged in as **{plain('admin@example.org')}** (admin)" in c.value for c in at.sidebar.caption
+    )
     assert not any("is a reviewer" in i.value for i in at.info)
     at.selectbox(key="models_pick").select("second").run()
     at.button(key="models_activate").click().run()
