@@ -4,7 +4,7 @@ job worker, queues the first trainings and serves the app through app.serve.
 
 The entrypoint asks for a login when a provider is configured (app.auth), draws the shared frame (who is reviewing;
 which model is active, or what is training) and runs the page picked in the navigation: Queue, Review and Add post;
-Inspect and Experiments; Export, Models and Jobs. Every page lives in app/views/ and reads top to bottom.
+Inspect and Experiments; Label errors, Loop, Export, Models and Jobs. Every page lives in app/views/ and reads top to bottom.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ pages = {
     ],
     "Curate": [
         st.Page("views/label_errors.py", title="Label errors", icon=":material/rule:"),
+        st.Page("views/loop.py", title="Loop", icon=":material/autorenew:"),
         st.Page("views/export.py", title="Export", icon=":material/download:"),
         st.Page("views/models.py", title="Models", icon=":material/model_training:"),
         st.Page("views/jobs.py", title="Jobs", icon=":material/pending_actions:"),

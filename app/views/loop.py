@@ -1,0 +1,100 @@
+"""Loop: what reviewing a dataset buys. Decisions per day and reviewer, how often the review changed the gold label
+or found the active model wrong, the app's own learning curve (each model version's val micro-F1 against the
+reviewed labels there were when it was registered) beside the benchmark's measured curve, the gain it predicts for
+retraining now, and retraining that starts by itself every N new decisions (admins; off by default).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.auth import refuse_unless_admin
+from app.identity import require_reviewer
+from app.loop_report import (
+    dataset_names,
+    decisions_figure,
+    learning_curve_figure,
+    loop_report,
+    outcome_rows,
+    save_schedule,
+)
+from app.resources import get_sessions
+
+st.title("Loop")
+st.caption(
+    "Every review decision is a label the next model can learn from. This page shows what the review of a dataset "
+    "has found and what the models trained since have gained."
+)
+sessions = get_sessions()
+datasets = dataset_names(sessions)
+if not datasets:
+    st.info("The store has no dataset yet.")
+    st.stop()
+dataset = st.selectbox("Dataset", datasets, key="loop_dataset")
+report = loop_report(sessions, dataset)
+
+left, right = st.columns(2)
+with left:
+    if report.decisions:
+        st.plotly_chart(decisions_figure(report.decisions), use_container_width=True, key="loop_decisions")
+    else:
+        st.info("No review decisions on this dataset yet.")
+with right:
+    st.subheader("What the review found")
+    st.dataframe(pd.DataFrame(outcome_rows(report.outcomes)), hide_index=True, use_container_width=True)
+    if report.active is None:
+        st.caption("No model is active, so there is nothing to compare the reviewed labels with.")
+
+st.plotly_chart(
+    learning_curve_figure(report.curve, report.measured), use_container_width=True, key="loop_curve"
+)
+if not report.curve:
+    st.caption("No model version trained on this dataset has a val micro-F1 stored yet.")
+if report.measured is None:
+    st.caption("The annotation-loop benchmark has not been run on this machine (benchmarks/bench_loop.py).")
+
+st.subheader("Retrain now?")
+if report.gain is None:
+    st.write("Needs an active model and the benchmark's measured curve.")
+else:
+    gain = report.gain
+    if gain.new_decisions == 0:
+        st.write(
+            "No label decisions since the active model was registered: retraining now would learn nothing new."
+        )
+    else:
+        st.metric(
+            f"Expected val micro-F1 change from {gain.new_decisions} new decision(s)",
+            f"{100 * gain.points:+.2f} points",
+        )
+        st.caption(
+            f"From the benchmark's {report.measured.strategy} curve on {report.measured.dataset}: {gain.how}. A "
+            "retraining is activated only if its val micro-F1 beats the active model's."
+        )
+
+st.subheader("Retrain by itself")
+schedule = report.schedule
+if schedule.every is None:
+    st.write("Off: retraining starts only from the Models page.")
+else:
+    st.write(
+        f"On: a retraining of the active model on the curated {dataset} labels ({schedule.epochs} epoch(s)) is "
+        f"queued every {schedule.every} new decisions; {schedule.new_decisions} so far"
+        + (f" (last queued: job {schedule.last_job_id})." if schedule.last_job_id else ".")
+    )
+with st.form("loop_schedule"):
+    every_col, epochs_col = st.columns(2)
+    every = every_col.number_input(
+        "Every N new decisions (0 = off)", 0, 1_000_000, schedule.every or 0, step=50, key="loop_every"
+    )
+    epochs = epochs_col.number_input("Epochs", 1, 20, schedule.epochs, key="loop_epochs")
+    if st.form_submit_button("Save the schedule"):
+        who = require_reviewer()
+        if (admin := refuse_unless_admin("change the retraining schedule")) is not None:
+            saved = save_schedule(sessions, dataset, int(every) or None, int(epochs), admin, who)
+            st.success(
+                f"Retraining every {saved.every} new decisions, from now on."
+                if saved.every
+                else "Retraining by itself is off."
+            )
