@@ -16,6 +16,8 @@ Strategies (QUERY_STRATEGIES):
     entropy         the Queue's "entropy" sort: highest prediction entropy first (small-text's PredictionEntropy)
     kmeans          diversity: BERT-KM (Yuan et al., EMNLP 2020) as small-text's EmbeddingKMeans, k-means with k =
                     batch over the classifier's entity-pair representations, the pair nearest each centre
+    image_reliance  the Queue's "image_reliance" sort: the pairs whose prediction leans most on the image first
+                    (explain.reliance's score, the one Inspect shows; 0 by definition for a text-only model)
 Strategies that read the model score a random sample of `pool_sample` unlabelled pairs each round, as small-text's
 SubsampledQueryStrategy does (its default is 4096 too), which keeps a round of a 12k-pair pool to a minute of CPU.
 
@@ -45,9 +47,12 @@ QUERY_STRATEGIES: dict[str, str | None] = {
     "margin": "uncertainty",
     "entropy": "entropy",
     "kmeans": None,
+    "image_reliance": "image_reliance",
 }
 # strategies that need the current model's output on the pool
-SCORED_STRATEGIES = ("margin", "entropy", "kmeans")
+SCORED_STRATEGIES = ("margin", "entropy", "kmeans", "image_reliance")
+# the image-reliance order means something only for a model that reads the image
+TEXT_STRATEGIES = ("random", "source_order", "margin", "entropy", "kmeans")
 LOOP_DATASET = "loop"
 SIMULATED_REVIEWER = "simulated reviewer"
 
@@ -160,27 +165,10 @@ def pick_batch(
         return [item.pair_id for item in items]
     if embeddings is None or len(embeddings) != len(scored_pairs):
         raise ValueError("kmeans needs one embedding row per scored pair")
+    from model.query_strategies import kmeans_positions
+
     positions = kmeans_positions(embeddings, n, seed)
     return [int(scored_pairs[i]) for i in positions]
-
-
-def kmeans_positions(embeddings: np.ndarray, n: int, seed: int) -> list[int]:
-    """BERT-KM through small-text's EmbeddingKMeans: the row nearest each of n k-means centres (L2-normalised)."""
-    from small_text.query_strategies import EmbeddingKMeans
-
-    rows = np.arange(len(embeddings))
-    if n >= len(rows):
-        return rows.tolist()
-    # sklearn's KMeans inside small-text draws its initial centres from numpy's global generator
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        picked = EmbeddingKMeans(normalize=True).query(
-            None, rows, rows, np.zeros(0, dtype=int), np.zeros(0, dtype=int), n=n, embeddings=embeddings
-        )
-    finally:
-        np.random.set_state(state)
-    return [int(i) for i in picked]
 
 
 def reveal(sessions, pair_ids: Sequence[int], origin: str = "simulation") -> None:
@@ -305,6 +293,27 @@ def score_pool(model_dir: str | Path, records: Sequence, feature_cache: str | No
     return record_probabilities_and_embeddings(model, tokenizer, list(records), feature_cache, batch_size=128)
 
 
+def pool_image_reliance(
+    model_dir: str | Path, records: Sequence, other_records: Sequence, feature_cache: str | None, seed: int
+) -> list[float]:
+    """Each record's image reliance under the model (explain.bundle.swapped_image_reliance, as Inspect computes it:
+    the image masked out and k = 5 other posts' images swapped in)."""
+    from explain.bundle import swapped_image_reliance
+    from explain.inputs import encode_post
+    from model.evaluate import load_checkpoint
+    from model.visual_features import FeatureCache
+
+    model, tokenizer = load_checkpoint(model_dir)
+    cache = FeatureCache(feature_cache)
+    scores = []
+    for record in records:
+        inputs = encode_post(model, tokenizer, record, cache)
+        scores.append(
+            swapped_image_reliance(model, tokenizer, inputs, list(other_records), 5, seed, cache).score
+        )
+    return scores
+
+
 def select_round(
     strategy: str,
     sessions,
@@ -327,9 +336,11 @@ def select_round(
     if settings.pool_sample and len(pool) > settings.pool_sample:
         sample = sorted(random.Random(f"{settings.seed}:{round_index}").sample(pool, settings.pool_sample))
     record_of_line = {record.line: record for record in data.train}
-    probabilities, embeddings = score_pool(
-        model_dir, [record_of_line[line_of_pair[pair_id]] for pair_id in sample], feature_cache
-    )
+    sampled_records = [record_of_line[line_of_pair[pair_id]] for pair_id in sample]
+    probabilities, embeddings = score_pool(model_dir, sampled_records, feature_cache)
+    reliance: list[float | None] = [None] * len(sample)
+    if strategy == "image_reliance":
+        reliance = pool_image_reliance(model_dir, sampled_records, data.train, feature_cache, settings.seed)
     version_key = None
     if QUERY_STRATEGIES[strategy] is not None:
         with sessions.begin() as session:
@@ -341,8 +352,9 @@ def select_round(
                     {
                         "pair_id": pair_id,
                         "probabilities": dict(zip(data.label_names, row.tolist(), strict=True)),
+                        "image_reliance": score,
                     }
-                    for pair_id, row in zip(sample, probabilities, strict=True)
+                    for pair_id, row, score in zip(sample, probabilities, reliance, strict=True)
                 ],
             )
     with sessions() as session:

@@ -39,6 +39,7 @@ torch.set_num_threads(int(os.environ["TORCH_NUM_THREADS"]))
 
 from app.annotation_loop import (  # noqa: E402
     QUERY_STRATEGIES,
+    TEXT_STRATEGIES,
     LoopCurve,
     LoopSettings,
     load_loop_data,
@@ -92,7 +93,10 @@ def cmd_run(args) -> None:
     data = load_loop_data(data_folder)
     cfg = recipe(recipe_path, data_folder)
     work = (args.work or WORK) / args.dataset
-    for strategy in args.strategies:
+    strategies = args.strategies or (
+        list(QUERY_STRATEGIES) if args.dataset == "synthetic" else list(TEXT_STRATEGIES)
+    )
+    for strategy in strategies:
         started, cpu = time.monotonic(), time.process_time()
         curve = simulate(strategy, cfg, data, settings, work, log)
         log(

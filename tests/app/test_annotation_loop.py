@@ -21,7 +21,6 @@ from app.annotation_loop import (
     RoundResult,
     area_under_curve,
     expected_gain,
-    kmeans_positions,
     labels_to_reach,
     load_loop_data,
     pick_batch,
@@ -34,6 +33,7 @@ from app.annotation_loop import (
 from db.io import import_mnre
 from db.provenance import register_model_version, save_predictions
 from db.schema import open_database
+from model.query_strategies import kmeans_positions
 from tests.text_decided_data import LABELS, write_text_decided
 
 
