@@ -1,6 +1,8 @@
 """The one path to a model: the training configs, queue a training job, activate a model version.
 
-    queue_training(sessions, kind, root, dataset, started_by)   first_model / default_model as a worker job
+    default_recipe(session, dataset) -> Recipe                  the variant the data call for: objects or text_only
+    queue_training(sessions, kind, root, dataset, started_by)   first_model / default_model as a worker job, of the
+                                                                data's variant or any of VARIANTS
     queue_default_jobs(sessions, root, dataset)                 what `make app` queues where it is missing
     activate(sessions, version_id, started_by)                  make a version active and queue its follow-ups
     training_config(path, data, output_dir)                     the TrainConfig a training job runs
@@ -16,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +40,58 @@ CONFIGS = {
     "default_model": ("MRELENS_DEFAULT_MODEL_CONFIG", REPO_ROOT / "configs" / "default.yaml"),
 }
 SYNTHETIC_DATASET = "synthetic"  # the name app.prepare.data_source imports the synthetic demo set under
-# The synthetic demo set decides each label by the image alone: a text-only model stays at chance (25 %) there,
-# so without MNRE both trainings are of the objects variant (README: "Does the model use the image?").
+# The synthetic demo set's own settings (its posts are short: 32 word pieces); the variant is the data's, like on
+# any dataset (default_recipe): objects, since every synthetic post has its image.
 SYNTHETIC_CONFIGS = {
     "first_model": REPO_ROOT / "configs" / "synthetic_first_model.yaml",
     "default_model": REPO_ROOT / "configs" / "synthetic_default.yaml",
 }
 # the trainings queued from a config file (first_model, default_model), by their names in db.job_kinds
 TRAINING_NAMES = {kind: KINDS[kind].display for kind in ("first_model", "default_model")}
+# What a training of each variant changes in its config file: the Models page trains any of them. MEGA is an
+# architecture of its own (model.mega: scene-graph alignment over the same EfficientNet regions and crops).
+VARIANTS = {
+    "text_only": {"variant": "text_only"},
+    "vanilla": {"variant": "vanilla"},
+    "objects": {"variant": "objects"},
+    "mega": {"architecture": "mega"},
+}
+# More than this share of a dataset's posts with an image: its default recipe is the paper's objects model (global
+# image + up to 3 object crops); otherwise text_only, which on MNRE here (49 of 12,247 train posts with their image)
+# is the better model: an image model would be a text model on almost every post.
+IMAGE_MAJORITY = 0.5
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The variant a dataset's trainings default to, and the count it was chosen from."""
+
+    variant: str  # "objects" or "text_only"
+    with_image: int  # posts of the dataset with an image
+    posts: int
+
+    @property
+    def why(self) -> str:
+        """ "600 of 600 posts have an image" (for the Models page and the launcher's log)."""
+        return f"{self.with_image:,} of {self.posts:,} posts have an image"
+
+
+def default_recipe(session, dataset: str) -> Recipe:
+    """objects when most posts of `dataset` have an image (db.datasets.image_counts), else text_only."""
+    from db.datasets import image_counts
+
+    with_image, posts = image_counts(session, dataset)
+    reads_image = posts > 0 and with_image / posts > IMAGE_MAJORITY
+    return Recipe("objects" if reads_image else "text_only", with_image, posts)
+
+
+def variant_overrides(variant: str | None) -> dict[str, str]:
+    """The TrainConfig fields a training of `variant` sets over its config file (none for None)."""
+    if variant is None:
+        return {}
+    if variant not in VARIANTS:
+        raise LabelStoreError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+    return VARIANTS[variant]
 
 
 class TrainingAlreadyQueued(LabelStoreError):
@@ -86,8 +132,9 @@ def training_config(path: str | Path, data: str, output_dir: Path, **overrides):
 
 def training_config_file(kind: str, dataset: str) -> Path:
     """The config a first_model / default_model job trains with: $MRELENS_FIRST_MODEL_CONFIG /
-    $MRELENS_DEFAULT_MODEL_CONFIG when set, else the synthetic configs on the synthetic demo set, else
-    configs/first_model.yaml / configs/default.yaml."""
+    $MRELENS_DEFAULT_MODEL_CONFIG when set, else the synthetic configs on the synthetic demo set (its settings for
+    short posts), else configs/first_model.yaml / configs/default.yaml. The variant is the data's (default_recipe)
+    or the one picked on the Models page, set over the file's."""
     variable, _ = CONFIGS[kind]
     if dataset == SYNTHETIC_DATASET and not os.environ.get(variable):
         return SYNTHETIC_CONFIGS[kind]
@@ -101,18 +148,23 @@ def queue_training(
     dataset: str,
     started_by: str,
     actor: Actor | None = None,
+    variant: str | None = None,
 ) -> int:
     """Queue a first_model or default_model job on the dataset at `root`; returns its id.
 
+    `variant` (one of VARIANTS) is set over the config file's; None: the data's (default_recipe), except for a
+    config named by $MRELENS_FIRST_MODEL_CONFIG / $MRELENS_DEFAULT_MODEL_CONFIG, which is trained as written.
     Refused (TrainingAlreadyQueued) while a job of the same kind is queued or running; admins only (db.roles).
     """
     from app.jobs import enqueue
 
     if kind not in TRAINING_NAMES:
         raise LabelStoreError(f"unknown training {kind!r}; expected one of {', '.join(TRAINING_NAMES)}")
+    variant_overrides(variant)  # an unknown variant is refused before anything is queued
     with sessions() as session:
         pending = latest_job(session, (kind,), ACTIVE_STATUSES)
         pending = (pending.id, pending.status) if pending else None
+        recipe = default_recipe(session, dataset)
     if pending is not None:
         raise TrainingAlreadyQueued(
             f"{TRAINING_NAMES[kind]} is already {pending[1]} (job {pending[0]}); follow it on the Jobs page "
@@ -120,6 +172,11 @@ def queue_training(
         )
     config = training_config_file(kind, dataset)
     params = {"data": str(root), "dataset": dataset, "config": str(config)}
+    if variant is None and not os.environ.get(CONFIGS[kind][0]):
+        variant = recipe.variant
+    if variant is not None:
+        chosen = f"the data: {recipe.why}" if variant == recipe.variant else "picked on the Models page"
+        params.update(variant=variant, variant_from=chosen)
     return enqueue(sessions, kind, started_by, params, actor=actor)
 
 
@@ -144,6 +201,7 @@ def log(message: str) -> None:
 
 def queue_default_jobs(sessions: sessionmaker, root: Path, dataset: str) -> list[int]:
     """Queue the first model, the default recipe and a scoring job where each is missing; returns the new job ids.
+    Both trainings are of the data's variant (default_recipe: objects when most posts have an image).
 
     `make app` (app.launch) and `python -m app.prepare` call it: a job queued, running or done is not queued
     again."""
@@ -165,12 +223,16 @@ def queue_default_jobs(sessions: sessionmaker, root: Path, dataset: str) -> list
             unscored = min(score_limit(), total) - (
                 total - len(pairs_without_prediction(session, active.key))
             )
+        recipe = default_recipe(session, dataset)
+    variant = f"{recipe.variant} ({recipe.why})"
     if first is None and not has_useful_model:
         queued.append(queue_training(sessions, "first_model", root, dataset, LAUNCHER))
-        log(f"queued job {queued[-1]}: the first model (quick: one epoch)")
+        log(f"queued job {queued[-1]}: the first model (quick: one epoch), {variant}")
     if default is None:
         queued.append(queue_training(sessions, "default_model", root, dataset, LAUNCHER))
-        log(f"queued job {queued[-1]}: the default recipe (activated if it beats the active model)")
+        log(
+            f"queued job {queued[-1]}: the default recipe, {variant} (activated if it beats the active model)"
+        )
     if active is not None and unscored > 0 and scoring is None:
         params = {"model_version": active.version_id, "then_explain": explain_limit()}
         queued.append(enqueue(sessions, "score", LAUNCHER, params))

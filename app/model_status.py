@@ -25,12 +25,18 @@ UNLEARNED_SHARE = 0.25
 
 
 def job_name(job: Job) -> str:
-    """What a job does, in words (db.job_kinds: "scoring the queue"; an explanations job names how many pairs)."""
-    top = (job.params or {}).get("top")
-    if job.kind == "explanations" and top:
-        return f"precomputing Inspect's explanations for the top {top} pairs"
+    """What a job does, in words (db.job_kinds: "scoring the queue"; an explanations job names how many pairs, a
+    training the variant it trains: "the first model (objects)")."""
+    params = job.params or {}
+    if job.kind == "explanations" and params.get("top"):
+        return f"precomputing Inspect's explanations for the top {params['top']} pairs"
     kind = job_kind(job.kind)
-    return kind.display if kind is not None else job.kind
+    name = kind.display if kind is not None else job.kind
+    return (
+        f"{name} ({params['variant']})"
+        if kind is not None and kind.trains and params.get("variant")
+        else name
+    )
 
 
 def weakness(version: ModelVersionInfo | None) -> str | None:

@@ -116,3 +116,14 @@ def other_pairs_with_image(session: Session, pair_id: int, limit: int) -> list[i
             .limit(limit)
         )
     )
+
+
+def image_counts(session: Session, dataset: str) -> tuple[int, int]:
+    """(posts with an image, posts) of the dataset called `dataset`; (0, 0) when it has none or does not exist.
+    The training recipe is chosen from it (app.model_jobs.default_recipe)."""
+    with_image, total = session.execute(
+        select(func.count(Post.id).filter(Post.has_image), func.count(Post.id))
+        .join(Dataset, Dataset.id == Post.dataset_id)
+        .where(Dataset.name == dataset)
+    ).one()
+    return int(with_image or 0), int(total or 0)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import sessionmaker
 
 # Find label errors: planning and one fold per job
 from app.jobs.crossfit import run_crossfit, run_crossfit_fold
-from app.model_jobs import config_path, score_limit, training_config
+from app.model_jobs import config_path, score_limit, training_config, variant_overrides
 from app.paths import REPO_ROOT, feature_cache_dir, runs_dir
 from db.jobs import (
     JobCancelled,
@@ -342,13 +342,17 @@ def _json_safe(values: dict) -> dict:
 
 
 def run_training(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
-    """first_model / default_model: model.train.train on a config file, then register (and maybe activate)."""
+    """first_model / default_model: model.train.train on a config file, of the variant the job names (the data's or
+    one picked on the Models page: app.model_jobs.VARIANTS), then register (and maybe activate)."""
     from model.train import train
 
     path = request.params.get("config") or config_path(request.kind)
-    cfg = training_config(path, request.params["data"], job_output_dir(request))
+    overrides = variant_overrides(request.params.get("variant"))
+    cfg = training_config(path, request.params["data"], job_output_dir(request), **overrides)
     reporter.watch_history(Path(cfg.output_dir) / "history.json")
-    reporter.log(f"{request.kind}: {cfg.variant}, {cfg.epochs} epoch(s) on {cfg.data} ({path})")
+    what = "mega" if cfg.architecture == "mega" else cfg.variant
+    chosen = f", chosen by {request.params['variant_from']}" if request.params.get("variant_from") else ""
+    reporter.log(f"{request.kind}: {what}{chosen}, {cfg.epochs} epoch(s) on {cfg.data} ({path})")
     result = train(cfg, progress_callback=reporter)
     if not result.best_metrics:
         raise RuntimeError(f"training wrote no checkpoint under {cfg.output_dir}")

@@ -1,6 +1,7 @@
-"""Models: queue the first model or the default recipe, every registered version with its val figures and how it
-was trained, which one the queue uses, a comparison of two versions on val, and retraining from the curated labels
-(all trainings are jobs: the page never trains)."""
+"""Models: queue the first model or the default recipe of any variant (text_only, vanilla, objects, MEGA; the
+data's by default), every registered version with its val figures and how it was trained, which one the queue
+uses, a comparison of two versions on val, and retraining from the curated labels (all trainings are jobs: the page
+never trains)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,16 @@ from sqlalchemy.exc import OperationalError
 from app.auth import current_actor, refuse_unless_admin
 from app.identity import require_reviewer
 from app.jobs import enqueue
-from app.model_jobs import TRAINING_NAMES, activate, queue_training, training_config_file
+from app.model_jobs import (
+    TRAINING_NAMES,
+    VARIANTS,
+    activate,
+    default_recipe,
+    queue_training,
+    training_config_file,
+)
 from app.model_status import weakness
+from app.render import plain
 from app.resources import get_sessions
 from db.datasets import list_datasets
 from db.errors import LabelStoreError
@@ -46,7 +55,8 @@ def mnre_layout_sources(datasets: dict[str, str | None]) -> dict[str, str]:
 
 
 def training_panel(sessions, sources: dict[str, str], pending: dict[str, object]) -> None:
-    """Queue the first model or the default recipe as a worker job, as `make app` does (app.model_jobs)."""
+    """Queue the first model (one epoch) or the full recipe of any variant as a worker job, as `make app` does
+    (app.model_jobs); the variant starts at the data's (objects when most posts have an image, else text_only)."""
     st.subheader("Train a model")
     if not actor.is_admin:
         st.caption("Queuing a training is for admins.")
@@ -55,8 +65,24 @@ def training_panel(sessions, sources: dict[str, str], pending: dict[str, object]
         st.info("Training needs a dataset imported from an MNRE-layout folder that is still on this machine.")
         return
     names = list(sources)
-    dataset = st.selectbox(
+    c1, c2 = st.columns(2)
+    dataset = c1.selectbox(
         "Train on", names, index=names.index("mnre") if "mnre" in names else 0, key="models_train_dataset"
+    )
+    with sessions() as session:
+        recipe = default_recipe(session, dataset)
+    variants = list(VARIANTS)
+    variant = c2.selectbox(
+        "Variant",
+        variants,
+        index=variants.index(recipe.variant),
+        format_func=lambda name: f"{name} (the data's default)" if name == recipe.variant else name,
+        key="models_train_variant",
+    )
+    st.caption(
+        f"The default for {plain(dataset)} is **{recipe.variant}**: {recipe.why} (the paper's objects model when "
+        "more than half have one, else text_only). vanilla reads the global image, objects also up to 3 object "
+        "crops, mega aligns the words with a scene graph of them."
     )
     columns = st.columns(len(TRAINING_NAMES))
     for column, (kind, name) in zip(columns, TRAINING_NAMES.items(), strict=True):
@@ -67,17 +93,23 @@ def training_panel(sessions, sources: dict[str, str], pending: dict[str, object]
                 f"{name.capitalize()}: `{config.name}`"
                 + (f" · job {job.id} is {job.status}" if job is not None else "")
             )
-            if not st.button(f"Queue {name}", key=f"models_queue_{kind}"):
+            if not st.button(f"Queue {name} ({variant})", key=f"models_queue_{kind}"):
                 continue
             who = require_reviewer()
             if (admin := refuse_unless_admin(f"queue {name}")) is None:
                 continue
             try:
-                job_id = queue_training(sessions, kind, sources[dataset], dataset, who, actor=admin)
+                job_id = queue_training(
+                    sessions, kind, sources[dataset], dataset, who, actor=admin, variant=variant
+                )
             except (LabelStoreError, OperationalError, FileNotFoundError) as err:
                 st.error(f"Not queued: {err}")
             else:
-                st.success(f"Queued job {job_id}: {name} on {dataset}. Follow it on the Jobs page.")
+                st.success(
+                    f"Queued job {job_id}: {name} ({variant}) on {plain(dataset)}. It is registered when it "
+                    "ends and made active only if its val micro-F1 beats the active model's. Follow it on the "
+                    "Jobs page."
+                )
 
 
 st.title("Models")
