@@ -118,9 +118,15 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
 
+    stored: bool = False  # its result is in the label store
+
     @property
     def done(self) -> bool:
         return self.future.done()
+
+    @property
+    def succeeded(self) -> bool:
+        return self.future.done() and not self.future.cancelled() and self.future.exception() is None
 
     def result(self):
         """The result; raises the job's own error (or CancelledError) when it failed."""
@@ -232,14 +238,17 @@ def browser_session() -> str:
     return ctx.session_id if ctx is not None else ""
 
 
+def job_key(kind: str, url: str, pair_id: int, version: ModelVersionInfo, settings: dict) -> tuple:
+    return (kind, url, pair_id, version.version_id, tuple(sorted(settings.items())))
+
+
 def start_job(kind: str, url: str, pair_id: int, version: ModelVersionInfo, **settings) -> Job:
     """The background job of one expensive panel ("tokens", "visual" or "reliance") for this pair and settings."""
     if kind not in explain_results.KINDS:
         raise ValueError(f"unknown explanation job {kind!r}")
     inputs = post_inputs(url, pair_id, version)
-    key = (kind, url, pair_id, version.version_id, tuple(sorted(settings.items())))
     return background().submit(
-        key,
+        job_key(kind, url, pair_id, version, settings),
         kind,
         pair_id,
         _job,
@@ -296,17 +305,26 @@ def store_result(pair_id: int, version_key: int, kind: str, settings: dict, resu
 
 
 def result_or_job(kind: str, url: str, pair_id: int, version: ModelVersionInfo, settings: dict):
-    """(result, job) of one panel: the stored result and no job, else the job's result once it is done (None
-    while it runs or after it failed); a job's finished result is stored the first time it is read here."""
-    stored = stored_result(pair_id, version.key, kind, settings)
-    if stored is not None:
-        return stored, None
-    job = start_job(kind, url, pair_id, version, **settings)
-    if not job.done or job.future.cancelled() or job.future.exception() is not None:
+    """(result, job) of one panel: the result this process computed and its job (also once it is stored), else the
+    stored result and no job (computed before: by the worker or an earlier visit), else the job's result once it is
+    done (None while it runs or after it failed); a job's finished result is stored the first time it is read here.
+    So job None means "read from the label store", and a page never calls a result it just computed that."""
+    computed = background().jobs.get(job_key(kind, url, pair_id, version, settings))
+    if computed is None or not computed.succeeded:
+        stored = stored_result(pair_id, version.key, kind, settings)
+        if stored is not None:
+            return stored, None
+    job = (
+        computed
+        if computed is not None and computed.succeeded
+        else start_job(kind, url, pair_id, version, **settings)
+    )
+    if not job.succeeded:
         return None, job
-    result = job.result()
-    store_result(pair_id, version.key, kind, settings, result)
-    return result, job
+    if not job.stored:
+        store_result(pair_id, version.key, kind, settings, job.result())
+        job.stored = True
+    return job.result(), job
 
 
 def faithfulness_numbers(faithfulness, label: str) -> None:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 
+from explain.figures import probability_figure  # noqa: F401  (Review's and Inspect's one probability chart)
+
 HEAD_COLOUR, TAIL_COLOUR = "#cfe3ff", "#ffe0b8"
 BOX_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4"]
 MISSING = "\u2014"  # an em dash: a value that is not there (never the string "None", one of MNRE's relations)
@@ -72,56 +74,6 @@ def ranked_labels(probabilities: dict[str, float] | None, labels: Sequence[str])
     if not probabilities:
         return list(labels)
     return sorted(labels, key=lambda name: -probabilities.get(name, 0.0))
-
-
-PROBABILITY_COLOUR = "#1f77b4"
-GOLD_OUTLINE = (
-    "#222222"  # the gold label's bar: the same colour, outlined and hatched (red would read as "wrong")
-)
-
-
-def probability_figure(probabilities: dict[str, float], top: int = 10, gold: str | None = None) -> go.Figure:
-    """Horizontal bars of the `top` most probable labels, most probable on top, plus the gold label's bar when it
-    is not among them. The gold label's bar is marked neutrally (outlined, hatched) and named in the legend.
-    Traces: [Bar "model probability", Bar "gold label"] (the second only when `gold` has a probability)."""
-    ranked = sorted(probabilities.items(), key=lambda kv: kv[1], reverse=True)[:top]
-    if gold in probabilities and gold not in dict(ranked):
-        ranked.append((gold, probabilities[gold]))
-    ranked = ranked[::-1]  # plotly draws the first category at the bottom
-    names = [name for name, _ in ranked]
-
-    def bars(rows: list[tuple[str, float]], name: str, **marker) -> go.Bar:
-        return go.Bar(
-            x=[probability for _, probability in rows],
-            y=[label for label, _ in rows],
-            orientation="h",
-            name=name,
-            marker=dict(color=PROBABILITY_COLOUR, **marker),
-            text=[f"{probability:.1%}" for _, probability in rows],
-            textposition="auto",
-        )
-
-    traces = [bars([row for row in ranked if row[0] != gold], "model probability")]
-    if gold in probabilities:
-        traces.append(
-            bars(
-                [row for row in ranked if row[0] == gold],
-                f"gold label ({gold})",
-                line=dict(color=GOLD_OUTLINE, width=2),
-                pattern=dict(shape="/", fgcolor="#ffffff"),
-            )
-        )
-    fig = go.Figure(traces)
-    fig.update_layout(
-        height=70 + 24 * len(ranked),
-        margin=dict(l=10, r=10, t=10, b=10),
-        xaxis=dict(range=[0, 1], tickformat=".0%"),
-        yaxis=dict(categoryorder="array", categoryarray=names),
-        barmode="overlay",
-        showlegend=True,
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
-    )
-    return fig
 
 
 def progress_figure(counts: dict[str, int]) -> go.Figure:

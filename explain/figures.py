@@ -162,21 +162,55 @@ def visual_heatmap_figure(image, visual_attr: VisualAttribution | None) -> go.Fi
     return fig
 
 
-def probability_figure(prediction: Prediction, top: int = 10) -> go.Figure:
-    """The `top` most probable labels, most probable on top; the prediction highlighted. Traces: [Bar]."""
-    ranked = sorted(prediction.probabilities.items(), key=lambda kv: kv[1], reverse=True)[:top]
-    fig = go.Figure(
-        go.Bar(
-            x=[p for _, p in ranked],
-            y=[name for name, _ in ranked],
+PROBABILITY_COLOUR = "#1f77b4"
+GOLD_OUTLINE = "#222222"  # the gold label's bar: the same colour, outlined and hatched (red would read as "wrong")
+
+
+def probability_figure(
+    probabilities: Prediction | dict[str, float], top: int = 10, gold: str | None = None
+) -> go.Figure:
+    """Horizontal bars of the `top` most probable labels (of a Prediction or a label -> probability dict), most
+    probable on top, plus the gold label's bar when it is not among them. The gold label's bar is marked neutrally
+    (the same colour, outlined and hatched) and named in the legend. Review and Inspect both draw this chart.
+    Traces: [Bar "model probability", Bar "gold label (<name>)"] (the second only when `gold` has a probability)."""
+    if isinstance(probabilities, Prediction):
+        probabilities = probabilities.probabilities
+    ranked = sorted(probabilities.items(), key=lambda kv: kv[1], reverse=True)[:top]
+    if gold in probabilities and gold not in dict(ranked):
+        ranked.append((gold, probabilities[gold]))
+    ranked = ranked[::-1]  # plotly draws the first category at the bottom
+    names = [name for name, _ in ranked]
+
+    def bars(rows: list[tuple[str, float]], name: str, **marker) -> go.Bar:
+        return go.Bar(
+            x=[probability for _, probability in rows],
+            y=[label for label, _ in rows],
             orientation="h",
-            marker_color=[POSITIVE if name == prediction.label else "#999999" for name, _ in ranked],
+            name=shown_text(name),
+            marker=dict(color=PROBABILITY_COLOUR, **marker),
+            text=[f"{probability:.1%}" for _, probability in rows],
+            textposition="auto",
         )
-    )
+
+    traces = [bars([row for row in ranked if row[0] != gold], "model probability")]
+    if gold in probabilities:
+        traces.append(
+            bars(
+                [row for row in ranked if row[0] == gold],
+                f"gold label ({gold})",
+                line=dict(color=GOLD_OUTLINE, width=2),
+                pattern=dict(shape="/", fgcolor="#ffffff"),
+            )
+        )
+    fig = go.Figure(traces)
     fig.update_layout(
-        title=f"{prediction.label} (margin {prediction.margin:.2f}, entropy {prediction.entropy:.2f})",
-        yaxis_autorange="reversed",
-        xaxis_range=[0, 1],
+        height=70 + 24 * len(ranked),
+        margin=dict(l=10, r=10, t=10, b=10),
+        xaxis=dict(range=[0, 1], tickformat=".0%"),
+        yaxis=dict(categoryorder="array", categoryarray=names),
+        barmode="overlay",
+        showlegend=True,
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
     )
     return fig
 

@@ -1,4 +1,5 @@
-"""Inspect one pair side by side: IFAformer's token-object attention next to MEGA's scene graph and alignment,
+"""Inspect one pair through any registered model version (the active one by default): the model's distribution
+(the gold label marked as on Review), IFAformer's token-object attention next to MEGA's scene graph and alignment,
 Captum token attributions and the visual heat map with their faithfulness, and the image reliance test.
 
 The prediction and the attention (~0.1 s) are drawn first; MEGA's panel next. The expensive panels are drawn from
@@ -25,13 +26,13 @@ from app.explanations import (
     scene_graph,
 )
 from app.model_status import weak_model_warning
-from app.render import highlighted_text
+from app.render import highlighted_text, plain
 from app.resources import get_sessions
 from app.state import review_session
 from app.store import load_pair_view
 from db.base import database_url
 from db.errors import LabelStoreError
-from db.model_versions import active_model
+from db.model_versions import registered_models
 from explain import figures
 from explain.scene_graph_figures import (
     alignment_matrix_figure,
@@ -47,13 +48,31 @@ weak_model_warning()  # app.model_status: no model, or one too weak to trust
 sessions, url = get_sessions(), database_url()
 with sessions() as session:
     # plain data (db.model_versions.ModelVersionInfo): read after the session closed and on reruns
-    active = active_model(session)
-if active is None:
-    st.info("No model is active yet, so there is nothing to explain (see the **Models** page).")
+    versions = {version.version_id: version for version in registered_models(session)}
+if not versions:
+    st.info("No model is registered yet, so there is nothing to explain (see the **Models** page).")
     st.stop()
+active_id = next((name for name, version in versions.items() if version.active), None)
 
 default = review_session().pair_id or 1
-pair_id = int(st.number_input("Pair id", min_value=1, value=default, step=1, key="inspect_pair"))
+c_pair, c_version = st.columns([1, 2])
+pair_id = int(c_pair.number_input("Pair id", min_value=1, value=default, step=1, key="inspect_pair"))
+# any registered version, the active one first: a text model may pre-annotate while an image model explains
+names = list(versions)
+chosen = c_version.selectbox(
+    "Look through model version",
+    names,
+    index=names.index(active_id) if active_id else 0,
+    format_func=lambda name: (
+        f"{name} · {versions[name].variant} · active"
+        if name == active_id
+        else f"{name} · {versions[name].variant}"
+    ),
+    key="inspect_version",
+)
+active = versions[
+    chosen
+]  # the version every panel below explains (caches and stored results keyed by its id)
 try:
     with sessions() as session:
         view = load_pair_view(session, pair_id)
@@ -69,11 +88,18 @@ except (OSError, ValueError) as err:
     st.error(f"The model {version} cannot read this post: {err}")
     st.stop()
 pred = prediction(url, pair_id, active)
-gold = f"gold `{view.gold_label}`" if view.gold_label is not None else "no gold label"
+gold = f"gold {view.gold_label}" if view.gold_label is not None else "no gold label"
 st.markdown(
-    f"**{version}** predicts **{pred.label}** ({pred.probabilities[pred.label]:.1%}, "
-    f"margin {pred.margin:.3f}, entropy {pred.entropy:.2f}) · {gold}"
+    f"**{version}** predicts **{plain(pred.label)}** ({pred.probabilities[pred.label]:.1%}, "
+    f"margin {pred.margin:.3f}, entropy {pred.entropy:.2f}) · {plain(gold)}"
     f"{'' if inputs.has_image else ' · the model reads no image for this post'}"
+    f"{'' if active.active else ' · not the active model (the queue uses ' + (active_id or 'none') + ')'}"
+)
+# the chart Review draws: the gold label in the same colour, outlined and hatched, named in the legend
+st.plotly_chart(
+    figures.probability_figure(pred, 10, gold=view.gold_label),
+    key="inspect_probs",
+    config={"displayModeBar": False},
 )
 
 
@@ -189,8 +215,15 @@ def wants_polling(polling: bool) -> None:
 
 
 def stored_caption(job) -> None:
+    """Where the drawn result came from: the label store (computed before: by the worker's precompute or an
+    earlier visit), or this page's own job just now (and stored for the next visit)."""
     if job is None:
         st.caption("Read from the label store: computed before for this model version and these settings.")
+    else:
+        st.caption(
+            f"Computed here in {job.elapsed():.1f} s for this model version and these settings; kept in the label "
+            "store for the next visit."
+        )
 
 
 def tokens_panel(polling: bool) -> None:

@@ -80,7 +80,8 @@ def test_token_visual_and_probability_figures():
     assert len(figures.visual_heatmap_figure(image, None).data) == 0
     pred = explain.Prediction("b", 1, {"a": 0.1, "b": 0.7, "c": 0.2}, 0.5, 0.8)
     prob = figures.probability_figure(pred, top=2)
-    assert list(prob.data[0].y) == ["b", "c"]
+    assert list(prob.layout.yaxis.categoryarray) == ["c", "b"], "most probable on top (drawn last)"
+    assert len(prob.data) == 1, "no gold trace without a gold label"
 
 
 def test_reliance_and_table_figures():
