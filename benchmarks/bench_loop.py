@@ -10,7 +10,8 @@ model's recipe, configs/first_model.yaml, for 4 epochs on the seed set; later ro
 round's model for one epoch over every labelled pair). Each finished strategy x seed is kept under --work and read
 back, so an interrupted run continues where it stopped; two processes (different seeds) use the 2-core machine.
 `--dataset synthetic` runs the same loop on the synthetic image-decided set (model.synthetic, objects model,
-configs/synthetic_first_model.yaml) with a seed set of 50 and rounds of 25.
+configs/synthetic_first_model.yaml) with a seed set of 50, rounds of 25 and a pool sample of 200 (image reliance
+swaps 5 images into each sampled post).
 
 `report` reads every finished curve, summarises them (app.annotation_loop.summarize_curves: mean curve over seeds,
 area under the learning curve, labels to reach random's final F1, the winner by the rule of winning_strategy) and
@@ -56,7 +57,7 @@ DATASETS = {
     "synthetic": (
         WORK / "synthetic_data",
         REPO / "configs" / "synthetic_first_model.yaml",
-        LoopSettings(seed_size=50, batch=25, seed_epochs=2, pool_sample=0),
+        LoopSettings(seed_size=50, batch=25, seed_epochs=2, pool_sample=200),
     ),
 }
 
