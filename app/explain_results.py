@@ -2,7 +2,8 @@
 
     compute(kind, model, tokenizer, inputs, sessions, pair_id, settings, cache_dir)   explain/'s functions
     stored_result(session, pair_id, version_key, kind, settings) -> result | None
-    store_result(session, pair_id, version_key, kind, settings, result, created_by) -> bool
+    store_result(session, pair_id, version_key, kind, settings, result, created_by) -> bool   (a reliance score
+                                                                              also on the version's prediction)
     explain_top_of_queue(sessions, model, tokenizer, version_key, n, ...)               the worker's job
 
 Kinds and their results: "tokens" -> (TokenAttribution, Faithfulness); "visual" -> (VisualAttribution or None,
@@ -147,6 +148,11 @@ def store_result(
         return False
     summary = {"format": RESULT_FORMAT, "kind": kind, "result": to_json(kind, result)}
     save_explanation(session, pair_id, METHODS[kind], summary, dict(settings), version_key, created_by)
+    if kind == "reliance" and version_key is not None:
+        from db.provenance import set_image_reliance
+
+        # on the version's stored prediction too: the Queue sorts by it (db.review_queue.image_reliance_source)
+        set_image_reliance(session, pair_id, version_key, result.score)
     return True
 
 

@@ -3,6 +3,7 @@
 model_status_line(session) -> str       "Model X, val micro-F1 52.3 · training: ..." (the sidebar)
 weakness(version) -> str | None         the one weak-model rule, used by every page that marks a model weak
 weak_model_warning()                    a warning on Review and Inspect when there is no model or a weak one
+no_active_model_text(status, meaning)   before the first model: what is missing and what is training (every page)
 """
 
 from __future__ import annotations
@@ -130,6 +131,14 @@ def sidebar_model_status() -> None:
         st.fragment(run_every=SIDEBAR_REFRESH_SECONDS if training else None)(status_line)()
 
 
+def no_active_model_text(status: ModelStatus, meaning: str) -> str:
+    """Before the first model, what a page says: what is missing (`meaning`) and what the sidebar says is training,
+    or that nothing is (then the Models page starts one)."""
+    if status.training is not None:
+        return f"No model is active yet: {meaning}. Meanwhile {training_text(status.training)}."
+    return f"No model is active yet: {meaning}. Nothing is training: start a model on the **Models** page."
+
+
 def weak_model_warning() -> None:
     """On the pages that show the model's suggestions and explanations: say when they are not worth much."""
     from app.resources import get_sessions
@@ -139,7 +148,7 @@ def weak_model_warning() -> None:
         training = training_text(status.training) if status.training is not None else None
     later = f" Meanwhile {training}." if training else ""
     if status.version is None:
-        st.info(f"No model is active yet, so there are no suggestions or explanations.{later}")
+        st.info(no_active_model_text(status, "there are no suggestions or explanations"))
     elif status.weak:
         st.warning(
             f"The active model **{status.version}** is weak ({weakness(status.active)}): "

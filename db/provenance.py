@@ -166,6 +166,24 @@ def save_predictions(
     return len(values)
 
 
+def set_image_reliance(
+    session: Session, pair_id: int, version_key: int, score: float, method: str = DEFAULT_PREDICTION_METHOD
+) -> bool:
+    """Keep a pair's image reliance under a model version (Inspect's test, explain.reliance) on that version's stored
+    prediction of the pair, where the Queue's image-reliance sort reads it; False when the version has not scored
+    the pair (nothing to keep it on)."""
+    result = session.execute(
+        update(Prediction)
+        .where(
+            Prediction.pair_id == pair_id,
+            Prediction.model_version_id == version_key,
+            Prediction.method == method,
+        )
+        .values(image_reliance=float(score))
+    )
+    return bool(result.rowcount)
+
+
 def save_crops(
     session: Session,
     post_id: int,

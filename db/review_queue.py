@@ -27,6 +27,7 @@ from db.models import (
     EntityPair,
     Explanation,
     GroundedCrop,
+    ModelVersion,
     OutOfSamplePrediction,
     Post,
     Prediction,
@@ -130,6 +131,34 @@ def _apply_filters(stmt, queue_filter: QueueFilter, current, prediction, out_of_
     return stmt
 
 
+@dataclass(frozen=True)
+class RelianceSource:
+    """The model version whose image reliance the queue shows and sorts by."""
+
+    key: int
+    version_id: str
+    pairs: int  # pairs with a stored image reliance under it
+
+
+def image_reliance_source(
+    session: Session, prefer: int | None = None, method: str = DEFAULT_PREDICTION_METHOD
+) -> RelianceSource | None:
+    """Whichever version computed image reliance (Inspect's test, kept on its predictions): `prefer` (the active
+    version) when it has any, else the version with the most pairs (the newest among equals); None when no version
+    has one (a text-only model has none: it never reads the image)."""
+    rows = session.execute(
+        select(Prediction.model_version_id, ModelVersion.version_id, func.count())
+        .join(ModelVersion, ModelVersion.id == Prediction.model_version_id)
+        .where(Prediction.image_reliance.is_not(None), Prediction.method == method)
+        .group_by(Prediction.model_version_id, ModelVersion.version_id)
+    ).all()
+    sources = [RelianceSource(key, version_id, pairs) for key, version_id, pairs in rows]
+    preferred = [source for source in sources if source.key == prefer]
+    if preferred:
+        return preferred[0]
+    return max(sources, key=lambda source: (source.pairs, source.key), default=None)
+
+
 def random_order_key(seed: int, pair_id: int) -> bytes:
     """The place of a pair in the "random" order of `seed`: a hash of both, so it never depends on the other pairs."""
     return hashlib.blake2b(f"{seed}:{pair_id}".encode(), digest_size=8).digest()
@@ -144,6 +173,7 @@ def review_queue(
     version_key: int | None = None,
     method: str = DEFAULT_PREDICTION_METHOD,
     random_seed: int = 0,
+    reliance_version_key: int | None = None,
 ) -> list[QueueItem]:
     """Pairs to review, with their current state and the predictions of one model version (`version_key`; by
     default the active one).
@@ -153,6 +183,8 @@ def review_queue(
     lowest cleanlab label quality of out-of-sample probabilities first; pairs it did not score last),
     source_order (dataset, split, line), random (the matching pairs shuffled by `random_seed`: the same seed gives
     the same order, and pairs reviewed meanwhile drop out without moving the others).
+    image_reliance (the column and the sort) is read from `reliance_version_key`'s predictions; by default from
+    whichever version computed it (image_reliance_source: the active one when it has any).
     """
     queue_filter = queue_filter or QueueFilter()
     if sort not in QUEUE_SORTS:
@@ -160,8 +192,13 @@ def review_queue(
     if version_key is None:
         active = active_model_version(session)
         version_key = active.id if active else None
+    if reliance_version_key is None:
+        source = image_reliance_source(session, version_key, method)
+        reliance_version_key = source.key if source is not None else version_key
     current = current_annotation_alias()
     prediction = aliased(Prediction, name="pred")
+    # the image reliance of the version that computed it, which may be another than the predictions' one
+    reliance = prediction if reliance_version_key == version_key else aliased(Prediction, name="rel")
     out_of_sample = aliased(OutOfSamplePrediction, name="oos")
     latest_run = latest_run_ids_subquery()
     stmt = (
@@ -183,7 +220,7 @@ def review_queue(
             prediction.confidence,
             prediction.margin,
             prediction.entropy,
-            prediction.image_reliance,
+            reliance.image_reliance,
             out_of_sample.rank,
             out_of_sample.suggested_label,
             out_of_sample.suggested_probability,
@@ -207,6 +244,15 @@ def review_queue(
             prediction.method == method,
         ),
     )
+    if reliance is not prediction:
+        stmt = stmt.outerjoin(
+            reliance,
+            and_(
+                reliance.pair_id == EntityPair.id,
+                reliance.model_version_id == reliance_version_key,
+                reliance.method == method,
+            ),
+        )
     stmt = _apply_filters(stmt, queue_filter, current, prediction, out_of_sample)
     if sort == "random":
         # each pair's place is a seeded hash of its id, not an SQL random(): the same on SQLite and PostgreSQL, and
@@ -221,7 +267,7 @@ def review_queue(
     order = {
         "uncertainty": [prediction.margin.asc().nulls_last()],
         "entropy": [prediction.entropy.desc().nulls_last()],
-        "image_reliance": [prediction.image_reliance.desc().nulls_last()],
+        "image_reliance": [reliance.image_reliance.desc().nulls_last()],
         "disagreement": [
             case(
                 (prediction.predicted_label.is_(None), 2),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.model_status import model_status, no_active_model_text
 from app.render import MISSING, count, plain, progress_figure
 from app.resources import get_sessions
 from app.state import queue_filters, review_session, show_flash
@@ -12,7 +13,14 @@ from app.store import filter_options
 from db.datasets import list_datasets
 from db.models import ANNOTATION_STATUSES
 from db.provenance import active_model_version
-from db.review_queue import DEFAULT_QUEUE_SORT, QUEUE_SORTS, QueueFilter, progress, review_queue
+from db.review_queue import (
+    DEFAULT_QUEUE_SORT,
+    QUEUE_SORTS,
+    QueueFilter,
+    image_reliance_source,
+    progress,
+    review_queue,
+)
 
 SORT_NAMES = {
     "uncertainty": "uncertainty: smallest top-2 margin first",
@@ -31,6 +39,9 @@ with sessions() as session:
     datasets = [d.name for d in list_datasets(session)]
     options = filter_options(session)
     active = active_model_version(session)
+    status_now = model_status(session)  # the sidebar's source: what is active and what is training
+    # image reliance from whichever version computed it (the active one when it has), named below
+    reliance_source = image_reliance_source(session, active.id if active else None)
 if not datasets:
     st.info(
         "The label store is empty. Run `make app`: it imports a dataset and queues the first model, "
@@ -38,10 +49,7 @@ if not datasets:
     )
     st.stop()
 if active is None:
-    st.warning(
-        "No model is active yet: predictions, uncertainty and reliance columns stay empty. "
-        "Register or train one on the **Models** page."
-    )
+    st.warning(no_active_model_text(status_now, "the prediction and uncertainty columns stay empty"))
 
 # reviewers work through one split at a time: start on val (the held-out split) when the store has one
 default_split = "val" if "val" in options["split"] else (options["split"] or [None])[0]
@@ -109,7 +117,13 @@ queue_filter = QueueFilter(
 )
 with sessions() as session:
     counts = progress(session, dataset, split)
-    items = review_queue(session, queue_filter, sort=sort, limit=limit)
+    items = review_queue(
+        session,
+        queue_filter,
+        sort=sort,
+        limit=limit,
+        reliance_version_key=reliance_source.key if reliance_source else None,
+    )
 
 done = counts["total"] - counts["unreviewed"]
 st.progress(
@@ -166,12 +180,18 @@ DETAIL_COLUMNS = ["split", "margin", "entropy", "image reliance", "annotator", "
 # every stored prediction without an image reliance: say so and why, rather than an empty column and a sort that
 # silently falls back to pair order
 if not any(i.image_reliance is not None for i in items):
-    if active is None:
-        why = "no model is active"
-    elif active.variant == "text_only":
-        why = f"the active model {plain(active.version_id)} is text-only: it never reads the image"
+    if reliance_source is not None:
+        why = f"{plain(reliance_source.version_id)} computed it for other pairs only"
+    elif active is not None and active.variant == "text_only":
+        why = (
+            f"the active model {plain(active.version_id)} is text-only: it never reads the image, and no image "
+            "model has computed one (Inspect, through an image model's version, computes it per post)"
+        )
     else:
-        why = f"the predictions of {plain(active.version_id)} were stored without it (Inspect computes it per post)"
+        why = (
+            "no model version has computed one yet (Inspect computes it per post; the worker for the top of the "
+            "queue after each activation)"
+        )
     DETAIL_COLUMNS.remove("image reliance")
     if sort == "image_reliance":
         st.warning(
@@ -179,6 +199,16 @@ if not any(i.image_reliance is not None for i in items):
         )
     elif more:
         st.caption(f"No image reliance column: no pair shown has one ({why}).")
+if reliance_source is not None and (more or sort == "image_reliance"):
+    whose = (
+        "the active model"
+        if active is not None and reliance_source.key == active.id
+        else "not the active model"
+    )
+    st.caption(
+        f"Image reliance as computed by {plain(reliance_source.version_id)} ({whose}; "
+        f"{count(reliance_source.pairs, 'pair')} so far)."
+    )
 st.caption(
     f"{count(len(items), 'pair')} shown. Select a row to open it, or review them in this order."
     + ("" if more else " Split, margin, entropy, image reliance, annotator: **More columns**.")
