@@ -69,17 +69,17 @@ def attention(url: str, pair_id: int, version: ModelVersionInfo):
     return token_object_attention(load_version(version)[0], post_inputs(url, pair_id, version))
 
 
-@st.cache_data(max_entries=64, show_spinner="Building the scene graph and MEGA's alignment ...")
-def scene_graph(url: str, pair_id: int):
-    """(SceneGraph, MegaAlignment, image or None) from the post's stored boxes, else the offline CAM grounder."""
+@st.cache_data(max_entries=200, show_spinner="Finding the objects on the image ...")
+def post_objects(url: str, pair_id: int) -> list[GroundedObject]:
+    """The objects Review draws on a post's image and Inspect's scene graph is built from, from one source: the
+    post's crops stored with a box (GroundingDINO, a grounding run), else, for a post with an image, the offline
+    CAM grounder's guesses (source "cam-fallback": drawn dotted, labels marked ?). A dataset's crops without a box
+    (MNRE's img_vg) cannot be placed on the image: Review shows them beside it."""
     from app.resources import load_cam_grounder
     from model.images import load_image
-    from model.mega_alignment import mega_alignment
-    from model.scene_graph import build_scene_graph
 
     with get_sessions()() as session:
         detail = pair_detail(session, pair_id)
-        tokens = list(detail.post.tokens)
         objects = [
             GroundedObject(
                 (crop.box_x0, crop.box_y0, crop.box_x1, crop.box_y1),
@@ -92,11 +92,25 @@ def scene_graph(url: str, pair_id: int):
             if crop.box_x0 is not None
         ]
         image_path = detail.post.image_path if detail.post.has_image else None
-    image = None
-    if image_path:
-        image = load_image(image_path).convert("RGB")
-        if not objects:
-            objects = load_cam_grounder().detect(image, None)
+    if image_path and not objects:
+        with load_image(image_path) as image:
+            objects = load_cam_grounder().detect(image.convert("RGB"), None)
+    return objects
+
+
+@st.cache_data(max_entries=64, show_spinner="Building the scene graph and MEGA's alignment ...")
+def scene_graph(url: str, pair_id: int):
+    """(SceneGraph, MegaAlignment, image or None) over post_objects: the objects Review draws."""
+    from model.images import load_image
+    from model.mega_alignment import mega_alignment
+    from model.scene_graph import build_scene_graph
+
+    with get_sessions()() as session:
+        detail = pair_detail(session, pair_id)
+        tokens = list(detail.post.tokens)
+        image_path = detail.post.image_path if detail.post.has_image else None
+    image = load_image(image_path).convert("RGB") if image_path else None
+    objects = post_objects(url, pair_id)
     graph = build_scene_graph(objects)
     alignment = mega_alignment(tokens, graph) if graph.nodes else None
     return graph, alignment, image

@@ -8,9 +8,7 @@ import string
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
-from PIL import Image, ImageDraw
-
-from explain.figures import probability_figure  # noqa: F401  (Review's and Inspect's one probability chart)
+from PIL import Image, ImageDraw, ImageFont
 
 HEAD_COLOUR, TAIL_COLOUR = "#cfe3ff", "#ffe0b8"
 BOX_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4"]
@@ -56,17 +54,61 @@ def entity_legend(head_name: str, tail_name: str) -> str:
     )
 
 
-def draw_boxes(image: Image.Image, boxes: Sequence[tuple[Sequence[float], str]]) -> Image.Image:
-    """A copy of `image` with each (box, caption) drawn in its own colour."""
+def _dotted_rectangle(draw: ImageDraw.ImageDraw, box, colour: str, width: int) -> None:
+    """A rectangle of dashes (on 2 x width, off 2 x width)."""
+    x0, y0, x1, y1 = box
+    step = 4 * width
+    for a, b, fixed, horizontal in (
+        (x0, x1, y0, True),
+        (x0, x1, y1, True),
+        (y0, y1, x0, False),
+        (y0, y1, x1, False),
+    ):
+        position = a
+        while position < b:
+            end = min(position + 2 * width, b)
+            line = [(position, fixed), (end, fixed)] if horizontal else [(fixed, position), (fixed, end)]
+            draw.line(line, fill=colour, width=width)
+            position += step
+
+
+def draw_boxes(image: Image.Image, boxes: Sequence[tuple]) -> Image.Image:
+    """A copy of `image` with each (box, caption) or (box, caption, guessed) drawn in its own colour: a guessed box
+    (the CAM fallback's) dotted, others solid; "k caption" in white on a band of the box's colour, its height
+    ~1/20 of the image (at least 14 px), so it reads at any size."""
     out = image.convert("RGB").copy()
     draw = ImageDraw.Draw(out)
     width = max(2, round(max(out.size) / 200))
-    for k, (box, caption) in enumerate(boxes):
+    font = ImageFont.load_default(size=max(12, round(max(out.size) / 24)))
+    for k, (box, caption, *guessed) in enumerate(boxes):
         colour = BOX_COLOURS[k % len(BOX_COLOURS)]
         x0, y0, x1, y1 = (float(coordinate) for coordinate in box)
-        draw.rectangle([x0, y0, x1, y1], outline=colour, width=width)
-        draw.text((x0 + width + 1, y0 + width), f"{k + 1} {caption}", fill=colour)
+        if guessed and guessed[0]:
+            _dotted_rectangle(draw, (x0, y0, x1, y1), colour, width)
+        else:
+            draw.rectangle([x0, y0, x1, y1], outline=colour, width=width)
+        text = f"{k + 1} {caption}"
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        pad = max(2, width)
+        band_height = max(14, bottom + 2 * pad)
+        band_y = y0 - band_height if y0 - band_height >= 0 else y0  # above the box, else inside its top
+        draw.rectangle([x0, band_y, x0 + right + 2 * pad, band_y + band_height], fill=colour)
+        draw.text((x0 + pad, band_y + pad), text, fill="#ffffff", font=font)
     return out
+
+
+def image_caption(sources: Sequence[str]) -> str:
+    """What Review's image shows, by the sources of the boxes drawn on it (never "grounded" when none is)."""
+    if not sources:
+        return "the post's image (no object boxes to draw)"
+    guessed = sum(source == "cam-fallback" for source in sources)
+    parts = []
+    if len(sources) - guessed:
+        n = len(sources) - guessed
+        parts.append(f"{n} grounded box{'es' if n != 1 else ''}")
+    if guessed:
+        parts.append(f"{guessed} guessed box{'es' if guessed != 1 else ''} (dotted)")
+    return "the post's image with " + " and ".join(parts)
 
 
 def ranked_labels(probabilities: dict[str, float] | None, labels: Sequence[str]) -> list[str]:
@@ -74,6 +116,14 @@ def ranked_labels(probabilities: dict[str, float] | None, labels: Sequence[str])
     if not probabilities:
         return list(labels)
     return sorted(labels, key=lambda name: -probabilities.get(name, 0.0))
+
+
+def probability_figure(probabilities: dict[str, float], top: int = 10, gold: str | None = None) -> go.Figure:
+    """Review's and Inspect's one probability chart, explain.figures.probability_figure (imported when drawn:
+    explain/ brings torch, which the Queue page must not load)."""
+    from explain.figures import probability_figure as figure
+
+    return figure(probabilities, top, gold)
 
 
 def progress_figure(counts: dict[str, int]) -> go.Figure:

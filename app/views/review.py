@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.explanations import post_objects
 from app.identity import require_reviewer
 from app.inference import predict_pair
 from app.model_status import weak_model_warning
@@ -18,6 +19,7 @@ from app.render import (
     count,
     entity_legend,
     highlighted_text,
+    image_caption,
     plain,
     probability_figure,
     ranked_labels,
@@ -85,28 +87,36 @@ def shown_status(state) -> str:
     return f"{state.status} by {plain(state.annotator)}" if state.annotator else state.status
 
 
-crops = [c for c in view.crops if c.path or c.box is not None]
 if view.image_path:
     # image and crops on the left, the model on the right; without an image the message and the model stack, so
     # no column is left empty beside a tall chart
     left, right = st.columns([3, 2])
     image_col, crops_col = left.columns([3, 1])
-    boxes = tuple(
-        (c.box, object_caption(c.label or "object", c.source)) for c in view.crops if c.box is not None
+    # the objects Inspect's scene graph is built from (one source: app.explanations.post_objects); a guess dotted
+    objects = [o for o in post_objects(database_url(), view.pair_id) if o.box is not None]
+    boxes = tuple((o.box, object_caption(o.label, o.source), o.source == "cam-fallback") for o in objects)
+    image_col.image(
+        boxed_image(view.image_path, boxes),
+        caption=image_caption([o.source for o in objects]),
+        width="stretch",
     )
-    image_col.image(boxed_image(view.image_path, boxes), caption="image with grounded boxes", width="stretch")
-    for k, crop in enumerate([c for c in view.crops if c.path][:6]):  # the crops beside the image
+    crop_files = [c for c in view.crops if c.path]
+    for k, crop in enumerate(crop_files[:6]):  # the dataset's crop images beside the image
         score = f" {crop.score:.2f}" if crop.score is not None else ""
-        caption = f"{k + 1} {object_caption(crop.label or crop.source, crop.source)}{score}"
+        caption = f"crop {k + 1}: {object_caption(crop.label or crop.source, crop.source)}{score}"
         crops_col.image(crop.path, caption=caption, width="stretch")
+    if crop_files:
+        crops_col.caption(
+            f"{count(len(crop_files), 'crop')} stored with the post"
+            + (f", {min(6, len(crop_files))} shown" if len(crop_files) > 6 else "")
+        )
+    left.caption(objects_provenance([o.source for o in objects]))
 else:
     left = right = st.container()
     if view.image_missing:
         left.warning("This post's image is not on this machine: the model saw the text only.")
     else:
         left.info("This post has no image.")
-if crops:
-    left.caption(objects_provenance([c.source for c in crops]))
 with right:
     if view.probabilities:
         predicted = max(view.probabilities, key=view.probabilities.get)
