@@ -4,12 +4,13 @@
 
 1. upgrade the label store and import MNRE from $MNRE_ROOT (else the synthetic demo set): app.prepare's steps,
    importing only; nothing is trained in the foreground;
-2. queue what is missing (app.model_jobs.queue_default_jobs): the first model (configs/first_model.yaml, or $MRELENS_FIRST_MODEL_CONFIG: a quick
-   text-only model, activated as soon as it is registered), then the full default recipe (configs/default.yaml,
-   or $MRELENS_DEFAULT_MODEL_CONFIG: activated when its val micro-F1 beats the active model's), and a scoring job
-   when the active model has not scored the queue yet; on the synthetic demo set the two trainings use
-   configs/synthetic_*.yaml (objects variant: app.model_jobs). A second launch reuses what exists: a job that is
-   queued, running or done is not queued again;
+2. queue what is missing (app.model_jobs.queue_default_jobs): the first model (configs/first_model.yaml, or
+   $MRELENS_FIRST_MODEL_CONFIG: one epoch, activated as soon as it is registered), then the full default recipe
+   (configs/default.yaml, or $MRELENS_DEFAULT_MODEL_CONFIG: activated when its val micro-F1 beats the active
+   model's), and a scoring job when the active model has not scored the queue yet. Both trainings are of the
+   data's variant (app.model_jobs.default_recipe): objects when most posts have an image, else text_only; the
+   synthetic demo set trains with configs/synthetic_*.yaml (objects: every post has its image). A second launch
+   reuses what exists: a job that is queued, running or done is not queued again;
 3. start `python -m app.worker` and `python -m app.serve` (`streamlit run app/main.py` with the page modules, the
    label store and the active model warmed at server start); the app serves as soon as the data are in.
 

@@ -7,7 +7,8 @@ and the app (app.launch), for scripts and for a worker running elsewhere (`make 
 2. import MNRE from $MNRE_ROOT (default ../shared/mnre next to the repository) when it is there, else generate the
    synthetic demo dataset (model.synthetic) under var/synthetic and import that;
 3. queue what `make app` queues where it is missing (app.model_jobs.queue_default_jobs): the first model, the default
-   recipe, and a scoring job when the active model has not scored the queue. Nothing is trained here: a worker
+   recipe (both of the data's variant: objects when most posts have an image, else text_only), and a scoring job
+   when the active model has not scored the queue. Nothing is trained here: a worker
    (`python -m app.worker`) runs the jobs, and the first model is activated by the job that registers it.
 
 Every step checks what is already there first: a second run only reports.
