@@ -163,7 +163,8 @@ def visual_heatmap_figure(image, visual_attr: VisualAttribution | None) -> go.Fi
 
 
 PROBABILITY_COLOUR = "#1f77b4"
-GOLD_OUTLINE = "#222222"  # the gold label's bar: the same colour, outlined and hatched (red would read as "wrong")
+# the gold label's bar: the same colour, outlined and hatched (red would read as "wrong")
+GOLD_OUTLINE = "#222222"
 
 
 def probability_figure(

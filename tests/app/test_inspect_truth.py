@@ -99,4 +99,3 @@ def test_an_image_model_shows_attention_visual_attribution_and_reliance(make_app
     for chart in ("inspect_attention_chart", "inspect_visual_chart", "inspect_reliance_chart"):
         assert any(chart in key for key in keys), (chart, keys)
     assert "Reliance score" in {m.label for m in at.metric}
-
