@@ -85,28 +85,40 @@ def dataset_names(sessions: sessionmaker) -> list[str]:
 
 
 def measured_curve(
-    path: Path = BENCHMARK, dataset: str = "mnre", strategy: str | None = None
+    path: Path | None = None, dataset: str = "mnre", strategy: str | None = None
 ) -> MeasuredCurve | None:
-    """The winner's (or `strategy`'s) mean curve from the benchmark's JSON; None when the file or the entry is not
-    there. A malformed file is an error that names it."""
+    """The winner's (or `strategy`'s) mean curve on `dataset` from the benchmark's JSON; None when the file or the
+    entry is not there. A malformed file is an error that names it."""
+    winner, curves = measured_curves(path).get(dataset, (None, []))
+    name = strategy or winner
+    return next((curve for curve in curves if curve.strategy == name), None)
+
+
+def measured_curves(path: Path | None = None) -> dict[str, tuple[str, list[MeasuredCurve]]]:
+    """Per dataset: the winning strategy and every strategy's mean curve, from the benchmark's JSON ({} when it has
+    not been run)."""
     path = path or BENCHMARK
     if not path.is_file():
-        return None
+        return {}
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
-        entry = payload[dataset]
-        name = strategy or entry["winner"]
-        summary = entry["strategies"][name]
-        return MeasuredCurve(
-            dataset,
-            name,
-            [int(x) for x in summary["labels"]],
-            [float(x) for x in summary["mean_f1"]],
-            len(summary["seeds"]),
-        )
-    except KeyError:
-        return None
-    except (ValueError, TypeError) as err:
+        return {
+            dataset: (
+                entry["winner"],
+                [
+                    MeasuredCurve(
+                        dataset,
+                        name,
+                        [int(x) for x in summary["labels"]],
+                        [float(x) for x in summary["mean_f1"]],
+                        len(summary["seeds"]),
+                    )
+                    for name, summary in sorted(entry["strategies"].items())
+                ],
+            )
+            for dataset, entry in payload.items()
+        }
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
         raise ValueError(
             f"{path}: not a benchmark summary written by benchmarks/bench_loop.py ({err})"
         ) from err
@@ -228,6 +240,29 @@ def learning_curve_figure(curve: list[CurvePoint], measured: MeasuredCurve | Non
         xaxis_title="reviewed labels",
         yaxis_title="val micro-F1 (%)",
         title="Learning curve",
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return figure
+
+
+def benchmark_figure(curves: list[MeasuredCurve], winner: str | None = None) -> go.Figure:
+    """The benchmark's mean learning curve of every strategy on one dataset (val micro-F1, %)."""
+    figure = go.Figure()
+    for curve in curves:
+        figure.add_scatter(
+            x=curve.labels,
+            y=[100 * v for v in curve.mean_f1],
+            mode="lines+markers",
+            name=f"{curve.strategy}{' (the Queue default)' if curve.strategy == winner else ''}",
+            line={"width": 3 if curve.strategy == winner else 1.5},
+            hovertemplate=f"{curve.strategy}<br>%{{x}} labelled pairs<br>val micro-F1 %{{y:.2f}} %<extra></extra>",
+        )
+    figure.update_layout(
+        height=340,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis_title="labelled pairs (seed set + reviewed)",
+        yaxis_title="val micro-F1 (%), mean over seeds",
+        title=f"Simulated annotation loop on {curves[0].dataset}" if curves else "Simulated annotation loop",
         legend={"orientation": "h", "y": -0.25},
     )
     return figure

@@ -70,7 +70,8 @@ def test_the_loop_page_shows_activity_findings_curve_and_gain(make_app, seeded_u
     findings = at.dataframe[0].value
     assert list(findings["share"]) == ["33.3 % (1 of 3)", findings["share"][1]]
     charts = at.get("plotly_chart")
-    assert len(charts) == 2
+    # the learning curve (the benchmark's figure of every order is in a collapsed expander, drawn too)
+    assert len(charts) == 3
     curve = json.loads(charts[1].proto.spec)["data"]
     assert curve[0]["x"] == [3] and curve[0]["y"] == [
         42.0
@@ -120,8 +121,11 @@ def test_a_malformed_benchmark_file_is_named(tmp_path):
     with pytest.raises(ValueError, match="loop.json"):
         measured_curve(bad)
     assert measured_curve(tmp_path / "missing.json") is None
-    bad.write_text(json.dumps({"other": {}}))
-    assert measured_curve(bad) is None
+    benchmark_file(bad)
+    assert (
+        measured_curve(bad, dataset="synthetic") is None and measured_curve(bad, strategy="entropy") is None
+    )
+    assert measured_curve(bad).labels == [500, 750, 1000]
 
 
 def test_loop_report_without_decisions_or_models(tmp_path):
