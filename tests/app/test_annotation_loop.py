@@ -34,6 +34,7 @@ from db.io import import_mnre
 from db.provenance import register_model_version, save_predictions
 from db.schema import open_database
 from model.query_strategies import kmeans_positions
+from tests.model.test_crossfit import tiny_recipe
 from tests.text_decided_data import LABELS, write_text_decided
 
 
@@ -201,23 +202,10 @@ def test_the_queue_default_is_the_measured_winner():
 
 @pytest.mark.slow
 def test_a_simulation_runs_selection_store_and_training(tmp_path, tiny_text_encoder):
-    from model.train import TrainConfig
-
     folder = write_text_decided(tmp_path / "data", n_train=60, n_val=20, seed=5)
     data = load_loop_data(folder)
-    cfg = TrainConfig(
-        data=str(folder),
-        variant="text_only",
-        text_encoder=tiny_text_encoder,
-        pretrained=False,
-        batch_size=8,
-        lr=3e-3,
-        max_length=16,
-        seed=0,
-        feature_cache=None,
-        progress=False,
-        tune_none_bias=False,
-    )
+    # the tiny text model the cross-fit tests train (output_dir is set per round by the loop)
+    cfg = tiny_recipe(tiny_text_encoder, folder, tmp_path / "unused", epochs=1)
     loop = LoopSettings(seed_size=10, batch=5, rounds=2, seed=1, seed_epochs=2, pool_sample=20)
     curves = {
         s: simulate(s, cfg, data, loop, tmp_path / "work", log=lambda m: None) for s in QUERY_STRATEGIES
