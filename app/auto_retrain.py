@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy.orm import sessionmaker
 
@@ -57,8 +58,11 @@ def schedule_due_retrains(sessions: sessionmaker, enqueue: Callable[..., int] | 
         job_id = None
         if base is None:
             log.warning("auto-retrain of %s is due, but no model is active to start from", dataset)
-        elif not source:
-            log.warning("auto-retrain of %s is due, but the dataset has no source folder to read", dataset)
+        elif not source or not (Path(source) / "ours_rel2id.json").is_file():
+            # the retraining reads the dataset's MNRE-layout folder, as the Models page's button requires
+            log.warning(
+                "auto-retrain of %s is due, but its source folder %s is not on this machine", dataset, source
+            )
         else:
             job_id = enqueue(
                 sessions,

@@ -195,3 +195,18 @@ def test_due_schedules_queue_one_retraining_from_the_active_model(pairs):
     with sessions.begin() as session:
         finish_job(session, job_id, "succeeded")
     assert len(schedule_due_retrains(sessions, fake_enqueue)) == 1
+
+
+def test_a_due_schedule_whose_source_folder_is_gone_queues_nothing(pairs, mini_mnre):
+    import shutil
+
+    sessions, ids = pairs
+    with sessions.begin() as session:
+        register_model_version(session, "v1", "/m/v1", "ifaformer")
+        set_active(session, "v1")
+        set_retrain_schedule(session, "mnre", 1, 1, "admin")
+    decide(sessions, next(iter(ids.values()))[0], "accepted")
+    shutil.rmtree(mini_mnre)
+    assert schedule_due_retrains(sessions, lambda *args: pytest.fail("nothing may be queued")) == []
+    with sessions() as session:
+        assert retrain_schedule(session, "mnre").new_decisions == 0
