@@ -20,6 +20,15 @@ from sqlalchemy.orm import Session, aliased
 from db.datasets import require_pair
 from db.errors import ConcurrentEditError, LabelStoreError
 from db.models import Annotation, Dataset, EntityPair
+from db.models import Rationale as RationaleRow
+from db.rationales import (
+    Rationale,
+    add_decision_rationale,
+    check_pair_rationale,
+    decision_rationale,
+    from_row,
+    in_chunks,
+)
 
 REVIEW_STATUSES = ("accepted", "corrected", "rejected", "skipped")  # what a reviewer can choose
 
@@ -111,6 +120,7 @@ def record_annotation(
     label: str | None = None,
     note: str | None = None,
     origin: str | None = None,
+    rationale: Rationale | None = None,
 ) -> Annotation:
     """Append a review decision made on top of `expected_revision` (the revision the reviewer saw).
 
@@ -119,12 +129,20 @@ def record_annotation(
     wrong and leaves the curated data; skipped: no decision, the previous label stays.
     Raises ConcurrentEditError when someone saved the pair after `expected_revision`: never a silent overwrite.
     origin says where the decision was made when not in the plain review flow ("audit": the label-error audit).
+    rationale (db.rationales.Rationale, source "reviewer"): why the label holds, stored with this decision and
+    checked first (word indices of the post, not the entities'; a box inside the image): a bad one is a
+    LabelStoreError naming the field and nothing is stored. A skip without one keeps the previous decision's, as it
+    keeps its label.
     """
     if status not in REVIEW_STATUSES:
         raise LabelStoreError(f"unknown status {status!r}; expected one of {', '.join(REVIEW_STATUSES)}")
     if not annotator or not annotator.strip():
         raise LabelStoreError("an annotation needs the annotator's name")
     pair = require_pair(session, pair_id)
+    if rationale is not None:
+        if rationale.source != "reviewer":
+            raise LabelStoreError("field 'rationale.source': a decision's rationale comes from a 'reviewer'")
+        rationale = check_pair_rationale(session, pair, rationale)
     if status == "accepted" and label is None:
         label = pair.gold_label
     if status == "corrected" and label is not None and label == pair.gold_label:
@@ -134,10 +152,13 @@ def record_annotation(
             raise LabelStoreError(f"status {status!r} needs a label")
         check_label(session, pair, label)
     elif status == "skipped":
-        label = current_state(pair_history(session, pair_id)).label  # carry the previous decision forward
+        history = pair_history(session, pair_id)
+        label = current_state(history).label  # carry the previous decision forward
+        if rationale is None and history:
+            rationale = decision_rationale(session, history[-1].id)
     else:
         label = None
-    return append_annotation(
+    annotation = append_annotation(
         session,
         pair,
         expected_revision,
@@ -147,6 +168,9 @@ def record_annotation(
         note=note,
         origin=origin,
     )
+    if rationale is not None:
+        add_decision_rationale(session, annotation, rationale)
+    return annotation
 
 
 def undo_last(
@@ -174,8 +198,9 @@ def undo_last(
         raise LabelStoreError(f"pair {pair_id} has nothing to undo")
     target = in_effect[-1]
     _check_undo_allowed(actor, target)
-    restored = current_state([annotation for annotation in history if annotation.revision < target.revision])
-    return append_annotation(
+    before = [annotation for annotation in history if annotation.revision < target.revision]
+    restored = current_state(before)
+    annotation = append_annotation(
         session,
         pair,
         expected_revision,
@@ -185,6 +210,11 @@ def undo_last(
         note=note or f"undo revision {target.revision}",
         undoes_id=target.id,
     )
+    # the restored decision's rationale comes back with its label (a copy on the undo row: rows are never edited)
+    restored_rationale = decision_rationale(session, before[-1].id) if before else None
+    if restored_rationale is not None:
+        add_decision_rationale(session, annotation, restored_rationale)
+    return annotation
 
 
 def _check_undo_allowed(actor, target: Annotation) -> None:
@@ -240,3 +270,12 @@ def current_states(session: Session, pair_ids: Iterable[int] | None = None) -> d
         row.pair_id: CurrentState(row.status, row.label, row.revision, row.annotator)
         for row in session.execute(stmt)
     }
+
+
+def current_rationales(session: Session, pair_ids: Iterable[int] | None = None) -> dict[int, Rationale]:
+    """pair id -> the rationale of the pair's current decision (absent where the current decision has none)."""
+    current = current_annotation_alias()
+    stmt = join_current_annotation(select(EntityPair.id, RationaleRow).select_from(EntityPair), current).join(
+        RationaleRow, RationaleRow.annotation_id == current.id
+    )
+    return {pair_id: from_row(row) for pair_id, row in in_chunks(session, stmt, EntityPair.id, pair_ids)}

@@ -243,6 +243,51 @@ class Annotation(Base):
     pair: Mapped[EntityPair] = relationship(back_populates="annotations")
 
 
+# reviewer: marked with a decision; synthetic: the evidence model.synthetic's generator writes
+RATIONALE_SOURCES = ("reviewer", "synthetic")
+
+
+class Rationale(Base):
+    """Why a label holds: evidence words (indices into the post's tokens, never the entities') and/or one evidence box
+    in the original image's pixels (x0, y0, x1, y1; right and bottom exclusive) on an image of image_width x
+    image_height. Rows are never updated or deleted (db/rationales.py writes them).
+
+    A reviewer's rationale belongs to one decision (annotation_id): saved with it, undone with it (the undo row gets a
+    copy of the restored decision's rationale), so a pair's current rationale is its current decision's. A
+    `synthetic` rationale has no decision: it is the dataset's own evidence for the gold label, as gold_label is the
+    dataset's own label (annotation_id NULL, one per pair).
+    """
+
+    __tablename__ = "rationales"
+    __table_args__ = (
+        CheckConstraint("source IN ('" + "', '".join(RATIONALE_SOURCES) + "')", name="source_known"),
+        CheckConstraint("source <> 'reviewer' OR annotation_id IS NOT NULL", name="reviewer_decision"),
+        CheckConstraint(
+            "(box_x0 IS NULL AND box_y0 IS NULL AND box_x1 IS NULL AND box_y1 IS NULL) OR "
+            "(box_x0 >= 0 AND box_y0 >= 0 AND box_x0 < box_x1 AND box_y0 < box_y1 "
+            "AND image_width IS NOT NULL AND box_x1 <= image_width "
+            "AND image_height IS NOT NULL AND box_y1 <= image_height)",
+            name="box_in_image",
+        ),
+        CheckConstraint("image_width IS NULL OR image_width > 0", name="width_positive"),
+        CheckConstraint("image_height IS NULL OR image_height > 0", name="height_positive"),
+    )
+
+    id: Mapped[intpk]
+    pair_id: Mapped[int] = mapped_column(ForeignKey("entity_pairs.id"), index=True)
+    # the decision this rationale was recorded with; NULL for a dataset's own (synthetic) evidence
+    annotation_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id"), unique=True)
+    source: Mapped[str] = mapped_column(String(32))
+    tokens: Mapped[list[int]] = mapped_column(JSON)  # sorted, unique word indices; [] when only a box
+    box_x0: Mapped[float | None] = mapped_column(Float)
+    box_y0: Mapped[float | None] = mapped_column(Float)
+    box_x1: Mapped[float | None] = mapped_column(Float)
+    box_y1: Mapped[float | None] = mapped_column(Float)
+    image_width: Mapped[int | None]
+    image_height: Mapped[int | None]
+    created_at: Mapped[created_at_utc]
+
+
 class Explanation(Base):
     __tablename__ = "explanations"
 
