@@ -10,7 +10,7 @@ Two speeds:
   opening another pair cancels the previous pair's jobs that have not started (that browser session's own), so it
   never waits behind them.
 
-Every expensive result is computed by app.explain_results.compute (the worker's explanation job calls the same
+Every expensive result is computed by app.services.stored_explanations.compute (the worker's explanation job calls the same
 function) and stored whole in the label store per (pair, model version, kind, settings); Inspect reads the stored
 result first (the worker precomputes the top of the queue when a model is activated) and starts a job only when
 none is stored.
@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 import streamlit as st
 from streamlit.logger import get_logger
 
-from app import explain_results
-from app.inference import pair_records
-from app.paths import feature_cache_dir
 from app.resources import get_sessions, load_version
+from app.services import stored_explanations
+from app.services.inference import pair_records
+from app.services.paths import feature_cache_dir
 from db.model_versions import ModelVersionInfo
 from db.review_queue import pair_detail
 from model.grounding import GroundedObject
@@ -241,7 +241,7 @@ def _job(
     kind: str, version: ModelVersionInfo, inputs, sessions, pair_id: int, settings: dict, cache_dir: str
 ):
     model, tokenizer = worker_model(version)
-    return explain_results.compute(kind, model, tokenizer, inputs, sessions, pair_id, settings, cache_dir)
+    return stored_explanations.compute(kind, model, tokenizer, inputs, sessions, pair_id, settings, cache_dir)
 
 
 def browser_session() -> str:
@@ -258,7 +258,7 @@ def job_key(kind: str, url: str, pair_id: int, version: ModelVersionInfo, settin
 
 def start_job(kind: str, url: str, pair_id: int, version: ModelVersionInfo, **settings) -> Job:
     """The background job of one expensive panel ("tokens", "visual" or "reliance") for this pair and settings."""
-    if kind not in explain_results.KINDS:
+    if kind not in stored_explanations.KINDS:
         raise ValueError(f"unknown explanation job {kind!r}")
     inputs = post_inputs(url, pair_id, version)
     return background().submit(
@@ -307,13 +307,13 @@ def stored_result(pair_id: int, version_key: int, kind: str, settings: dict):
     """The whole result stored for (pair, model version, kind, settings) (precomputed by the worker, or by an
     earlier visit), or None."""
     with get_sessions()() as session:
-        return explain_results.stored_result(session, pair_id, version_key, kind, settings)
+        return stored_explanations.stored_result(session, pair_id, version_key, kind, settings)
 
 
 def store_result(pair_id: int, version_key: int, kind: str, settings: dict, result) -> bool:
     """Keep a result a background job computed, so no later visit (in any process) computes it again."""
     with get_sessions().begin() as session:
-        return explain_results.store_result(
+        return stored_explanations.store_result(
             session, pair_id, version_key, kind, settings, result, st.session_state.get("reviewer") or None
         )
 

@@ -2,13 +2,13 @@
 
     python -m app.launch [--port 8501] [--mnre DIR] [--database-url URL]
 
-1. upgrade the label store and import MNRE from $MNRE_ROOT (else the synthetic demo set): app.prepare's steps,
+1. upgrade the label store and import MNRE from $MNRE_ROOT (else the synthetic demo set): app.services.prepare's steps,
    importing only; nothing is trained in the foreground;
-2. queue what is missing (app.model_jobs.queue_default_jobs): the first model (configs/first_model.yaml, or
+2. queue what is missing (app.services.model_jobs.queue_default_jobs): the first model (configs/first_model.yaml, or
    $MRELENS_FIRST_MODEL_CONFIG: one epoch, activated as soon as it is registered), then the full default recipe
    (configs/default.yaml, or $MRELENS_DEFAULT_MODEL_CONFIG: activated when its val micro-F1 beats the active
    model's), and a scoring job when the active model has not scored the queue yet. Both trainings are of the
-   data's variant (app.model_jobs.default_recipe): objects when most posts have an image, else text_only; the
+   data's variant (app.services.model_jobs.default_recipe): objects when most posts have an image, else text_only; the
    synthetic demo set trains with configs/synthetic_*.yaml (objects: every post has its image). A second launch
    reuses what exists: a job that is queued, running or done is not queued again;
 3. start `python -m app.worker` and `python -m app.serve` (`streamlit run app/main.py` with the page modules, the
@@ -32,7 +32,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from app.paths import REPO_ROOT
+from app.services.paths import REPO_ROOT
 
 STOP_TIMEOUT_S = 60
 
@@ -87,8 +87,8 @@ def stop(processes: dict[str, subprocess.Popen]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app.model_jobs import queue_default_jobs
-    from app.prepare import data_source, default_mnre_root, ensure_data
+    from app.services.model_jobs import queue_default_jobs
+    from app.services.prepare import data_source, default_mnre_root, ensure_data
 
     ap = argparse.ArgumentParser(
         prog="python -m app.launch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.auth import require_login  # noqa: E402
 from app.identity import identity_sidebar  # noqa: E402
-from app.model_status import sidebar_model_status  # noqa: E402
 from app.state import init_state  # noqa: E402
+from app.ui.model_status import sidebar_model_status  # noqa: E402
 
 # torch is imported only by the pages that run a model (app.resources sets one thread per request there), so the
 # Queue opens in a new session without paying seconds for it.

@@ -13,8 +13,8 @@ from sqlalchemy.exc import OperationalError
 from app.auth import current_actor
 from app.render import draw_boxes, plain
 from app.resources import get_sessions
+from app.services.store import PairView, decide, load_pair_view, undo
 from app.state import flash, review_session
-from app.store import PairView, decide, load_pair_view, undo
 from db.errors import ConcurrentEditError, LabelStoreError
 from db.label_errors import AUDIT_ORIGIN
 from model.images import ImageError, load_image

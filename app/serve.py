@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from app.paths import REPO_ROOT
+from app.services.paths import REPO_ROOT
 
 MAIN = REPO_ROOT / "app" / "main.py"
 WARM_FILE_ENV = "MRELENS_WARM_FILE"
@@ -48,10 +48,9 @@ def warm_pages():
     import app.auth
     import app.identity
     import app.render
-    import app.state
-    import app.store  # noqa: F401  (imported for its import cost, paid here and not in a page's run)
-    from app.model_status import model_status
+    import app.services.store  # noqa: F401  (imported for its import cost, paid here and not in a page's run)
     from app.resources import get_sessions
+    from app.services.model_status import model_status
 
     # the first DataFrame -> Arrow and figure -> JSON conversions import their own helpers
     pa.Table.from_pandas(pd.DataFrame({"pair": [1], "text": ["x"]}))

@@ -12,7 +12,7 @@ AppTest (first, on a store with no stored explanation): the first render of Revi
 session against interactions on cached posts (next, previous, accept, Inspect's layer / head); Queue's first render
 in a new Python process (imports included); Inspect until every background panel is filled. Target: < 1 s each.
 
-Then the explanation job's function (app.explain_results.explain_top_of_queue, what the worker runs after each
+Then the explanation job's function (app.services.stored_explanations.explain_top_of_queue, what the worker runs after each
 activation) precomputes the top --precompute pairs of the queue, timed.
 
 Browser: Debian's headless Chromium at 1600x1100 against the server on loopback, each page from navigation (opening
@@ -54,7 +54,7 @@ MAIN = str(REPO / "app" / "main.py")
 def seed_store(folder: Path, model_dir: Path | None) -> tuple[str, str, int]:
     from sqlalchemy import select
 
-    from app.inference import predict_and_store
+    from app.services.inference import predict_and_store
     from db.io import import_mnre
     from db.models import EntityPair
     from db.provenance import register_checkpoint, set_active
@@ -85,8 +85,8 @@ def seed_store(folder: Path, model_dir: Path | None) -> tuple[str, str, int]:
 
 def precompute(url: str, version_key: int, n: int, model_dir: Path) -> tuple[list[int], float]:
     """The explanation job's work (the top n pairs of the queue), in this process; (pairs stored, seconds)."""
-    from app.explain_results import explain_top_of_queue, queue_top
-    from app.paths import feature_cache_dir
+    from app.services.paths import feature_cache_dir
+    from app.services.stored_explanations import explain_top_of_queue, queue_top
     from db.schema import open_database
     from model.checkpoint import load_checkpoint
 
@@ -451,7 +451,7 @@ def report(
         f"contended), so expect +-30% or worse. Model: {model}. Data: the synthetic demo store (120 pairs, every "
         "post with an image), seed 0. No training job ran in the worker during the run.",
         "",
-        f"Precomputed explanations (app.explain_results.explain_top_of_queue, the worker's explanation job): the "
+        f"Precomputed explanations (app.services.stored_explanations.explain_top_of_queue, the worker's explanation job): the "
         f"top {precomputed[0]} pairs of the queue in {precomputed[1]:.1f} s "
         f"({precomputed[1] / max(1, precomputed[0]):.1f} s per pair: token LayerIG, visual occlusion, both "
         "faithfulness tests, image reliance with 5 swaps).",

@@ -331,7 +331,7 @@ def cmd_mnre(args) -> None:
     first model's recipe (the `clean` run) active, the crossfit job and its fold jobs executed here one after
     another, then the top suspects exported as CSV and Label Studio tasks (benchmarks/mnre_suspects/)."""
     from app.jobs.runner import execute_job
-    from app.label_errors import start_find_label_errors
+    from app.services.label_errors import start_find_label_errors
     from db.io import import_mnre
     from db.label_errors import audit_progress, export_suspects, latest_run
     from db.models import Job

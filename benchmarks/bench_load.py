@@ -3,8 +3,8 @@
     python benchmarks/bench_load.py [--database-url URL | --postgres] [--reviewers 20] [--seconds 300]
                                     [--write benchmarks/load.md]
 
-Every reviewer goes through the functions the app calls: app.store.load_review_state (what the Review page shows),
-app.store.decide with the revision it showed, app.store.undo with the revision its own save created (as the Review
+Every reviewer goes through the functions the app calls: app.services.store.load_review_state (what the Review page shows),
+app.services.store.decide with the revision it showed, app.services.store.undo with the revision its own save created (as the Review
 page's undo does), db.io.export_labels and db.review_queue.review_queue. A share of all actions falls on a few "hot"
 pairs, so several reviewers decide on the same pair at the same moment; a short think time between showing and
 saving widens the race. Each reviewer logs every write it was told succeeded.
@@ -12,7 +12,7 @@ saving widens the race. Each reviewer logs every write it was told succeeded.
 Afterwards the store is checked against the logs: every acknowledged decision and undo is stored exactly once
 (none lost, none duplicated, none unacknowledged), each pair's revisions run 1..n without a gap, every undo
 restores the state before the decision it undid and only ever undid the undoer's own decision, skips carry the
-previous label, and every export held each pair exactly once. Save latency is the time of app.store.decide.
+previous label, and every export held each pair exactly once. Save latency is the time of app.services.store.decide.
 
 Default store: a fresh SQLite file in a temporary folder; --postgres uses a fresh schema in $TEST_POSTGRES_URL.
 """
@@ -152,7 +152,7 @@ class ReviewerPlan:
 def reviewer(plan: ReviewerPlan, ready) -> None:
     from sqlalchemy.exc import OperationalError
 
-    from app.store import decide, load_review_state, undo
+    from app.services.store import decide, load_review_state, undo
     from db.errors import ConcurrentEditError, LabelStoreError
     from db.io import ExportFilter, export_labels
     from db.review_queue import QueueFilter, review_queue

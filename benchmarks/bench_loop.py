@@ -1,4 +1,4 @@
-"""The annotation loop measured: val micro-F1 per reviewed pair for each review order (app.annotation_loop).
+"""The annotation loop measured: val micro-F1 per reviewed pair for each review order (app.services.annotation_loop).
 
     nice -n 10 python benchmarks/bench_loop.py run --seed 1 [--strategies random margin ...] [--dataset mnre]
     python benchmarks/bench_loop.py report        # writes benchmarks/loop.md, loop.json and loop.png
@@ -13,7 +13,7 @@ back, so an interrupted run continues where it stopped; two processes (different
 configs/synthetic_first_model.yaml) with a seed set of 50, rounds of 25 and a pool sample of 200 (image reliance
 swaps 5 images into each sampled post).
 
-`report` reads every finished curve, summarises them (app.annotation_loop.summarize_curves: mean curve over seeds,
+`report` reads every finished curve, summarises them (app.services.annotation_loop.summarize_curves: mean curve over seeds,
 area under the learning curve, labels to reach random's final F1, the winner by the rule of winning_strategy) and
 writes the markdown table, the figure and benchmarks/loop.json, which the Loop page reads.
 """
@@ -38,7 +38,7 @@ import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ["TORCH_NUM_THREADS"]))
 
-from app.annotation_loop import (  # noqa: E402
+from app.services.annotation_loop import (  # noqa: E402
     QUERY_STRATEGIES,
     TEXT_STRATEGIES,
     LoopCurve,

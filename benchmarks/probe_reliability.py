@@ -4,7 +4,7 @@ one error line it gets, and what was checked to be unchanged afterwards.
     python benchmarks/probe_reliability.py [--write benchmarks/reliability.md]
 
 Every command goes through `python -m db` (db.cli.main, in this process, stderr captured); the Add post and review
-cases call app.store, as the pages do. "Store unchanged" compares a digest of every row of every table before and
+cases call app.services.store, as the pages do. "Store unchanged" compares a digest of every row of every table before and
 after; files and folders are compared by digest, type (FIFO, device) or presence.
 """
 
@@ -303,7 +303,7 @@ def probe_all(work: Path) -> list[Probe]:
     )
 
     # the app's paths: Add post uploads and racing reviewers
-    from app.store import UploadedImage, add_post, decide, undo
+    from app.services.store import UploadedImage, add_post, decide, undo
     from db.annotations import pair_history
     from db.errors import ConcurrentEditError
     from model.mnre_format import DataFormatError

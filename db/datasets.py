@@ -120,7 +120,7 @@ def other_pairs_with_image(session: Session, pair_id: int, limit: int) -> list[i
 
 def image_counts(session: Session, dataset: str) -> tuple[int, int]:
     """(posts with an image, posts) of the dataset called `dataset`; (0, 0) when it has none or does not exist.
-    The training recipe is chosen from it (app.model_jobs.default_recipe)."""
+    The training recipe is chosen from it (app.services.model_jobs.default_recipe)."""
     with_image, total = session.execute(
         select(func.count(Post.id).filter(Post.has_image), func.count(Post.id))
         .join(Dataset, Dataset.id == Post.dataset_id)

@@ -217,7 +217,7 @@ def _pid_alive(pid: int) -> bool:
 
 def link_model_version(session: Session, version_id: str, job_id: int) -> None:
     """Record on a model version the job that made it (settings["job"]), for versions registered outside
-    app.jobs.runner (app.retrain registers its own)."""
+    app.jobs.runner (app.services.retrain registers its own)."""
     from db.provenance import find_model_version
 
     version = find_model_version(session, version_id)

@@ -3,7 +3,7 @@
 Everyone who is logged in is a reviewer: they review, add posts and export. Only an admin activates a model
 version, starts a retraining (or another job that registers or activates models) and deletes or (re-)imports a
 dataset. The store functions that do those things take an optional `actor` and call `require_admin` before they
-write anything; `actor=None` is the local single user (the CLI, `app.prepare`, and the app's typed-name mode on
+write anything; `actor=None` is the local single user (the CLI, `app.services.prepare`, and the app's typed-name mode on
 loopback), who administers their own store.
 """
 

@@ -4,7 +4,7 @@
     explain_part(kind, model, tokenizer, inputs)    one expensive part: "tokens", "visual" or "reliance"
     explain_post(model, tokenizer, record, ...)     prediction, attention and every part, timed, JSON-able summary()
 
-Inspect's panels and the worker's explanations job (app.explain_results), `python -m model.predict --explain` and
+Inspect's panels and the worker's explanations job (app.services.stored_explanations), `python -m model.predict --explain` and
 the benchmarks all go through explain_part, so a result means the same whoever computed it.
 """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 SETTINGS = ("standard", "shuffle_train", "shuffle_test")
-# the purposes app.retrain stores its two evaluations under
+# the purposes app.services.retrain stores its two evaluations under
 RETRAIN_BASELINE, RETRAIN_RESULT = "retrain baseline", "retrain result"
 OUTSIDE_TABLES = frozenset({RETRAIN_BASELINE, RETRAIN_RESULT})
 METRICS = ("accuracy", "precision", "recall", "f1")

@@ -1,6 +1,6 @@
 """Query strategies that pick from a model's representations rather than from a stored score: the diversity half of
 active learning. The score-based orders (margin, entropy, image reliance, random, dataset order) are the Queue's
-sorts (db.review_queue); app.annotation_loop compares them all.
+sorts (db.review_queue); app.services.annotation_loop compares them all.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def free_port() -> int:
 @pytest.mark.parametrize(
     "args,names",
     [
-        (["app.prepare", "--database-url", "foo://x"], "foo"),
+        (["app.services.prepare", "--database-url", "foo://x"], "foo"),
         (["app.launch", "--port", "PORT", "--database-url", "foo://x"], "foo"),
         (["model.grounding", "MISSING", "--split", "val", "--out", "OUT"], "ours_rel2id.json"),
     ],

@@ -7,7 +7,7 @@
 The kinds, their priorities, names and what each registers are one table, db.job_kinds.JOB_KIND_TABLE: first_model,
 default_model (train from a config file), retrain (from curated labels), score (store a model version's predictions
 for the queue; after an activation it queues an explanations job), explanations (precompute Inspect's results for
-the top N pairs of the queue with app.explain_results), grounding (batch grounding of a dataset), shuffle (Table 1),
+the top N pairs of the queue with app.services.stored_explanations), grounding (batch grounding of a dataset), shuffle (Table 1),
 ablation (Table 2), crossfit (Find label errors: plans the folds and queues one crossfit_fold job per fold; the last
 fold merges and stores the run, app.jobs.crossfit). The worker runs each kind through its runner in
 app.jobs.runner.RUNNERS, each the project's one function for that work.

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import sessionmaker
 
-from app.paths import REPO_ROOT, runs_dir
+from app.services.paths import REPO_ROOT, runs_dir
 
 CONFIG = ("MRELENS_CROSSFIT_CONFIG", REPO_ROOT / "configs" / "crossfit.yaml")
 TRAINING_SPLIT = "train"
@@ -106,7 +106,7 @@ def run_crossfit(sessions: sessionmaker, request, reporter) -> dict[str, Any]:
 
 def _records(sessions: sessionmaker, labelled: list[list]) -> list:
     """Model records of the planned pairs, each with the label the plan fixed (the label in effect at planning)."""
-    from app.inference import pair_records
+    from app.services.inference import pair_records
 
     ids = [pair_id for pair_id, _ in labelled]
     with sessions() as session:
@@ -116,7 +116,7 @@ def _records(sessions: sessionmaker, labelled: list[list]) -> list:
 
 def run_crossfit_fold(sessions: sessionmaker, request, reporter) -> dict[str, Any]:
     """Train one fold (model.crossfit.train_fold), save its held-out predictions, and merge when it is the last."""
-    from app.model_jobs import training_config
+    from app.services.model_jobs import training_config
     from model.crossfit import train_fold
 
     folder, fold = Path(request.params["folder"]), int(request.params["fold"])
@@ -167,7 +167,7 @@ def _active_model_probabilities(
     sessions: sessionmaker, plan: dict, log
 ) -> tuple[np.ndarray | None, str | None]:
     """The active model's probabilities on the pairs of the other splits, in the plan's label order."""
-    from app.inference import predict_records
+    from app.services.inference import predict_records
     from db.model_versions import active_model
     from model.checkpoint import load_checkpoint
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-from app.paths import REPO_ROOT
+from app.services.paths import REPO_ROOT
 from db.redact import mask_secrets
 
 QUEUE_NAME = "mrelens"

@@ -26,8 +26,8 @@ from sqlalchemy.orm import sessionmaker
 
 # Find label errors: planning and one fold per job
 from app.jobs.crossfit import run_crossfit, run_crossfit_fold
-from app.model_jobs import config_path, score_limit, training_config, variant_overrides
-from app.paths import REPO_ROOT, feature_cache_dir, runs_dir
+from app.services.model_jobs import config_path, score_limit, training_config, variant_overrides
+from app.services.paths import REPO_ROOT, feature_cache_dir, runs_dir
 from db.jobs import (
     JobCancelled,
     cancel_requested,
@@ -276,7 +276,7 @@ def job_output_dir(request: JobRequest) -> Path:
 def activate_if_better(sessions: sessionmaker, version_id: str, started_by: str) -> dict[str, Any]:
     """Activate `version_id` when no model is active or its val F1 beats the active one's; activation queues
     a scoring job for it. Returns what happened, for the job's outcome."""
-    from app.model_jobs import activate
+    from app.services.model_jobs import activate
     from db.model_versions import active_model, find_model
 
     with sessions() as session:
@@ -343,7 +343,7 @@ def _json_safe(values: dict) -> dict:
 
 def run_training(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
     """first_model / default_model: model.train.train on a config file, of the variant the job names (the data's or
-    one picked on the Models page: app.model_jobs.VARIANTS), then register (and maybe activate)."""
+    one picked on the Models page: app.services.model_jobs.VARIANTS), then register (and maybe activate)."""
     from model.train import train
 
     path = request.params.get("config") or config_path(request.kind)
@@ -367,8 +367,8 @@ def run_training(sessions: sessionmaker, request: JobRequest, reporter: Reporter
 
 
 def run_retrain(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
-    """Retrain from curated labels (app.retrain.retrain registers the version); activate it only if it beats."""
-    from app.retrain import retrain
+    """Retrain from curated labels (app.services.retrain.retrain registers the version); activate it only if it beats."""
+    from app.services.retrain import retrain
 
     params = request.params
     output_dir = job_output_dir(request)
@@ -408,7 +408,7 @@ def run_retrain(sessions: sessionmaker, request: JobRequest, reporter: Reporter)
 def run_score(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
     """Store a model version's predictions for the queue (the active one by default), all in one transaction;
     with params["then_explain"] = N, queue the explanations job for the top N pairs once they are stored."""
-    from app.inference import predict_and_store
+    from app.services.inference import predict_and_store
     from db.datasets import count_pairs
     from db.errors import LabelStoreError
     from db.model_versions import active_model, find_model
@@ -462,9 +462,9 @@ def enqueue_explanations(sessions: sessionmaker, version_id: str, n: int, starte
 
 def run_explanations(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
     """Inspect's expensive results (token and visual attributions with their faithfulness, image reliance; the
-    page's default settings) for the top N pairs of the review queue, computed by app.explain_results (Inspect's
+    page's default settings) for the top N pairs of the review queue, computed by app.services.stored_explanations (Inspect's
     own path) and stored per pair as each pair completes; pairs already stored are skipped."""
-    from app.explain_results import explain_top_of_queue
+    from app.services.stored_explanations import explain_top_of_queue
     from db.model_versions import find_model
     from model.checkpoint import load_checkpoint
 

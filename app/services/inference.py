@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.paths import feature_cache_dir
+from app.services.paths import feature_cache_dir
 from db.datasets import get_post, pairs_with_posts
 from db.models import EntityPair, GroundedCrop, Post
 from db.provenance import crops_of_posts, save_predictions

@@ -15,7 +15,8 @@ from typing import Any
 import plotly.graph_objects as go
 from sqlalchemy.orm import sessionmaker
 
-from app.annotation_loop import expected_gain
+from app.services.annotation_loop import expected_gain
+from app.services.paths import REPO_ROOT
 from db.datasets import list_datasets
 from db.loop import (
     DecisionCount,
@@ -30,7 +31,7 @@ from db.loop import (
 from db.model_versions import ModelVersionInfo, active_model, registered_models
 from db.roles import Actor, require_admin
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "loop.json"
+BENCHMARK = REPO_ROOT / "benchmarks" / "loop.json"
 
 
 @dataclass(frozen=True)

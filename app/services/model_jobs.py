@@ -24,13 +24,13 @@ from typing import Any
 
 from sqlalchemy.orm import sessionmaker
 
-from app.paths import REPO_ROOT, feature_cache_dir
+from app.services.paths import REPO_ROOT, feature_cache_dir
 from db.errors import LabelStoreError
 from db.job_kinds import KINDS
 from db.jobs import ACTIVE_STATUSES, latest_job
 from db.roles import Actor
 
-LAUNCHER = "make app"  # who the jobs queued by `make app` and app.prepare are started by
+LAUNCHER = "make app"  # who the jobs queued by `make app` and app.services.prepare are started by
 # pairs a scoring job stores (val first, then test, new, train); MRELENS_SCORE_LIMIT
 DEFAULT_SCORE_LIMIT = 4000
 # pairs at the top of the queue whose Inspect results are precomputed after each activation; MRELENS_EXPLAIN_LIMIT
@@ -39,7 +39,9 @@ CONFIGS = {
     "first_model": ("MRELENS_FIRST_MODEL_CONFIG", REPO_ROOT / "configs" / "first_model.yaml"),
     "default_model": ("MRELENS_DEFAULT_MODEL_CONFIG", REPO_ROOT / "configs" / "default.yaml"),
 }
-SYNTHETIC_DATASET = "synthetic"  # the name app.prepare.data_source imports the synthetic demo set under
+SYNTHETIC_DATASET = (
+    "synthetic"  # the name app.services.prepare.data_source imports the synthetic demo set under
+)
 # The synthetic demo set's own settings (its posts are short: 32 word pieces); the variant is the data's, like on
 # any dataset (default_recipe): objects, since every synthetic post has its image.
 SYNTHETIC_CONFIGS = {

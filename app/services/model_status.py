@@ -1,8 +1,7 @@
-"""Which model the app is using and how good it is, in one line for every page and a warning where it matters.
+"""Which model the app is using and how good it is, without Streamlit (app.ui.model_status draws it).
 
 model_status_line(session) -> str       "Model X, val micro-F1 52.3 · training: ..." (the sidebar)
 weakness(version) -> str | None         the one weak-model rule, used by every page that marks a model weak
-weak_model_warning()                    a warning on Review and Inspect when there is no model or a weak one
 no_active_model_text(status, meaning)   before the first model: what is missing and what is training (every page)
 """
 
@@ -11,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-import streamlit as st
 from sqlalchemy.orm import Session
 
 from db.job_kinds import MODEL_KINDS, job_kind
@@ -112,45 +110,9 @@ def model_status_line(session: Session) -> str:
     return text
 
 
-SIDEBAR_REFRESH_SECONDS = 5
-
-
-def sidebar_model_status() -> None:
-    """The sidebar's status line, redrawn every few seconds while a model is training or queued (a fragment inside
-    the sidebar: on a page that polls its own fragment, Jobs or Inspect, the sidebar moves with it)."""
-    from app.resources import get_sessions
-
-    with get_sessions()() as session:
-        training = model_status(session).training is not None
-
-    def status_line() -> None:
-        with get_sessions()() as session:
-            st.caption(model_status_line(session))
-
-    with st.sidebar:
-        st.fragment(run_every=SIDEBAR_REFRESH_SECONDS if training else None)(status_line)()
-
-
 def no_active_model_text(status: ModelStatus, meaning: str) -> str:
     """Before the first model, what a page says: what is missing (`meaning`) and what the sidebar says is training,
     or that nothing is (then the Models page starts one)."""
     if status.training is not None:
         return f"No model is active yet: {meaning}. Meanwhile {training_text(status.training)}."
     return f"No model is active yet: {meaning}. Nothing is training: start a model on the **Models** page."
-
-
-def weak_model_warning() -> None:
-    """On the pages that show the model's suggestions and explanations: say when they are not worth much."""
-    from app.resources import get_sessions
-
-    with get_sessions()() as session:
-        status = model_status(session)
-        training = training_text(status.training) if status.training is not None else None
-    later = f" Meanwhile {training}." if training else ""
-    if status.version is None:
-        st.info(no_active_model_text(status, "there are no suggestions or explanations"))
-    elif status.weak:
-        st.warning(
-            f"The active model **{status.version}** is weak ({weakness(status.active)}): "
-            f"treat its suggested labels, attention and attributions as noise.{later}"
-        )

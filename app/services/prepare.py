@@ -6,7 +6,7 @@ and the app (app.launch), for scripts and for a worker running elsewhere (`make 
 1. upgrade the label store (db.schema.open_database);
 2. import MNRE from $MNRE_ROOT (default ../shared/mnre next to the repository) when it is there, else generate the
    synthetic demo dataset (model.synthetic) under var/synthetic and import that;
-3. queue what `make app` queues where it is missing (app.model_jobs.queue_default_jobs): the first model, the default
+3. queue what `make app` queues where it is missing (app.services.model_jobs.queue_default_jobs): the first model, the default
    recipe (both of the data's variant: objects when most posts have an image, else text_only), and a scoring job
    when the active model has not scored the queue. Nothing is trained here: a worker
    (`python -m app.worker`) runs the jobs, and the first model is activated by the job that registers it.
@@ -24,8 +24,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import sessionmaker
 
-from app.model_jobs import SYNTHETIC_DATASET
-from app.paths import REPO_ROOT
+from app.services.model_jobs import SYNTHETIC_DATASET
+from app.services.paths import REPO_ROOT
 from db.datasets import list_datasets
 from db.io import import_mnre
 
@@ -68,7 +68,7 @@ def prepare(
     database_url: str | None = None, mnre_root: Path | None = None, synthetic_dir: Path = SYNTHETIC_DIR
 ) -> list[int]:
     """Import the data and queue the missing jobs (see the module docstring); returns the ids of the jobs queued."""
-    from app.model_jobs import queue_default_jobs
+    from app.services.model_jobs import queue_default_jobs
     from db.schema import open_database
 
     engine, sessions = open_database(database_url)

@@ -39,7 +39,7 @@ def default_split(splits: list[str]) -> str | None:
 
 def encode(model, tokenizer, sessions: sessionmaker, pair_id: int, cache_dir: str):
     """The pair's PostInputs, encoded as training and Inspect encode it."""
-    from app.inference import pair_records
+    from app.services.inference import pair_records
     from explain import encode_post
 
     with sessions() as session:
@@ -56,7 +56,7 @@ def compute(
 
     others = []
     if kind == "reliance" and inputs.has_image:
-        from app.inference import pair_records
+        from app.services.inference import pair_records
         from db.datasets import other_pairs_with_image
 
         with sessions() as session:

@@ -8,12 +8,12 @@ import streamlit as st
 from sqlalchemy.exc import OperationalError
 
 from app.identity import require_reviewer
-from app.inference import ground_post, predict_pair
-from app.paths import upload_dir
 from app.render import count, plain
 from app.resources import get_sessions, load_cam_grounder, load_model
+from app.services.inference import ground_post, predict_pair
+from app.services.paths import upload_dir
+from app.services.store import UploadedImage, add_post
 from app.state import review_session
-from app.store import UploadedImage, add_post
 from db.errors import LabelStoreError
 from db.provenance import active_model_version
 from model.images import ImageError

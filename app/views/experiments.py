@@ -16,7 +16,7 @@ from app.auth import refuse_unless_admin
 from app.identity import require_reviewer
 from app.jobs import enqueue
 from app.resources import get_sessions
-from app.store import evaluation_run_rows
+from app.services.store import evaluation_run_rows
 from db.datasets import list_datasets
 from db.jobs import pending_jobs, running_jobs
 

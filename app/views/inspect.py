@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.explain_results import DEFAULT_SETTINGS
 from app.explanations import (
     attention,
     cancel_other_pairs,
@@ -25,11 +24,12 @@ from app.explanations import (
     result_or_job,
     scene_graph,
 )
-from app.model_status import weak_model_warning
 from app.render import highlighted_text, plain
 from app.resources import get_sessions
+from app.services.store import load_pair_view
+from app.services.stored_explanations import DEFAULT_SETTINGS
 from app.state import review_session
-from app.store import load_pair_view
+from app.ui.model_status import weak_model_warning
 from db.base import database_url
 from db.errors import LabelStoreError
 from db.model_versions import registered_models
@@ -44,7 +44,7 @@ from explain.scene_graph_figures import (
 POLL_SECONDS = 2.0
 
 st.title("Inspect")
-weak_model_warning()  # app.model_status: no model, or one too weak to trust
+weak_model_warning()  # app.services.model_status: no model, or one too weak to trust
 sessions, url = get_sessions(), database_url()
 with sessions() as session:
     # plain data (db.model_versions.ModelVersionInfo): read after the session closed and on reruns

@@ -12,8 +12,8 @@ import streamlit as st
 
 from app.auth import current_actor
 from app.jobs import cancel
-from app.model_status import job_name
 from app.resources import get_sessions
+from app.services.model_status import job_name
 from db.errors import LabelStoreError
 from db.jobs import list_jobs, pending_jobs, running_jobs
 from db.models import Job

@@ -14,10 +14,16 @@ import streamlit as st
 
 from app.auth import current_actor, refuse_unless_admin
 from app.identity import require_reviewer
-from app.label_errors import LabelErrorsRunning, cancel_run, eta_text, run_progress, start_find_label_errors
-from app.paths import export_dir
 from app.render import plain
 from app.resources import get_sessions
+from app.services.label_errors import (
+    LabelErrorsRunning,
+    cancel_run,
+    eta_text,
+    run_progress,
+    start_find_label_errors,
+)
+from app.services.paths import export_dir
 from app.state import review_session
 from db.datasets import list_datasets
 from db.errors import LabelStoreError

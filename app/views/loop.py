@@ -11,7 +11,8 @@ import streamlit as st
 
 from app.auth import refuse_unless_admin
 from app.identity import require_reviewer
-from app.loop_report import (
+from app.resources import get_sessions
+from app.services.loop_report import (
     benchmark_figure,
     dataset_names,
     decisions_figure,
@@ -21,7 +22,6 @@ from app.loop_report import (
     outcome_rows,
     save_schedule,
 )
-from app.resources import get_sessions
 
 st.title("Loop")
 st.caption(

@@ -14,7 +14,9 @@ from sqlalchemy.exc import OperationalError
 from app.auth import current_actor, refuse_unless_admin
 from app.identity import require_reviewer
 from app.jobs import enqueue
-from app.model_jobs import (
+from app.render import plain
+from app.resources import get_sessions
+from app.services.model_jobs import (
     TRAINING_NAMES,
     VARIANTS,
     activate,
@@ -22,9 +24,7 @@ from app.model_jobs import (
     queue_training,
     training_config_file,
 )
-from app.model_status import weakness
-from app.render import plain
-from app.resources import get_sessions
+from app.services.model_status import weakness
 from db.datasets import list_datasets
 from db.errors import LabelStoreError
 from db.jobs import ACTIVE_STATUSES, latest_job, pending_jobs, running_jobs
@@ -56,7 +56,7 @@ def mnre_layout_sources(datasets: dict[str, str | None]) -> dict[str, str]:
 
 def training_panel(sessions, sources: dict[str, str], pending: dict[str, object]) -> None:
     """Queue the first model (one epoch) or the full recipe of any variant as a worker job, as `make app` does
-    (app.model_jobs); the variant starts at the data's (objects when most posts have an image, else text_only)."""
+    (app.services.model_jobs); the variant starts at the data's (objects when most posts have an image, else text_only)."""
     st.subheader("Train a model")
     if not actor.is_admin:
         st.caption("Queuing a training is for admins.")
@@ -313,7 +313,7 @@ else:
 st.subheader("Retrain on the curated labels")
 st.caption(
     "Queues a job that fine-tunes the chosen version on its dataset's train split with the reviewers' "
-    "corrections applied and rejected pairs dropped (app.retrain), measures before and after on the same val "
+    "corrections applied and rejected pairs dropped (app.services.retrain), measures before and after on the same val "
     "records, registers the result and activates it only if its val micro-F1 beats the active model's."
 )
 if not sources:

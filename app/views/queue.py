@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.model_status import model_status, no_active_model_text
 from app.render import MISSING, count, plain, progress_figure
 from app.resources import get_sessions
+from app.services.model_status import model_status, no_active_model_text
+from app.services.store import filter_options
 from app.state import queue_filters, review_session, show_flash
-from app.store import filter_options
 from db.datasets import list_datasets
 from db.models import ANNOTATION_STATUSES
 from db.provenance import active_model_version

@@ -12,8 +12,6 @@ import streamlit as st
 
 from app.explanations import post_objects
 from app.identity import require_reviewer
-from app.inference import predict_pair
-from app.model_status import weak_model_warning
 from app.render import (
     MISSING,
     count,
@@ -26,15 +24,17 @@ from app.render import (
 )
 from app.resources import get_sessions, load_model
 from app.review_actions import AUDIT_SHORTCUTS, SHORTCUTS, boxed_image, pair_view, save, undo_action
+from app.services.inference import predict_pair
+from app.services.store import load_audit_view, load_review_state
 from app.state import review_session, show_flash
-from app.store import load_audit_view, load_review_state
+from app.ui.model_status import weak_model_warning
 from db.base import database_url
 from db.provenance import active_model_version
 from db.review_queue import QueueFilter, review_queue
 from explain.scene_graph_figures import object_caption, objects_provenance
 
 st.title("Review")
-weak_model_warning()  # app.model_status: no model, or one too weak to trust
+weak_model_warning()  # app.services.model_status: no model, or one too weak to trust
 reviewer = require_reviewer()
 sessions, review = get_sessions(), review_session()
 with sessions() as session:
@@ -132,7 +132,7 @@ with right:
     else:
         st.warning("No prediction: no model is active yet (see the **Models** page).")
 
-# the label in effect comes from the store's one rule (app.store.ReviewState): the label every export writes
+# the label in effect comes from the store's one rule (app.services.store.ReviewState): the label every export writes
 current = state.label_in_effect
 gold_text = f"`{view.gold_label}`" if view.gold_label is not None else "no gold label (a post added here)"
 st.markdown(

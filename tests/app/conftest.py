@@ -51,7 +51,7 @@ def seeded_template(tmp_path_factory, tiny_checkpoint, app_feature_cache) -> Pat
     """A SQLite file with 24 synthetic pairs, the tiny model active, its predictions and two evaluation runs."""
     import os
 
-    from app.inference import predict_and_store
+    from app.services.inference import predict_and_store
     from db.io import import_mnre
     from db.provenance import register_checkpoint, save_evaluation_run, set_active
     from model.checkpoint import load_checkpoint

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from small_text.query_strategies import BreakingTies, PredictionEntropy
 
-from app.annotation_loop import (
+from app.services.annotation_loop import (
     LOOP_DATASET,
     QUERY_STRATEGIES,
     LoopCurve,

@@ -9,7 +9,7 @@ import pytest
 import streamlit
 from sqlalchemy import select
 
-from app.store import evaluation_run_rows
+from app.services.store import evaluation_run_rows
 from db.jobs import create_job, report_progress, start_job
 from db.models import ModelVersion
 from db.provenance import register_model_version, save_evaluation_run
@@ -23,7 +23,7 @@ def scores(f1: float) -> dict:
 
 
 def add_retraining(url: str, checkpoint, tmp_path) -> None:
-    """What app.retrain stores: the base's evaluation and the fine-tuned child's, both of the objects variant."""
+    """What app.services.retrain stores: the base's evaluation and the fine-tuned child's, both of the objects variant."""
     engine, sessions = open_database(url)
     folder = tmp_path / "retrained"
     shutil.copytree(checkpoint, folder)

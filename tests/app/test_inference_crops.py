@@ -58,7 +58,7 @@ def grounding(store, tmp_path) -> dict:
 
 
 def test_records_read_the_checkpoints_grounding_folder(store, grounding):
-    from app.inference import model_records, pair_records
+    from app.services.inference import model_records, pair_records
 
     pair_ids = [grounding["grounded"], grounding["other"], grounding["train"]]
     with store() as session:
@@ -79,7 +79,7 @@ def test_records_read_the_checkpoints_grounding_folder(store, grounding):
 
 
 def test_a_missing_grounding_folder_falls_back_to_the_store_and_says_so(store, grounding, tmp_path):
-    from app.inference import model_records, pair_records
+    from app.services.inference import model_records, pair_records
 
     gone = tmp_path / "elsewhere"
     with store() as session:
@@ -95,9 +95,9 @@ def test_a_missing_grounding_folder_falls_back_to_the_store_and_says_so(store, g
 
 def test_scoring_and_inspect_read_the_models_crops(store, grounding, tiny_checkpoint, app_feature_cache):
     """predict_pair (Review, the scoring job) stores what the model computes on the folder's crop and says where
-    the crops came from; Inspect's encoding (app.explain_results.encode) reads the same crop."""
-    from app.explain_results import encode
-    from app.inference import pair_records, predict_pair, predict_records
+    the crops came from; Inspect's encoding (app.services.stored_explanations.encode) reads the same crop."""
+    from app.services.inference import pair_records, predict_pair, predict_records
+    from app.services.stored_explanations import encode
     from model.checkpoint import load_checkpoint
 
     model, tokenizer = load_checkpoint(tiny_checkpoint)

@@ -16,8 +16,8 @@ def _store_results(url: str, pair_id: int) -> dict:
     functions the worker's job uses; returns them by kind."""
     from sqlalchemy import select
 
-    from app.explain_results import DEFAULT_SETTINGS, KINDS, compute, encode, store_result
-    from app.paths import feature_cache_dir
+    from app.services.paths import feature_cache_dir
+    from app.services.stored_explanations import DEFAULT_SETTINGS, KINDS, compute, encode, store_result
     from model.checkpoint import load_checkpoint
 
     engine, sessions = open_database(url)
@@ -39,7 +39,7 @@ def _store_results(url: str, pair_id: int) -> dict:
 
 
 def test_inspect_draws_stored_results_and_computes_nothing(make_app, seeded_url, monkeypatch):
-    import app.explain_results
+    import app.services.stored_explanations
     from app.explanations import background
 
     results = _store_results(seeded_url, 1)
@@ -47,7 +47,7 @@ def test_inspect_draws_stored_results_and_computes_nothing(make_app, seeded_url,
     def recompute(*args, **kwargs):
         raise AssertionError("Inspect recomputed a stored result")
 
-    monkeypatch.setattr(app.explain_results, "compute", recompute)
+    monkeypatch.setattr(app.services.stored_explanations, "compute", recompute)
     at = make_app(seeded_url, "views/inspect.py")  # pair 1: the page's default
     no_exceptions(at)
     assert at.number_input(key="inspect_pair").value == 1

@@ -87,7 +87,7 @@ def test_inspect_looks_through_any_registered_version_the_active_one_first(
 
 
 def test_an_image_model_shows_attention_visual_attribution_and_reliance(make_app, seeded_url):
-    """What a fresh `make app` on the synthetic set trains (objects, app.model_jobs.default_recipe) explains the
+    """What a fresh `make app` on the synthetic set trains (objects, app.services.model_jobs.default_recipe) explains the
     image: token-object attention, a visual heat map and a reliance that is not 0 by definition."""
     at = make_app(seeded_url, "views/inspect.py")
     wait_for_panels(at, seeded_url)

@@ -242,7 +242,7 @@ def test_a_checkpoint_that_does_not_load_is_never_registered(job_env, tiny_check
 
 
 def test_a_cancelled_scoring_job_stores_no_prediction(job_env, tiny_checkpoint):
-    from app.inference import predict_and_store
+    from app.services.inference import predict_and_store
     from db.jobs import JobCancelled
     from db.provenance import register_checkpoint
     from model.checkpoint import load_checkpoint
@@ -265,7 +265,7 @@ def test_a_cancelled_scoring_job_stores_no_prediction(job_env, tiny_checkpoint):
 
 
 def test_launcher_queues_missing_jobs_once(job_env):
-    from app.model_jobs import queue_default_jobs
+    from app.services.model_jobs import queue_default_jobs
 
     sessions = job_env["sessions"]
     first = queue_default_jobs(sessions, job_env["data"], "synthetic")

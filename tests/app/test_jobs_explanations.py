@@ -22,7 +22,7 @@ def stored_rows(sessions) -> list[Explanation]:
 
 def complete_pairs(rows: list[Explanation]) -> dict[int, set[str]]:
     """pair id -> the kinds stored for it; every row must read back as a whole result of its kind."""
-    from app.explain_results import METHODS, from_json
+    from app.services.stored_explanations import METHODS, from_json
 
     kinds = {method: kind for kind, method in METHODS.items()}
     pairs: dict[int, set[str]] = {}
@@ -44,9 +44,9 @@ def test_activation_precomputes_the_top_of_the_queue_in_the_worker_and_a_cancel_
 ):
     import shutil
 
-    from app.explain_results import DEFAULT_SETTINGS, KINDS, queue_top
     from app.jobs import cancel
     from app.jobs.runner import activate_if_better, enqueue_explanations
+    from app.services.stored_explanations import DEFAULT_SETTINGS, KINDS, queue_top
     from db.provenance import register_checkpoint
 
     sessions, tmp = job_env["sessions"], job_env["tmp"]
@@ -112,8 +112,8 @@ def test_an_error_in_the_middle_of_a_pair_stores_nothing_of_that_pair(seeded_url
     the second has none (its token result, already computed, is not written alone)."""
     from sqlalchemy import select
 
-    import app.explain_results as results
-    from app.paths import feature_cache_dir
+    import app.services.stored_explanations as results
+    from app.services.paths import feature_cache_dir
     from db.schema import open_database
     from model.checkpoint import load_checkpoint
 

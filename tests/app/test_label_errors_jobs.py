@@ -65,7 +65,7 @@ def run_queued(sessions, job_id: int) -> Job:
 
 def test_find_label_errors_stores_a_run_that_ranks_the_flips_first(noisy_store):
     from app.jobs import enqueue
-    from app.store import decide
+    from app.services.store import decide
     from db.label_errors import AUDIT_ORIGIN, audit_progress, suspects
     from db.review_queue import QueueFilter, review_queue
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-from app.label_errors import _eta
+from app.services.label_errors import _eta
 
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
@@ -23,7 +23,7 @@ def test_time_left_uses_the_finished_folds_duration():
 
 
 def test_time_left_before_any_fold_finished_uses_the_running_folds_estimate(monkeypatch):
-    monkeypatch.setattr("app.label_errors.utcnow", lambda: T0 + timedelta(minutes=3))
+    monkeypatch.setattr("app.services.label_errors.utcnow", lambda: T0 + timedelta(minutes=3))
     # 3 minutes in, 6 left: a fold takes 9 minutes; four more wait
     assert _eta(None, [fold("running", eta_s=360)], 5, 0) == 360 + 4 * 540
 

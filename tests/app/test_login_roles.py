@@ -97,7 +97,7 @@ def test_training_jobs_refuse_a_reviewer_before_a_job_is_queued(store, kind):
 
 
 def test_retrain_refuses_a_reviewer_before_registering_anything(store, tiny_checkpoint, tmp_path):
-    from app.retrain import retrain
+    from app.services.retrain import retrain
 
     before = counts(store)
     with store() as s:

@@ -8,7 +8,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from app.loop_report import MeasuredCurve, estimate_gain, loop_report, measured_curve
+from app.services.loop_report import MeasuredCurve, estimate_gain, loop_report, measured_curve
 from db.annotations import record_annotation
 from db.loop import retrain_schedule
 from db.models import EntityPair
@@ -62,7 +62,7 @@ def review_some(url, n=3):
 
 
 def test_the_loop_page_shows_activity_findings_curve_and_gain(make_app, seeded_url, tmp_path, monkeypatch):
-    monkeypatch.setattr("app.loop_report.BENCHMARK", benchmark_file(tmp_path / "loop.json"))
+    monkeypatch.setattr("app.services.loop_report.BENCHMARK", benchmark_file(tmp_path / "loop.json"))
     engine, sessions = review_some(seeded_url)
     engine.dispose()
     at = make_app(seeded_url, LOOP)

@@ -1,11 +1,11 @@
-"""One weak-model rule (app.model_status.weakness), used by the sidebar, Review, Inspect and Models: a low val
+"""One weak-model rule (app.services.model_status.weakness), used by the sidebar, Review, Inspect and Models: a low val
 micro-F1, an unknown one, or a model that never gets a quarter of its relations right however good its micro-F1."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.model_status import weakness
+from app.services.model_status import weakness
 from db.model_versions import ModelVersionInfo, TrainingOrigin, ValMetrics
 
 RELATIONS = [f"/rel/{k}" for k in range(22)]

@@ -1,5 +1,5 @@
 """Models page: trainings are queued from the page (also before any version exists, never twice), every activation
-goes through app.model_jobs.activate (re-scoring and explanation precompute queued), and a per-label F1 that a
+goes through app.services.model_jobs.activate (re-scoring and explanation precompute queued), and a per-label F1 that a
 version did not store is shown as missing, not as 0."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def test_an_empty_store_can_queue_the_first_model_and_the_default_recipe_once(
 def test_make_active_queues_the_same_follow_ups_as_a_job_activation(
     make_app, seeded_url, tiny_checkpoint, tmp_path
 ):
-    from app.model_jobs import explain_limit
+    from app.services.model_jobs import explain_limit
 
     other = tmp_path / "other"
     shutil.copytree(tiny_checkpoint, other)

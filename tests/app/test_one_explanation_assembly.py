@@ -1,5 +1,5 @@
 """One explanation assembly with one set of defaults: what Inspect and the worker compute for a pair
-(app.explain_results.compute) is what explain_post (predict --explain, the benchmarks) computes for the same post."""
+(app.services.stored_explanations.compute) is what explain_post (predict --explain, the benchmarks) computes for the same post."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from db.schema import open_database
 def test_the_app_and_explain_post_share_their_defaults():
     import inspect as python_inspect
 
-    import app.explain_results
+    import app.services.stored_explanations
     from explain.bundle import DEFAULT_SETTINGS, explain_post
 
-    assert app.explain_results.DEFAULT_SETTINGS is DEFAULT_SETTINGS
+    assert app.services.stored_explanations.DEFAULT_SETTINGS is DEFAULT_SETTINGS
     defaults = {
         name: parameter.default
         for name, parameter in python_inspect.signature(explain_post).parameters.items()
@@ -28,9 +28,9 @@ def test_the_app_and_explain_post_share_their_defaults():
 def test_inspects_result_is_explain_posts_result_for_the_same_pair(seeded_url, monkeypatch):
     from sqlalchemy import select
 
-    from app.explain_results import DEFAULT_SETTINGS, compute, encode
-    from app.inference import pair_records
-    from app.paths import feature_cache_dir
+    from app.services.inference import pair_records
+    from app.services.paths import feature_cache_dir
+    from app.services.stored_explanations import DEFAULT_SETTINGS, compute, encode
     from db.models import ModelVersion
     from explain.bundle import explain_post
     from model.checkpoint import load_checkpoint

@@ -138,7 +138,7 @@ def test_models_page_lists_and_activates_versions(make_app, seeded_url, tiny_che
     shutil.copytree(tiny_checkpoint, other)
     engine, sessions = _store(seeded_url)
     with sessions.begin() as s:
-        # a retraining's settings shape (app.retrain): read by db.model_versions.TrainingOrigin
+        # a retraining's settings shape (app.services.retrain): read by db.model_versions.TrainingOrigin
         settings = {"base": "x", "dataset": "mnre", "train_records": 1200, "epochs": 2, "options": {}}
         register_model_version(s, "ifaformer-objects-quick", other, "objects", settings=settings)
     engine.dispose()

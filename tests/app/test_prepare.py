@@ -1,4 +1,4 @@
-"""app.prepare imports the data and queues the jobs `make app` queues, training nothing itself; the top-level
+"""app.services.prepare imports the data and queues the jobs `make app` queues, training nothing itself; the top-level
 Streamlit config takes effect however the app is started."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from app.model_jobs import LAUNCHER
-from app.prepare import prepare
+from app.services.model_jobs import LAUNCHER
+from app.services.prepare import prepare
 from db.models import Dataset, EntityPair, Job, ModelVersion, Prediction
 from db.schema import open_database
 
@@ -74,7 +74,7 @@ def test_top_level_streamlit_config_takes_effect(tmp_path):
 def test_the_synthetic_demo_set_trains_the_objects_variant_and_mnre_the_default_configs(
     tmp_path, monkeypatch
 ):
-    from app.model_jobs import training_config_file
+    from app.services.model_jobs import training_config_file
     from model.train import parse_config
 
     for variable in ("MRELENS_FIRST_MODEL_CONFIG", "MRELENS_DEFAULT_MODEL_CONFIG"):

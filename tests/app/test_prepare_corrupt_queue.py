@@ -7,7 +7,7 @@ import functools
 
 from sqlalchemy import select
 
-import app.prepare as prepare_module
+import app.services.prepare as prepare_module
 from db.models import Job
 from db.schema import open_database
 

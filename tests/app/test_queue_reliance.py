@@ -1,6 +1,6 @@
 """The Queue's image reliance comes from whichever version computed it (not only the active one, which may be
 text-only), and says which; before the first model the Queue says what is training, as the sidebar does (one
-status source: app.model_status)."""
+status source: app.services.model_status)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.app.conftest import TINY_VISION, no_exceptions
 def _second_text_only_version_active(url: str, tiny_text_encoder, folder) -> tuple[str, str]:
     """Register a text-only version with predictions (no reliance) and make it active; the seeded objects version
     keeps its predictions. Returns (objects version id, text-only version id)."""
-    from app.inference import predict_and_store
+    from app.services.inference import predict_and_store
     from db.models import EntityPair
     from db.provenance import register_checkpoint, set_active
     from model.checkpoint import load_checkpoint
@@ -40,8 +40,8 @@ def _second_text_only_version_active(url: str, tiny_text_encoder, folder) -> tup
 
 def _store_reliance(url: str, version_id: str, pair_ids: list[int]) -> dict[int, float]:
     """Inspect's reliance result for some pairs, stored as Inspect and the worker store it; returns the scores."""
-    from app.explain_results import DEFAULT_SETTINGS, compute, encode, store_result
-    from app.paths import feature_cache_dir
+    from app.services.paths import feature_cache_dir
+    from app.services.stored_explanations import DEFAULT_SETTINGS, compute, encode, store_result
     from model.checkpoint import load_checkpoint
 
     engine, sessions = open_database(url)

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from app.model_jobs import VARIANTS, default_recipe, queue_default_jobs, training_config, variant_overrides
+from app.services.model_jobs import (
+    VARIANTS,
+    default_recipe,
+    queue_default_jobs,
+    training_config,
+    variant_overrides,
+)
 from db.io import import_mnre
 from db.models import Job
 from db.schema import open_database
@@ -83,7 +89,7 @@ def test_every_variant_sets_its_fields_over_the_config_file(tmp_path):
 
 
 def test_the_models_page_trains_a_picked_variant_as_a_job(make_app, empty_url, tmp_path, default_configs):
-    from app.model_status import job_name
+    from app.services.model_status import job_name
     from model.synthetic import generate
 
     data = generate(tmp_path / "synthetic", {"train": 8, "val": 4}, images_per_label=1, seed=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.store import decide
+from app.services.store import decide
 from db.models import Annotation
 from db.schema import open_database
 from tests.app.conftest import REVIEWER, no_exceptions

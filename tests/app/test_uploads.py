@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from app.store import UploadedImage, add_post
+from app.services.store import UploadedImage, add_post
 from db.models import Post
 from db.schema import open_database
 from model.data import DataFormatError

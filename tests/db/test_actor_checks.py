@@ -60,7 +60,7 @@ def test_a_reviewer_cannot_cancel_someone_elses_job(sessions):
 
 def test_the_app_wrappers_pass_the_actor_on(sessions, decided):
     from app.jobs import cancel
-    from app.store import undo
+    from app.services.store import undo
 
     with pytest.raises(PermissionDeniedError):
         undo(sessions, decided, "bob", 1, actor=BOB)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event, select
 
-from app.store import decide, undo
+from app.services.store import decide, undo
 from db.annotations import pair_history, record_annotation
 from db.errors import ConcurrentEditError
 from db.io import import_mnre
@@ -51,7 +51,7 @@ def test_lost_race_inside_the_callers_transaction_is_a_concurrent_edit_error(imp
     sessions, ids = imported
     pair_id = ids[("train", 4)]
     racing = _alice_saves_between_check_and_insert(sessions, pair_id)
-    # the caller's own `sessions.begin()` block, as app.store.decide uses: no rollback may happen inside it
+    # the caller's own `sessions.begin()` block, as app.services.store.decide uses: no rollback may happen inside it
     with pytest.raises(ConcurrentEditError, match="changed by alice meanwhile"), racing.begin() as bob:
         record_annotation(bob, pair_id, status="accepted", annotator="bob", expected_revision=0)
     with sessions() as session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.store import decide
+from app.services.store import decide
 from benchmarks.bench_load import LoadResult, check_store, prepare_store, run_load, write_corpus
 from db.annotations import undo_last
 from db.schema import open_database

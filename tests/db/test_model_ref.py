@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
-from app.store import evaluation_run_rows
+from app.services.store import evaluation_run_rows
 from db.base import make_engine
 from db.errors import LabelStoreError
 from db.model_versions import active_model, find_model

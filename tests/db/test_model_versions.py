@@ -41,7 +41,7 @@ TRAINING_SETTINGS = {  # app.jobs.runner.run_training
     "train": {"data": "/data/mnre", "epochs": 6, "limit_train": None, "variant": "objects"},
     "history": [],
 }
-RETRAIN_SETTINGS = {  # app.retrain.retrain (+ "job" from db.jobs.link_model_version)
+RETRAIN_SETTINGS = {  # app.services.retrain.retrain (+ "job" from db.jobs.link_model_version)
     "base": "v-base",
     "dataset": "mnre",
     "mnre": "/data/mnre",

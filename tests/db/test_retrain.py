@@ -1,4 +1,4 @@
-"""Retraining on curated labels (app/retrain.py), end to end on the synthetic dataset with a tiny text encoder."""
+"""Retraining on curated labels (app/services/retrain.py), end to end on the synthetic dataset with a tiny text encoder."""
 
 from pathlib import Path
 
@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select
 
 import model.train
-from app.retrain import main as retrain_main
-from app.retrain import retrain
+from app.services.retrain import main as retrain_main
+from app.services.retrain import retrain
 from db.annotations import record_annotation
 from db.errors import LabelStoreError
 from db.io import import_mnre
@@ -137,7 +137,7 @@ def test_retrain_reports_user_errors(tmp_path, capsys):
     try:
         with sessions() as session:
             assert session.scalars(select(ModelVersion)).all() == []
-        from app.retrain import resolve_base
+        from app.services.retrain import resolve_base
 
         with pytest.raises(LabelStoreError, match="'v1' is not registered"):
             resolve_base(sessions, "v1")
