@@ -2,7 +2,7 @@
 the label store and the active model warmed at server start). `make app` (app.launch) imports the data, starts the
 job worker, queues the first trainings and serves the app through app.serve.
 
-The entrypoint asks for a login when a provider is configured (app.auth), draws the shared frame (who is reviewing;
+The entrypoint asks for a login when a provider is configured (app.ui.auth), draws the shared frame (who is reviewing;
 which model is active, or what is training) and runs the page picked in the navigation: Queue, Review and Add post;
 Inspect and Experiments; Label errors, Loop, Export, Models and Jobs. Every page lives in app/views/ and reads top to bottom.
 """
@@ -17,12 +17,12 @@ import streamlit as st
 # `streamlit run app/main.py` from anywhere
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.auth import require_login  # noqa: E402
-from app.identity import identity_sidebar  # noqa: E402
-from app.state import init_state  # noqa: E402
+from app.ui.auth import require_login  # noqa: E402
+from app.ui.identity import identity_sidebar  # noqa: E402
 from app.ui.model_status import sidebar_model_status  # noqa: E402
+from app.ui.state import init_state  # noqa: E402
 
-# torch is imported only by the pages that run a model (app.resources sets one thread per request there), so the
+# torch is imported only by the pages that run a model (app.ui.resources sets one thread per request there), so the
 # Queue opens in a new session without paying seconds for it.
 st.set_page_config(page_title="MRE Lens", page_icon=":material/hub:", layout="wide")
 init_state()

@@ -7,10 +7,10 @@ loads the checkpoint in the first Inspect visit: 2-4 s that the first reviewer a
 daemon thread does that work once per process while the server starts:
 
 1. the modules every page imports (pandas, pyarrow, Plotly, SQLAlchemy, the store's queries), the store opened
-   (URL check, migrations check) through app.resources.get_sessions, the sidebar's model status read once;
-2. the active model loaded into app.resources.load_model (the same st.cache_resource entry the pages read), the
-   Inspect worker thread's own copy (app.explanations.worker_model, on that thread) and the offline grounder
-   Inspect's scene graph uses for posts without stored boxes (app.resources.load_cam_grounder).
+   (URL check, migrations check) through app.ui.resources.get_sessions, the sidebar's model status read once;
+2. the active model loaded into app.ui.resources.load_model (the same st.cache_resource entry the pages read), the
+   Inspect worker thread's own copy (app.ui.explanation_panels.worker_model, on that thread) and the offline grounder
+   Inspect's scene graph uses for posts without stored boxes (app.ui.resources.load_cam_grounder).
 
 st.cache_resource computes a value once per key under a lock, so a page that asks for the model while it is
 being loaded here waits for this load instead of starting a second one. Nothing here blocks a page's script run,
@@ -45,12 +45,9 @@ def warm_pages():
     import plotly.io as pio
     import pyarrow as pa
 
-    import app.auth
-    import app.identity
-    import app.render
     import app.services.store  # noqa: F401  (imported for its import cost, paid here and not in a page's run)
-    from app.resources import get_sessions
     from app.services.model_status import model_status
+    from app.ui.resources import get_sessions
 
     # the first DataFrame -> Arrow and figure -> JSON conversions import their own helpers
     pa.Table.from_pandas(pd.DataFrame({"pair": [1], "text": ["x"]}))
@@ -61,8 +58,8 @@ def warm_pages():
 
 def warm_model(version) -> None:
     """The active checkpoint in the pages' cache, and the Inspect worker thread's own copy queued on that thread."""
-    from app.explanations import background, worker_model
-    from app.resources import load_cam_grounder, load_version
+    from app.ui.explanation_panels import background, worker_model
+    from app.ui.resources import load_cam_grounder, load_version
 
     load_version(version)
     background().executor.submit(worker_model, version).result()

@@ -749,7 +749,7 @@ def probe_round3(work: Path) -> list[Probe]:
             set(roles) == {REVIEWER},
         )
     )
-    from app.auth import provider_claim
+    from app.ui.auth import provider_claim
 
     claims = [
         provider_claim({"email": "admin@example.org", "email_verified": v, "sub": "s"})[1]

@@ -7,7 +7,7 @@
     explain_top_of_queue(sessions, model, tokenizer, version_key, n, ...)               the worker's job
 
 Kinds and their results: "tokens" -> (TokenAttribution, Faithfulness); "visual" -> (VisualAttribution or None,
-Faithfulness or None); "reliance" -> ImageReliance. One path: Inspect's background jobs (app.explanations) and the
+Faithfulness or None); "reliance" -> ImageReliance. One path: Inspect's background jobs (app.ui.explanation_panels) and the
 worker's explanations job both call compute(), which is explain.bundle.explain_part (the assembly predict --explain
 and the benchmarks run too) with the pair's other posts read from the label store; the settings are
 explain.bundle.DEFAULT_SETTINGS. Each whole result (every number a figure is drawn from) is stored as one row per

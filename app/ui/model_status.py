@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.resources import get_sessions
 from app.services.model_status import (
     model_status,
     model_status_line,
@@ -13,6 +12,7 @@ from app.services.model_status import (
     training_text,
     weakness,
 )
+from app.ui.resources import get_sessions
 
 SIDEBAR_REFRESH_SECONDS = 5
 

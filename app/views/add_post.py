@@ -7,13 +7,13 @@ import hashlib
 import streamlit as st
 from sqlalchemy.exc import OperationalError
 
-from app.identity import require_reviewer
-from app.render import count, plain
-from app.resources import get_sessions, load_cam_grounder, load_model
 from app.services.inference import ground_post, predict_pair
 from app.services.paths import upload_dir
 from app.services.store import UploadedImage, add_post
-from app.state import review_session
+from app.ui.identity import require_reviewer
+from app.ui.render import count, plain
+from app.ui.resources import get_sessions, load_cam_grounder, load_model
+from app.ui.state import review_session
 from db.errors import LabelStoreError
 from db.provenance import active_model_version
 from model.images import ImageError

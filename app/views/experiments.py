@@ -12,11 +12,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app.auth import refuse_unless_admin
-from app.identity import require_reviewer
 from app.jobs import enqueue
-from app.resources import get_sessions
 from app.services.store import evaluation_run_rows
+from app.ui.auth import refuse_unless_admin
+from app.ui.identity import require_reviewer
+from app.ui.resources import get_sessions
 from db.datasets import list_datasets
 from db.jobs import pending_jobs, running_jobs
 

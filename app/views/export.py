@@ -9,10 +9,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.render import count, plain
-from app.resources import get_sessions
 from app.services.paths import export_dir
 from app.services.store import filter_options
+from app.ui.render import count, plain
+from app.ui.resources import get_sessions
 from db.datasets import list_datasets
 from db.errors import LabelStoreError
 from db.io import EXPORT_FORMATS, ExportFilter, export_labels

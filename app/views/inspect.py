@@ -4,7 +4,7 @@ Captum token attributions and the visual heat map with their faithfulness, and t
 
 The prediction and the attention (~0.1 s) are drawn first; MEGA's panel next. The expensive panels are drawn from
 the label store when their result is stored (the worker precomputes the top of the queue for each activated model;
-a result computed here is stored too); otherwise they run as background jobs (app.explanations) and fill in on
+a result computed here is stored too); otherwise they run as background jobs (app.ui.explanation_panels) and fill in on
 their own, each with its own progress bar. A panel polls its job through a fragment with run_every only while the
 job runs, and opening another pair drops the queued jobs of the previous one.
 """
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.explanations import (
+from app.services.store import load_pair_view
+from app.services.stored_explanations import DEFAULT_SETTINGS
+from app.ui.explanation_panels import (
     attention,
     cancel_other_pairs,
     faithfulness_numbers,
@@ -24,12 +26,10 @@ from app.explanations import (
     result_or_job,
     scene_graph,
 )
-from app.render import highlighted_text, plain
-from app.resources import get_sessions
-from app.services.store import load_pair_view
-from app.services.stored_explanations import DEFAULT_SETTINGS
-from app.state import review_session
 from app.ui.model_status import weak_model_warning
+from app.ui.render import highlighted_text, plain
+from app.ui.resources import get_sessions
+from app.ui.state import review_session
 from db.base import database_url
 from db.errors import LabelStoreError
 from db.model_versions import registered_models

@@ -10,10 +10,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.auth import current_actor
 from app.jobs import cancel
-from app.resources import get_sessions
 from app.services.model_status import job_name
+from app.ui.auth import current_actor
+from app.ui.resources import get_sessions
 from db.errors import LabelStoreError
 from db.jobs import list_jobs, pending_jobs, running_jobs
 from db.models import Job

@@ -12,10 +12,6 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from app.auth import current_actor, refuse_unless_admin
-from app.identity import require_reviewer
-from app.render import plain
-from app.resources import get_sessions
 from app.services.label_errors import (
     LabelErrorsRunning,
     cancel_run,
@@ -24,7 +20,11 @@ from app.services.label_errors import (
     start_find_label_errors,
 )
 from app.services.paths import export_dir
-from app.state import review_session
+from app.ui.auth import current_actor, refuse_unless_admin
+from app.ui.identity import require_reviewer
+from app.ui.render import plain
+from app.ui.resources import get_sessions
+from app.ui.state import review_session
 from db.datasets import list_datasets
 from db.errors import LabelStoreError
 from db.label_errors import DEFAULT_SUSPECTS, audit_progress, export_suspects, latest_run, suspects

@@ -9,9 +9,6 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.auth import refuse_unless_admin
-from app.identity import require_reviewer
-from app.resources import get_sessions
 from app.services.loop_report import (
     benchmark_figure,
     dataset_names,
@@ -22,6 +19,9 @@ from app.services.loop_report import (
     outcome_rows,
     save_schedule,
 )
+from app.ui.auth import refuse_unless_admin
+from app.ui.identity import require_reviewer
+from app.ui.resources import get_sessions
 
 st.title("Loop")
 st.caption(

@@ -11,11 +11,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy.exc import OperationalError
 
-from app.auth import current_actor, refuse_unless_admin
-from app.identity import require_reviewer
 from app.jobs import enqueue
-from app.render import plain
-from app.resources import get_sessions
 from app.services.model_jobs import (
     TRAINING_NAMES,
     VARIANTS,
@@ -25,6 +21,10 @@ from app.services.model_jobs import (
     training_config_file,
 )
 from app.services.model_status import weakness
+from app.ui.auth import current_actor, refuse_unless_admin
+from app.ui.identity import require_reviewer
+from app.ui.render import plain
+from app.ui.resources import get_sessions
 from db.datasets import list_datasets
 from db.errors import LabelStoreError
 from db.jobs import ACTIVE_STATUSES, latest_job, pending_jobs, running_jobs

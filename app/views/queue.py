@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.render import MISSING, count, plain, progress_figure
-from app.resources import get_sessions
 from app.services.model_status import model_status, no_active_model_text
 from app.services.store import filter_options
-from app.state import queue_filters, review_session, show_flash
+from app.ui.render import MISSING, count, plain, progress_figure
+from app.ui.resources import get_sessions
+from app.ui.state import queue_filters, review_session, show_flash
 from db.datasets import list_datasets
 from db.models import ANNOTATION_STATUSES
 from db.provenance import active_model_version
@@ -53,7 +53,7 @@ if active is None:
 
 # reviewers work through one split at a time: start on val (the held-out split) when the store has one
 default_split = "val" if "val" in options["split"] else (options["split"] or [None])[0]
-# the filters live in app.state, never in the widget keys (Streamlit drops those when the page is left): each
+# the filters live in app.ui.state, never in the widget keys (Streamlit drops those when the page is left): each
 # widget starts from the kept value and writes its value back
 kept = queue_filters(sort=DEFAULT_QUEUE_SORT, split=default_split)
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.explanations import post_objects
-from app.identity import require_reviewer
-from app.render import (
+from app.services.inference import predict_pair
+from app.services.store import load_audit_view, load_review_state
+from app.ui.explanation_panels import post_objects
+from app.ui.identity import require_reviewer
+from app.ui.model_status import weak_model_warning
+from app.ui.render import (
     MISSING,
     count,
     entity_legend,
@@ -22,12 +25,9 @@ from app.render import (
     probability_figure,
     ranked_labels,
 )
-from app.resources import get_sessions, load_model
-from app.review_actions import AUDIT_SHORTCUTS, SHORTCUTS, boxed_image, pair_view, save, undo_action
-from app.services.inference import predict_pair
-from app.services.store import load_audit_view, load_review_state
-from app.state import review_session, show_flash
-from app.ui.model_status import weak_model_warning
+from app.ui.resources import get_sessions, load_model
+from app.ui.review_actions import AUDIT_SHORTCUTS, SHORTCUTS, boxed_image, pair_view, save, undo_action
+from app.ui.state import review_session, show_flash
 from db.base import database_url
 from db.provenance import active_model_version
 from db.review_queue import QueueFilter, review_queue
@@ -92,7 +92,7 @@ if view.image_path:
     # no column is left empty beside a tall chart
     left, right = st.columns([3, 2])
     image_col, crops_col = left.columns([3, 1])
-    # the objects Inspect's scene graph is built from (one source: app.explanations.post_objects); a guess dotted
+    # the objects Inspect's scene graph is built from (one source: app.ui.explanation_panels.post_objects); a guess dotted
     objects = [o for o in post_objects(database_url(), view.pair_id) if o.box is not None]
     boxes = tuple((o.box, object_caption(o.label, o.source), o.source == "cam-fallback") for o in objects)
     image_col.image(

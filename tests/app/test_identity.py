@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.identity import NAME_BOX_KEY
+from app.ui.identity import NAME_BOX_KEY
 from db.models import Annotation, EntityPair
 from db.schema import open_database
 from tests.app.conftest import no_exceptions

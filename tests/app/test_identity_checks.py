@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.identity import NAME_BOX_KEY
+from app.ui.identity import NAME_BOX_KEY
 from db.roles import Actor
 from tests.app.conftest import no_exceptions
 from tests.app.test_identity import annotators

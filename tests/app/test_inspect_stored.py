@@ -40,7 +40,7 @@ def _store_results(url: str, pair_id: int) -> dict:
 
 def test_inspect_draws_stored_results_and_computes_nothing(make_app, seeded_url, monkeypatch):
     import app.services.stored_explanations
-    from app.explanations import background
+    from app.ui.explanation_panels import background
 
     results = _store_results(seeded_url, 1)
 
@@ -74,13 +74,13 @@ def test_inspect_draws_stored_results_and_computes_nothing(make_app, seeded_url,
 def test_warming_loads_the_model_once_off_the_page_even_when_inspect_asks_meanwhile(
     make_app, seeded_url, monkeypatch
 ):
-    import app.explanations
+    import app.ui.explanation_panels
     import model.checkpoint
-    from app.resources import load_model
     from app.serve import warm
+    from app.ui.resources import load_model
 
     monkeypatch.setenv("DATABASE_URL", seeded_url)
-    monkeypatch.setattr(app.explanations, "_worker_models", {})
+    monkeypatch.setattr(app.ui.explanation_panels, "_worker_models", {})
     load_model.clear()
     real_load = model.checkpoint.load_checkpoint
     loads: list[str] = []

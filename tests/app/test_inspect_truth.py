@@ -14,7 +14,7 @@ from tests.app.conftest import TINY_VISION, no_exceptions
 
 def wait_for_panels(at, url: str, timeout: float = 180):
     """Let Inspect's background jobs for this store finish, then redraw the page."""
-    from app.explanations import background
+    from app.ui.explanation_panels import background
 
     for key, job in list(background().jobs.items()):
         if url in key:

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from app.auth import ADMINS_ENV, provider_claim, provider_identity, remote_client
-from app.render import plain  # names are shown as typed: Markdown-escaped
+from app.ui.auth import ADMINS_ENV, provider_claim, provider_identity, remote_client
+from app.ui.render import plain  # names are shown as typed: Markdown-escaped
 from db.models import Annotation, ModelVersion
 from db.schema import open_database
 from tests.app.conftest import MAIN, no_exceptions

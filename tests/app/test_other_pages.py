@@ -201,7 +201,7 @@ def test_inspect_shows_the_first_panel_at_once_and_never_waits_for_another_pairs
     expensive panels as queued with their progress, and a pair switch must drop the old pair's queued jobs."""
     import threading
 
-    from app.explanations import background
+    from app.ui.explanation_panels import background
 
     release = threading.Event()
     blocker = background().submit(("test-blocker", seeded_url), "blocker", -1, release.wait, 60)

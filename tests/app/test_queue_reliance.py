@@ -85,7 +85,7 @@ def test_the_image_reliance_sort_uses_the_version_that_computed_it_and_names_it(
     for pair, score in scores.items():
         assert abs(shown[pair] - score) < 1e-9
     captions = " ".join(c.value for c in at.caption) + " ".join(w.value for w in at.warning)
-    from app.render import plain
+    from app.ui.render import plain
 
     assert f"Image reliance as computed by {plain(objects_id)} (not the active model" in captions, captions
     assert not any("no pair shown has one" in w.value for w in at.warning)

@@ -1,4 +1,4 @@
-"""app.render's pure helpers: user text shown as typed inside Markdown, numbers with their unit, and the probability
+"""app.ui.render's pure helpers: user text shown as typed inside Markdown, numbers with their unit, and the probability
 chart's neutral, legended gold label."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from app.render import MISSING, count, percent, plain, probability_figure
+from app.ui.render import MISSING, count, percent, plain, probability_figure
 
 MD = MarkdownIt("commonmark")
 

@@ -1,11 +1,11 @@
-"""Review and Inspect show a post's objects from one source (app.explanations.post_objects); Review draws guessed
+"""Review and Inspect show a post's objects from one source (app.ui.explanation_panels.post_objects); Review draws guessed
 boxes dotted with labels that can be read, and never says "grounded boxes" when it drew none."""
 
 from __future__ import annotations
 
 from PIL import Image
 
-from app.render import BOX_COLOURS, draw_boxes, image_caption
+from app.ui.render import BOX_COLOURS, draw_boxes, image_caption
 from tests.app.conftest import no_exceptions
 
 

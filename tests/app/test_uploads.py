@@ -112,7 +112,7 @@ def test_a_fifo_in_the_uploads_folder_never_blocks(sessions, tmp_path):
 
 
 def test_the_review_image_of_a_damaged_file_is_a_panel_not_an_exception(tmp_path):
-    from app.review_actions import boxed_image
+    from app.ui.review_actions import boxed_image
 
     damaged = tmp_path / "damaged.jpg"
     damaged.write_bytes(jpeg_bytes()[:600])  # cut after import: the Review page must still render

@@ -56,7 +56,7 @@ def queue_filters(**defaults) -> QueueFilters:
 
 
 def init_state() -> None:
-    # who is reviewing: a plain key, never a widget key, so it survives st.switch_page (see app.identity)
+    # who is reviewing: a plain key, never a widget key, so it survives st.switch_page (see app.ui.identity)
     st.session_state.setdefault("reviewer", "")
     st.session_state.setdefault("review", ReviewSession())
     st.session_state.setdefault("flash", None)  # (kind, message) shown once on the next render

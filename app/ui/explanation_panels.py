@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 import streamlit as st
 from streamlit.logger import get_logger
 
-from app.resources import get_sessions, load_version
 from app.services import stored_explanations
 from app.services.inference import pair_records
 from app.services.paths import feature_cache_dir
+from app.ui.resources import get_sessions, load_version
 from db.model_versions import ModelVersionInfo
 from db.review_queue import pair_detail
 from model.grounding import GroundedObject
@@ -75,7 +75,7 @@ def post_objects(url: str, pair_id: int) -> list[GroundedObject]:
     post's crops stored with a box (GroundingDINO, a grounding run), else, for a post with an image, the offline
     CAM grounder's guesses (source "cam-fallback": drawn dotted, labels marked ?). A dataset's crops without a box
     (MNRE's img_vg) cannot be placed on the image: Review shows them beside it."""
-    from app.resources import load_cam_grounder
+    from app.ui.resources import load_cam_grounder
     from model.images import load_image
 
     with get_sessions()() as session:
@@ -227,7 +227,7 @@ def worker_model(version: ModelVersionInfo):
     """The worker thread's own (model, tokenizer), loaded on that thread the first time (the page never waits for
     it); attribution hooks on this copy never reach the page's copy. At most two versions are kept."""
     if version.version_id not in _worker_models:
-        from app.resources import torch_threads
+        from app.ui.resources import torch_threads
         from model.checkpoint import load_checkpoint
 
         torch_threads()

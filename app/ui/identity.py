@@ -1,6 +1,6 @@
 """Who is reviewing, shown in the sidebar: the provider's identity after st.login, else a name typed once.
 
-The identity lives in st.session_state["reviewer"] (app.auth.IDENTITY_KEY), which is never a widget key: Streamlit
+The identity lives in st.session_state["reviewer"] (app.ui.auth.IDENTITY_KEY), which is never a widget key: Streamlit
 drops widget keys when st.switch_page changes the page (Queue's "Review these in this order", Add post's "Review
 it now"), so the typed-name box has a key of its own and is mirrored into the identity by its on_change callback,
 and refilled from the identity whenever Streamlit has dropped it.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.auth import IDENTITY_KEY, current_actor, oidc_configured
-from app.render import plain
+from app.ui.auth import IDENTITY_KEY, current_actor, oidc_configured
+from app.ui.render import plain
 from db.validate import identity_problem
 
 NAME_BOX_KEY = "identity_name_box"

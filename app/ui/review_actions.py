@@ -10,11 +10,11 @@ import streamlit as st
 from PIL import Image, ImageDraw
 from sqlalchemy.exc import OperationalError
 
-from app.auth import current_actor
-from app.render import draw_boxes, plain
-from app.resources import get_sessions
 from app.services.store import PairView, decide, load_pair_view, undo
-from app.state import flash, review_session
+from app.ui.auth import current_actor
+from app.ui.render import draw_boxes, plain
+from app.ui.resources import get_sessions
+from app.ui.state import flash, review_session
 from db.errors import ConcurrentEditError, LabelStoreError
 from db.label_errors import AUDIT_ORIGIN
 from model.images import ImageError, load_image
