@@ -125,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(
             target=_watch_queue_storage, args=(sessions, log), name="queue-storage-watch", daemon=True
         ).start()
-    # retraining every N new decisions, for the datasets whose schedule is on (app.auto_retrain; off by default)
-    from app.auto_retrain import watch_schedules
+    # retraining every N new decisions, for the datasets whose schedule is on (app.jobs.auto_retrain; off by default)
+    from app.jobs.auto_retrain import watch_schedules
 
     threading.Thread(target=watch_schedules, args=(sessions, STOP), name="auto-retrain", daemon=True).start()
     consumer = JobConsumer(

@@ -1,4 +1,4 @@
-"""The annotation loop in the store (db.loop) and the retraining it schedules (app.auto_retrain)."""
+"""The annotation loop in the store (db.loop) and the retraining it schedules (app.jobs.auto_retrain)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from app.auto_retrain import AUTO_RETRAIN_BY, schedule_due_retrains
+from app.jobs.auto_retrain import AUTO_RETRAIN_BY, schedule_due_retrains
 from db.annotations import record_annotation, undo_last
 from db.errors import LabelStoreError
 from db.io import import_mnre
