@@ -87,6 +87,18 @@ def default_recipe(session, dataset: str) -> Recipe:
     return Recipe("objects" if reads_image else "text_only", with_image, posts)
 
 
+def training_sources(sessions: sessionmaker) -> dict[str, str]:
+    """Dataset name -> folder, for the datasets imported from an MNRE-layout folder that is still on this machine:
+    what a training, a retraining or an experiment can read (the Models and Experiments pages offer these)."""
+    from db.datasets import list_datasets
+
+    with sessions() as session:
+        datasets = {row.name: row.source_path for row in list_datasets(session)}
+    return {
+        name: path for name, path in datasets.items() if path and (Path(path) / "ours_rel2id.json").is_file()
+    }
+
+
 def variant_overrides(variant: str | None) -> dict[str, str]:
     """The TrainConfig fields a training of `variant` sets over its config file (none for None)."""
     if variant is None:

@@ -7,18 +7,16 @@ reference (bert-base + CLIP on the MNRE test split; ours are offline MiniLM + Ef
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
 from app.jobs import enqueue
+from app.services.job_board import live_jobs
+from app.services.model_jobs import training_sources
 from app.services.store import evaluation_run_rows
 from app.ui.auth import refuse_unless_admin
 from app.ui.identity import require_reviewer
 from app.ui.resources import get_sessions
-from db.datasets import list_datasets
-from db.jobs import pending_jobs, running_jobs
 
 SHUFFLE_COLUMNS = [
     "model",
@@ -65,13 +63,8 @@ REFRESH_SECONDS = 3
 def experiment_jobs_panel() -> None:
     """Start Table 1 / Table 2 as worker jobs on the current data, and follow the ones queued or running."""
     sessions = get_sessions()
-    with sessions() as session:
-        sources = {dataset_row.name: dataset_row.source_path for dataset_row in list_datasets(session)}
-        live = live_experiment_jobs(session)
-        session.expunge_all()
-    sources = {
-        name: path for name, path in sources.items() if path and (Path(path) / "ours_rel2id.json").is_file()
-    }
+    sources = training_sources(sessions)
+    live = live_jobs(sessions, tuple(EXPERIMENT_KINDS))
     with st.expander("Run the experiments on the current data", expanded=not live):
         if not sources:
             st.info("Needs a dataset imported from an MNRE-layout folder that is still on this machine.")
@@ -106,26 +99,20 @@ def experiment_jobs_panel() -> None:
     )
 
 
-def live_experiment_jobs(session) -> list:
-    return [j for j in running_jobs(session) + pending_jobs(session) if j.kind in EXPERIMENT_KINDS]
-
-
 def experiment_progress(drawn: list[tuple[int, str]]) -> None:
     """The progress of the experiment jobs queued or running; the whole page is redrawn when one starts or ends
     (its tables then show the runs it stored)."""
-    with get_sessions()() as session:
-        live = live_experiment_jobs(session)
-        session.expunge_all()
+    live = live_jobs(get_sessions(), tuple(EXPERIMENT_KINDS))
     if [(job.id, job.status) for job in live] != drawn:
         st.rerun()
     for job in live:
-        job_progress = job.progress or {}
+        job_progress = job.progress
         text = f"Job {job.id}: {EXPERIMENT_KINDS[job.kind]} {job.status}"
         if job.status == "running":
             text += f", training {job_progress.get('part', 1)}/{job_progress.get('parts', 1)}"
             if job_progress.get("epoch"):
                 text += f", epoch {job_progress['epoch']}/{job_progress['epochs']}"
-        st.progress(min(1.0, job_progress.get("fraction", 0.0)), text=text)
+        st.progress(job.fraction, text=text)
 
 
 st.title("Experiments")

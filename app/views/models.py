@@ -5,13 +5,20 @@ never trains)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 from sqlalchemy.exc import OperationalError
 
 from app.jobs import enqueue
+from app.services.errors import LabelStoreError
+from app.services.model_catalog import (
+    ModelVersionInfo,
+    compare_versions,
+    label_f1_rows,
+    models_overview,
+    percent,
+    val,
+)
 from app.services.model_jobs import (
     TRAINING_NAMES,
     VARIANTS,
@@ -25,33 +32,6 @@ from app.ui.auth import current_actor, refuse_unless_admin
 from app.ui.identity import require_reviewer
 from app.ui.render import plain
 from app.ui.resources import get_sessions
-from db.datasets import list_datasets
-from db.errors import LabelStoreError
-from db.jobs import ACTIVE_STATUSES, latest_job, pending_jobs, running_jobs
-from db.model_compare import prediction_changes, scored_pairs
-from db.model_versions import ModelVersionInfo, ValMetrics, registered_models
-
-NO_FIGURES = ValMetrics(None, None, None, None, None)
-
-
-def val(version: ModelVersionInfo) -> ValMetrics:
-    return version.val or NO_FIGURES
-
-
-def percent(value) -> float | None:
-    return 100 * value if value is not None else None
-
-
-def label_f1(version: ModelVersionInfo, label: str) -> float | None:
-    """A version's val F1 on one label in percent; None when the version stored no figure for that label."""
-    return percent(val(version).label_f1(label))
-
-
-def mnre_layout_sources(datasets: dict[str, str | None]) -> dict[str, str]:
-    """Datasets imported from an MNRE-layout folder that is still on this machine: what a training can read."""
-    return {
-        name: path for name, path in datasets.items() if path and (Path(path) / "ours_rel2id.json").is_file()
-    }
 
 
 def training_panel(sessions, sources: dict[str, str], pending: dict[str, object]) -> None:
@@ -117,12 +97,8 @@ actor = current_actor()
 if not actor.is_admin:
     st.info(f"{actor.identity} is a reviewer here: activating a version and retraining are for admins.")
 sessions = get_sessions()
-with sessions() as session:
-    versions = registered_models(session)  # plain data (db.model_versions.ModelVersionInfo)
-    pending_trainings = {kind: latest_job(session, (kind,), ACTIVE_STATUSES) for kind in TRAINING_NAMES}
-    session.expunge_all()  # the job rows are read after the session closes
-    datasets = {dataset_row.name: dataset_row.source_path for dataset_row in list_datasets(session)}
-sources = mnre_layout_sources(datasets)
+overview = models_overview(sessions)  # plain data (db.model_versions.ModelVersionInfo, job views)
+versions, pending_trainings, sources = overview.versions, overview.pending, overview.sources
 if not versions:
     st.info(
         "No model is registered yet. `make app` queues the first model as a job (see the Jobs page), and the "
@@ -135,7 +111,7 @@ if not versions:
 if flash := st.session_state.pop("models_flash", None):
     st.success(flash)
 by_name = {version.version_id: version for version in versions}
-active = next((version for version in versions if version.active), None)
+active = overview.active
 if active is None:
     st.warning("No version is active: the queue shows no predictions until one is.")
 elif (why := weakness(active)) is not None:
@@ -242,25 +218,7 @@ else:
     first = c3.selectbox("Before", names, index=min(1, len(names) - 1), key="models_compare_a")
     second = c4.selectbox("After", names, index=0, key="models_compare_b")
     version_a, version_b = by_name[first], by_name[second]
-    labels = sorted(set(val(version_a).per_label) | set(val(version_b).per_label))
-    delta = pd.DataFrame(
-        [
-            {
-                "label": label,
-                # a label a version stored no figure for stays empty (not 0.0), and so does its change
-                "F1 before": label_f1(version_a, label),
-                "F1 after": label_f1(version_b, label),
-            }
-            for label in labels
-        ]
-        + [
-            {
-                "label": "micro (non-None)",
-                "F1 before": percent(val(version_a).f1),
-                "F1 after": percent(val(version_b).f1),
-            }
-        ]
-    )
+    delta = pd.DataFrame(label_f1_rows(version_a, version_b))
     delta = delta.astype({"F1 before": float, "F1 after": float})
     delta["change"] = delta["F1 after"] - delta["F1 before"]
     st.dataframe(
@@ -272,23 +230,13 @@ else:
             for column in ("F1 before", "F1 after", "change")
         },
     )
-    with sessions() as session:
-        both, changed = prediction_changes(session, version_a.key, version_b.key, "val")
-        missing = [
-            version.version_id
-            for version in (version_a, version_b)
-            if scored_pairs(session, version.key, "val") == 0
-        ]
-        scoring = [
-            version.version_id
-            for version in (version_a, version_b)
-            if any(
-                job.kind == "score"
-                and (job.params or {}).get("model_version", active.version_id if active else None)
-                == version.version_id
-                for job in running_jobs(session) + pending_jobs(session)
-            )
-        ]
+    comparison = compare_versions(sessions, version_a, version_b, active)
+    both, changed, missing, scoring = (
+        comparison.both,
+        comparison.changed,
+        comparison.missing,
+        comparison.scoring,
+    )
     if missing:
         # no pair to compare yet: "changed on 0" would read as "the two agree"
         st.info(

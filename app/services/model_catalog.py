@@ -1,0 +1,103 @@
+"""What the Models page shows, without Streamlit: every registered version (db.model_versions.ModelVersionInfo) with
+its val figures, the trainings queued or running, the datasets a training can read, and two versions compared on
+val.
+
+    models_overview(sessions) -> ModelsOverview                       versions, pending trainings, training sources
+    compare_versions(sessions, a, b, active) -> VersionComparison     pairs scored by both, changes, who is missing
+    label_f1_rows(a, b) -> list[dict]                                 per-label val F1 before / after, and micro
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import sessionmaker
+
+from app.services.job_board import JobView, job_view
+from app.services.model_jobs import TRAINING_NAMES, training_sources
+from db.jobs import ACTIVE_STATUSES, latest_job, pending_jobs, running_jobs
+from db.model_compare import prediction_changes, scored_pairs
+from db.model_versions import ModelVersionInfo, ValMetrics, registered_models
+
+__all__ = ["ModelVersionInfo", "ModelsOverview", "VersionComparison", "compare_versions", "models_overview"]
+
+NO_FIGURES = ValMetrics(None, None, None, None, None)
+
+
+def val(version: ModelVersionInfo) -> ValMetrics:
+    """A version's val figures; empty ones (every figure None) when it stored none."""
+    return version.val or NO_FIGURES
+
+
+def percent(value) -> float | None:
+    return 100 * value if value is not None else None
+
+
+def label_f1(version: ModelVersionInfo, label: str) -> float | None:
+    """A version's val F1 on one label in percent; None when the version stored no figure for that label."""
+    return percent(val(version).label_f1(label))
+
+
+@dataclass(frozen=True)
+class ModelsOverview:
+    versions: list[ModelVersionInfo]  # every registered version
+    pending: dict[str, JobView | None]  # training kind -> its job queued or running, if any
+    sources: dict[str, str]  # dataset -> MNRE-layout folder still on this machine (what a training can read)
+
+    @property
+    def active(self) -> ModelVersionInfo | None:
+        return next((version for version in self.versions if version.active), None)
+
+
+def models_overview(sessions: sessionmaker) -> ModelsOverview:
+    with sessions() as session:
+        versions = registered_models(session)
+        pending = {kind: latest_job(session, (kind,), ACTIVE_STATUSES) for kind in TRAINING_NAMES}
+        pending = {kind: job_view(job) if job is not None else None for kind, job in pending.items()}
+    return ModelsOverview(versions, pending, training_sources(sessions))
+
+
+@dataclass(frozen=True)
+class VersionComparison:
+    both: int  # val pairs scored by both versions
+    changed: list[dict]  # the pairs whose prediction changed
+    missing: list[str]  # versions that have not scored val (nothing to compare yet)
+    scoring: list[str]  # versions with a scoring job queued or running (the comparison is not complete yet)
+
+
+def compare_versions(
+    sessions: sessionmaker,
+    version_a: ModelVersionInfo,
+    version_b: ModelVersionInfo,
+    active: ModelVersionInfo | None,
+) -> VersionComparison:
+    pair = (version_a, version_b)
+    with sessions() as session:
+        both, changed = prediction_changes(session, version_a.key, version_b.key, "val")
+        missing = [version.version_id for version in pair if scored_pairs(session, version.key, "val") == 0]
+        scoring_jobs = [job for job in running_jobs(session) + pending_jobs(session) if job.kind == "score"]
+        # a score job without a model_version scores the active model
+        scored = {
+            (job.params or {}).get("model_version", active.version_id if active else None)
+            for job in scoring_jobs
+        }
+    return VersionComparison(
+        both, changed, missing, [version.version_id for version in pair if version.version_id in scored]
+    )
+
+
+def label_f1_rows(version_a: ModelVersionInfo, version_b: ModelVersionInfo) -> list[dict]:
+    """Per-label val F1 of two versions in percent, then micro; a label a version stored no figure for stays None
+    (not 0.0)."""
+    labels = sorted(set(val(version_a).per_label) | set(val(version_b).per_label))
+    rows = [
+        {"label": label, "F1 before": label_f1(version_a, label), "F1 after": label_f1(version_b, label)}
+        for label in labels
+    ]
+    return rows + [
+        {
+            "label": "micro (non-None)",
+            "F1 before": percent(val(version_a).f1),
+            "F1 after": percent(val(version_b).f1),
+        }
+    ]
