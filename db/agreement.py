@@ -2,22 +2,25 @@
 
 Both are computed overall (nominal categories: the labels, plus "<rejected>") and per label (that label vs the rest).
 Each annotator contributes, per pair, their own latest decision that is still in effect (accepted, corrected or
-rejected; skips and undone decisions do not count).
+rejected; skips and undone decisions do not count). Rationales of those decisions: token kappa and F1, box IoU
+(rationale_agreement).
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.datasets import check_filter_names
-from db.models import Annotation, Dataset, EntityPair
+from db.models import Annotation, Dataset, EntityPair, Post
+from db.rationales import decision_rationales
 from db.redact import printable
 
 REJECTED = "<rejected>"
@@ -167,3 +170,124 @@ def agreement(
             for pair_id, rated in by_pair.items()
         }
     return agreement_from_decisions(by_pair, annotators)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Agreement on rationales (db.rationales): which words and which image region two reviewers of a pair marked
+
+
+def token_kappa(first: Iterable[int], second: Iterable[int], candidates: Iterable[int]) -> float:
+    """Cohen's kappa (Cohen 1960) of two reviewers' evidence words as a yes/no rating of each candidate word (the
+    post's words that may be evidence: not the entities'); NaN when chance agreement is 1 (both mark all or none)."""
+    words = sorted(set(candidates))
+    a, b = set(first), set(second)
+    return cohen_kappa([w in a for w in words], [w in b for w in words])
+
+
+def token_f1(first: Iterable[int], second: Iterable[int]) -> float:
+    """F1 of one reviewer's evidence words against the other's, 2|A & B| / (|A| + |B|) (symmetric); 1.0 when both
+    marked no word, 0.0 when only one did."""
+    a, b = set(first), set(second)
+    if not a and not b:
+        return 1.0
+    return 2 * len(a & b) / (len(a) + len(b))
+
+
+def box_iou(first: Sequence[float], second: Sequence[float]) -> float:
+    """Intersection over union of two boxes (x0, y0, x1, y1), in pixels of the same image."""
+    ix = max(0.0, min(first[2], second[2]) - max(first[0], second[0]))
+    iy = max(0.0, min(first[3], second[3]) - max(first[1], second[1]))
+    inter = ix * iy
+    area = (first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1])
+    return inter / (area - inter) if area - inter > 0 else math.nan
+
+
+@dataclass
+class RationaleAgreement:
+    """Per pair of reviewers, over the entity pairs both gave a rationale for: token kappa pooled over the candidate
+    words of all those pairs, mean token F1 over pairs where either marked words, mean box IoU over pairs where
+    both drew a box."""
+
+    pairs: dict[tuple[str, str], int] = field(default_factory=dict)
+    kappa: dict[tuple[str, str], float] = field(default_factory=dict)
+    f1: dict[tuple[str, str], float] = field(default_factory=dict)
+    f1_items: dict[tuple[str, str], int] = field(default_factory=dict)
+    iou: dict[tuple[str, str], float] = field(default_factory=dict)
+    iou_items: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def format(self) -> str:
+        def num(x: float) -> str:
+            return "n/a" if math.isnan(x) else f"{x:.3f}"
+
+        lines = ["rationales: reviewers | pairs | token kappa | token F1 (pairs) | box IoU (pairs)"]
+        for key in self.pairs:
+            lines.append(
+                f"  {printable(key[0])} / {printable(key[1])} | {self.pairs[key]} | {num(self.kappa[key])} | "
+                f"{num(self.f1[key])} ({self.f1_items[key]}) | {num(self.iou[key])} ({self.iou_items[key]})"
+            )
+        return "\n".join(lines)
+
+
+def rationale_agreement_from(
+    by_pair: Mapping[int, Mapping[str, Any]], candidates: Mapping[int, Sequence[int]]
+) -> RationaleAgreement:
+    """by_pair: pair id -> reviewer -> db.rationales.Rationale; candidates: pair id -> its candidate words."""
+    report = RationaleAgreement()
+    reviewers = sorted({name for rated in by_pair.values() for name in rated})
+    for rater_a, rater_b in combinations(reviewers, 2):
+        shared = [
+            (pair_id, rated[rater_a], rated[rater_b])
+            for pair_id, rated in by_pair.items()
+            if rater_a in rated and rater_b in rated
+        ]
+        if not shared:
+            continue
+        key = (rater_a, rater_b)
+        first, second, f1s, ious = [], [], [], []
+        for pair_id, a, b in shared:
+            words = sorted(candidates[pair_id])
+            first += [w in set(a.tokens) for w in words]
+            second += [w in set(b.tokens) for w in words]
+            if a.tokens or b.tokens:
+                f1s.append(token_f1(a.tokens, b.tokens))
+            if a.box is not None and b.box is not None:
+                ious.append(box_iou(a.box, b.box))
+        report.pairs[key] = len(shared)
+        report.kappa[key] = cohen_kappa(first, second)
+        report.f1[key] = sum(f1s) / len(f1s) if f1s else math.nan
+        report.f1_items[key] = len(f1s)
+        report.iou[key] = sum(ious) / len(ious) if ious else math.nan
+        report.iou_items[key] = len(ious)
+    return report
+
+
+def rationale_agreement(session: Session, dataset: str | None = None) -> RationaleAgreement:
+    """Agreement on the rationales of each reviewer's latest decision still in effect (as for the labels: skips and
+    undone decisions do not count), between every two reviewers of the same entity pairs."""
+    check_filter_names(session, dataset)
+    stmt = select(Annotation).order_by(Annotation.pair_id, Annotation.revision)
+    if dataset:
+        stmt = (
+            stmt.join(EntityPair, EntityPair.id == Annotation.pair_id)
+            .join(Dataset, Dataset.id == EntityPair.dataset_id)
+            .where(Dataset.name == dataset)
+        )
+    rows = list(session.scalars(stmt))
+    undone = {annotation.undoes_id for annotation in rows if annotation.undoes_id is not None}
+    latest: dict[int, dict[str, int]] = defaultdict(dict)  # pair -> reviewer -> annotation id
+    for annotation in rows:
+        in_effect = annotation.undoes_id is None and annotation.id not in undone
+        if in_effect and annotation.status in ("accepted", "corrected", "rejected"):
+            latest[annotation.pair_id][annotation.annotator] = annotation.id
+    rationales = decision_rationales(session, [i for rated in latest.values() for i in rated.values()])
+    by_pair = {
+        pair_id: {name: rationales[i] for name, i in rated.items() if i in rationales}
+        for pair_id, rated in latest.items()
+    }
+    by_pair = {pair_id: rated for pair_id, rated in by_pair.items() if len(rated) >= 2}
+    candidates = {}
+    for pair in session.scalars(select(EntityPair).where(EntityPair.id.in_(list(by_pair)))):
+        n_words = len(session.get_one(Post, pair.post_id).tokens)
+        entity = set(range(pair.head_start, pair.head_end)) | set(range(pair.tail_start, pair.tail_end))
+        candidates[pair.id] = [w for w in range(n_words) if w not in entity]
+    return rationale_agreement_from(by_pair, candidates)

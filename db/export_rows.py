@@ -16,9 +16,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.annotations import CurrentState, current_annotation_alias, join_current_annotation
+from db.annotations import (
+    CurrentState,
+    current_annotation_alias,
+    current_rationales,
+    join_current_annotation,
+)
 from db.errors import LabelStoreError
 from db.models import ANNOTATION_STATUSES, Dataset, EntityPair, Post
+from db.rationales import rationale_in_effect, source_rationales
 from model.safe_write import Sources, atomic_file
 
 # every column of a curated row, in export order; names starting with "_" are for the writers, never exported
@@ -45,6 +51,12 @@ ROW_COLUMNS = (
     "annotated_at",
     "note",
     "revision",
+    # the rationale in effect (db.rationales.rationale_in_effect): word indices, box (x0, y0, x1, y1) in the image's
+    # pixels, the image's (width, height), its source; None where the pair has none
+    "rationale_tokens",
+    "rationale_box",
+    "rationale_image_size",
+    "rationale_source",
     "_raw_line",
 )
 
@@ -159,7 +171,25 @@ def curated_rows(session: Session, export_filter: ExportFilter | None = None) ->
                 "_raw_line": row.raw_line,
             }
         )
+    add_rationales(session, rows)
     return rows
+
+
+def add_rationales(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Fill each row's rationale columns with the rationale in effect (the current decision's, else the dataset's
+    own evidence while the label is still the gold label)."""
+    pair_ids = [row["pair_id"] for row in rows]
+    reviewer, source = current_rationales(session, pair_ids), source_rationales(session, pair_ids)
+    for row in rows:
+        rationale = rationale_in_effect(
+            reviewer.get(row["pair_id"]), source.get(row["pair_id"]), row["label"], row["gold_label"]
+        )
+        row["rationale_tokens"] = None if rationale is None else list(rationale.tokens)
+        row["rationale_box"] = None if rationale is None or rationale.box is None else list(rationale.box)
+        row["rationale_image_size"] = (
+            None if rationale is None or rationale.image_size is None else list(rationale.image_size)
+        )
+        row["rationale_source"] = None if rationale is None else rationale.source
 
 
 def public_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

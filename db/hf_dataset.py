@@ -43,6 +43,13 @@ from model.safe_write import Sources, atomic_files
 HF_FORMATS = {"parquet": "parquet", "jsonl": "json"}  # export format -> datasets builder name
 CARD = "README.md"
 INT32_COLUMNS = ("source_line", "head_start", "head_end", "tail_start", "tail_end", "revision")
+# rationale columns (db.export_rows): word indices and image size as lists of int32, the box as 4 float64 pixels
+LIST_COLUMNS = {
+    "tokens": "string",
+    "rationale_tokens": "int32",
+    "rationale_box": "float64",
+    "rationale_image_size": "int32",
+}
 
 
 def is_dataset_folder(out: Path) -> bool:
@@ -68,13 +75,13 @@ def label_names(session: Session, rows: list[dict[str, Any]]) -> list[str]:
 
 
 def column_types() -> dict[str, str]:
-    """Each exported column's type: int64, int32, bool, string, list<string>, class_label or image."""
+    """Each exported column's type: int64, int32, bool, string, list<string|int32|float64>, class_label or image."""
     types = {}
     for column in ROW_COLUMNS:
         if column.startswith("_"):
             continue
-        if column == "tokens":
-            types[column] = "list<string>"
+        if column in LIST_COLUMNS:
+            types[column] = f"list<{LIST_COLUMNS[column]}>"
         elif column == "pair_id":
             types[column] = "int64"
         elif column in INT32_COLUMNS:
@@ -92,8 +99,8 @@ def features_dict(names: list[str]) -> dict[str, Any]:
     """datasets.Features.to_dict() of an export whose relation ClassLabel has `names`."""
     out: dict[str, Any] = {}
     for column, kind in column_types().items():
-        if kind == "list<string>":
-            out[column] = {"feature": {"dtype": "string", "_type": "Value"}, "_type": "List"}
+        if kind.startswith("list<"):
+            out[column] = {"feature": {"dtype": kind[5:-1], "_type": "Value"}, "_type": "List"}
         elif kind == "class_label":
             out[column] = {"names": list(names), "_type": "ClassLabel"}
         elif kind == "image":
@@ -107,8 +114,8 @@ def yaml_features(names: list[str]) -> list[dict[str, Any]]:
     """The `dataset_info.features` list of a dataset card (what DatasetInfo._to_yaml_dict writes)."""
     out: list[dict[str, Any]] = []
     for column, kind in column_types().items():
-        if kind == "list<string>":
-            out.append({"name": column, "list": "string"})
+        if kind.startswith("list<"):
+            out.append({"name": column, "list": kind[5:-1]})
         elif kind == "class_label":
             out.append(
                 {
@@ -131,6 +138,8 @@ def arrow_schema(names: list[str]):
         "bool": pa.bool_(),
         "string": pa.string(),
         "list<string>": pa.list_(pa.string()),
+        "list<int32>": pa.list_(pa.int32()),
+        "list<float64>": pa.list_(pa.float64()),
         "class_label": pa.int64(),
         "image": pa.struct({"bytes": pa.binary(), "path": pa.string()}),
     }

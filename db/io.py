@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from db import export_rows
 from db.datasets import check_filter_names, get_or_create_dataset
+from db.eraser_export import ERASER_FORMAT, export_eraser
 from db.errors import LabelStoreError
 from db.export_rows import (  # the rows every export writes; imported from here by older callers too
     ROW_COLUMNS,
@@ -32,6 +33,7 @@ from db.export_rows import (  # the rows every export writes; imported from here
 )
 from db.hf_dataset import export_hf
 from db.models import Dataset, EntityPair, GroundedCrop, Post
+from db.rationales import RATIONALES_FILE, import_synthetic_rationales
 from db.redact import csv_cell
 from db.roles import Actor, require_admin
 from db.validate import check_gold_label, check_name, mnre_label_map
@@ -52,7 +54,7 @@ from model.mnre_format import (
 )
 from model.safe_write import Sources, UnsafeTargetError, atomic_files, check_target
 
-EXPORT_FORMATS = ("mnre", "jsonl", "csv", "parquet")
+EXPORT_FORMATS = ("mnre", "jsonl", "csv", "parquet", "eraser")
 CSV_JSON_COLUMNS = ("gold_label", "label")  # written as JSON strings (see export_labels)
 INSERT_CHUNK = 2000  # rows per bulk insert: below SQLite's and PostgreSQL's bound-parameter limits
 MAX_IMAGE_BYTES = DEFAULT_MAX_IMAGE_BYTES
@@ -129,13 +131,16 @@ class ImportReport:
     with_image: int = 0
     without_image: int = 0  # no image file here: stored as "no image", never replaced
     new_crops: int = 0
+    new_rationales: int = 0  # synthetic evidence from the folder's rationales.jsonl (db.rationales)
     skipped: list[str] = field(default_factory=list)  # problems passed over with skip_bad
 
     def summary(self) -> str:
         return (
             f"dataset {self.dataset!r}: {self.records} records read, {self.new_pairs} pairs added, "
             f"{self.existing_pairs} already present, {self.new_posts} posts added, {self.with_image} with image, "
-            f"{self.without_image} without image, {self.new_crops} crops added, {len(self.skipped)} skipped"
+            f"{self.without_image} without image, {self.new_crops} crops added, "
+            + (f"{self.new_rationales} synthetic rationales added, " if self.new_rationales else "")
+            + f"{len(self.skipped)} skipped"
         )
 
 
@@ -305,6 +310,10 @@ def import_mnre(
     bulk_insert(session, EntityPair, pair_rows)
     bulk_insert(session, GroundedCrop, crop_rows)
     report.new_pairs, report.new_crops = len(pair_rows), len(crop_rows)
+    if (root / RATIONALES_FILE).is_file():  # a model.synthetic set: its evidence, in the same transaction
+        report.new_rationales = import_synthetic_rationales(
+            session, dataset, root, splits, skip_missing=skip_bad
+        )
     return report
 
 
@@ -462,10 +471,14 @@ def export_labels(
         return _export_mnre(session, rows, out, sources)
     if fmt in ("jsonl", "parquet"):  # typed Hugging Face features; a folder `out` gets a dataset card
         return export_hf(session, fmt, rows, out, sources)
+    if fmt == ERASER_FORMAT:  # a folder: docs/ and <split>.jsonl with the rationales as ERASER evidences
+        return export_eraser(rows, out, sources)
     import pandas as pd
 
     frame = pd.DataFrame(public_rows(rows), columns=[k for k in ROW_COLUMNS if not k.startswith("_")])
     frame["tokens"] = [json.dumps(tokens, ensure_ascii=False) for tokens in frame["tokens"]]
+    for column in ("rationale_tokens", "rationale_box", "rationale_image_size"):  # JSON lists; empty: none
+        frame[column] = [json.dumps(value) if value is not None else None for value in frame[column]]
     # Labels are JSON strings: plain pandas.read_csv turns a bare None (MNRE's no-relation label) into NaN, but
     # reads '"None"' as a string; an empty cell is "no label" (NaN). json.loads gives the label back.
     for column in CSV_JSON_COLUMNS:

@@ -19,7 +19,11 @@ from sqlalchemy.orm import Session
 
 from db.export_rows import ExportFilter, ExportReport, atomic_write, curated_rows, source_paths
 from db.label_studio_format import (
+    EVIDENCE,
+    EVIDENCE_BOX_CONTROL,
+    EVIDENCE_CONTROL,
     HEAD,
+    IMAGE_OBJECT,
     NOTE_CONTROL,
     REJECT_CHOICE,
     REJECT_CONTROL,
@@ -28,19 +32,23 @@ from db.label_studio_format import (
     TEXT_OBJECT,
     iso_time,
     word_offsets,
+    word_runs,
 )
 from db.models import Annotation, EntityPair, Post, Prediction
 from db.provenance import DEFAULT_PREDICTION_METHOD, active_model_version
+from db.rationales import Rationale, decision_rationales, source_rationales
 
 DEFAULT_IMAGE_PREFIX = "/data/local-files/?d="  # Label Studio's local-files storage URL
 
 
-def span_region(region_id: str, role: str, tokens: list[str], start: int, end: int) -> dict[str, Any]:
+def span_region(
+    region_id: str, role: str, tokens: list[str], start: int, end: int, control: str = SPAN_CONTROL
+) -> dict[str, Any]:
     offsets = word_offsets(tokens)
     c0, c1 = offsets[start][0], offsets[end - 1][1]
     return {
         "id": region_id,
-        "from_name": SPAN_CONTROL,
+        "from_name": control,
         "to_name": TEXT_OBJECT,
         "type": "labels",
         "value": {"start": c0, "end": c1, "text": " ".join(tokens)[c0:c1], "labels": [role]},
@@ -105,8 +113,43 @@ def decisions_in_effect(session: Session, pair_ids: list[int]) -> dict[int, list
     }
 
 
-def _annotation(row: dict[str, Any], decision: Annotation) -> dict[str, Any]:
+def rationale_result(row: dict[str, Any], rationale: Rationale, tag: str) -> list[dict[str, Any]]:
+    """A rationale as Label Studio regions: one "evidence" span per run of consecutive evidence words, and the box
+    as a "rectanglelabels" region in percent of the image (x, y: top left; width, height)."""
+    result = [
+        span_region(f"e{tag}_{start}", EVIDENCE, row["tokens"], start, end, EVIDENCE_CONTROL)
+        for start, end in word_runs(rationale.tokens)
+    ]
+    if rationale.box is not None:
+        (x0, y0, x1, y1), (width, height) = rationale.box, rationale.image_size
+        result.append(
+            {
+                "id": f"b{tag}",
+                "from_name": EVIDENCE_BOX_CONTROL,
+                "to_name": IMAGE_OBJECT,
+                "type": "rectanglelabels",
+                "original_width": width,
+                "original_height": height,
+                "image_rotation": 0,
+                "value": {
+                    "x": 100 * x0 / width,
+                    "y": 100 * y0 / height,
+                    "width": 100 * (x1 - x0) / width,
+                    "height": 100 * (y1 - y0) / height,
+                    "rotation": 0,
+                    "rectanglelabels": [EVIDENCE],
+                },
+            }
+        )
+    return result
+
+
+def _annotation(
+    row: dict[str, Any], decision: Annotation, rationale: Rationale | None = None
+) -> dict[str, Any]:
     result = pair_result(row, decision.label if decision.status != "rejected" else None)
+    if rationale is not None:
+        result.extend(rationale_result(row, rationale, str(decision.id)))
     if decision.status == "rejected":
         result.append(
             {
@@ -133,8 +176,10 @@ def _annotation(row: dict[str, Any], decision: Annotation) -> dict[str, Any]:
         "ground_truth": False,
         "created_at": when,
         "updated_at": when,
-        # a correction to the label the source already had reads as "accepted" from the labels alone
-        "mrelens": {"status": decision.status},
+        # a correction to the label the source already had reads as "accepted" from the labels alone; the box in
+        # pixels, exactly (the percent box is what Label Studio edits: the import uses this one while they agree)
+        "mrelens": {"status": decision.status}
+        | ({"evidence_box": list(rationale.box)} if rationale is not None and rationale.box else {}),
     }
 
 
@@ -147,6 +192,8 @@ def label_studio_tasks(
     rows = curated_rows(session, ExportFilter(**{**base.__dict__, "include_rejected": True}))
     pair_ids = [row["pair_id"] for row in rows]
     decisions = decisions_in_effect(session, pair_ids)
+    rationales = decision_rationales(session, [d.id for ds in decisions.values() for d in ds])
+    evidence = source_rationales(session, pair_ids)  # the dataset's own (synthetic), in data.mrelens
     stored: dict[int, tuple[str, str | None]] = {}  # pair id -> (source key, image path)
     for start in range(0, len(pair_ids), 5000):
         for pid, source_key, image_path in session.execute(
@@ -185,13 +232,17 @@ def label_studio_tasks(
             "gold_label": row["gold_label"],
             "raw_line": row["_raw_line"],
         }
+        if row["pair_id"] in evidence:
+            meta["evidence"] = evidence[row["pair_id"]].to_json()
         task: dict[str, Any] = {
             "data": {
                 "text": row["text"],
                 "image": f"{image_prefix}{row['img_id']}" if row["img_id"] else None,
                 "mrelens": meta,
             },
-            "annotations": [_annotation(row, d) for d in decisions.get(row["pair_id"], [])],
+            "annotations": [
+                _annotation(row, d, rationales.get(d.id)) for d in decisions.get(row["pair_id"], [])
+            ],
             "predictions": [],
         }
         pred = predictions.get(row["pair_id"])

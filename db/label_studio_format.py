@@ -5,7 +5,9 @@ The config has an `Image`, a `Text` with word-granular `Labels` ("head", "tail")
 relations, a "reject pair" `Choices` and a note `TextArea`. Results follow Label Studio's task format: span regions
 `{"id", "from_name": "entity", "to_name": "text", "type": "labels", "value": {"start", "end", "text", "labels"}}`
 (character offsets into `data.text`) and one relation `{"type": "relation", "from_id": <head region>, "to_id": <tail
-region>, "direction": "right", "labels": [<relation>]}`. db.label_studio_export writes tasks, db.label_studio_import
+region>, "direction": "right", "labels": [<relation>]}`. A decision's rationale (db.rationales) is word-granular
+`labels` regions from "evidence" labelled ["evidence"] and one `rectanglelabels` region from "evidence_box" on the
+image, in percent of the image (`original_width` / `original_height` give its pixels). db.label_studio_export writes tasks, db.label_studio_import
 reads them back; db.label_studio is the public entry to both.
 """
 
@@ -19,6 +21,12 @@ CONFIG_PATH = Path(__file__).with_name("label_studio_config.xml")
 # names of the config's tags that results refer to (from_name / to_name)
 SPAN_CONTROL, TEXT_OBJECT, REJECT_CONTROL, NOTE_CONTROL = "entity", "text", "pair", "note"
 HEAD, TAIL, REJECT_CHOICE = "head", "tail", "reject pair"
+EVIDENCE_CONTROL, EVIDENCE_BOX_CONTROL, IMAGE_OBJECT, EVIDENCE = (
+    "evidence",
+    "evidence_box",
+    "image",
+    "evidence",
+)
 LABEL_STUDIO_FORMAT = "labelstudio"  # the `python -m db export --format` name
 
 
@@ -40,3 +48,14 @@ def word_offsets(tokens: list[str]) -> list[tuple[int, int]]:
         offsets.append((pos, pos + len(tok)))
         pos += len(tok) + 1
     return offsets
+
+
+def word_runs(indices) -> list[tuple[int, int]]:
+    """Sorted word indices as maximal runs of consecutive words, [start, end)."""
+    runs: list[tuple[int, int]] = []
+    for i in sorted(indices):
+        if runs and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return runs

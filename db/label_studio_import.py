@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,8 +27,27 @@ from db.annotations import append_annotation, check_label
 from db.datasets import get_or_create_dataset
 from db.errors import LabelStoreError
 from db.io import bulk_insert, content_key, validate_image
-from db.label_studio_format import HEAD, REJECT_CHOICE, TAIL, config_relations, iso_time, word_offsets
+from db.label_studio_format import (
+    EVIDENCE,
+    EVIDENCE_BOX_CONTROL,
+    EVIDENCE_CONTROL,
+    HEAD,
+    REJECT_CHOICE,
+    TAIL,
+    config_relations,
+    iso_time,
+    word_offsets,
+)
 from db.models import Annotation, Dataset, EntityPair, Post
+from db.models import Rationale as RationaleRow
+from db.rationales import (
+    Rationale,
+    add_decision_rationale,
+    check_rationale,
+    decision_rationale,
+    rationale_values,
+    source_rationales,
+)
 from db.roles import Actor, require_admin
 from db.validate import (
     MAX_SOURCE_KEY,
@@ -72,6 +92,7 @@ class _Decision:
     created_at: datetime
     note: str | None
     where: str  # "task 3 annotations[1]" for messages
+    rationale: Rationale | None = None  # checked against the pair's words, entities and image
 
 
 @dataclass
@@ -90,6 +111,7 @@ class _PairPlan:
     raw_line: str | None
     where: str
     decisions: list[_Decision] = field(default_factory=list)
+    evidence: Rationale | None = None  # data.mrelens.evidence: the dataset's own (synthetic) rationale
 
 
 @dataclass
@@ -115,6 +137,7 @@ class LabelStudioImportReport:
     # stored image paths outside every image folder of the import (never opened): which tasks
     images_passed_over: list[str] = field(default_factory=list)
     annotators: set[str] = field(default_factory=set)  # names the added decisions were recorded under
+    rationales_added: int = 0  # decisions' rationales and datasets' own evidence (db.rationales)
 
     @property
     def images_not_used(self) -> int:
@@ -131,6 +154,7 @@ class LabelStudioImportReport:
                 if self.images_passed_over
                 else ""
             )
+            + (f", {self.rationales_added} rationales added" if self.rationales_added else "")
         )
 
 
@@ -247,6 +271,20 @@ def _new_plan(
     _checked(reader, check_name, split, "data.mrelens.split", "split")
     if raw_line is not None:
         _check_raw_line(reader, raw_line, tokens, img_id, head, tail, gold, relations)
+    evidence = None
+    if from_meta and meta.get("evidence") is not None:
+        value = meta["evidence"]
+        if not isinstance(value, dict) or value.get("source") != "synthetic":
+            raise reader.error("data.mrelens.evidence", "must be a rationale object from source 'synthetic'")
+        evidence = _checked_rationale(
+            reader,
+            "data.mrelens.evidence",
+            Rationale(value.get("tokens") or (), value.get("box"), value.get("image_size"), "synthetic"),
+            len(tokens),
+            head,
+            tail,
+            img_id,
+        )
     return _PairPlan(
         dataset=dataset,
         split=split,
@@ -261,7 +299,58 @@ def _new_plan(
         gold_label=gold,
         raw_line=raw_line,
         where=f"task {reader.index}",
+        evidence=evidence,
     )
+
+
+def _checked_rationale(
+    reader: _Reader,
+    field_path: str,
+    rationale: Rationale,
+    n_words: int,
+    head: tuple[int, int],
+    tail: tuple[int, int],
+    img_id: str | None,
+) -> Rationale:
+    """db.rationales.check_rationale with an error that names this task's field."""
+    try:
+        return check_rationale(rationale, n_words, [head, tail], img_id is not None)
+    except LabelStoreError as err:
+        raise reader.error(field_path, str(err)) from err
+
+
+def _box_from_percent(reader: _Reader, result: dict, result_path: str, hint: Any) -> tuple[tuple, tuple]:
+    """An evidence "rectanglelabels" region -> (box in pixels, (width, height)). The exact pixel box the export
+    wrote (annotation mrelens.evidence_box) is used while it matches the percent box to 1e-6 of the image."""
+    width = reader.get(result, "original_width", f"{result_path}.original_width", int)
+    height = reader.get(result, "original_height", f"{result_path}.original_height", int)
+    if width <= 0 or height <= 0 or width > 10**6 or height > 10**6:
+        raise reader.error(f"{result_path}.original_width", f"{width}x{height} is not an image size")
+    value = reader.get(result, "value", f"{result_path}.value", dict)
+    if result.get("image_rotation", 0) != 0 or value.get("rotation", 0) != 0:
+        raise reader.error(f"{result_path}.value.rotation", "a rotated evidence box is not supported")
+    labels = reader.get(value, "rectanglelabels", f"{result_path}.value.rectanglelabels", list)
+    if labels != [EVIDENCE]:
+        raise reader.error(
+            f"{result_path}.value.rectanglelabels", f'must be ["evidence"], got {labels!r:.80}'
+        )
+    numbers = []
+    for key in ("x", "y", "width", "height"):
+        number = reader.get(value, key, f"{result_path}.value.{key}", (int, float))
+        if not math.isfinite(number):
+            raise reader.error(f"{result_path}.value.{key}", f"{number!r} is not a finite number")
+        numbers.append(float(number))
+    x, y, w, h = numbers
+    box = (x * width / 100, y * height / 100, (x + w) * width / 100, (y + h) * height / 100)
+    exact = hint.get("evidence_box") if isinstance(hint, dict) else None
+    if (
+        isinstance(exact, list)
+        and len(exact) == 4
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in exact)
+        and all(abs(a - b) <= 1e-6 * max(width, height) for a, b in zip(exact, box, strict=True))
+    ):
+        box = tuple(float(v) for v in exact)
+    return box, (width, height)
 
 
 def _checked(reader: _Reader, check, value: Any, field_path: str, *args) -> Any:
@@ -403,10 +492,36 @@ def _parse_task(
         results = reader.get(annotation_json, "result", f"{where}.result", list, required=False) or []
         regions: dict[str, tuple[str, tuple[int, int]]] = {}
         links, rejected, note = [], False, None
+        evidence_words: set[int] = set()
+        evidence_box, evidence_path = None, f"{where}.result"
         for k, result in enumerate(results):
             result_path = f"{where}.result[{k}]"
             kind = reader.get(result, "type", f"{result_path}.type", str)
-            if kind == "labels":
+            if kind == "labels" and result.get("from_name") == EVIDENCE_CONTROL:
+                value = reader.get(result, "value", f"{result_path}.value", dict)
+                start = reader.get(value, "start", f"{result_path}.value.start", int)
+                end = reader.get(value, "end", f"{result_path}.value.end", int)
+                labels = reader.get(value, "labels", f"{result_path}.value.labels", list)
+                if labels != [EVIDENCE]:
+                    raise reader.error(
+                        f"{result_path}.value.labels", f'must be ["evidence"], got {labels!r:.80}'
+                    )
+                if start not in starts:
+                    raise reader.error(
+                        f"{result_path}.value.start", f"{start} is not where a word of data.text starts"
+                    )
+                if end not in ends or ends[end] <= starts[start]:
+                    raise reader.error(
+                        f"{result_path}.value.end", f"{end} is not where a word ends after value.start"
+                    )
+                evidence_words.update(range(starts[start], ends[end]))
+                evidence_path = result_path
+            elif kind == "rectanglelabels" and result.get("from_name") == EVIDENCE_BOX_CONTROL:
+                if evidence_box is not None:
+                    raise reader.error(result_path, "a second evidence box; a rationale has one box")
+                evidence_box = _box_from_percent(reader, result, result_path, annotation_json.get("mrelens"))
+                evidence_path = result_path
+            elif kind == "labels":
                 value = reader.get(result, "value", f"{result_path}.value", dict)
                 region_id = reader.get(result, "id", f"{result_path}.id", str)
                 start = reader.get(value, "start", f"{result_path}.value.start", int)
@@ -521,8 +636,20 @@ def _parse_task(
                 hint = annotation_json.get("mrelens")
                 if status == "accepted" and isinstance(hint, dict) and hint.get("status") == "corrected":
                     status = "corrected"
+            rationale = None
+            if evidence_words or evidence_box is not None:
+                box, size = evidence_box if evidence_box is not None else (None, None)
+                rationale = _checked_rationale(
+                    reader,
+                    evidence_path,
+                    Rationale(tuple(sorted(evidence_words)), box, size),
+                    len(tokens),
+                    head,
+                    tail,
+                    img_id,
+                )
             plan.decisions.append(
-                _Decision(status, label, annotator, when, note, f"task {reader.index} {where}")
+                _Decision(status, label, annotator, when, note, f"task {reader.index} {where}", rationale)
             )
     return list(pairs.values())
 
@@ -744,6 +871,17 @@ def import_label_studio(
         for ds in datasets.values()
         for pair in session.scalars(select(EntityPair).where(EntityPair.dataset_id == ds.id))
     }
+    # the dataset's own evidence (data.mrelens.evidence) for pairs that have none stored yet
+    with_evidence = {
+        pair_by_key[(datasets[plan.dataset].id, plan.source_key)].id: plan.evidence
+        for plan in plans
+        if plan.evidence is not None
+    }
+    stored_evidence = source_rationales(session, list(with_evidence))
+    for pair_id, evidence in with_evidence.items():
+        if pair_id not in stored_evidence:
+            session.add(RationaleRow(pair_id=pair_id, annotation_id=None, **rationale_values(evidence)))
+            report.rationales_added += 1
 
     # decisions, oldest first per pair, appended after what is stored
     by_pair: dict[int, list[_Decision]] = defaultdict(list)
@@ -797,6 +935,12 @@ def import_label_studio(
                 note=decision.note,
                 created_at=decision.created_at,
             )
+            rationale = decision.rationale
+            if rationale is None and decision.status == "skipped" and history:  # as record_annotation does
+                rationale = decision_rationale(session, history[-1].id)
+            if rationale is not None:
+                add_decision_rationale(session, row, rationale)
+                report.rationales_added += 1
             history.append(row)
             report.annotators.add(decision.annotator)
             seen.add(_decision_key(decision.annotator, decision.created_at, decision.status, decision.label))

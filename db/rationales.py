@@ -36,6 +36,7 @@ from db.models import RATIONALE_SOURCES, Annotation, Dataset, EntityPair, Post
 from db.models import Rationale as RationaleRow
 
 Box = tuple[float, float, float, float]
+RATIONALES_FILE = "rationales.jsonl"  # model.synthetic.RATIONALES_FILE (not imported: it brings torch)
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def check_pair_rationale(session: Session, pair: EntityPair, rationale: Rational
     )
 
 
-def _row_values(rationale: Rationale) -> dict[str, Any]:
+def rationale_values(rationale: Rationale) -> dict[str, Any]:
     box = rationale.box or (None, None, None, None)
     width, height = rationale.image_size or (None, None)
     return {
@@ -164,7 +165,7 @@ def from_row(row: RationaleRow) -> Rationale:
 def add_decision_rationale(session: Session, annotation: Annotation, rationale: Rationale) -> None:
     """Store an already checked rationale with the decision `annotation` (db.annotations calls this)."""
     session.add(
-        RationaleRow(pair_id=annotation.pair_id, annotation_id=annotation.id, **_row_values(rationale))
+        RationaleRow(pair_id=annotation.pair_id, annotation_id=annotation.id, **rationale_values(rationale))
     )
     session.flush()
 
@@ -172,6 +173,15 @@ def add_decision_rationale(session: Session, annotation: Annotation, rationale: 
 def decision_rationale(session: Session, annotation_id: int) -> Rationale | None:
     row = session.scalar(select(RationaleRow).where(RationaleRow.annotation_id == annotation_id))
     return None if row is None else from_row(row)
+
+
+def decision_rationales(session: Session, annotation_ids: Iterable[int]) -> dict[int, Rationale]:
+    """annotation id -> the rationale recorded with that decision (decisions without one are absent)."""
+    stmt = select(RationaleRow.annotation_id, RationaleRow)
+    return dict(
+        (annotation_id, from_row(row))
+        for annotation_id, row in in_chunks(session, stmt, RationaleRow.annotation_id, annotation_ids)
+    )
 
 
 def source_rationales(session: Session, pair_ids: Iterable[int] | None = None) -> dict[int, Rationale]:
@@ -207,14 +217,22 @@ def rationale_in_effect(
 # Synthetic evidence (model.synthetic's rationales.jsonl)
 
 
-def import_synthetic_rationales(session: Session, dataset: str, folder: str | Path) -> int:
+def import_synthetic_rationales(
+    session: Session,
+    dataset: str,
+    folder: str | Path,
+    splits: Sequence[str] | None = None,
+    skip_missing: bool = False,
+) -> int:
     """Store FOLDER/rationales.jsonl (model.synthetic) as the `synthetic` evidence of `dataset`'s pairs, matched by
     split and line (the pairs' source keys). Returns how many were added; those already stored are kept (importing
     again adds nothing), one that differs from the stored one is an error. Every line is read and checked against
-    its pair before anything is written; errors name the file, the line and the field."""
+    its pair before anything is written; errors name the file, the line and the field. Lines of splits not in
+    `splits` are passed over; a line whose pair is not in the store is an error unless `skip_missing` (an import
+    with --skip-bad left its record out)."""
     import json
 
-    path = Path(folder) / "rationales.jsonl"
+    path = Path(folder) / RATIONALES_FILE
     dataset_id = session.scalar(select(Dataset.id).where(Dataset.name == dataset))
     if dataset_id is None:
         raise LabelStoreError(f"no dataset named {dataset!r} in the label store")
@@ -236,8 +254,12 @@ def import_synthetic_rationales(session: Session, dataset: str, folder: str | Pa
                 raise LabelStoreError(f"{where}: not JSON ({err.msg})") from err
             if not isinstance(line, dict):
                 raise LabelStoreError(f"{where}: a rationale is a JSON object")
+            if splits is not None and line.get("split") not in splits:
+                continue
             key = f"{line.get('split')}:{line.get('line')}"
             pair = pairs.get(key)
+            if pair is None and skip_missing:
+                continue
             if pair is None:
                 raise LabelStoreError(
                     f"{where}: field 'split'/'line': no pair {key!r} in dataset {dataset!r} (import the split first)"
@@ -268,7 +290,7 @@ def import_synthetic_rationales(session: Session, dataset: str, folder: str | Pa
                     )
                 continue
             stored[pair.id] = rationale
-            new.append({"pair_id": pair.id, "annotation_id": None, **_row_values(rationale)})
+            new.append({"pair_id": pair.id, "annotation_id": None, **rationale_values(rationale)})
     if new:
         session.execute(RationaleRow.__table__.insert(), new)
     return len(new)

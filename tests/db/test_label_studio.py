@@ -37,7 +37,7 @@ DOCUMENTED_TAGS = {
     "Choices",
     "Choice",
 }
-DOCUMENTED_TAGS |= {"TextArea"}
+DOCUMENTED_TAGS |= {"TextArea", "RectangleLabels"}
 
 
 def pair_at(session, split: str, line: int) -> EntityPair:
@@ -58,6 +58,11 @@ def test_config_is_label_studio_xml_with_the_23_mnre_relations():
     assert [label.attrib["value"] for label in spans] == ["head", "tail"]
     assert names["pair"].tag == "Choices" and [c.attrib["value"] for c in names["pair"]] == ["reject pair"]
     assert names["note"].tag == "TextArea" and names["note"].attrib["toName"] == "text"
+    evidence, box = names["evidence"], names["evidence_box"]
+    assert evidence.tag == "Labels" and evidence.attrib["toName"] == "text"
+    assert evidence.attrib["granularity"] == "word" and [label.attrib["value"] for label in evidence] == ["evidence"]
+    assert box.tag == "RectangleLabels" and box.attrib["toName"] == "image"
+    assert [label.attrib["value"] for label in box] == ["evidence"]
 
 
 @pytest.fixture
