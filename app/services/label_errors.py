@@ -15,11 +15,14 @@ import argparse
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.errors import LabelStoreError
 from db.jobs import child_jobs, get_job, jobs_of_kind
+from db.label_errors import DEFAULT_SUSPECTS as DEFAULT_SUSPECTS  # the page's default top
 from db.models import Job, utcnow
 from db.roles import Actor
 
@@ -143,6 +146,45 @@ def cancel_run(sessions: sessionmaker, plan_id: int, actor: Actor | None = None)
     for job_id in targets:
         cancel(sessions, job_id, actor)
     return targets
+
+
+@dataclass(frozen=True)
+class SuspectReview:
+    """What the Label errors page lists for a finished run: the audit's progress, the top suspects and each one's
+    review state in the queue (pair id -> queue item)."""
+
+    audit: Any
+    rows: list
+    states: dict[int, Any]
+
+
+def finished_run(sessions: sessionmaker, dataset: str):
+    """The dataset's latest finished Find label errors run (db.label_errors.latest_run), or None."""
+    from db.label_errors import latest_run
+
+    with sessions() as session:
+        return latest_run(session, dataset)
+
+
+def suspect_review(sessions: sessionmaker, dataset: str, top: int) -> SuspectReview:
+    from db.label_errors import audit_progress, suspects
+    from db.review_queue import QueueFilter, review_queue
+
+    with sessions() as session:
+        queue = review_queue(session, QueueFilter(dataset=dataset, suspects=top), "label_error", limit=top)
+        return SuspectReview(
+            audit_progress(session, dataset),
+            suspects(session, dataset, top),
+            {item.pair_id: item for item in queue},
+        )
+
+
+def export_top_suspects(sessions: sessionmaker, dataset: str, path: Path, fmt: str, top: int) -> Path:
+    """The top suspects of the latest run written to `path` (csv, or Label Studio tasks: fmt "labelstudio")."""
+    from db.label_errors import export_suspects
+
+    with sessions() as session:
+        return export_suspects(session, dataset, path, fmt, top).paths[0]
 
 
 def main(argv: list[str] | None = None) -> int:

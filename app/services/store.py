@@ -15,11 +15,12 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.annotations import current_state, pair_history, record_annotation, undo_last
-from db.datasets import require_pair
+from db.datasets import list_datasets, require_pair
 from db.io import import_post
+from db.model_versions import ModelVersionInfo, active_model, registered_models
 from db.models import Annotation
 from db.provenance import active_model_version, evaluation_runs_with_versions
-from db.review_queue import pair_detail, queue_filter_values
+from db.review_queue import QueueFilter, pair_detail, queue_filter_values, review_queue
 from db.roles import Actor
 from model.images import DEFAULT_MAX_IMAGE_BYTES, ImageError, decode_image
 from model.mnre_format import DataFormatError
@@ -343,3 +344,27 @@ def load_audit_view(session: Session, pair_id: int) -> AuditView | None:
         row.source,
         row.model_version,
     )
+
+
+def active_version(sessions: sessionmaker) -> ModelVersionInfo | None:
+    """The active model version (the one frozen db.model_versions.ModelVersionInfo), read in its own session."""
+    with sessions() as session:
+        return active_model(session)
+
+
+def registered_versions(sessions: sessionmaker) -> dict[str, ModelVersionInfo]:
+    """Every registered model version by its version id, registration order."""
+    with sessions() as session:
+        return {version.version_id: version for version in registered_models(session)}
+
+
+def unreviewed_pairs(sessions: sessionmaker, limit: int = 500) -> list[int]:
+    """The pair ids Review walks when nothing was picked on the Queue: unreviewed pairs in the queue's default order."""
+    with sessions() as session:
+        return [item.pair_id for item in review_queue(session, QueueFilter(status="unreviewed"), limit=limit)]
+
+
+def dataset_names(sessions: sessionmaker) -> list[str]:
+    """The names of the datasets in the store."""
+    with sessions() as session:
+        return [dataset.name for dataset in list_datasets(session)]

@@ -23,6 +23,11 @@ def _open(url: str) -> sessionmaker:
     return sessions
 
 
+def store_url() -> str:
+    """The label store's URL (DATABASE_URL, else var/mrelens.db): the first key of every per-post cache."""
+    return database_url()
+
+
 def torch_threads() -> None:
     """One torch thread per request: on a busy 2-core machine two threads make a post ~5x slower, not faster.
     Called where a model is loaded, so pages that run none (Queue) never import torch."""

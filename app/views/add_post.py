@@ -7,15 +7,14 @@ import hashlib
 import streamlit as st
 from sqlalchemy.exc import OperationalError
 
+from app.services.errors import LabelStoreError
 from app.services.inference import ground_post, predict_pair
 from app.services.paths import upload_dir
-from app.services.store import UploadedImage, add_post
+from app.services.store import UploadedImage, active_version, add_post
 from app.ui.identity import require_reviewer
 from app.ui.render import count, plain
 from app.ui.resources import get_sessions, load_cam_grounder, load_model
 from app.ui.state import review_session
-from db.errors import LabelStoreError
-from db.provenance import active_model_version
 from model.images import ImageError
 from model.mnre_format import DataFormatError
 
@@ -66,8 +65,7 @@ if st.button("Add, ground and predict", type="primary", disabled=not ready, key=
     try:
         added = add_post(sessions, " ".join(tokens), head_span, tail_span, image, upload_dir())
         pair_id, post_id, created = added.pair_id, added.post_id, added.created
-        with sessions() as session:
-            active = active_model_version(session)
+        active = active_version(sessions)
     except (DataFormatError, LabelStoreError) as err:
         st.error(f"The post was not added: {plain(err)}")
         st.stop()
@@ -88,8 +86,8 @@ if st.button("Add, ground and predict", type="primary", disabled=not ready, key=
         st.warning("Added, but no model is active, so there is no prediction yet (see **Models**).")
     else:
         with st.spinner("Running the model ..."):
-            model, tokenizer = load_model(active.path)
-            probabilities = predict_pair(sessions, model, tokenizer, active.id, pair_id)
+            model, tokenizer = load_model(active.folder)
+            probabilities = predict_pair(sessions, model, tokenizer, active.key, pair_id)
         best = max(probabilities, key=probabilities.get)
         st.success(
             f"Pair {pair_id} {'added' if created else 'was already stored'}: {count(found, 'grounded object')}; "

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tempfile
 from pathlib import Path
 
 import streamlit as st
 
+from app.services.errors import LabelStoreError
+from app.services.exports import ANNOTATION_STATUSES, EXPORT_FORMATS, ExportFilter, export_files
 from app.services.paths import export_dir
-from app.services.store import filter_options
+from app.services.store import dataset_names, filter_options
 from app.ui.render import count, plain
 from app.ui.resources import get_sessions
-from db.datasets import list_datasets
-from db.errors import LabelStoreError
-from db.io import EXPORT_FORMATS, ExportFilter, export_labels
-from db.models import ANNOTATION_STATUSES
 from model.safe_write import UnsafeTargetError, atomic_file
 
 EXTENSIONS = {"mnre": "txt", "jsonl": "jsonl", "csv": "csv", "parquet": "parquet"}
@@ -29,8 +26,8 @@ MIME = {
 
 st.title("Export curated labels")
 sessions = get_sessions()
+datasets = dataset_names(sessions)
 with sessions() as session:
-    datasets = [dataset_row.name for dataset_row in list_datasets(session)]
     options = filter_options(session)
 if not datasets:
     st.info("Nothing to export yet: the label store is empty.")
@@ -98,9 +95,8 @@ if st.button("Export", type="primary", key="export_run"):
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{dataset or 'all'}-{split or 'all'}").lstrip(".")[:120]
     name = f"{stem}-{dt.datetime.now():%Y%m%d-%H%M%S}.{EXTENSIONS[fmt]}"
     try:
-        with sessions() as session, tempfile.TemporaryDirectory() as tmp:
-            report = export_labels(session, fmt, Path(tmp) / name, export_filter)
-            files = [(path.name, path.read_bytes()) for path in report.paths]
+        report = export_files(sessions, fmt, name, export_filter)
+        files = report.files
         # nothing selected: say so and write nothing (no empty file in the export folder, no green success)
         if report.rows:
             # the copies kept in the export folder: each file written atomically, never outside that folder

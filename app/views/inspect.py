@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.services.store import load_pair_view
+from app.services.errors import LabelStoreError
+from app.services.store import load_pair_view, registered_versions
 from app.services.stored_explanations import DEFAULT_SETTINGS
 from app.ui.explanation_panels import (
     attention,
@@ -28,11 +29,8 @@ from app.ui.explanation_panels import (
 )
 from app.ui.model_status import weak_model_warning
 from app.ui.render import highlighted_text, plain
-from app.ui.resources import get_sessions
+from app.ui.resources import get_sessions, store_url
 from app.ui.state import review_session
-from db.base import database_url
-from db.errors import LabelStoreError
-from db.model_versions import registered_models
 from explain import figures
 from explain.scene_graph_figures import (
     alignment_matrix_figure,
@@ -45,10 +43,9 @@ POLL_SECONDS = 2.0
 
 st.title("Inspect")
 weak_model_warning()  # app.services.model_status: no model, or one too weak to trust
-sessions, url = get_sessions(), database_url()
-with sessions() as session:
-    # plain data (db.model_versions.ModelVersionInfo): read after the session closed and on reruns
-    versions = {version.version_id: version for version in registered_models(session)}
+sessions, url = get_sessions(), store_url()
+# plain data (db.model_versions.ModelVersionInfo): read after the session closed and on reruns
+versions = registered_versions(sessions)
 if not versions:
     st.info("No model is registered yet, so there is nothing to explain (see the **Models** page).")
     st.stop()

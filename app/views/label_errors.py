@@ -12,24 +12,25 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
+from app.services.errors import LabelStoreError, mask_secrets
 from app.services.label_errors import (
+    DEFAULT_SUSPECTS,
     LabelErrorsRunning,
     cancel_run,
     eta_text,
+    export_top_suspects,
+    finished_run,
     run_progress,
     start_find_label_errors,
+    suspect_review,
 )
 from app.services.paths import export_dir
+from app.services.store import dataset_names
 from app.ui.auth import current_actor, refuse_unless_admin
 from app.ui.identity import require_reviewer
 from app.ui.render import plain
 from app.ui.resources import get_sessions
 from app.ui.state import review_session
-from db.datasets import list_datasets
-from db.errors import LabelStoreError
-from db.label_errors import DEFAULT_SUSPECTS, audit_progress, export_suspects, latest_run, suspects
-from db.redact import mask_secrets
-from db.review_queue import QueueFilter, review_queue
 
 REFRESH_SECONDS = 3
 
@@ -40,8 +41,7 @@ st.caption(
     "the other splits), and cleanlab ranks the labels most likely wrong."
 )
 sessions = get_sessions()
-with sessions() as session:
-    datasets = [dataset.name for dataset in list_datasets(session)]
+datasets = dataset_names(sessions)
 if not datasets:
     st.info("The store has no dataset yet.")
     st.stop()
@@ -102,23 +102,13 @@ with st.container(border=True):
     if not current_actor().is_admin:
         st.caption("Starting a run is for admins; everyone can review its suspects.")
 
-with sessions() as session:
-    run = latest_run(session, dataset)
+run = finished_run(sessions, dataset)
 if run is None:
     st.info("No Find label errors run has finished on this dataset yet.")
     st.stop()
-with sessions() as session:
-    audit = audit_progress(session, dataset)
-    top = st.select_slider(
-        "Suspects shown", [50, 100, 200, 500], value=DEFAULT_SUSPECTS, key="label_errors_top"
-    )
-    rows = suspects(session, dataset, top)
-    states = {
-        item.pair_id: item
-        for item in review_queue(
-            session, QueueFilter(dataset=dataset, suspects=top), "label_error", limit=top
-        )
-    }
+top = st.select_slider("Suspects shown", [50, 100, 200, 500], value=DEFAULT_SUSPECTS, key="label_errors_top")
+found = suspect_review(sessions, dataset, top)
+audit, rows, states = found.audit, found.rows, found.states
 
 fold_f1 = [m["val_f1"] for m in run.settings.get("fold_models", []) if m.get("val_f1") is not None]
 summary = st.columns(4)
@@ -188,9 +178,8 @@ for col, (fmt, extension, mime) in zip(
     ):
         name = f"suspects-run{run.id}-{dt.datetime.now():%Y%m%d-%H%M%S}.{extension}"
         try:
-            with sessions() as session:
-                report = export_suspects(session, dataset, export_dir() / name, fmt, top)
-            st.session_state["label_errors_export"] = (report.paths[0], mime)
+            path = export_top_suspects(sessions, dataset, export_dir() / name, fmt, top)
+            st.session_state["label_errors_export"] = (path, mime)
         except (LabelStoreError, ValueError, OSError) as err:
             st.error(f"Export failed: {plain(err)}")
 exported = st.session_state.get("label_errors_export")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.services.inference import predict_pair
-from app.services.store import load_audit_view, load_review_state
+from app.services.store import active_version, load_audit_view, load_review_state, unreviewed_pairs
 from app.ui.explanation_panels import post_objects
 from app.ui.identity import require_reviewer
 from app.ui.model_status import weak_model_warning
@@ -25,38 +25,31 @@ from app.ui.render import (
     probability_figure,
     ranked_labels,
 )
-from app.ui.resources import get_sessions, load_model
+from app.ui.resources import get_sessions, load_model, store_url
 from app.ui.review_actions import AUDIT_SHORTCUTS, SHORTCUTS, boxed_image, pair_view, save, undo_action
 from app.ui.state import review_session, show_flash
-from db.base import database_url
-from db.provenance import active_model_version
-from db.review_queue import QueueFilter, review_queue
 from explain.scene_graph_figures import object_caption, objects_provenance
 
 st.title("Review")
 weak_model_warning()  # app.services.model_status: no model, or one too weak to trust
 reviewer = require_reviewer()
 sessions, review = get_sessions(), review_session()
-with sessions() as session:
-    active = active_model_version(session)
-    if not review.queue:
-        review.queue = [
-            item.pair_id for item in review_queue(session, QueueFilter(status="unreviewed"), limit=500)
-        ]
-        review.position = 0
+active = active_version(sessions)  # db.model_versions.ModelVersionInfo, or None before the first model
+if not review.queue:
+    review.queue, review.position = unreviewed_pairs(sessions), 0
 if review.pair_id is None:
     st.info("Nothing to review: the store has no unreviewed pair. Pick pairs on the **Queue** page.")
     st.stop()
 
 version = active.version_id if active else None
-view = pair_view(database_url(), review.pair_id, version)
+view = pair_view(store_url(), review.pair_id, version)
 if view.probabilities is None and active is not None:
     with st.spinner("Running the model on this pair ..."):
         try:
-            model, tokenizer = load_model(active.path)
-            predict_pair(sessions, model, tokenizer, active.id, view.pair_id)
+            model, tokenizer = load_model(active.folder)
+            predict_pair(sessions, model, tokenizer, active.key, view.pair_id)
             pair_view.clear()
-            view = pair_view(database_url(), review.pair_id, version)
+            view = pair_view(store_url(), review.pair_id, version)
         except (OSError, ValueError) as err:
             st.error(f"The model {version} could not score this pair: {err}")
 with sessions() as session:
@@ -93,7 +86,7 @@ if view.image_path:
     left, right = st.columns([3, 2])
     image_col, crops_col = left.columns([3, 1])
     # the objects Inspect's scene graph is built from (one source: app.ui.explanation_panels.post_objects); a guess dotted
-    objects = [o for o in post_objects(database_url(), view.pair_id) if o.box is not None]
+    objects = [o for o in post_objects(store_url(), view.pair_id) if o.box is not None]
     boxes = tuple((o.box, object_caption(o.label, o.source), o.source == "cam-fallback") for o in objects)
     image_col.image(
         boxed_image(view.image_path, boxes),
