@@ -24,7 +24,7 @@ from db.annotations import (
 )
 from db.errors import LabelStoreError
 from db.models import ANNOTATION_STATUSES, Dataset, EntityPair, Post
-from db.rationales import rationale_in_effect, source_rationales
+from db.rationales import ScoredRationale, rationale_in_effect, source_rationales
 from model.safe_write import Sources, atomic_file
 
 # every column of a curated row, in export order; names starting with "_" are for the writers, never exported
@@ -222,3 +222,24 @@ def write_text_lines(lines: list[str]) -> Callable[[Path], None]:
             fh.writelines(line + "\n" for line in lines)
 
     return write
+
+
+def rationales_for_scoring(
+    session: Session, dataset: str, split: str
+) -> dict[tuple[str, int], ScoredRationale]:
+    """{(split, source line): rationale in effect} of a dataset's split (db.rationales.rationale_in_effect: a
+    reviewer's, else the dataset's own while the label is the gold label), the mapping plausibility_table takes
+    beside the split's records (model.data.load_split of the folder the dataset was imported from)."""
+    rows = curated_rows(session, ExportFilter(dataset=dataset, split=split))
+    return {
+        (row["split"], row["source_line"]): ScoredRationale(
+            row["split"],
+            row["source_line"],
+            tuple(row["rationale_tokens"]),
+            None if row["rationale_box"] is None else tuple(row["rationale_box"]),
+            None if row["rationale_image_size"] is None else tuple(row["rationale_image_size"]),
+            row["rationale_source"],
+        )
+        for row in rows
+        if row["rationale_source"] is not None and row["source_line"] is not None
+    }

@@ -294,3 +294,16 @@ def import_synthetic_rationales(
     if new:
         session.execute(RationaleRow.__table__.insert(), new)
     return len(new)
+
+
+@dataclass(frozen=True)
+class ScoredRationale:
+    """A stored rationale in the shape explain.plausibility.plausibility_table reads (model.synthetic.Rationale's
+    `words`, `box`, `image_size`), for the pair at (split, line) of its dataset."""
+
+    split: str
+    line: int
+    words: tuple[int, ...]
+    box: Box | None
+    image_size: tuple[int, int] | None
+    source: str

@@ -455,3 +455,13 @@ def test_rationale_agreement_reads_each_reviewers_decision_in_effect(marked):
     assert report.f1[key] == pytest.approx(2 * 1 / 4)
     # candidates 1, 3, 4: ann y y y, bob y n n -> observed 1/3, expected 1 * 1/3 -> kappa 0
     assert report.kappa[key] == pytest.approx(0.0)
+
+
+def test_stored_rationales_come_out_keyed_as_plausibility_table_reads_them(marked):
+    from db.export_rows import rationales_for_scoring
+
+    sessions, ids = marked
+    with sessions() as session:
+        found = rationales_for_scoring(session, "mnre", "train")
+    assert list(found) == [("train", 1)]
+    assert (found[("train", 1)].words, found[("train", 1)].box) == ((1, 3, 4), (2.0, 3.5, 20.0, 30.0))
