@@ -5,43 +5,28 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.services.model_status import model_status, no_active_model_text
-from app.services.store import filter_options
+from app.services.model_status import no_active_model_text
+from app.services.queue_view import (
+    ANNOTATION_STATUSES,
+    QUEUE_SORTS,
+    SORT_NAMES,
+    QueueFilter,
+    default_sort,
+    queue_columns,
+    queue_context,
+    queue_page,
+)
 from app.ui.render import MISSING, count, plain, progress_figure
 from app.ui.resources import get_sessions
 from app.ui.state import queue_filters, review_session, show_flash
-from db.datasets import list_datasets
-from db.models import ANNOTATION_STATUSES
-from db.provenance import active_model_version
-from db.review_queue import (
-    DEFAULT_QUEUE_SORT,
-    QUEUE_SORTS,
-    QueueFilter,
-    image_reliance_source,
-    progress,
-    review_queue,
-)
-
-SORT_NAMES = {
-    "uncertainty": "uncertainty: smallest top-2 margin first",
-    "entropy": "uncertainty: highest entropy first",
-    "image_reliance": "image reliance: highest first",
-    "disagreement": "disagreement with the gold label first",
-    "label_error": "likely label error first (a model that never saw the pair)",
-    "source_order": "source order",
-    "random": "random (a seeded shuffle: the baseline)",
-}
 
 st.title("Review queue")
 show_flash()
 sessions = get_sessions()
-with sessions() as session:
-    datasets = [d.name for d in list_datasets(session)]
-    options = filter_options(session)
-    active = active_model_version(session)
-    status_now = model_status(session)  # the sidebar's source: what is active and what is training
-    # image reliance from whichever version computed it (the active one when it has), named below
-    reliance_source = image_reliance_source(session, active.id if active else None)
+context = queue_context(sessions)
+datasets, options, active, status_now = context.datasets, context.options, context.active, context.status
+# image reliance from whichever version computed it (the active one when it has), named below
+reliance_source = context.reliance_source
 if not datasets:
     st.info(
         "The label store is empty. Run `make app`: it imports a dataset and queues the first model, "
@@ -55,7 +40,7 @@ if active is None:
 default_split = "val" if "val" in options["split"] else (options["split"] or [None])[0]
 # the filters live in app.ui.state, never in the widget keys (Streamlit drops those when the page is left): each
 # widget starts from the kept value and writes its value back
-kept = queue_filters(sort=DEFAULT_QUEUE_SORT, split=default_split)
+kept = queue_filters(sort=default_sort(), split=default_split)
 
 
 def choose(column, label: str, attribute: str, choices: list, everything: str, name=str, **kwargs):
@@ -115,15 +100,8 @@ with st.container(border=True):
 queue_filter = QueueFilter(
     dataset, split, predicted, gold, status, annotator, text.strip() or None, suspects=suspects
 )
-with sessions() as session:
-    counts = progress(session, dataset, split)
-    items = review_queue(
-        session,
-        queue_filter,
-        sort=sort,
-        limit=limit,
-        reliance_version_key=reliance_source.key if reliance_source else None,
-    )
+shown = queue_page(sessions, queue_filter, sort, limit, reliance_source)
+counts, items = shown.counts, shown.items
 
 done = counts["total"] - counts["unreviewed"]
 st.progress(
@@ -140,36 +118,7 @@ if not items:
     st.stop()
 
 
-table = pd.DataFrame(
-    {
-        "pair": [i.pair_id for i in items],
-        "split": [i.split for i in items],
-        "text": [i.text for i in items],
-        "head": [i.head_name for i in items],
-        "tail": [i.tail_name for i in items],
-        # "None" is an MNRE relation: a missing gold label or prediction is said in words
-        "gold": [i.gold_label if i.gold_label is not None else "no gold label" for i in items],
-        "predicted": [i.predicted_label if i.predicted_label is not None else "no prediction" for i in items],
-        "confidence": [i.confidence for i in items],
-        "margin": [i.margin for i in items],
-        "entropy": [i.entropy for i in items],
-        "image reliance": [i.image_reliance for i in items],
-        "status": [i.status for i in items],
-        # the label in effect, by the store's one rule (the label every export writes); "no label": dropped
-        "label": [i.label_in_effect if i.label_in_effect is not None else "no label" for i in items],
-        "annotator": [i.annotator for i in items],
-        "image": [i.has_image for i in items],
-        # the latest Find label errors run: what a model that never saw the pair says, and how sure
-        "suspect rank": [i.suspect_rank for i in items],
-        "out-of-sample": [
-            f"{i.suggested_label} ({i.suggested_probability:.0%})"
-            if i.suggested_label is not None
-            else "not scored"
-            for i in items
-        ],
-        "p(gold) out-of-sample": [i.given_probability for i in items],
-    }
-)
+table = pd.DataFrame(queue_columns(items))
 # the review state first, then the post and the labels: at 1600 px the main columns fit (fixed widths, 1,070 px),
 # and a narrower window cuts the post text, never the status
 AUDIT_COLUMNS = ["suspect rank", "out-of-sample", "p(gold) out-of-sample"]
@@ -202,7 +151,7 @@ if not any(i.image_reliance is not None for i in items):
 if reliance_source is not None and (more or sort == "image_reliance"):
     whose = (
         "the active model"
-        if active is not None and reliance_source.key == active.id
+        if active is not None and reliance_source.key == active.key
         else "not the active model"
     )
     st.caption(
