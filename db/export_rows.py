@@ -239,6 +239,7 @@ def rationales_for_scoring(
             None if row["rationale_box"] is None else tuple(row["rationale_box"]),
             None if row["rationale_image_size"] is None else tuple(row["rationale_image_size"]),
             row["rationale_source"],
+            row["pair_id"],
         )
         for row in rows
         if row["rationale_source"] is not None and row["source_line"] is not None

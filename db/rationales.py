@@ -307,3 +307,4 @@ class ScoredRationale:
     box: Box | None
     image_size: tuple[int, int] | None
     source: str
+    pair_id: int | None = None  # the stored pair (app.services.plausibility reads its record through it)

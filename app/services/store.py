@@ -14,12 +14,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.services.rationales import describe
+
 from db.annotations import current_state, pair_history, record_annotation, undo_last
 from db.datasets import list_datasets, require_pair
 from db.io import import_post
 from db.model_versions import ModelVersionInfo, active_model, registered_models
 from db.models import Annotation
 from db.provenance import active_model_version, evaluation_runs_with_versions
+from db.rationales import Rationale, decision_rationales
 from db.review_queue import QueueFilter, pair_detail, queue_filter_values, review_queue
 from db.roles import Actor
 from model.images import DEFAULT_MAX_IMAGE_BYTES, ImageError, decode_image
@@ -120,12 +123,15 @@ class ReviewState:
     undone: bool  # the current state is an undo's restoration
     note: str | None  # the note of the decision in effect (None after an undo back to unreviewed)
     history: list[dict[str, Any]]  # newest first; "label" is the label in effect after that row
+    # the rationale of the decision in effect (undo brings the restored decision's back); None: no evidence marked
+    rationale: Rationale | None = None
 
 
 def load_review_state(session: Session, pair_id: int) -> ReviewState:
     gold = require_pair(session, pair_id).gold_label
     history = pair_history(session, pair_id)
     current = current_state(history)
+    rationales = decision_rationales(session, [annotation.id for annotation in history]) if history else {}
     rows = [
         {
             "revision": annotation.revision,
@@ -134,6 +140,7 @@ def load_review_state(session: Session, pair_id: int) -> ReviewState:
             "annotator": annotation.annotator,
             "note": annotation.note,
             "undo": annotation.undoes_id is not None,
+            "rationale": describe(rationales.get(annotation.id)),
             "at": annotation.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         }
         for annotation in reversed(history)
@@ -146,6 +153,7 @@ def load_review_state(session: Session, pair_id: int) -> ReviewState:
         undone=bool(history) and history[-1].undoes_id is not None,
         note=_note_in_effect(history, current.status),
         history=rows,
+        rationale=rationales.get(history[-1].id) if history else None,
     )
 
 
@@ -170,9 +178,11 @@ def decide(
     label: str | None = None,
     note: str | None = None,
     origin: str | None = None,
+    rationale: Rationale | None = None,
 ) -> Annotation:
     """One review decision in its own transaction (ConcurrentEditError if the pair changed since it was shown);
-    origin "audit" marks a decision made in the label-error audit."""
+    origin "audit" marks a decision made in the label-error audit; `rationale` (app.services.rationales.
+    marked_rationale) is stored with the decision, checked first (a bad one: LabelStoreError, nothing stored)."""
     with sessions.begin() as session:
         return record_annotation(
             session,
@@ -183,6 +193,7 @@ def decide(
             label=label,
             note=note or None,
             origin=origin,
+            rationale=rationale,
         )
 
 

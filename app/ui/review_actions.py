@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.services.store import PairView, decide, load_pair_view, undo
 from app.ui.auth import current_actor
+from app.ui.rationale_capture import forget, marked
 from app.ui.render import draw_boxes, plain
 from app.ui.resources import get_sessions
 from app.ui.state import flash, review_session
@@ -65,7 +66,15 @@ def save(status: str, label: str | None = None) -> None:
     origin = AUDIT_ORIGIN if review.audit else None
     try:
         saved = decide(
-            get_sessions(), pair_id, status, st.session_state["reviewer"], revision, label, note, origin
+            get_sessions(),
+            pair_id,
+            status,
+            st.session_state["reviewer"],
+            revision,
+            label,
+            note,
+            origin,
+            rationale=marked(pair_id),  # None when nothing is marked: the decision is saved as before
         )
     except OperationalError as err:
         flash(
@@ -83,9 +92,10 @@ def save(status: str, label: str | None = None) -> None:
         )
         return
     except LabelStoreError as err:
-        flash("error", f"Not saved: {err}. Your note and label are kept.")
+        flash("error", f"Not saved: {err}. Your note, label and evidence marks are kept.")
         return
     st.session_state.pop(f"review_note_{pair_id}", None)
+    forget(pair_id)  # coming back shows the stored rationale
     review.actions.append(pair_id)
     # the revision this reviewer's save created: the one an undo of it must find still current
     st.session_state.setdefault(SAVED_REVISIONS, {})[pair_id] = saved.revision
@@ -126,5 +136,6 @@ def undo_action() -> None:
         return
     if review.actions:
         review.actions.pop()
+    forget(pair_id)  # the restored decision's rationale is shown, not the marks of the one undone
     review.open(pair_id)
     flash("success", f"Pair {pair_id}: last decision undone.")

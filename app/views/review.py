@@ -1,7 +1,8 @@
 """Review one pair at a time: the post, its image and crops, the model's distribution, and the decision.
 
 Keyboard: A accept, 1-9 correct to the n-th most likely label, E correct to the picked label, X reject,
-S skip, N next, P previous, U undo (listed on the page too). Every decision is saved at once with the reviewer's
+S skip, N next, P previous, U undo (listed on the page too). Optional evidence (app.ui.rationale_capture): click
+words, drag one box on the image; the marks go with the next decision and undo takes them back. Every decision is saved at once with the reviewer's
 name and the revision it was made on; a concurrent edit or a busy database shows a message and keeps the note and
 the picked label.
 """
@@ -15,6 +16,7 @@ from app.services.store import active_version, load_audit_view, load_review_stat
 from app.ui.explanation_panels import post_objects
 from app.ui.identity import require_reviewer
 from app.ui.model_status import weak_model_warning
+from app.ui.rationale_capture import evidence_panel
 from app.ui.render import (
     MISSING,
     count,
@@ -134,6 +136,8 @@ st.markdown(
 )
 if state.note:
     st.caption(f"Note kept with this decision: {plain(state.note)}")
+# optional: words (click) and one box (drag on the image) saved with the next decision; starts from the saved ones
+evidence_panel(view, state.rationale)
 
 if review.audit:
     # the label-error audit: a model that never trained on this pair against the label the run scored
