@@ -47,6 +47,15 @@ JOB_KIND_TABLE = (
     JobKind("default_model", "the default recipe", 0, True, True, "a model version"),
     JobKind("shuffle", "the shuffle experiment", 0, True, False, "evaluation runs (Table 1)"),
     JobKind("ablation", "the ablation runs", 0, True, False, "evaluation runs (Table 2)"),
+    # explains a model already trained (as the explanations job does): no training, so reviewers may start it
+    JobKind(
+        "plausibility",
+        "scoring the explanations against the rationales",
+        0,
+        False,
+        False,
+        "the plausibility table (the job's outcome)",
+    ),
 )
 KINDS = {kind.name: kind for kind in JOB_KIND_TABLE}
 JOB_KINDS = tuple(KINDS)  # the names the jobs table accepts (CHECK constraint kind_known)

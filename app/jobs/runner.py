@@ -599,6 +599,26 @@ def run_ablation(sessions: sessionmaker, request: JobRequest, reporter: Reporter
 
 
 # the runner of each job kind of db.job_kinds (a test keeps the two in step)
+def run_plausibility(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
+    """The plausibility table of one model version on a dataset's stored rationales (app.services.plausibility,
+    what `python -m app.plausibility` runs); the outcome is the table, which the Experiments page shows."""
+    from app.services.plausibility import dataset_plausibility
+
+    params = request.params
+    reporter.log(f"plausibility of {params['model_version']} on {params['dataset']}/{params.get('split', 'val')}")
+    result = dataset_plausibility(
+        sessions,
+        params["dataset"],
+        params["model_version"],
+        params.get("split", "val"),
+        params.get("limit"),
+        int(params.get("n_steps", 16)),
+        str(feature_cache_dir()),
+        progress=reporter,
+    )
+    return result.to_json()
+
+
 RUNNERS = {
     "first_model": run_training,
     "default_model": run_training,
@@ -610,4 +630,5 @@ RUNNERS = {
     "ablation": run_ablation,
     "crossfit": run_crossfit,
     "crossfit_fold": run_crossfit_fold,
+    "plausibility": run_plausibility,
 }

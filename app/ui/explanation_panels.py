@@ -364,6 +364,32 @@ def faithfulness_numbers(faithfulness, label: str) -> None:
     c3.metric("units", read_field("n_units"))
 
 
+PLAUSIBILITY_LABELS = {
+    "token_f1": ("token F1", "F1 of the top-k words (k = the rationale's length) against the marked words."),
+    "iou_f1": ("IOU F1", "The top-k words as spans; a span matches a marked span at IOU >= 0.5 (ERASER)."),
+    "auprc": ("AUPRC", "Average precision of the word scores against the marked words."),
+    "pointing_game": ("pointing game", "1 when the map's maximum lies inside the evidence box (Zhang et al. 2016)."),
+    "mass_in_box": ("mass in box", "Share of the map's positive mass inside the evidence box."),
+}
+
+
+def plausibility_numbers(metrics: dict | None, rationale, label: str) -> None:
+    """Plausibility of one explanation against the pair's rationale (app.services.plausibility), as metrics; a
+    caption when there is nothing to score against. Drawn beside faithfulness, never combined with it."""
+    if rationale is None:
+        st.caption(f"{label} plausibility: this pair has no rationale (mark one on Review).")
+        return
+    if metrics is None:
+        what = "words" if label == "Tokens" else "box"
+        st.caption(f"{label} plausibility: the {rationale.source}'s rationale has no {what} this map can be scored on.")
+        return
+    columns = st.columns(len(metrics))
+    for column, (name, value) in zip(columns, metrics.items(), strict=True):
+        title, help_text = PLAUSIBILITY_LABELS[name]
+        column.metric(f"{label} {title}", f"{value:.3f}", help=help_text)
+    st.caption(f"Plausibility against the {rationale.source}'s rationale (a different question from faithfulness).")
+
+
 def job_failed(job: Job, what: str) -> bool:
     """Show the job's error in the page; True when it failed (or was cancelled)."""
     try:

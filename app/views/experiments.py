@@ -13,7 +13,8 @@ import streamlit as st
 from app.jobs import enqueue
 from app.services.job_board import live_jobs
 from app.services.model_jobs import training_sources
-from app.services.store import evaluation_run_rows
+from app.services.plausibility import FAITHFULNESS_COLUMNS, PLAUSIBILITY_COLUMNS, stored_results, table_rows
+from app.services.store import dataset_names, evaluation_run_rows, registered_versions
 from app.ui.auth import refuse_unless_admin
 from app.ui.identity import require_reviewer
 from app.ui.resources import get_sessions
@@ -115,8 +116,58 @@ def experiment_progress(drawn: list[tuple[int, str]]) -> None:
         st.progress(job.fraction, text=text)
 
 
+def plausibility_panel() -> None:
+    """Plausibility (against the stored rationales) and faithfulness of every explanation method, method x model
+    version, from the plausibility jobs' outcomes; a form queues one more job."""
+    sessions = get_sessions()
+    st.subheader("Plausibility of the explanations")
+    datasets, versions = dataset_names(sessions), list(registered_versions(sessions))
+    with st.expander("Score a model version's explanations against the rationales", expanded=False):
+        if not datasets or not versions:
+            st.info("Needs a dataset in the label store and a registered model version.")
+        else:
+            c1, c2, c3, c4 = st.columns(4)
+            dataset = c1.selectbox("Dataset", datasets, key="experiments_plaus_dataset")
+            version = c2.selectbox("Model version", versions, key="experiments_plaus_version")
+            split = c3.selectbox("Split", ["val", "test", "train"], key="experiments_plaus_split")
+            limit = c4.number_input("Posts (0 = all)", 0, 100_000, 50, key="experiments_plaus_limit")
+            if st.button("Run plausibility", key="experiments_run_plausibility"):
+                who = require_reviewer()
+                params = {"dataset": dataset, "model_version": version, "split": split, "limit": int(limit) or None}
+                job = enqueue(sessions, "plausibility", who, params)
+                st.success(f"Queued job {job}: plausibility of {version}. Follow it on the Jobs page.")
+    live = live_jobs(sessions, ("plausibility",))
+    for job in live:
+        st.progress(job.fraction, text=f"Job {job.id}: plausibility of {job.params.get('model_version')} {job.status}")
+    rows = table_rows(stored_results(sessions))
+    if not rows:
+        st.caption(
+            "No plausibility table yet: run one above or with `python -m app.plausibility --dataset NAME --model "
+            "VERSION`. It needs stored rationales (marked on Review, or a synthetic set's own evidence)."
+        )
+        return
+    frame = pd.DataFrame(rows)
+    for col in PLAUSIBILITY_COLUMNS:
+        frame[col] = frame[col] * 100
+    st.dataframe(
+        frame,
+        hide_index=True,
+        key="experiments_plausibility",
+        column_config={
+            **{c: st.column_config.NumberColumn(f"{c} %", format="%.1f") for c in PLAUSIBILITY_COLUMNS},
+            **{c: st.column_config.NumberColumn(format="%.3f") for c in FAITHFULNESS_COLUMNS},
+        },
+    )
+    st.caption(
+        "Plausibility (token F1, IOU F1, AUPRC against the marked words; pointing game and mass in box against the "
+        "evidence box) and faithfulness (comprehensiveness, sufficiency) answer different questions: side by side, "
+        "never combined. Empty cells: the metric does not apply to that method."
+    )
+
+
 st.title("Experiments")
 experiment_jobs_panel()
+plausibility_panel()
 with get_sessions()() as session:
     runs = evaluation_run_rows(session)
 if runs:

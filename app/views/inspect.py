@@ -14,6 +14,12 @@ from __future__ import annotations
 import streamlit as st
 
 from app.services.errors import LabelStoreError
+from app.services.plausibility import (
+    attention_plausibility,
+    map_plausibility,
+    post_rationale,
+    token_plausibility,
+)
 from app.services.store import load_pair_view, registered_versions
 from app.services.stored_explanations import DEFAULT_SETTINGS
 from app.ui.explanation_panels import (
@@ -22,6 +28,7 @@ from app.ui.explanation_panels import (
     faithfulness_numbers,
     job_failed,
     job_progress,
+    plausibility_numbers,
     post_inputs,
     prediction,
     result_or_job,
@@ -77,6 +84,8 @@ except LabelStoreError as err:
     st.error(str(err))
     st.stop()
 cancel_other_pairs(pair_id)  # the previous pair's queued work must not hold this one up
+# what plausibility is scored against: the reviewer's current rationale, else the dataset's own evidence
+rationale = post_rationale(sessions, pair_id)
 version = active.version_id
 st.markdown(highlighted_text(view.tokens, view.head[:2], view.tail[:2]), unsafe_allow_html=True)
 try:
@@ -129,6 +138,10 @@ def attention_panel() -> None:
         figures.attention_heatmap(maps, layer=index, head=head, rollout=rollout),
         key="inspect_attention_chart",
     )
+    if rationale is not None and rationale.box is not None:
+        plausibility_numbers(
+            attention_plausibility(maps, inputs, layer, head, rollout, rationale), rationale, "Attention"
+        )
 
 
 @st.fragment
@@ -237,7 +250,21 @@ def tokens_panel(polling: bool) -> None:
         st.caption(
             f"{attribution.method} for p({attribution.target_label}); convergence delta {attribution.delta:+.4f}"
         )
-        faithfulness_numbers(faith, "Tokens")
+        left_col, right_col = st.columns(2)
+        with left_col:
+            faithfulness_numbers(faith, "Tokens")
+        with right_col:
+            plausibility_numbers(
+                token_plausibility(
+                    attribution.scores,
+                    inputs.word_index,
+                    len(view.tokens),
+                    [view.head[:2], view.tail[:2]],
+                    rationale,
+                ),
+                rationale,
+                "Tokens",
+            )
         stored_caption(job)
     finish_polling(polling)
 
@@ -261,7 +288,14 @@ def visual_panel(polling: bool) -> None:
             except (OSError, ValueError):
                 image = None
             st.plotly_chart(figures.visual_heatmap_figure(image, visual), key="inspect_visual_chart")
-            faithfulness_numbers(faith, "Image")
+            left_col, right_col = st.columns(2)
+            with left_col:
+                faithfulness_numbers(faith, "Image")
+            with right_col:
+                size = rationale.image_size if rationale is not None else None
+                plausibility_numbers(
+                    map_plausibility(visual.heatmap(size), rationale) if size else None, rationale, "Image"
+                )
             stored_caption(job)
     finish_polling(polling)
 
