@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from db.agreement import agreement
+from db.agreement import agreement, rationale_agreement
 from db.base import database_url
 from db.datasets import check_filter_names
 from db.errors import LabelStoreError
@@ -175,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--include-rejected", action="store_true", help="keep rejected pairs (not for mnre)")
 
     command = commands.add_parser(
-        "agreement", help="Cohen's kappa and Krippendorff's alpha between annotators"
+        "agreement",
+        help="Cohen's kappa and Krippendorff's alpha between annotators; token kappa, token F1 and box IoU of "
+        "their rationales",
     )
     command.add_argument("--dataset")
     command.add_argument("--annotators", nargs="+")
@@ -305,6 +307,7 @@ def run(args: argparse.Namespace) -> None:
         elif args.command == "agreement":
             with sessions() as session:
                 print(agreement(session, args.dataset, args.annotators).format())
+                print(rationale_agreement(session, args.dataset).format())
     finally:
         engine.dispose()
 

@@ -605,7 +605,9 @@ def run_plausibility(sessions: sessionmaker, request: JobRequest, reporter: Repo
     from app.services.plausibility import dataset_plausibility
 
     params = request.params
-    reporter.log(f"plausibility of {params['model_version']} on {params['dataset']}/{params.get('split', 'val')}")
+    reporter.log(
+        f"plausibility of {params['model_version']} on {params['dataset']}/{params.get('split', 'val')}"
+    )
     result = dataset_plausibility(
         sessions,
         params["dataset"],

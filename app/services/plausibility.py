@@ -77,7 +77,11 @@ def attention_view_name(layer: int | None, head: int | None, rollout: bool) -> s
         return "attention rollout"
     if layer is None:
         return None if head is not None else "attention, mean of layers and heads"
-    return f"attention, layer {layer}, mean of heads" if head is None else f"attention, layer {layer}, head {head}"
+    return (
+        f"attention, layer {layer}, mean of heads"
+        if head is None
+        else f"attention, layer {layer}, head {head}"
+    )
 
 
 def attention_plausibility(
@@ -235,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         engine, sessions = open_database(database_url())
-        result = dataset_plausibility(sessions, args.dataset, args.model, args.split, args.limit, args.n_steps)
+        result = dataset_plausibility(
+            sessions, args.dataset, args.model, args.split, args.limit, args.n_steps
+        )
     except (LabelStoreError, CheckpointError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -253,7 +259,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     """Rows as a Markdown table: plausibility in percent, faithfulness as probabilities, '-' where not applicable."""
-    head = ["method", "model_version", "evidence", "posts scored", *PLAUSIBILITY_COLUMNS, *FAITHFULNESS_COLUMNS]
+    head = [
+        "method",
+        "model_version",
+        "evidence",
+        "posts scored",
+        *PLAUSIBILITY_COLUMNS,
+        *FAITHFULNESS_COLUMNS,
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [str(row[c]) for c in head[:4]]

@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.services.rationales import describe
-
 from db.annotations import current_state, pair_history, record_annotation, undo_last
 from db.datasets import list_datasets, require_pair
 from db.io import import_post

@@ -368,7 +368,10 @@ PLAUSIBILITY_LABELS = {
     "token_f1": ("token F1", "F1 of the top-k words (k = the rationale's length) against the marked words."),
     "iou_f1": ("IOU F1", "The top-k words as spans; a span matches a marked span at IOU >= 0.5 (ERASER)."),
     "auprc": ("AUPRC", "Average precision of the word scores against the marked words."),
-    "pointing_game": ("pointing game", "1 when the map's maximum lies inside the evidence box (Zhang et al. 2016)."),
+    "pointing_game": (
+        "pointing game",
+        "1 when the map's maximum lies inside the evidence box (Zhang et al. 2016).",
+    ),
     "mass_in_box": ("mass in box", "Share of the map's positive mass inside the evidence box."),
 }
 
@@ -381,13 +384,17 @@ def plausibility_numbers(metrics: dict | None, rationale, label: str) -> None:
         return
     if metrics is None:
         what = "words" if label == "Tokens" else "box"
-        st.caption(f"{label} plausibility: the {rationale.source}'s rationale has no {what} this map can be scored on.")
+        st.caption(
+            f"{label} plausibility: the {rationale.source}'s rationale has no {what} this map can be scored on."
+        )
         return
     columns = st.columns(len(metrics))
     for column, (name, value) in zip(columns, metrics.items(), strict=True):
         title, help_text = PLAUSIBILITY_LABELS[name]
         column.metric(f"{label} {title}", f"{value:.3f}", help=help_text)
-    st.caption(f"Plausibility against the {rationale.source}'s rationale (a different question from faithfulness).")
+    st.caption(
+        f"Plausibility against the {rationale.source}'s rationale (a different question from faithfulness)."
+    )
 
 
 def job_failed(job: Job, what: str) -> bool:

@@ -133,12 +133,19 @@ def plausibility_panel() -> None:
             limit = c4.number_input("Posts (0 = all)", 0, 100_000, 50, key="experiments_plaus_limit")
             if st.button("Run plausibility", key="experiments_run_plausibility"):
                 who = require_reviewer()
-                params = {"dataset": dataset, "model_version": version, "split": split, "limit": int(limit) or None}
+                params = {
+                    "dataset": dataset,
+                    "model_version": version,
+                    "split": split,
+                    "limit": int(limit) or None,
+                }
                 job = enqueue(sessions, "plausibility", who, params)
                 st.success(f"Queued job {job}: plausibility of {version}. Follow it on the Jobs page.")
     live = live_jobs(sessions, ("plausibility",))
     for job in live:
-        st.progress(job.fraction, text=f"Job {job.id}: plausibility of {job.params.get('model_version')} {job.status}")
+        st.progress(
+            job.fraction, text=f"Job {job.id}: plausibility of {job.params.get('model_version')} {job.status}"
+        )
     rows = table_rows(stored_results(sessions))
     if not rows:
         st.caption(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.services.agreement import reviewer_agreement
 from app.services.model_status import no_active_model_text
 from app.services.queue_view import (
     ANNOTATION_STATUSES,
@@ -112,6 +113,29 @@ cols = st.columns(5)
 for col, name in zip(cols, ["accepted", "corrected", "rejected", "skipped", "unreviewed"], strict=True):
     col.metric(name, counts[name])
 st.plotly_chart(progress_figure(counts), key="queue_progress_chart", config={"displayModeBar": False})
+with st.expander("Agreement between reviewers (labels and rationales)"):
+    # read on request only: a new Queue session stays fast
+    if st.toggle("Compute agreement", key="queue_agreement"):
+        shown_agreement = reviewer_agreement(sessions, dataset)
+        if not shown_agreement.labels:
+            st.caption("No pair has decisions of two reviewers yet.")
+        else:
+            alpha = "n/a" if shown_agreement.alpha is None else f"{shown_agreement.alpha:.3f}"
+            st.markdown(
+                f"**Labels**: Krippendorff's alpha {alpha} on {count(shown_agreement.items, 'pair')} decided by "
+                "two or more reviewers"
+            )
+            st.dataframe(shown_agreement.labels, hide_index=True, key="queue_label_agreement")
+            st.markdown("**Rationales** (pairs where both reviewers marked evidence)")
+            if shown_agreement.rationales:
+                st.dataframe(
+                    shown_agreement.rationales,
+                    hide_index=True,
+                    key="queue_rationale_agreement",
+                    placeholder="n/a",
+                )
+            else:
+                st.caption("No pair has rationales of two reviewers yet.")
 
 if not items:
     st.info("No pair matches these filters.")

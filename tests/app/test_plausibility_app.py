@@ -36,7 +36,10 @@ def test_token_and_map_plausibility_have_known_answers():
     heatmap[2, 15] = 1.0
     box = Rationale(box=(10.0, 0.0, 20.0, 5.0), image_size=(20, 10))
     assert map_plausibility(heatmap, box) == {"pointing_game": 1.0, "mass_in_box": 1.0}
-    assert map_plausibility(heatmap, Rationale(box=(0.0, 0.0, 5.0, 5.0), image_size=(20, 10)))["pointing_game"] == 0
+    assert (
+        map_plausibility(heatmap, Rationale(box=(0.0, 0.0, 5.0, 5.0), image_size=(20, 10)))["pointing_game"]
+        == 0
+    )
     assert map_plausibility(heatmap, Rationale(tokens=(1,))) is None
     assert attention_view_name(None, None, False) == "attention, mean of layers and heads"
     assert attention_view_name(2, 1, False) == "attention, layer 2, head 1"
@@ -177,5 +180,7 @@ def test_experiments_page_queues_the_job_and_shows_its_table(make_app, seeded_ur
     at.run()
     no_exceptions(at)
     table = next(d.value for d in at.dataframe if "pointing_game" in d.value.columns)
-    assert {"comprehensiveness", "sufficiency", "posts with rationales", "model_version"} <= set(table.columns)
+    assert {"comprehensiveness", "sufficiency", "posts with rationales", "model_version"} <= set(
+        table.columns
+    )
     assert "visual IG" in set(table["method"])

@@ -34,7 +34,9 @@ def stored(url: str) -> list[tuple[int, int, str, list[int], tuple | None]]:
             .order_by(Annotation.id)
         ).all()
     engine.dispose()
-    return [(p, r, st, list(t), None if x0 is None else (x0, y0, x1, y1)) for p, r, st, t, x0, y0, x1, y1 in rows]
+    return [
+        (p, r, st, list(t), None if x0 is None else (x0, y0, x1, y1)) for p, r, st, t, x0, y0, x1, y1 in rows
+    ]
 
 
 def n_decisions(url: str) -> int:
@@ -77,7 +79,9 @@ def test_words_and_box_are_saved_with_the_decision_undone_and_shown_again(make_a
     words = pills(at, pair)
     options = candidates(seeded_url, pair)
     assert len(words.options) == len(options) > 2, "the post's words (without the entities) are offered"
-    size = at.session_state[f"review_box_size_{pair}"]  # the synthetic posts have an image: the box chart is drawn
+    size = at.session_state[
+        f"review_box_size_{pair}"
+    ]  # the synthetic posts have an image: the box chart is drawn
     words.set_value([options[0], options[1]]).run()  # what a reviewer's two clicks leave
     marked_words = list(at.session_state[f"review_words_{pair}"])
     # the chart's selection handler (box_from_selection, tested above) leaves the box here
@@ -88,7 +92,8 @@ def test_words_and_box_are_saved_with_the_decision_undone_and_shown_again(make_a
     box = (1.0, 2.0, float(size[0] - 1), float(size[1] - 2))
     assert stored(seeded_url) == [(pair, 1, "accepted", sorted(marked_words), box)]
 
-    at.button(key="review_undo").click().run()  # back to the pair: the undo row carries no rationale (none before)
+    # back to the pair: the undo row carries no rationale (there was none before)
+    at.button(key="review_undo").click().run()
     no_exceptions(at)
     assert at.session_state["review_shown"][0] == pair
     assert stored(seeded_url) == [(pair, 1, "accepted", sorted(marked_words), box)]
