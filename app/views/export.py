@@ -1,4 +1,5 @@
-"""Export: the curated labels (corrections applied, rejected pairs dropped) in MNRE txt, JSONL, CSV or Parquet."""
+"""Export: the curated labels (corrections applied, rejected pairs dropped) in MNRE txt, JSONL, CSV, Parquet, or
+ERASER's folder layout with the rationales (one zip of the folder)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from app.ui.render import count, plain
 from app.ui.resources import get_sessions
 from model.safe_write import UnsafeTargetError, atomic_file
 
-EXTENSIONS = {"mnre": "txt", "jsonl": "jsonl", "csv": "csv", "parquet": "parquet"}
+EXTENSIONS = {"mnre": "txt", "jsonl": "jsonl", "csv": "csv", "parquet": "parquet", "eraser": "zip"}
 MIME = {
     "mnre": "text/plain",
     "jsonl": "application/jsonl",
     "csv": "text/csv",
     "parquet": "application/vnd.apache.parquet",
+    "eraser": "application/zip",
 }
 
 st.title("Export curated labels")
@@ -40,7 +42,8 @@ fmt = c3.selectbox(
     "Format",
     EXPORT_FORMATS,
     key="export_format",
-    help="mnre: one ours_<split>.txt-style file; untouched records are written byte for byte",
+    help="mnre: one ours_<split>.txt-style file; untouched records are written byte for byte; eraser: a folder "
+    "with the rationales, as one zip",
 )
 c4, c5, c6 = st.columns(3)
 statuses = c4.multiselect("Status", ANNOTATION_STATUSES, key="export_statuses", placeholder="any status")
@@ -76,6 +79,11 @@ if fmt == "csv":
     st.caption(
         "CSV: the label columns hold JSON strings, so a plain `pandas.read_csv` keeps MNRE's relation "
         '`"None"` apart from no label (an empty cell); `json.loads` gives a label back.'
+    )
+if fmt == "eraser":
+    st.caption(
+        "ERASER (DeYoung et al., 2020): a folder, `docs/<docid>` per post and `<split>.jsonl` with each pair's "
+        "evidence words as `evidences` and its evidence box as `image_evidence`; offered as one zip of the folder."
     )
 if fmt == "mnre" and split is None:
     st.caption(
