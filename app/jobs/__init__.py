@@ -9,7 +9,8 @@ default_model (train from a config file), retrain (from curated labels), score (
 for the queue; after an activation it queues an explanations job), explanations (precompute Inspect's results for
 the top N pairs of the queue with app.services.stored_explanations), grounding (batch grounding of a dataset), shuffle (Table 1),
 ablation (Table 2), crossfit (Find label errors: plans the folds and queues one crossfit_fold job per fold; the last
-fold merges and stores the run, app.jobs.crossfit). The worker runs each kind through its runner in
+fold merges and stores the run, app.jobs.crossfit), plausibility (the plausibility table of a model version on a
+dataset's stored rationales, app.services.plausibility; its outcome is the table). The worker runs each kind through its runner in
 app.jobs.runner.RUNNERS, each the project's one function for that work.
 """
 
