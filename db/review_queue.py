@@ -315,8 +315,10 @@ def review_queue(
     return items
 
 
-def progress(session: Session, dataset: str | None = None, split: str | None = None) -> dict[str, int]:
-    """Pairs per current status (every status key present, "total" included)."""
+def progress(
+    session: Session, dataset: str | None = None, split: str | None = None, pair_ids: list[int] | None = None
+) -> dict[str, int]:
+    """Pairs per current status (every status key present, "total" included); of `pair_ids` only when given."""
     current = current_annotation_alias()
     status_column = func.coalesce(current.status, "unreviewed")
     stmt = join_current_annotation(
@@ -329,6 +331,8 @@ def progress(session: Session, dataset: str | None = None, split: str | None = N
         stmt = stmt.where(Dataset.name == dataset)
     if split:
         stmt = stmt.where(EntityPair.split == split)
+    if pair_ids is not None:
+        stmt = stmt.where(EntityPair.id.in_(pair_ids))
     counts = {status: 0 for status in ANNOTATION_STATUSES}
     counts.update({status: count for status, count in session.execute(stmt)})
     counts["total"] = sum(counts[status] for status in ANNOTATION_STATUSES)

@@ -22,7 +22,7 @@ from db.model_versions import ModelVersionInfo, active_model, registered_models
 from db.models import Annotation
 from db.provenance import active_model_version, evaluation_runs_with_versions
 from db.rationales import Rationale, decision_rationales
-from db.review_queue import QueueFilter, pair_detail, queue_filter_values, review_queue
+from db.review_queue import QueueFilter, pair_detail, progress, queue_filter_values, review_queue
 from db.roles import Actor
 from model.images import DEFAULT_MAX_IMAGE_BYTES, ImageError, decode_image
 from model.mnre_format import DataFormatError
@@ -372,6 +372,47 @@ def unreviewed_pairs(sessions: sessionmaker, limit: int = 500) -> list[int]:
     """The pair ids Review walks when nothing was picked on the Queue: unreviewed pairs in the queue's default order."""
     with sessions() as session:
         return [item.pair_id for item in review_queue(session, QueueFilter(status="unreviewed"), limit=limit)]
+
+
+# a decision on the label: a skip keeps the pair for later, so it is not "reviewed" (nor is an undo back to unreviewed)
+REVIEWED_STATUSES = ("accepted", "corrected", "rejected")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a set of pairs is: reviewed (accepted, corrected or rejected), skipped, and still to go."""
+
+    counts: dict[str, int]  # pairs per current status, "total" included (db.review_queue.progress)
+
+    @property
+    def total(self) -> int:
+        return self.counts["total"]
+
+    @property
+    def reviewed(self) -> int:
+        return sum(self.counts[status] for status in REVIEWED_STATUSES)
+
+    @property
+    def skipped(self) -> int:
+        return self.counts["skipped"]
+
+    @property
+    def to_go(self) -> int:
+        return self.counts["unreviewed"]
+
+    def sentence(self) -> str:
+        """ "3 of 24 pairs reviewed (1 skipped, 20 to go)": the one wording Queue and Review use."""
+        pairs = "pair" if self.total == 1 else "pairs"
+        return (
+            f"{self.reviewed:,} of {self.total:,} {pairs} reviewed "
+            f"({self.skipped:,} skipped, {self.to_go:,} to go)"
+        )
+
+
+def queue_progress(sessions: sessionmaker, pair_ids: list[int]) -> Progress:
+    """The progress of the pairs in a Review queue (their current statuses, whoever decided them)."""
+    with sessions() as session:
+        return Progress(progress(session, pair_ids=list(pair_ids)))
 
 
 def dataset_names(sessions: sessionmaker) -> list[str]:

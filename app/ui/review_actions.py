@@ -10,12 +10,12 @@ import streamlit as st
 from PIL import Image, ImageDraw
 from sqlalchemy.exc import OperationalError
 
-from app.services.store import PairView, decide, load_pair_view, undo
+from app.services.store import PairView, Progress, decide, load_pair_view, undo
 from app.ui.auth import current_actor
 from app.ui.rationale_capture import forget, marked
 from app.ui.render import draw_boxes, plain
 from app.ui.resources import get_sessions
-from app.ui.state import flash, review_session
+from app.ui.state import flash, review_session, show_flash
 from db.errors import ConcurrentEditError, LabelStoreError
 from db.label_errors import AUDIT_ORIGIN
 from model.images import ImageError, load_image
@@ -101,7 +101,7 @@ def save(status: str, label: str | None = None) -> None:
     st.session_state.setdefault(SAVED_REVISIONS, {})[pair_id] = saved.revision
     # the status the store recorded: a correction to the gold label is recorded as an acceptance
     flash("success", f"Pair {pair_id}: {saved.status}{f' as {plain(label)}' if label is not None else ''}.")
-    review.move(1)
+    review.advance()  # past the last pair: the page says the queue has ended and what to do next
 
 
 def undo_action() -> None:
@@ -139,3 +139,27 @@ def undo_action() -> None:
     forget(pair_id)  # the restored decision's rationale is shown, not the marks of the one undone
     review.open(pair_id)
     flash("success", f"Pair {pair_id}: last decision undone.")
+
+
+def end_of_queue(progress: Progress) -> None:
+    """The end of the Review queue: how far its pairs are, and what to do next (each a page link)."""
+    show_flash()  # the last decision's message
+    st.success(f"End of this queue: {progress.sentence()}.")
+    st.markdown("**What next**")
+    st.page_link("views/queue.py", label="Queue: change the filter or the sort for the next pairs", icon="🔎")
+    if progress.skipped:
+        st.caption(
+            f"The {progress.skipped:,} skipped pairs are on the Queue page with the status filter 'skipped'."
+        )
+    st.page_link("views/export.py", label="Export: write the reviewed labels", icon="📦")
+    st.page_link("views/models.py", label="Models: retrain on the reviewed labels", icon="🧠")
+    st.page_link(
+        "views/label_errors.py", label="Label errors: find likely wrong labels to review next", icon="🩺"
+    )
+    st.button(
+        "Back to the last pair",
+        shortcut="P",
+        on_click=review_session().move,
+        args=(-1,),
+        key="review_prev",
+    )

@@ -31,6 +31,14 @@ class ReviewSession:
         if self.queue:
             self.position = min(max(self.position + step, 0), len(self.queue) - 1)
 
+    def advance(self) -> None:
+        """After a decision: the next pair, or past the last one (the end of the queue, `at_end`)."""
+        self.position = min(self.position + 1, len(self.queue))
+
+    @property
+    def at_end(self) -> bool:
+        return bool(self.queue) and self.position >= len(self.queue)
+
 
 @dataclass
 class QueueFilters:

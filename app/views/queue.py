@@ -17,6 +17,7 @@ from app.services.queue_view import (
     queue_context,
     queue_page,
 )
+from app.services.store import Progress
 from app.ui.render import MISSING, count, plain, progress_figure
 from app.ui.resources import get_sessions
 from app.ui.state import queue_filters, review_session, show_flash
@@ -104,11 +105,8 @@ queue_filter = QueueFilter(
 shown = queue_page(sessions, queue_filter, sort, limit, reliance_source)
 counts, items = shown.counts, shown.items
 
-done = counts["total"] - counts["unreviewed"]
-st.progress(
-    done / counts["total"] if counts["total"] else 0.0,
-    text=f"{done:,} of {count(counts['total'], 'pair')} reviewed ({counts['unreviewed']:,} to go)",
-)
+done = Progress(counts)  # a skipped pair is not reviewed
+st.progress(done.reviewed / done.total if done.total else 0.0, text=done.sentence())
 cols = st.columns(5)
 for col, name in zip(cols, ["accepted", "corrected", "rejected", "skipped", "unreviewed"], strict=True):
     col.metric(name, counts[name])

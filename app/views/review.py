@@ -12,7 +12,13 @@ from __future__ import annotations
 import streamlit as st
 
 from app.services.inference import predict_pair
-from app.services.store import active_version, load_audit_view, load_review_state, unreviewed_pairs
+from app.services.store import (
+    active_version,
+    load_audit_view,
+    load_review_state,
+    queue_progress,
+    unreviewed_pairs,
+)
 from app.ui.explanation_panels import post_objects
 from app.ui.identity import require_reviewer
 from app.ui.model_status import weak_model_warning
@@ -28,7 +34,15 @@ from app.ui.render import (
     ranked_labels,
 )
 from app.ui.resources import get_sessions, load_model, store_url
-from app.ui.review_actions import AUDIT_SHORTCUTS, SHORTCUTS, boxed_image, pair_view, save, undo_action
+from app.ui.review_actions import (
+    AUDIT_SHORTCUTS,
+    SHORTCUTS,
+    boxed_image,
+    end_of_queue,
+    pair_view,
+    save,
+    undo_action,
+)
 from app.ui.state import review_session, show_flash
 from explain.scene_graph_figures import object_caption, objects_provenance
 
@@ -39,6 +53,9 @@ sessions, review = get_sessions(), review_session()
 active = active_version(sessions)  # db.model_versions.ModelVersionInfo, or None before the first model
 if not review.queue:
     review.queue, review.position = unreviewed_pairs(sessions), 0
+if review.at_end:
+    end_of_queue(queue_progress(sessions, review.queue))
+    st.stop()
 if review.pair_id is None:
     st.info("Nothing to review: the store has no unreviewed pair. Pick pairs on the **Queue** page.")
     st.stop()

@@ -215,7 +215,9 @@ def test_a_new_post_says_no_gold_label_and_cannot_be_accepted_until_it_has_one(m
     at.button(key="review_label_1").click().run()  # correct it: now it has a label
     no_exceptions(at)
     assert annotations(seeded_url)[-1][:3] == (pair_id, 1, "corrected")
-    assert shown_pair(at) == pair_id, "a queue of one pair stays on it"
+    assert any("End of this queue" in m.value for m in at.success), "a queue of one pair ends after it"
+    at.button(key="review_prev").click().run()  # P: back to the pair
+    assert shown_pair(at) == pair_id
     assert "current label:** `" in _gold_line(at) and not at.button(key="review_accept").disabled
 
 
