@@ -23,7 +23,8 @@ from model.images import ImageError, load_image
 # session state: pair id -> revision this reviewer's last save created
 SAVED_REVISIONS = "review_saved_revisions"
 SHORTCUTS = (
-    "**A** accept · **1-9** correct to that label · **E** correct to the picked label · **X** reject · "
+    "**A** accept · **a label's key** (on its button) correct to it · **Enter** the model's top label · "
+    "**E** the picked label · **X** reject · "
     "**S** skip · **N** next · **P** previous · **U** undo"
 )
 AUDIT_SHORTCUTS = "**T** take the suggested label · **K** keep the gold label"
@@ -60,7 +61,7 @@ def save(status: str, label: str | None = None) -> None:
     if status == "accepted" and label is None:  # a rejected pair, or a post added here that nobody labelled
         flash(
             "warning",
-            f"Nothing to accept: pair {pair_id} has no label. Correct it to a label (1-9 or E) or reject it (X).",
+            f"Nothing to accept: pair {pair_id} has no label. Correct it to a label (its key, Enter or E) or reject it (X).",
         )
         return
     origin = AUDIT_ORIGIN if review.audit else None

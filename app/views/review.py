@@ -1,6 +1,7 @@
 """Review one pair at a time: the post, its image and crops, the model's distribution, and the decision.
 
-Keyboard: A accept, 1-9 correct to the n-th most likely label, E correct to the picked label, X reject,
+Keyboard: A accept, a label's own key (1-9, then letters; the same on every pair) or Enter (the model's top
+label) corrects to it, E correct to the picked label, X reject,
 S skip, N next, P previous, U undo (listed on the page too). Optional evidence (app.ui.rationale_capture): click
 words, drag one box on the image; the marks go with the next decision and undo takes them back. Every decision is saved at once with the reviewer's
 name and the revision it was made on; a concurrent edit or a busy database shows a message and keeps the note and
@@ -12,6 +13,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.services.inference import predict_pair
+from app.services.label_keys import TOP_LABEL_KEY, KeyMapError, label_keys, load_label_keys
 from app.services.store import (
     active_version,
     load_audit_view,
@@ -205,7 +207,9 @@ decision_columns[0].button(
     key="review_accept",
     width="stretch",
     # never disabled: a disabled button's key does nothing, silently; the save says why there is nothing to accept
-    help="Nothing to accept: correct it to a label (1-9 or E) or reject it." if current is None else None,
+    help="Nothing to accept: correct it to a label (its key, Enter or E) or reject it."
+    if current is None
+    else None,
 )
 decision_columns[1].button(
     "Reject", shortcut="X", on_click=save, args=("rejected",), key="review_reject", width="stretch"
@@ -240,16 +244,31 @@ decision_columns[5].button(
     disabled=not review.actions and state.revision == 0,
 )
 
-st.markdown("**Correct to** (most likely first)")
-quick = st.columns(3)
-for k, name in enumerate(labels[:9]):
+# one key per label for the whole dataset (app.services.label_keys), in label order, so a hand can learn them
+try:
+    keys = load_label_keys(view.dataset, view.labels)
+except KeyMapError as err:
+    st.warning(f"Label keys file ignored ({err}); the default keys are used.")
+    keys = label_keys(view.labels)
+if view.probabilities:
+    top = max(view.probabilities, key=view.probabilities.get)
+    st.button(
+        f"Enter · the model's top label: {plain(top)} {view.probabilities[top]:.0%}",
+        shortcut=TOP_LABEL_KEY,
+        on_click=save,
+        args=("corrected", top),
+        key="review_top",
+    )
+st.markdown("**Correct to** (each label's key is the same on every pair)")
+quick = st.columns(4)
+for k, (name, key) in enumerate(keys.items()):
     p = f" {view.probabilities.get(name, 0):.0%}" if view.probabilities else ""
-    quick[k % 3].button(
-        f"{k + 1} · {plain(name)}{p}",
-        shortcut=str(k + 1),
+    quick[k % 4].button(
+        f"{key} · {plain(name)}{p}",
+        shortcut=key,
         on_click=save,
         args=("corrected", name),
-        key=f"review_label_{k + 1}",
+        key=f"review_label_{key.lower()}",
         width="stretch",
     )
 pick_col, button_col = st.columns([3, 1])

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from db.models import Annotation, EntityPair, Post
 from db.schema import open_database
+from model.synthetic import MNRE_LABELS
 from tests.app.conftest import REVIEWER, no_exceptions
 
 REVIEW = "views/review.py"
@@ -49,11 +50,14 @@ def test_review_page_shows_the_pair_with_shortcuts(make_app, seeded_url):
         "review_prev": "p",
         "review_undo": "u",
         "review_correct": "e",
+        "review_top": "enter",  # the model's top label
     }
     for key, value in expected.items():
         assert shortcuts[key].lower() == value, (key, shortcuts[key])
-    for k in range(1, 10):
+    # the dataset's first nine labels (label order, not the model's ranking) on 1-9: the same on every pair
+    for k, label in enumerate(MNRE_LABELS[:9], start=1):
         assert shortcuts[f"review_label_{k}"] == str(k)
+        assert button(at, f"review_label_{k}").label.replace("\\", "").startswith(f"{k} · {label} ")
     assert at.session_state["review_shown"][1] == 0
     assert any("predicts" in m.value for m in at.markdown)
 
