@@ -483,7 +483,7 @@ def report(
             lines += [f"- {line}" for line in jobs]
     lines += [
         "",
-        "## AppTest (server side)",
+        "## AppTest (server side, no browser: not what a reviewer waits for)",
         "",
         "AppTest's full server-side rerun (script, database reads and writes, cached results, element tree), not "
         "the browser's paint; a fragment rerun in the browser does less than this whole-page rerun. Measured "

@@ -51,42 +51,6 @@ from explain.scene_graph_figures import object_caption, objects_provenance
 st.title("Review")
 weak_model_warning()  # app.services.model_status: no model, or one too weak to trust
 reviewer = require_reviewer()
-sessions, review = get_sessions(), review_session()
-active = active_version(sessions)  # db.model_versions.ModelVersionInfo, or None before the first model
-if not review.queue:
-    review.queue, review.position = unreviewed_pairs(sessions), 0
-if review.at_end:
-    end_of_queue(queue_progress(sessions, review.queue))
-    st.stop()
-if review.pair_id is None:
-    st.info("Nothing to review: the store has no unreviewed pair. Pick pairs on the **Queue** page.")
-    st.stop()
-
-version = active.version_id if active else None
-view = pair_view(store_url(), review.pair_id, version)
-if view.probabilities is None and active is not None:
-    with st.spinner("Running the model on this pair ..."):
-        try:
-            model, tokenizer = load_model(active.folder)
-            predict_pair(sessions, model, tokenizer, active.key, view.pair_id)
-            pair_view.clear()
-            view = pair_view(store_url(), review.pair_id, version)
-        except (OSError, ValueError) as err:
-            st.error(f"The model {version} could not score this pair: {err}")
-with sessions() as session:
-    state = load_review_state(session, view.pair_id)
-    audit = load_audit_view(session, view.pair_id) if review.audit else None
-st.session_state["review_shown"] = (view.pair_id, state.revision)
-
-show_flash()
-st.caption(
-    f"Pair {view.pair_id} · {plain(view.dataset)} / {plain(view.split)}"
-    f"{f' line {view.source_line}' if view.source_line else ''} · {review.position + 1} of "
-    f"{count(len(review.queue), 'pair')} in this queue · reviewing as {plain(reviewer)}"
-)
-st.markdown(highlighted_text(view.tokens, view.head[:2], view.tail[:2]), unsafe_allow_html=True)
-st.markdown(entity_legend(view.head[2], view.tail[2]), unsafe_allow_html=True)
-
 NO_LABEL = "no label"  # distinct from "None", which is one of MNRE's relations
 
 
@@ -101,198 +65,242 @@ def shown_status(state) -> str:
     return f"{state.status} by {plain(state.annotator)}" if state.annotator else state.status
 
 
-if view.image_path:
-    # image and crops on the left, the model on the right; without an image the message and the model stack, so
-    # no column is left empty beside a tall chart
-    left, right = st.columns([3, 2])
-    image_col, crops_col = left.columns([3, 1])
-    # the objects Inspect's scene graph is built from (one source: app.ui.explanation_panels.post_objects); a guess dotted
-    objects = [o for o in post_objects(store_url(), view.pair_id) if o.box is not None]
-    boxes = tuple((o.box, object_caption(o.label, o.source), o.source == "cam-fallback") for o in objects)
-    image_col.image(
-        boxed_image(view.image_path, boxes),
-        caption=image_caption([o.source for o in objects]),
-        width="stretch",
+@st.fragment
+def review_panel(reviewer: str) -> None:
+    """The pair, the model and the decision buttons: a key press reruns only this fragment, never the title, the
+    sidebar or the navigation (the decisions' callbacks run first, then this redraws the next pair)."""
+    sessions, review = get_sessions(), review_session()
+    active = active_version(sessions)  # db.model_versions.ModelVersionInfo, or None before the first model
+    if not review.queue:
+        review.queue, review.position = unreviewed_pairs(sessions), 0
+    if review.at_end:
+        end_of_queue(queue_progress(sessions, review.queue))
+        return
+    if review.pair_id is None:
+        st.info("Nothing to review: the store has no unreviewed pair. Pick pairs on the **Queue** page.")
+        return
+
+    version = active.version_id if active else None
+    view = pair_view(store_url(), review.pair_id, version)
+    if view.probabilities is None and active is not None:
+        with st.spinner("Running the model on this pair ..."):
+            try:
+                model, tokenizer = load_model(active.folder)
+                predict_pair(sessions, model, tokenizer, active.key, view.pair_id)
+                pair_view.clear()
+                view = pair_view(store_url(), review.pair_id, version)
+            except (OSError, ValueError) as err:
+                st.error(f"The model {version} could not score this pair: {err}")
+    with sessions() as session:
+        state = load_review_state(session, view.pair_id)
+        audit = load_audit_view(session, view.pair_id) if review.audit else None
+    st.session_state["review_shown"] = (view.pair_id, state.revision)
+
+    show_flash()
+    st.caption(
+        f"Pair {view.pair_id} · {plain(view.dataset)} / {plain(view.split)}"
+        f"{f' line {view.source_line}' if view.source_line else ''} · {review.position + 1} of "
+        f"{count(len(review.queue), 'pair')} in this queue · reviewing as {plain(reviewer)}"
     )
-    crop_files = [c for c in view.crops if c.path]
-    for k, crop in enumerate(crop_files[:6]):  # the dataset's crop images beside the image
-        score = f" {crop.score:.2f}" if crop.score is not None else ""
-        caption = f"crop {k + 1}: {object_caption(crop.label or crop.source, crop.source)}{score}"
-        crops_col.image(crop.path, caption=caption, width="stretch")
-    if crop_files:
-        crops_col.caption(
-            f"{count(len(crop_files), 'crop')} stored with the post"
-            + (f", {min(6, len(crop_files))} shown" if len(crop_files) > 6 else "")
-        )
-    left.caption(objects_provenance([o.source for o in objects]))
-else:
-    left = right = st.container()
-    if view.image_missing:
-        left.warning("This post's image is not on this machine: the model saw the text only.")
-    else:
-        left.info("This post has no image.")
-with right:
-    if view.probabilities:
-        predicted = max(view.probabilities, key=view.probabilities.get)
-        st.markdown(
-            f"**Model** `{view.model_version}` predicts **{plain(predicted)}** "
-            f"({view.probabilities[predicted]:.1%})"
-        )
-        st.plotly_chart(
-            probability_figure(view.probabilities, 10, gold=view.gold_label),
-            key="review_probs",
-            config={"displayModeBar": False},
-        )
-    else:
-        st.warning("No prediction: no model is active yet (see the **Models** page).")
+    st.markdown(highlighted_text(view.tokens, view.head[:2], view.tail[:2]), unsafe_allow_html=True)
+    st.markdown(entity_legend(view.head[2], view.tail[2]), unsafe_allow_html=True)
 
-# the label in effect comes from the store's one rule (app.services.store.ReviewState): the label every export writes
-current = state.label_in_effect
-gold_text = f"`{view.gold_label}`" if view.gold_label is not None else "no gold label (a post added here)"
-st.markdown(
-    f"**Gold label:** {gold_text} · **current label:** {shown_label(current)} · **status:** {shown_status(state)} "
-    f"(revision {state.revision})"
-)
-if state.note:
-    st.caption(f"Note kept with this decision: {plain(state.note)}")
-# optional: words (click) and one box (drag on the image) saved with the next decision; starts from the saved ones
-evidence_panel(view, state.rationale)
-
-if review.audit:
-    # the label-error audit: a model that never trained on this pair against the label the run scored
-    with st.container(border=True):
-        if audit is None:
-            st.caption("Audit: no Find label errors run has scored this pair (Label errors page).")
+    if view.image_path:
+        # image and crops on the left, the model on the right; without an image the message and the model stack, so
+        # no column is left empty beside a tall chart
+        left, right = st.columns([3, 2])
+        image_col, crops_col = left.columns([3, 1])
+        # the objects Inspect's scene graph is built from (one source: app.ui.explanation_panels.post_objects); a guess dotted
+        objects = [o for o in post_objects(store_url(), view.pair_id) if o.box is not None]
+        boxes = tuple((o.box, object_caption(o.label, o.source), o.source == "cam-fallback") for o in objects)
+        image_col.image(
+            boxed_image(view.image_path, boxes),
+            caption=image_caption([o.source for o in objects]),
+            width="stretch",
+        )
+        crop_files = [c for c in view.crops if c.path]
+        for k, crop in enumerate(crop_files[:6]):  # the dataset's crop images beside the image
+            score = f" {crop.score:.2f}" if crop.score is not None else ""
+            caption = f"crop {k + 1}: {object_caption(crop.label or crop.source, crop.source)}{score}"
+            crops_col.image(crop.path, caption=caption, width="stretch")
+        if crop_files:
+            crops_col.caption(
+                f"{count(len(crop_files), 'crop')} stored with the post"
+                + (f", {min(6, len(crop_files))} shown" if len(crop_files) > 6 else "")
+            )
+        left.caption(objects_provenance([o.source for o in objects]))
+    else:
+        left = right = st.container()
+        if view.image_missing:
+            left.warning("This post's image is not on this machine: the model saw the text only.")
         else:
-            flagged = " · flagged by cleanlab" if audit.flagged else ""
-            who = (
-                "a fold model that never saw this pair"
-                if audit.source == "fold"
-                else "the active model (never trained on this split)"
-            )
+            left.info("This post has no image.")
+    with right:
+        if view.probabilities:
+            predicted = max(view.probabilities, key=view.probabilities.get)
             st.markdown(
-                f"**Audit** (suspect {audit.rank} of run {audit.run_id}{flagged}): gold says "
-                f"`{audit.given_label}` ({audit.given_probability:.1%}); {who} says "
-                f"**`{audit.suggested_label}`** ({audit.suggested_probability:.1%})."
+                f"**Model** `{view.model_version}` predicts **{plain(predicted)}** "
+                f"({view.probabilities[predicted]:.1%})"
             )
-            take, keep = st.columns(2)
-            take.button(
-                f"Take {plain(audit.suggested_label)}",
-                shortcut="T",
-                on_click=save,
-                args=("corrected", audit.suggested_label),
-                key="review_audit_take",
-                type="primary",
-                width="stretch",
-                disabled=audit.suggested_label == audit.given_label,
-                help="The model agrees with gold" if audit.suggested_label == audit.given_label else None,
+            st.plotly_chart(
+                probability_figure(view.probabilities, 10, gold=view.gold_label),
+                key="review_probs",
+                config={"displayModeBar": False},
             )
-            keep.button(
-                f"Keep {plain(audit.given_label)}",
-                shortcut="K",
-                on_click=save,
-                args=("accepted", audit.given_label),
-                key="review_audit_keep",
-                width="stretch",
-            )
+        else:
+            st.warning("No prediction: no model is active yet (see the **Models** page).")
 
-labels = ranked_labels(view.probabilities, view.labels)
-decision_columns = st.columns(6)
-decision_columns[0].button(
-    "Accept",
-    shortcut="A",
-    on_click=save,
-    args=("accepted", current),
-    type="primary",
-    key="review_accept",
-    width="stretch",
-    # never disabled: a disabled button's key does nothing, silently; the save says why there is nothing to accept
-    help="Nothing to accept: correct it to a label (its key, Enter or E) or reject it."
-    if current is None
-    else None,
-)
-decision_columns[1].button(
-    "Reject", shortcut="X", on_click=save, args=("rejected",), key="review_reject", width="stretch"
-)
-decision_columns[2].button(
-    "Skip", shortcut="S", on_click=save, args=("skipped",), key="review_skip", width="stretch"
-)
-decision_columns[3].button(
-    "Previous",
-    shortcut="P",
-    on_click=review.move,
-    args=(-1,),
-    key="review_prev",
-    width="stretch",
-    disabled=review.position == 0,
-)
-decision_columns[4].button(
-    "Next",
-    shortcut="N",
-    on_click=review.move,
-    args=(1,),
-    key="review_next",
-    width="stretch",
-    disabled=review.position >= len(review.queue) - 1,
-)
-decision_columns[5].button(
-    "Undo",
-    shortcut="U",
-    on_click=undo_action,
-    key="review_undo",
-    width="stretch",
-    disabled=not review.actions and state.revision == 0,
-)
-
-# one key per label for the whole dataset (app.services.label_keys), in label order, so a hand can learn them
-try:
-    keys = load_label_keys(view.dataset, view.labels)
-except KeyMapError as err:
-    st.warning(f"Label keys file ignored ({err}); the default keys are used.")
-    keys = label_keys(view.labels)
-if view.probabilities:
-    top = max(view.probabilities, key=view.probabilities.get)
-    st.button(
-        f"Enter · the model's top label: {plain(top)} {view.probabilities[top]:.0%}",
-        shortcut=TOP_LABEL_KEY,
-        on_click=save,
-        args=("corrected", top),
-        key="review_top",
+    # the label in effect comes from the store's one rule (app.services.store.ReviewState): the label every export writes
+    current = state.label_in_effect
+    gold_text = f"`{view.gold_label}`" if view.gold_label is not None else "no gold label (a post added here)"
+    st.markdown(
+        f"**Gold label:** {gold_text} · **current label:** {shown_label(current)} · **status:** {shown_status(state)} "
+        f"(revision {state.revision})"
     )
-st.markdown("**Correct to** (each label's key is the same on every pair)")
-quick = st.columns(4)
-for k, (name, key) in enumerate(keys.items()):
-    p = f" {view.probabilities.get(name, 0):.0%}" if view.probabilities else ""
-    quick[k % 4].button(
-        f"{key} · {plain(name)}{p}",
-        shortcut=key,
+    if state.note:
+        st.caption(f"Note kept with this decision: {plain(state.note)}")
+    # optional: words (click) and one box (drag on the image) saved with the next decision; starts from the saved ones
+    evidence_panel(view, state.rationale)
+
+    if review.audit:
+        # the label-error audit: a model that never trained on this pair against the label the run scored
+        with st.container(border=True):
+            if audit is None:
+                st.caption("Audit: no Find label errors run has scored this pair (Label errors page).")
+            else:
+                flagged = " · flagged by cleanlab" if audit.flagged else ""
+                who = (
+                    "a fold model that never saw this pair"
+                    if audit.source == "fold"
+                    else "the active model (never trained on this split)"
+                )
+                st.markdown(
+                    f"**Audit** (suspect {audit.rank} of run {audit.run_id}{flagged}): gold says "
+                    f"`{audit.given_label}` ({audit.given_probability:.1%}); {who} says "
+                    f"**`{audit.suggested_label}`** ({audit.suggested_probability:.1%})."
+                )
+                take, keep = st.columns(2)
+                take.button(
+                    f"Take {plain(audit.suggested_label)}",
+                    shortcut="T",
+                    on_click=save,
+                    args=("corrected", audit.suggested_label),
+                    key="review_audit_take",
+                    type="primary",
+                    width="stretch",
+                    disabled=audit.suggested_label == audit.given_label,
+                    help="The model agrees with gold" if audit.suggested_label == audit.given_label else None,
+                )
+                keep.button(
+                    f"Keep {plain(audit.given_label)}",
+                    shortcut="K",
+                    on_click=save,
+                    args=("accepted", audit.given_label),
+                    key="review_audit_keep",
+                    width="stretch",
+                )
+
+    labels = ranked_labels(view.probabilities, view.labels)
+    decision_columns = st.columns(6)
+    decision_columns[0].button(
+        "Accept",
+        shortcut="A",
         on_click=save,
-        args=("corrected", name),
-        key=f"review_label_{key.lower()}",
+        args=("accepted", current),
+        type="primary",
+        key="review_accept",
+        width="stretch",
+        # never disabled: a disabled button's key does nothing, silently; the save says why there is nothing to accept
+        help="Nothing to accept: correct it to a label (its key, Enter or E) or reject it."
+        if current is None
+        else None,
+    )
+    decision_columns[1].button(
+        "Reject", shortcut="X", on_click=save, args=("rejected",), key="review_reject", width="stretch"
+    )
+    decision_columns[2].button(
+        "Skip", shortcut="S", on_click=save, args=("skipped",), key="review_skip", width="stretch"
+    )
+    decision_columns[3].button(
+        "Previous",
+        shortcut="P",
+        on_click=review.move,
+        args=(-1,),
+        key="review_prev",
+        width="stretch",
+        disabled=review.position == 0,
+    )
+    decision_columns[4].button(
+        "Next",
+        shortcut="N",
+        on_click=review.move,
+        args=(1,),
+        key="review_next",
+        width="stretch",
+        disabled=review.position >= len(review.queue) - 1,
+    )
+    decision_columns[5].button(
+        "Undo",
+        shortcut="U",
+        on_click=undo_action,
+        key="review_undo",
+        width="stretch",
+        disabled=not review.actions and state.revision == 0,
+    )
+
+    # one key per label for the whole dataset (app.services.label_keys), in label order, so a hand can learn them
+    try:
+        keys = load_label_keys(view.dataset, view.labels)
+    except KeyMapError as err:
+        st.warning(f"Label keys file ignored ({err}); the default keys are used.")
+        keys = label_keys(view.labels)
+    if view.probabilities:
+        top = max(view.probabilities, key=view.probabilities.get)
+        st.button(
+            f"Enter · the model's top label: {plain(top)} {view.probabilities[top]:.0%}",
+            shortcut=TOP_LABEL_KEY,
+            on_click=save,
+            args=("corrected", top),
+            key="review_top",
+        )
+    st.markdown("**Correct to** (each label's key is the same on every pair)")
+    quick = st.columns(4)
+    for k, (name, key) in enumerate(keys.items()):
+        p = f" {view.probabilities.get(name, 0):.0%}" if view.probabilities else ""
+        quick[k % 4].button(
+            f"{key} · {plain(name)}{p}",
+            shortcut=key,
+            on_click=save,
+            args=("corrected", name),
+            key=f"review_label_{key.lower()}",
+            width="stretch",
+        )
+    pick_col, button_col = st.columns([3, 1])
+    picked = pick_col.selectbox("Any label (type to filter)", labels, key=f"review_pick_{view.pair_id}")
+    button_col.button(
+        "Correct to picked",
+        shortcut="E",
+        on_click=save,
+        args=("corrected", picked),
+        key="review_correct",
         width="stretch",
     )
-pick_col, button_col = st.columns([3, 1])
-picked = pick_col.selectbox("Any label (type to filter)", labels, key=f"review_pick_{view.pair_id}")
-button_col.button(
-    "Correct to picked",
-    shortcut="E",
-    on_click=save,
-    args=("corrected", picked),
-    key="review_correct",
-    width="stretch",
-)
-# the note saved with the decision in effect is back in the box when the reviewer returns to the pair
-st.session_state.setdefault(f"review_note_{view.pair_id}", state.note or "")
-st.text_input("Note (kept with the decision)", key=f"review_note_{view.pair_id}")
-keys = f"{SHORTCUTS} · {AUDIT_SHORTCUTS}" if review.audit else SHORTCUTS
-st.caption(f"Keys: {keys}. Keys work when no text box has the focus (press Esc to leave one).")
+    # the note saved with the decision in effect is back in the box when the reviewer returns to the pair
+    st.session_state.setdefault(f"review_note_{view.pair_id}", state.note or "")
+    st.text_input("Note (kept with the decision)", key=f"review_note_{view.pair_id}")
+    keys = f"{SHORTCUTS} · {AUDIT_SHORTCUTS}" if review.audit else SHORTCUTS
+    st.caption(f"Keys: {keys}. Keys work when no text box has the focus (press Esc to leave one).")
 
-with st.expander(f"History ({count(len(state.history), 'decision')})"):
-    if state.history:
-        # each row's label is the label in effect after it (a skip shows the label it kept), as in the header
-        rows = [
-            {**row, "label": row["label"] if row["label"] is not None else NO_LABEL} for row in state.history
-        ]
-        st.dataframe(rows, hide_index=True, key="review_history", placeholder=MISSING)
-    else:
-        st.caption("No decision yet: the gold label stands.")
+    with st.expander(f"History ({count(len(state.history), 'decision')})"):
+        if state.history:
+            # each row's label is the label in effect after it (a skip shows the label it kept), as in the header
+            rows = [
+                {**row, "label": row["label"] if row["label"] is not None else NO_LABEL}
+                for row in state.history
+            ]
+            st.dataframe(rows, hide_index=True, key="review_history", placeholder=MISSING)
+        else:
+            st.caption("No decision yet: the gold label stands.")
+
+
+review_panel(reviewer)
