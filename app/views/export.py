@@ -1,5 +1,6 @@
-"""Export: the curated labels (corrections applied, rejected pairs dropped) in MNRE txt, JSONL, CSV, Parquet, or
-ERASER's folder layout with the rationales (one zip of the folder)."""
+"""Export: the curated labels (corrections applied, rejected pairs dropped) in MNRE txt, JSONL, CSV, Parquet,
+ERASER's folder layout with the rationales (one zip of the folder), Label Studio tasks (optionally one zip with the
+images), or a Hugging Face dataset folder with its card (one zip of the folder)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,23 @@ from app.ui.render import count, plain
 from app.ui.resources import get_sessions
 from model.safe_write import UnsafeTargetError, atomic_file
 
-EXTENSIONS = {"mnre": "txt", "jsonl": "jsonl", "csv": "csv", "parquet": "parquet", "eraser": "zip"}
+EXTENSIONS = {
+    "mnre": "txt",
+    "jsonl": "jsonl",
+    "csv": "csv",
+    "parquet": "parquet",
+    "eraser": "zip",
+    "labelstudio": "json",
+    "hf-dataset": "zip",
+}
 MIME = {
     "mnre": "text/plain",
     "jsonl": "application/jsonl",
     "csv": "text/csv",
     "parquet": "application/vnd.apache.parquet",
     "eraser": "application/zip",
+    "labelstudio": "application/json",
+    "hf-dataset": "application/zip",
 }
 
 st.title("Export curated labels")
@@ -43,7 +54,8 @@ fmt = c3.selectbox(
     EXPORT_FORMATS,
     key="export_format",
     help="mnre: one ours_<split>.txt-style file; untouched records are written byte for byte; eraser: a folder "
-    "with the rationales, as one zip",
+    "with the rationales, as one zip; labelstudio: Label Studio tasks (JSON); hf-dataset: a Hugging Face dataset "
+    "folder with its card, as one zip",
 )
 c4, c5, c6 = st.columns(3)
 statuses = c4.multiselect("Status", ANNOTATION_STATUSES, key="export_statuses", placeholder="any status")
@@ -85,6 +97,21 @@ if fmt == "eraser":
         "ERASER (DeYoung et al., 2020): a folder, `docs/<docid>` per post and `<split>.jsonl` with each pair's "
         "evidence words as `evidences` and its evidence box as `image_evidence`; offered as one zip of the folder."
     )
+with_images = False
+if fmt == "labelstudio":
+    st.caption(
+        "Label Studio: one JSON list of tasks for a project using `db/label_studio_config.xml`, every decision "
+        "an annotation; `python -m db import-labelstudio` reads an export of it back."
+    )
+    with_images = st.checkbox(
+        "With the images (one zip: tasks.json and images/, Label Studio's local files root = the unzipped folder)",
+        key="export_images",
+    )
+if fmt == "hf-dataset":
+    st.caption(
+        "Hugging Face: a dataset folder, `<split>.parquet` with typed features and a dataset card `README.md` "
+        "(provenance, label counts, agreement); `datasets.load_dataset(folder)` reads it. Offered as one zip."
+    )
 if fmt == "mnre" and split is None:
     st.caption(
         "MNRE with split **all**: one file per split (`..._train.txt`, `..._val.txt`), never one mixed file."
@@ -101,9 +128,10 @@ def _bytes_writer(data: bytes):
 if st.button("Export", type="primary", key="export_run"):
     # names stored before the importers checked them may hold any character: keep the file name plain
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{dataset or 'all'}-{split or 'all'}").lstrip(".")[:120]
-    name = f"{stem}-{dt.datetime.now():%Y%m%d-%H%M%S}.{EXTENSIONS[fmt]}"
+    extension = "zip" if with_images else EXTENSIONS[fmt]
+    name = f"{stem}-{dt.datetime.now():%Y%m%d-%H%M%S}.{extension}"
     try:
-        report = export_files(sessions, fmt, name, export_filter)
+        report = export_files(sessions, fmt, name, export_filter, with_images)
         files = report.files
         # nothing selected: say so and write nothing (no empty file in the export folder, no green success)
         if report.rows:
@@ -115,7 +143,8 @@ if st.button("Export", type="primary", key="export_run"):
     except (LabelStoreError, UnsafeTargetError) as err:
         st.error(f"Export failed: {plain(err)}")
         st.stop()
-    st.session_state["export_result"] = (files, report.rows, fmt) if report.rows else None
+    mime = "application/zip" if with_images else MIME[fmt]
+    st.session_state["export_result"] = (files, report.rows, mime) if report.rows else None
     if not report.rows:
         st.info(
             "Nothing to export: no curated pair matches these filters (rejected and unlabelled pairs are left "
@@ -124,7 +153,7 @@ if st.button("Export", type="primary", key="export_run"):
 
 result = st.session_state.get("export_result")
 if result:
-    files, rows, result_fmt = result
+    files, rows, mime = result
     where = ", ".join(str(export_dir() / file_name) for file_name, _ in files)
     size = sum(len(data) for _, data in files)
     st.success(f"{count(rows, 'pair')} exported to {plain(where)} ({count(size, 'byte')}).")
@@ -133,7 +162,7 @@ if result:
             f"Download {file_name}",
             data,
             file_name=file_name,
-            mime=MIME[result_fmt],
+            mime=mime,
             key=f"export_download_{k}",
             type="primary",
         )
