@@ -60,7 +60,9 @@ def test_config_is_label_studio_xml_with_the_23_mnre_relations():
     assert names["note"].tag == "TextArea" and names["note"].attrib["toName"] == "text"
     evidence, box = names["evidence"], names["evidence_box"]
     assert evidence.tag == "Labels" and evidence.attrib["toName"] == "text"
-    assert evidence.attrib["granularity"] == "word" and [label.attrib["value"] for label in evidence] == ["evidence"]
+    assert evidence.attrib["granularity"] == "word" and [label.attrib["value"] for label in evidence] == [
+        "evidence"
+    ]
     assert box.tag == "RectangleLabels" and box.attrib["toName"] == "image"
     assert [label.attrib["value"] for label in box] == ["evidence"]
 
