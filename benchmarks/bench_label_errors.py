@@ -253,7 +253,7 @@ def score_setting(work: Path, folds_seed: int) -> dict:
         with sessions() as session:
             for sort, name in (
                 ("disagreement", "in-sample disagreement (today's Queue sort)"),
-                ("uncertainty", "in-sample uncertainty (margin; the Queue's default)"),
+                ("uncertainty", "in-sample uncertainty (margin; the Queue's default then)"),
                 ("entropy", "in-sample entropy"),
             ):
                 record(name, queue_order(session, sort, version_key, n))

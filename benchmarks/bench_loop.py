@@ -159,26 +159,33 @@ def dataset_section(dataset: str) -> tuple[list[str], dict]:
         f"CPU time of every run together: {cpu / 3600:.2f} CPU-hours.",
         "",
         "| strategy | seeds | val micro-F1 after each round (mean over seeds, %) | final F1 | AUC (mean F1 over the "
-        "budget) | AUC - random's, per seed | labels to reach random's final F1 |",
-        "|---|---:|---|---:|---:|---|---:|",
+        "budget) | AUC - random's on the same seed | labels to reach random's final F1 | CPU-min per run |",
+        "|---|---|---|---:|---:|---|---:|---:|",
     ]
     random_auc = (
         dict(zip(summaries["random"].seeds, summaries["random"].auc, strict=True))
         if "random" in summaries
         else {}
     )
+    cpu_per_run = {
+        name: sum(r.cpu_seconds for c in curves if c.strategy == name for r in c.rounds[1:])
+        / 60
+        / len(summaries[name].seeds)
+        for name in summaries
+    }
     for name, summary in sorted(summaries.items(), key=lambda item: -item[1].mean_auc):
         curve = " ".join(f"{100 * v:.1f}" for v in summary.mean_f1)
         final = sum(summary.final_f1) / len(summary.final_f1)
         diffs = ", ".join(
-            f"{100 * (auc - random_auc[s]):+.2f}"
+            f"{100 * (auc - random_auc[s]):+.2f} (seed {s})"
             for s, auc in zip(summary.seeds, summary.auc, strict=True)
-            if s in random_auc
+            if s in random_auc and name != "random"
         )
         reach = summary.labels_to_random_final
         lines.append(
-            f"| {name}{' (winner)' if name == winner else ''} | {len(summary.seeds)} | {curve} | {100 * final:.2f} | "
-            f"{100 * summary.mean_auc:.2f} | {diffs or '-'} | {reach if reach is not None else 'not within the budget'} |"
+            f"| {name}{' (winner)' if name == winner else ''} | {', '.join(map(str, summary.seeds))} | {curve} | "
+            f"{100 * final:.2f} | {100 * summary.mean_auc:.2f} | {diffs or '-'} | "
+            f"{reach if reach is not None else 'not within the budget'} | {cpu_per_run[name]:.1f} |"
         )
     lines += [
         "",

@@ -47,7 +47,7 @@ QUEUE_SORTS = (
 )
 # The order the Queue and Review start in: the strategy that bought the most val micro-F1 per reviewed pair in the
 # simulated annotation loop (benchmarks/loop.md); "random" when none beat random.
-DEFAULT_QUEUE_SORT = "uncertainty"
+DEFAULT_QUEUE_SORT = "entropy"
 
 
 @dataclass

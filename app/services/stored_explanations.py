@@ -161,12 +161,12 @@ def store_result(
 
 
 def queue_top(session: Session, version_key: int, n: int) -> list[int]:
-    """The first n pairs of the Queue's default view (its default split, smallest top-2 margin first)."""
-    from db.review_queue import QueueFilter, queue_filter_values, review_queue
+    """The first n pairs of the Queue's default view (its default split, in its default order)."""
+    from db.review_queue import DEFAULT_QUEUE_SORT, QueueFilter, queue_filter_values, review_queue
 
     split = default_split(queue_filter_values(session)["split"])
     items = review_queue(
-        session, QueueFilter(split=split), sort="uncertainty", limit=n, version_key=version_key
+        session, QueueFilter(split=split), sort=DEFAULT_QUEUE_SORT, limit=n, version_key=version_key
     )
     return [item.pair_id for item in items]
 

@@ -283,12 +283,12 @@ def rows(url: str):
 
 
 def first_in_review_order(url: str) -> int:
-    """The pair Queue's default view (split val, smallest margin first) puts first; its image is taken away."""
-    from db.review_queue import QueueFilter, review_queue
+    """The pair Queue's default view (split val, its default order) puts first; its image is taken away."""
+    from db.review_queue import DEFAULT_QUEUE_SORT, QueueFilter, review_queue
 
     engine, sessions = open_database(url)
     with sessions.begin() as s:
-        pair_id = review_queue(s, QueueFilter(split="val"), sort="uncertainty", limit=1)[0].pair_id
+        pair_id = review_queue(s, QueueFilter(split="val"), sort=DEFAULT_QUEUE_SORT, limit=1)[0].pair_id
         s.get(Post, s.get(EntityPair, pair_id).post_id).image_path = "/nowhere/gone.png"
         # one train pair of MNRE's "None" relation: the label a plain read_csv used to turn into NaN
         none_pair = s.scalar(select(EntityPair).where(EntityPair.split == "train").order_by(EntityPair.id))

@@ -72,7 +72,7 @@ def test_activation_precomputes_the_top_of_the_queue_in_the_worker_and_a_cancel_
         assert all(r.settings == DEFAULT_SETTINGS[r.method.split(":")[1]] for r in rows)
         with sessions() as session:
             top = queue_top(session, version_key, TOP)
-        # the queue's first pairs (uncertainty order, by the predictions the scoring job stored), every kind
+        # the queue's first pairs (its default order, by the predictions the scoring job stored), every kind
         assert complete_pairs(rows) == {pair: set(KINDS) for pair in top}
 
         # the same job again finds everything stored and computes nothing
