@@ -189,7 +189,7 @@ def dataset_section(dataset: str) -> tuple[list[str], dict]:
         )
     lines += [
         "",
-        f"Winner by the rule (highest mean AUC among strategies whose AUC beats random's on every seed): "
+        f"Winner by the rule (highest mean AUC among strategies that ran every seed random ran and beat its AUC on each): "
         f"**{winner}**.",
         "",
     ]

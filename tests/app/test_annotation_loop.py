@@ -188,6 +188,10 @@ def test_curve_figures_and_the_winner_rule():
     assert winning_strategy(summaries) == "margin"
     # nothing beats random on every seed: random
     assert winning_strategy(summarize_curves([c for c in curves if c.strategy != "margin"])) == "random"
+    # a strategy that ran only some of random's seeds is no contender, however well it did there
+    fewer = [*[c for c in curves if c.strategy == "random"], curve("kmeans", 1, [0.1, 0.9, 0.9])]
+    assert not summarize_curves(fewer)["kmeans"].beats_random_on_every_seed
+    assert winning_strategy(summarize_curves(fewer)) == "random"
 
 
 def test_the_queue_default_is_the_measured_winner():
