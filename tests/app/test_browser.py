@@ -364,18 +364,25 @@ def walk(browser, url: str, store: str, shots: Path, tmp_path: Path, missing_ima
     press(browser, "a")
     wait_for_text(browser, f"Pair {first}: accepted")
     second = int(body(browser).split("· ")[0].split("Pair ")[-1].strip())
-    second_label = (
-        browser.find_element("xpath", "//button[.//p[starts-with(normalize-space(.), '2 ·')]]")
-        .text.split("·", 1)[1]
-        .rsplit(" ", 1)[0]
-        .strip()
+    # keys are fixed per label: take the first digit whose label is not the pair's gold one (that would be an accept)
+    gold = _gold(store, second)
+    key, second_label = next(
+        (digit, label)
+        for digit in "123456789"
+        for label in [
+            browser.find_element("xpath", f"//button[.//p[starts-with(normalize-space(.), '{digit} ·')]]")
+            .text.split("·", 1)[1]
+            .rsplit(" ", 1)[0]
+            .strip()
+        ]
+        if label != gold
     )
-    press(browser, "2")
+    press(browser, key)
     wait_for_text(browser, f"Pair {second}: corrected as {second_label}")
     press(browser, "u")  # undo the correction, then make it again
     wait_for_text(browser, f"Pair {second}: last decision undone")
     assert rows(store)[-1] == (second, "unreviewed", None, REVIEWER)
-    press(browser, "2")
+    press(browser, key)
     wait_for_text(browser, f"Pair {second}: corrected as {second_label}")
     browser.save_screenshot(str(shots / "review_after_keys.png"))
     assert rows(store) == [

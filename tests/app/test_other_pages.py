@@ -27,7 +27,8 @@ def test_queue_filters_sorts_and_opens_a_pair(make_app, seeded_url):
     no_exceptions(at)
     table = at.dataframe(key="queue_table").value
     assert set(table["split"]) == {"val"} and len(table) == 8, "a reviewer starts on one split (val)"
-    assert table["margin"].is_monotonic_increasing, "uncertain pairs first"
+    # the default order: the annotation-loop benchmark's winner, entropy (highest first)
+    assert table["entropy"].is_monotonic_decreasing, "uncertain pairs first"
     at.selectbox(key="queue_split").select_index(
         0
     ).run()  # "all", as a browser picks it (None would clear the box)
@@ -37,9 +38,9 @@ def test_queue_filters_sorts_and_opens_a_pair(make_app, seeded_url):
     assert list(at.dataframe(key="queue_table").value["pair"]) == [first]
     at.selectbox(key="queue_status").select_index(0)
     at.selectbox(key="queue_split").set_value("val")
-    at.selectbox(key="queue_sort").set_value("entropy").run()
+    at.selectbox(key="queue_sort").set_value("uncertainty").run()
     table = at.dataframe(key="queue_table").value
-    assert set(table["split"]) == {"val"} and table["entropy"].is_monotonic_decreasing
+    assert set(table["split"]) == {"val"} and table["margin"].is_monotonic_increasing
     at.button(key="queue_start").click().run()
     no_exceptions(at)
     assert at.session_state["review"].queue == list(table["pair"])
