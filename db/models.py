@@ -428,3 +428,65 @@ class OutOfSamplePrediction(Base):
     flagged: Mapped[bool]  # cleanlab.filter.find_label_issues
     rank: Mapped[int]  # 1 = the most likely label error of the run
     scores: Mapped[dict[str, float] | None] = mapped_column(JSON)  # every cleanlab quality score
+
+
+class ReviewSettings(Base):
+    """How a dataset is shared out among reviewers (db/leases.py): `overlap` distinct reviewers decide each pair (1:
+    one decision by anyone finishes a pair; 2 or more: for agreement), and a lease on a pair lapses after
+    `lease_minutes` without activity. No row: overlap 1, 10 minutes."""
+
+    __tablename__ = "review_settings"
+    __table_args__ = (
+        CheckConstraint("overlap >= 1", name="overlap_positive"),
+        CheckConstraint("lease_minutes >= 1", name="lease_minutes_positive"),
+    )
+
+    id: Mapped[intpk]
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), unique=True)
+    overlap: Mapped[int] = mapped_column(default=1)
+    lease_minutes: Mapped[int] = mapped_column(default=10)
+    set_by: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[created_at_utc]
+
+
+class ReviewAssignment(Base):
+    """The queue filter an admin assigned to a reviewer (db.review_queue.QueueFilter fields, as JSON): the pairs their
+    Review hands out, in the queue's usual order."""
+
+    __tablename__ = "review_assignments"
+
+    id: Mapped[intpk]
+    reviewer: Mapped[str] = mapped_column(String(200), unique=True)
+    queue_filter: Mapped[dict[str, Any]] = mapped_column(JSON)
+    set_by: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[created_at_utc]
+
+
+LEASE_STATES = ("held", "decided")
+
+
+class ReviewLease(Base):
+    """A pair handed to a reviewer. A pair has `overlap` slots (0 .. overlap-1); a reviewer's row takes one, and the
+    unique (pair, slot) key is what stops two reviewers who race for the last free slot from both winning it. A
+    `held` row lapses at `expires_at` (renewed on activity; the next reviewer to take the slot deletes it); a skip
+    deletes it; a decision turns it `decided`, which keeps the slot for good (undo frees it)."""
+
+    __tablename__ = "review_leases"
+    __table_args__ = (
+        UniqueConstraint("pair_id", "slot"),
+        UniqueConstraint("pair_id", "reviewer"),
+        CheckConstraint("slot >= 0", name="slot_non_negative"),
+        CheckConstraint("state IN ('" + "', '".join(LEASE_STATES) + "')", name="state_known"),
+        Index("ix_review_leases_reviewer_state", "reviewer", "state"),
+        Index("ix_review_leases_dataset_state", "dataset_id", "state"),
+    )
+
+    id: Mapped[intpk]
+    pair_id: Mapped[int] = mapped_column(ForeignKey("entity_pairs.id"))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    slot: Mapped[int]
+    reviewer: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16), default="held")
+    leased_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
