@@ -279,3 +279,58 @@ def current_rationales(session: Session, pair_ids: Iterable[int] | None = None) 
         RationaleRow, RationaleRow.annotation_id == current.id
     )
     return {pair_id: from_row(row) for pair_id, row in in_chunks(session, stmt, EntityPair.id, pair_ids)}
+
+
+@dataclass(frozen=True)
+class OwnDecision:
+    """A decision of one reviewer that is still in effect on its pair: what their next undo takes back."""
+
+    pair_id: int
+    annotation_id: int
+    revision: int  # the decision's own revision
+    current_revision: int  # the pair's current revision (an undo is checked against it)
+    status: str
+    label: str | None
+
+
+def own_decisions_in_effect(
+    session: Session, annotator: str, limit: int = 20, exclude_origin_prefix: str | None = "bulk:"
+) -> list[OwnDecision]:
+    """The reviewer's undo stack, from the store's history (so it survives a reload): their decisions that are
+    still in effect, most recent first.
+
+    A pair's decision in effect is the one undo_last would take back: its latest decision that no undo has taken
+    back. It counts here only when `annotator` made it, so a pair someone else decided after them is not theirs to
+    undo any more; after an undo their earlier decision on the pair is in effect again and comes back into the
+    stack at its own time. Decisions whose origin starts with `exclude_origin_prefix` (a bulk accept, undone as one
+    batch by db.bulk_review.undo_bulk_accept) are left out.
+    """
+    name = annotator.strip()
+    undone = select(Annotation.undoes_id).where(Annotation.undoes_id.is_not(None))
+    touched = select(Annotation.pair_id).where(Annotation.annotator == name).distinct()
+    in_effect = (
+        select(Annotation.pair_id, func.max(Annotation.revision).label("revision"))
+        .where(Annotation.undoes_id.is_(None), Annotation.id.not_in(undone), Annotation.pair_id.in_(touched))
+        .group_by(Annotation.pair_id)
+        .subquery("in_effect")
+    )
+    latest = latest_annotation_subquery()
+    stmt = (
+        select(Annotation, latest.c.revision)
+        .join(
+            in_effect,
+            and_(Annotation.pair_id == in_effect.c.pair_id, Annotation.revision == in_effect.c.revision),
+        )
+        .join(latest, latest.c.pair_id == Annotation.pair_id)
+        .where(Annotation.annotator == name)
+        .order_by(Annotation.id.desc())
+        .limit(limit)
+    )
+    if exclude_origin_prefix:
+        stmt = stmt.where(
+            Annotation.origin.is_(None) | Annotation.origin.not_like(f"{exclude_origin_prefix}%")
+        )
+    return [
+        OwnDecision(row.pair_id, row.id, row.revision, current, row.status, row.label)
+        for row, current in session.execute(stmt)
+    ]

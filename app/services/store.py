@@ -15,7 +15,14 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.services.rationales import describe
-from db.annotations import current_state, pair_history, record_annotation, undo_last
+from db.annotations import (
+    OwnDecision,
+    current_state,
+    own_decisions_in_effect,
+    pair_history,
+    record_annotation,
+    undo_last,
+)
 from db.datasets import list_datasets, require_pair
 from db.io import import_post
 from db.model_versions import ModelVersionInfo, active_model, registered_models
@@ -209,6 +216,15 @@ def undo(
         return undo_last(
             session, pair_id, annotator=annotator, expected_revision=expected_revision, actor=actor
         )
+
+
+def own_undo_stack(sessions: sessionmaker, annotator: str, limit: int = 20) -> list[OwnDecision]:
+    """The reviewer's own decisions still in effect, most recent first (db.annotations.own_decisions_in_effect):
+    what their undo takes back, read from the store's history so it survives a reload."""
+    if not annotator or not annotator.strip():
+        return []
+    with sessions() as session:
+        return own_decisions_in_effect(session, annotator, limit=limit)
 
 
 @dataclass(frozen=True)
