@@ -1,7 +1,15 @@
 """Review's optional evidence marks: the words (st.pills, one click per word) and one box on the image (a Plotly box
-selection, st.plotly_chart(on_select="rerun", selection_mode="box")). The marks live in session state per pair and
-go with the next decision (review_actions.save reads marked(pair_id)); with nothing marked, the decision is saved
+selection, st.plotly_chart(on_select=..., selection_mode="box")). The marks live in session state per pair and go
+with the next decision (review_actions.save reads marked(pair_id)); with nothing marked, the decision is saved
 exactly as before.
+
+Free for a reviewer who marks nothing: the panel is a closed expander that tracks its state (on_change="rerun"), and
+nothing inside it runs while it is closed: no image read, no figure built or sent, no pills drawn. A key press then
+costs the page two session-state look-ups. Opened once, it stays open from pair to pair until closed.
+
+Its own fragment: a click on a word, a box dragged or "Clear box" reruns only the panel (evidence_marks, a fragment
+inside Review's panel fragment), never the page, and the marks are kept in session keys of their own, so they survive
+those reruns, closing the panel and moving between pairs until a decision or an undo takes them (forget).
 
 Why pills: a word is one click (and a second click takes it back), the words stay in reading order and read as the
 post, and the entities are simply not offered; a multiselect needs a dropdown and typing, and a span selection
@@ -10,20 +18,25 @@ box selection itself, and no third-party component (streamlit-drawable-canvas ha
 releases; streamlit-image-coordinates returns a point or a rectangle but is one more dependency to install offline
 and keep in step) is needed.
 
-Session keys (pair id P): review_words_P (the pills' value), review_box_P (the box in image pixels, or None),
-review_box_size_P (the image's width, height), review_box_chart_P_N (the chart; N grows when the box is cleared,
-which drops the chart's selection).
+Session keys (pair id P): review_words_P (the marked words), review_box_P (the box in image pixels, or None),
+review_box_size_P (the image's width, height), review_evidence_open (the expander, one for every pair); the widgets'
+own keys carry a generation number that forget() and "Clear box" move on, which drops a widget's old value:
+review_words_pick_P_N (the pills), review_box_chart_P_N (the chart).
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
-from app.services.rationales import Rationale, box_from_selection, candidate_words, marked_rationale
+from app.services.rationales import Rationale, box_from_selection, candidate_words, describe, marked_rationale
 from app.services.store import PairView
 
 MAX_FIGURE_SIDE = 480  # pixels of the image sent to the browser; the axes stay in the original's pixels
 GRID = 24  # invisible points per side: Plotly's box selection needs a selectable trace under the box
+OPEN_KEY = "review_evidence_open"
+PANEL_LABEL = "Evidence (optional): why does the label hold?"
 
 
 def words_key(pair_id: int) -> str:
@@ -38,17 +51,33 @@ def size_key(pair_id: int) -> str:
     return f"review_box_size_{pair_id}"
 
 
+def _generation(name: str, pair_id: int) -> int:
+    return st.session_state.get(f"review_{name}_reset_{pair_id}", 0)
+
+
+def _next_generation(name: str, pair_id: int) -> None:
+    st.session_state[f"review_{name}_reset_{pair_id}"] = _generation(name, pair_id) + 1
+
+
+def pills_key(pair_id: int) -> str:
+    return f"review_words_pick_{pair_id}_{_generation('words', pair_id)}"
+
+
+def chart_key(pair_id: int) -> str:
+    return f"review_box_chart_{pair_id}_{_generation('box', pair_id)}"
+
+
 def forget(pair_id: int) -> None:
     """Drop a pair's marks (after its decision is saved or undone): the page then shows the stored rationale."""
     for key in (words_key(pair_id), box_key(pair_id), size_key(pair_id)):
         st.session_state.pop(key, None)
+    _next_generation("words", pair_id)
     reset_chart(pair_id)
 
 
 def reset_chart(pair_id: int) -> None:
     """A new key for the pair's chart, so a box selected on it before is not read again."""
-    counter = f"review_box_reset_{pair_id}"
-    st.session_state[counter] = st.session_state.get(counter, 0) + 1
+    _next_generation("box", pair_id)
 
 
 def marked(pair_id: int) -> Rationale | None:
@@ -109,47 +138,85 @@ def clear_box(pair_id: int) -> None:
     reset_chart(pair_id)
 
 
-def evidence_panel(view: PairView, stored: Rationale | None) -> None:
-    """The words to click and, for a post with an image, the image to draw one box on. Starts from the pair's
-    stored rationale (the decision in effect), so coming back to a pair shows what was saved."""
-    pair_id = view.pair_id
-    candidates = candidate_words(len(view.tokens), view.head[:2], view.tail[:2])
+def take_words(pair_id: int, key: str) -> None:
+    """The pills' callback: their value becomes the pair's marked words."""
+    st.session_state[words_key(pair_id)] = list(st.session_state.get(key) or [])
+
+
+def take_box(pair_id: int, key: str, size: tuple[int, int]) -> None:
+    """The chart's callback: the box just dragged (in image pixels) becomes the pair's box, and the chart gets a new
+    key, so it is drawn again with that box and its selection is not read a second time. A selection without a box
+    (a click on the image) leaves the box as it is: "Clear box" removes it."""
+    event = st.session_state.get(key)
+    selected = box_from_selection(event.get("selection") if event else None, size)
+    if selected is not None:
+        st.session_state[box_key(pair_id)] = selected
+        reset_chart(pair_id)
+
+
+def seed_marks(pair_id: int, stored: Rationale | None) -> None:
+    """Start the pair's marks from its stored rationale (the decision in effect), once: a decision carries what the
+    panel shows. Two session-state writes, nothing read from disk."""
     st.session_state.setdefault(words_key(pair_id), list(stored.tokens) if stored else [])
     st.session_state.setdefault(box_key(pair_id), stored.box if stored else None)
-    with st.expander("Evidence (optional): why does the label hold?", expanded=True):
-        st.pills(
-            "Evidence words (click to mark, click again to unmark; the entities are not evidence)",
-            candidates,
-            selection_mode="multi",
-            format_func=lambda i: view.tokens[i],
-            key=words_key(pair_id),
+    if stored is not None and stored.image_size is not None:
+        st.session_state.setdefault(size_key(pair_id), stored.image_size)
+
+
+def evidence_panel(view: PairView, stored: Rationale | None) -> None:
+    """A closed expander, opened on request; only then are the words and the image drawn (evidence_marks). Closed,
+    one caption says what the next decision will carry, if anything."""
+    pair_id = view.pair_id
+    seed_marks(pair_id, stored)
+    panel = st.expander(PANEL_LABEL, key=OPEN_KEY, on_change="rerun")
+    with panel:
+        if panel.open:
+            evidence_marks(view)
+    if not panel.open:
+        pending = marked(pair_id)
+        if pending is not None:
+            st.caption(f"Evidence marked: {describe(pending)}; it goes with the next decision.")
+
+
+@st.fragment
+def evidence_marks(view: PairView) -> None:
+    """The words to click and, for a post with an image, the image to draw one box on. Its widgets rerun only this
+    fragment; their values are copied to the pair's marks by their callbacks (take_words, take_box)."""
+    pair_id = view.pair_id
+    candidates = candidate_words(len(view.tokens), view.head[:2], view.tail[:2])
+    st.pills(
+        "Evidence words (click to mark, click again to unmark; the entities are not evidence)",
+        candidates,
+        selection_mode="multi",
+        format_func=lambda i: view.tokens[i],
+        default=st.session_state.get(words_key(pair_id)) or None,
+        key=pills_key(pair_id),
+        on_change=take_words,
+        args=(pair_id, pills_key(pair_id)),
+    )
+    if not view.image_path:
+        return
+    box = st.session_state.get(box_key(pair_id))
+    drawn = evidence_figure(view.image_path, box)
+    if drawn is None:
+        st.caption("Evidence box: the image cannot be read, so no box can be drawn.")
+        return
+    figure, size = drawn
+    st.session_state[size_key(pair_id)] = size
+    key = chart_key(pair_id)
+    st.plotly_chart(
+        figure,
+        key=key,
+        on_select=partial(take_box, pair_id, key, size),
+        selection_mode="box",
+        config={"displayModeBar": False},
+    )
+    left, right = st.columns([3, 1])
+    if box is None:
+        left.caption("Evidence box: drag a box over the image to mark where the evidence is.")
+    else:
+        left.caption(
+            f"Evidence box: x {box[0]:.0f}-{box[2]:.0f}, y {box[1]:.0f}-{box[3]:.0f} of {size[0]}x{size[1]} "
+            "pixels; saved with the next decision."
         )
-        if not view.image_path:
-            return
-        box = st.session_state[box_key(pair_id)]
-        drawn = evidence_figure(view.image_path, box)
-        if drawn is None:
-            return
-        figure, size = drawn
-        st.session_state[size_key(pair_id)] = size
-        chart_key = f"review_box_chart_{pair_id}_{st.session_state.get(f'review_box_reset_{pair_id}', 0)}"
-        event = st.plotly_chart(
-            figure,
-            key=chart_key,
-            on_select="rerun",
-            selection_mode="box",
-            config={"displayModeBar": False},
-        )
-        selected = box_from_selection(event.selection if event else None, size)
-        if selected is not None and selected != box:
-            st.session_state[box_key(pair_id)] = box = selected
-            st.rerun()  # redraw the figure with the box as the saved one will look
-        left, right = st.columns([3, 1])
-        if box is None:
-            left.caption("Evidence box: drag a box over the image to mark where the evidence is.")
-        else:
-            left.caption(
-                f"Evidence box: x {box[0]:.0f}-{box[2]:.0f}, y {box[1]:.0f}-{box[3]:.0f} of {size[0]}x{size[1]} "
-                "pixels; saved with the next decision."
-            )
-            right.button("Clear box", key=f"review_clear_box_{pair_id}", on_click=clear_box, args=(pair_id,))
+        right.button("Clear box", key=f"review_clear_box_{pair_id}", on_click=clear_box, args=(pair_id,))

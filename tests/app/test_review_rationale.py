@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.services.rationales import box_from_selection, candidate_words, describe, marked_rationale
+from app.ui.rationale_capture import OPEN_KEY
 from db.models import Annotation
 from db.models import Rationale as RationaleRow
 from db.schema import open_database
@@ -48,7 +49,13 @@ def n_decisions(url: str) -> int:
 
 
 def pills(at, pair: int):
-    return next(p for p in at.pills if p.key == f"review_words_{pair}")
+    return next(p for p in at.pills if p.key.startswith(f"review_words_pick_{pair}_"))
+
+
+def open_panel(at) -> None:
+    """Open the evidence expander (its state is a session key: what a click on it sets)."""
+    at.session_state[OPEN_KEY] = True
+    at.run()
 
 
 def test_box_from_selection_reads_streamlits_box_in_image_pixels():
@@ -75,6 +82,7 @@ def test_marks_make_a_rationale_only_when_something_is_marked():
 def test_words_and_box_are_saved_with_the_decision_undone_and_shown_again(make_app, seeded_url):
     at = make_app(seeded_url, REVIEW)
     no_exceptions(at)
+    open_panel(at)
     pair = at.session_state["review_shown"][0]
     words = pills(at, pair)
     options = candidates(seeded_url, pair)
@@ -128,3 +136,34 @@ def test_a_decision_without_marks_stores_no_rationale(make_app, seeded_url):
     no_exceptions(at)
     assert n_decisions(seeded_url) == 2
     assert stored(seeded_url) == []
+
+
+def test_the_closed_panel_costs_nothing_and_keeps_marks_made_before_it_closed(
+    make_app, seeded_url, monkeypatch
+):
+    import app.ui.rationale_capture as capture
+
+    figures = []
+    real = capture.evidence_figure
+    monkeypatch.setattr(capture, "evidence_figure", lambda *args: figures.append(args) or real(*args))
+    at = make_app(seeded_url, REVIEW)
+    no_exceptions(at)
+    first = at.session_state["review_shown"][0]
+    # closed by default: no image read, no figure, no pills; the only chart is the model's
+    assert figures == [] and not at.pills and len(at.get("plotly_chart")) == 1
+    at.button(key="review_skip").click().run()  # a key press on the next pair: still nothing
+    assert at.session_state["review_shown"][0] != first
+    assert figures == [] and not at.pills and len(at.get("plotly_chart")) == 1
+
+    open_panel(at)
+    pair = at.session_state["review_shown"][0]
+    assert len(figures) == 1 and len(at.get("plotly_chart")) == 2
+    options = candidates(seeded_url, pair)
+    pills(at, pair).set_value([options[1]]).run()
+    at.session_state[OPEN_KEY] = False  # closed again: the mark stays and says so
+    at.run()
+    assert not at.pills
+    assert any("Evidence marked: 1 word" in c.value for c in at.caption)
+    at.button(key="review_accept").click().run()
+    no_exceptions(at)
+    assert stored(seeded_url) == [(pair, 1, "accepted", [options[1]], None)]
