@@ -34,9 +34,9 @@ from sqlalchemy.orm import Session
 from db.errors import LabelStoreError
 from db.models import RATIONALE_SOURCES, Annotation, Dataset, EntityPair, Post
 from db.models import Rationale as RationaleRow
+from model.rationale_file import RATIONALES_FILE, iter_rationales
 
 Box = tuple[float, float, float, float]
-RATIONALES_FILE = "rationales.jsonl"  # model.synthetic.RATIONALES_FILE (not imported: it brings torch)
 
 
 @dataclass(frozen=True)
@@ -227,11 +227,9 @@ def import_synthetic_rationales(
     """Store FOLDER/rationales.jsonl (model.synthetic) as the `synthetic` evidence of `dataset`'s pairs, matched by
     split and line (the pairs' source keys). Returns how many were added; those already stored are kept (importing
     again adds nothing), one that differs from the stored one is an error. Every line is read and checked against
-    its pair before anything is written; errors name the file, the line and the field. Lines of splits not in
-    `splits` are passed over; a line whose pair is not in the store is an error unless `skip_missing` (an import
-    with --skip-bad left its record out)."""
-    import json
-
+    its pair before anything is written; errors name the file, the line and the field (model.rationale_file, the
+    generator's own reader, reads the file). Lines of splits not in `splits` are passed over; a line whose pair is
+    not in the store is an error unless `skip_missing` (an import with --skip-bad left its record out)."""
     path = Path(folder) / RATIONALES_FILE
     dataset_id = session.scalar(select(Dataset.id).where(Dataset.name == dataset))
     if dataset_id is None:
@@ -243,57 +241,59 @@ def import_synthetic_rationales(
     stored = source_rationales(session, [pair.id for pair in pairs.values()])
     posts = {post.id: post for post in session.scalars(select(Post).where(Post.dataset_id == dataset_id))}
     new: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
-        for number, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                line = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise LabelStoreError(f"{where}: not JSON ({err.msg})") from err
-            if not isinstance(line, dict):
-                raise LabelStoreError(f"{where}: a rationale is a JSON object")
-            if splits is not None and line.get("split") not in splits:
-                continue
-            key = f"{line.get('split')}:{line.get('line')}"
-            pair = pairs.get(key)
-            if pair is None and skip_missing:
-                continue
-            if pair is None:
+    for number, line in _read_file(folder):
+        where = f"{path}:{number}"
+        if splits is not None and line.split not in splits:
+            continue
+        key = f"{line.split}:{line.line}"
+        pair = pairs.get(key)
+        if pair is None and skip_missing:
+            continue
+        if pair is None:
+            raise LabelStoreError(
+                f"{where}: field 'split'/'line': no pair {key!r} in dataset {dataset!r} (import the split first)"
+            )
+        if line.source != "synthetic":
+            raise LabelStoreError(f"{where}: field 'source': {line.source!r}, expected 'synthetic'")
+        post = posts[pair.post_id]
+        try:
+            rationale = check_rationale(
+                Rationale(
+                    tokens=line.words,
+                    box=line.box,
+                    image_size=line.image_size,
+                    source="synthetic",
+                ),
+                len(post.tokens),
+                [(pair.head_start, pair.head_end), (pair.tail_start, pair.tail_end)],
+            )
+        except LabelStoreError as err:
+            raise LabelStoreError(f"{where}: {err}") from err
+        if pair.id in stored:
+            if stored[pair.id] != rationale:
                 raise LabelStoreError(
-                    f"{where}: field 'split'/'line': no pair {key!r} in dataset {dataset!r} (import the split first)"
+                    f"{where}: differs from the evidence stored before for pair {key!r}; import the changed "
+                    "set under another --dataset name"
                 )
-            if line.get("source", "synthetic") != "synthetic":
-                raise LabelStoreError(
-                    f"{where}: field 'source': {line.get('source')!r}, expected 'synthetic'"
-                )
-            post = posts[pair.post_id]
-            try:
-                rationale = check_rationale(
-                    Rationale(
-                        tokens=line.get("tokens") or (),
-                        box=line.get("box"),
-                        image_size=line.get("image_size"),
-                        source="synthetic",
-                    ),
-                    len(post.tokens),
-                    [(pair.head_start, pair.head_end), (pair.tail_start, pair.tail_end)],
-                )
-            except LabelStoreError as err:
-                raise LabelStoreError(f"{where}: {err}") from err
-            if pair.id in stored:
-                if stored[pair.id] != rationale:
-                    raise LabelStoreError(
-                        f"{where}: differs from the evidence stored before for pair {key!r}; import the changed "
-                        "set under another --dataset name"
-                    )
-                continue
-            stored[pair.id] = rationale
-            new.append({"pair_id": pair.id, "annotation_id": None, **rationale_values(rationale)})
+            continue
+        stored[pair.id] = rationale
+        new.append({"pair_id": pair.id, "annotation_id": None, **rationale_values(rationale)})
     if new:
         session.execute(RationaleRow.__table__.insert(), new)
     return len(new)
+
+
+def _read_file(folder: str | Path) -> list[tuple[int, Any]]:
+    """model.rationale_file's reading of FOLDER/rationales.jsonl, every line at once (nothing is written before the
+    whole file has been read); its errors (file, line and field named) as LabelStoreError."""
+    try:
+        return list(iter_rationales(folder))
+    except ValueError as err:
+        raise LabelStoreError(str(err)) from err
+    except OSError as err:
+        raise LabelStoreError(
+            f"{Path(folder) / RATIONALES_FILE}: cannot be read ({err.strerror or err})"
+        ) from err
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ saved as the post's grounding crop. A model that reads the image can be perfect;
 these labels. Written in the DeepKE layout, so every command that reads MNRE reads it too.
 
 The generator knows why each label holds, so every record comes with its evidence, written beside the MNRE files as
-`rationales.jsonl` (one JSON object per record, source "synthetic"; read_rationales reads it): on the image-decided
+`rationales.jsonl` (one JSON object per record, source "synthetic"; model.rationale_file reads it): on the image-decided
 set the deciding object's box in image pixels; on the text-decided variant (`--decided-by text`) the index of the one
 trigger word that decides the label ("married", "coworkers", "mother", "twins", ...), while its pictures hold an
 object drawn independently of the label (so the image carries no signal there). The image-decided set is the same,
@@ -22,13 +22,18 @@ import argparse
 import json
 import random
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw
 
 from model.data import SPLIT_FILES
+from model.rationale_file import (  # noqa: F401  (read_rationales: this module's reader, re-exported)
+    DECIDED_BY,
+    RATIONALES_FILE,
+    Rationale,
+    read_rationales,
+)
 
 MNRE_LABELS = [
     "None",
@@ -109,37 +114,6 @@ TEXT_TEMPLATES = [
     "Photo of {a} next to {b} from last night # {t}",
     "{a} says {b} and I are {t} now",
 ]
-RATIONALES_FILE = "rationales.jsonl"
-RATIONALE_SOURCE = "synthetic"
-DECIDED_BY = ("image", "text")
-
-
-@dataclass(frozen=True)
-class Rationale:
-    """Why one record's label holds: evidence words and/or an evidence box, from a named source."""
-
-    split: str
-    line: int  # 1-based line of the record in txt/ours_<split>.txt (model.data.Record.line)
-    img_id: str | None
-    words: tuple[int, ...]  # indices into the record's "token" list; the two entities are never evidence
-    box: (
-        tuple[int, int, int, int] | None
-    )  # (x0, y0, x1, y1) in the original image's pixels, right/bottom exclusive
-    image_size: tuple[int, int] | None  # (width, height) of the original image
-    decided_by: str  # "image" | "text"
-    source: str = RATIONALE_SOURCE
-
-    def to_json(self) -> dict:
-        return {
-            "split": self.split,
-            "line": self.line,
-            "img_id": self.img_id,
-            "source": self.source,
-            "decided_by": self.decided_by,
-            "tokens": list(self.words),
-            "box": None if self.box is None else list(self.box),
-            "image_size": None if self.image_size is None else list(self.image_size),
-        }
 
 
 def _draw_object(d: ImageDraw.ImageDraw, shape: str, x0: int, y0: int, size: int, fill) -> None:
@@ -264,59 +238,6 @@ def generate(
         torch.save(crops, out / "txt" / dict_name)
     (out / RATIONALES_FILE).write_text("".join(json.dumps(r.to_json()) + "\n" for r in rationales))
     return out
-
-
-def _int_list(value, n: int | None, where: str, field: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or (n is not None and len(value) != n):
-        raise ValueError(f"{where}: field {field!r} must be a list of {n or 'any number of'} integers")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
-        raise ValueError(f"{where}: field {field!r} must hold integers >= 0")
-    return tuple(value)
-
-
-def read_rationales(folder: str | Path, split: str | None = None) -> dict[tuple[str, int], Rationale]:
-    """{(split, line): Rationale} from FOLDER/rationales.jsonl (the split's records only when split is given).
-
-    A malformed line is an error naming the file, the line and the field."""
-    path = Path(folder) / RATIONALES_FILE
-    found: dict[tuple[str, int], Rationale] = {}
-    with path.open(encoding="utf-8") as fh:
-        for number, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: not JSON ({err.msg})") from err
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: a rationale is a JSON object")
-            expected = {"split", "line", "img_id", "source", "decided_by", "tokens", "box", "image_size"}
-            if set(row) != expected:
-                raise ValueError(f"{where}: fields {sorted(row)}, expected {sorted(expected)}")
-            if not isinstance(row["split"], str) or not isinstance(row["source"], str):
-                raise ValueError(f"{where}: fields 'split' and 'source' are strings")
-            if not isinstance(row["line"], int) or row["line"] < 1:
-                raise ValueError(f"{where}: field 'line' is a 1-based line number")
-            if row["decided_by"] not in DECIDED_BY:
-                raise ValueError(f"{where}: field 'decided_by' must be one of {DECIDED_BY}")
-            box = None if row["box"] is None else _int_list(row["box"], 4, where, "box")
-            if box is not None and not (box[0] < box[2] and box[1] < box[3]):
-                raise ValueError(f"{where}: field 'box' must be (x0, y0, x1, y1) with x0 < x1 and y0 < y1")
-            size = None if row["image_size"] is None else _int_list(row["image_size"], 2, where, "image_size")
-            rationale = Rationale(
-                split=row["split"],
-                line=row["line"],
-                img_id=row["img_id"],
-                words=_int_list(row["tokens"], None, where, "tokens"),
-                box=box,
-                image_size=size,
-                decided_by=row["decided_by"],
-                source=row["source"],
-            )
-            if split is None or rationale.split == split:
-                found[(rationale.split, rationale.line)] = rationale
-    return found
 
 
 def main(argv: list[str] | None = None) -> int:

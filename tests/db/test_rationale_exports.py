@@ -26,7 +26,7 @@ from db.io import content_key, export_labels, import_mnre
 from db.label_studio import export_label_studio, import_label_studio
 from db.models import Annotation, EntityPair
 from db.models import Rationale as RationaleRow
-from db.rationales import Rationale, source_rationales
+from db.rationales import Rationale, import_synthetic_rationales, source_rationales
 from db.schema import open_database
 from model.mnre_format import DataFormatError
 
@@ -137,6 +137,46 @@ def test_a_synthetic_line_that_names_an_entity_word_is_refused_with_file_line_an
         import_mnre(session, folder, dataset="synth")
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(EntityPair)) == 0
+
+
+def _spoil(line: str, how: str) -> str:
+    if how == "not JSON":
+        return line[: len(line) // 2]
+    row = json.loads(line)
+    if how == "missing field":
+        del row["tokens"]
+    else:  # a box past the image's right edge
+        row["box"] = [0, 0, row["image_size"][0] + 1, 2]
+    return json.dumps(row)
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("not JSON", r"rationales.jsonl:3: not JSON"),
+        ("missing field", r"rationales.jsonl:3: field 'tokens' is missing"),
+        ("box outside", r"rationales.jsonl:3: field 'box': \[0, 0, \d+, 2\] is outside the \d+x\d+ image"),
+    ],
+)
+def test_a_bad_synthetic_line_names_file_line_and_field_and_changes_nothing_stored(
+    sessions, synthetic_sets, tmp_path, how, message
+):
+    """The generator's reader (model.rationale_file) reads the file for the store; its errors come back as the
+    store's error type with the file, the line and the field, and the evidence stored before stays as it was."""
+    folder = tmp_path / "bad"
+    shutil.copytree(synthetic_sets["image"], folder)
+    with sessions.begin() as session:
+        import_mnre(session, folder, dataset="synth")
+    with sessions() as session:
+        before = source_rationales(session)
+    path = folder / "rationales.jsonl"
+    lines = path.read_text().splitlines()
+    lines[2] = _spoil(lines[2], how)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LabelStoreError, match=message), sessions.begin() as session:
+        import_synthetic_rationales(session, "synth", folder)
+    with sessions() as session:
+        assert source_rationales(session) == before and len(before) == 10
 
 
 # ------------------------------------------------------------------------------------------------------------
