@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, aliased
 
 from db.datasets import require_pair
 from db.errors import ConcurrentEditError, LabelStoreError
-from db.models import Annotation, Dataset, EntityPair
+from db.models import Annotation, Dataset, EntityPair, Post, utcnow
 from db.models import Rationale as RationaleRow
 from db.rationales import (
     Rationale,
@@ -29,8 +29,11 @@ from db.rationales import (
     from_row,
     in_chunks,
 )
+from db.spans import Span, check_spans
+from db.validate import MAX_IDENTITY
 
 REVIEW_STATUSES = ("accepted", "corrected", "rejected", "skipped")  # what a reviewer can choose
+ADDED_ORIGIN = "added"  # the origin of the first decision on a pair a reviewer added (add_pair)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,16 @@ class CurrentState:
     label: str | None  # the reviewer's label (None: no decision on the label, the gold label stands)
     revision: int  # 0 when there is no annotation
     annotator: str | None
+    # the spans in effect when a decision fixed them (db.spans); None: the pair's own span
+    head: Span | None = None
+    tail: Span | None = None
+
+    def spans(self, pair: EntityPair) -> tuple[Span, Span]:
+        """(head, tail) in effect: the fixed ones, else the pair's own."""
+        return (
+            self.head or Span(pair.head_start, pair.head_end, pair.head_name),
+            self.tail or Span(pair.tail_start, pair.tail_end, pair.tail_name),
+        )
 
     def curated_label(self, gold_label: str | None) -> str | None:
         """The label to train on / export: None means the pair is dropped (rejected, or no label at all)."""
@@ -56,8 +69,36 @@ def current_state(history: Sequence[Annotation]) -> CurrentState:
         return UNREVIEWED
     last = max(history, key=lambda annotation: annotation.revision)
     return CurrentState(
-        status=last.status, label=last.label, revision=last.revision, annotator=last.annotator
+        status=last.status,
+        label=last.label,
+        revision=last.revision,
+        annotator=last.annotator,
+        head=row_span(last.head_start, last.head_end, last.head_name),
+        tail=row_span(last.tail_start, last.tail_end, last.tail_name),
     )
+
+
+SPAN_COLUMNS = ("head_start", "head_end", "head_name", "tail_start", "tail_end", "tail_name")
+
+
+def row_span(start: int | None, end: int | None, name: str | None) -> Span | None:
+    return None if start is None else Span(start, end, name)
+
+
+def span_values(pair: EntityPair, head: Span | None, tail: Span | None) -> dict[str, Any]:
+    """The span columns of a decision: NULL where the span is the pair's own."""
+    if head is not None and head.pos == (pair.head_start, pair.head_end):
+        head = None
+    if tail is not None and tail.pos == (pair.tail_start, pair.tail_end):
+        tail = None
+    return {
+        "head_start": head and head.start,
+        "head_end": head and head.end,
+        "head_name": head and head.text,
+        "tail_start": tail and tail.start,
+        "tail_end": tail and tail.end,
+        "tail_name": tail and tail.text,
+    }
 
 
 def pair_history(session: Session, pair_id: int) -> list[Annotation]:
@@ -81,6 +122,8 @@ def append_annotation(
         select(Annotation).where(Annotation.pair_id == pair.id).order_by(Annotation.revision.desc()).limit(1)
     ).first()
     current_revision = latest.revision if latest else 0
+    for column in SPAN_COLUMNS:  # a decision that fixes no span keeps the spans in effect
+        values.setdefault(column, getattr(latest, column) if latest is not None else None)
     if current_revision != expected_revision:
         if latest is None:
             raise LabelStoreError(f"pair {pair.id} has no revision {expected_revision}; reload it")
@@ -121,6 +164,8 @@ def record_annotation(
     note: str | None = None,
     origin: str | None = None,
     rationale: Rationale | None = None,
+    head: tuple[int, int] | Span | None = None,
+    tail: tuple[int, int] | Span | None = None,
 ) -> Annotation:
     """Append a review decision made on top of `expected_revision` (the revision the reviewer saw).
 
@@ -133,16 +178,29 @@ def record_annotation(
     checked first (word indices of the post, not the entities'; a box inside the image): a bad one is a
     LabelStoreError naming the field and nothing is stored. A skip without one keeps the previous decision's, as it
     keeps its label.
+    head / tail (word positions (start, end), end exclusive): the pair's entity spans fixed with this decision
+    (db.spans: inside the post, not empty, head and tail sharing no word); the pair row is never changed, the
+    decision carries the spans in effect and later decisions keep them until an undo takes this one back.
     """
     if status not in REVIEW_STATUSES:
         raise LabelStoreError(f"unknown status {status!r}; expected one of {', '.join(REVIEW_STATUSES)}")
     if not annotator or not annotator.strip():
         raise LabelStoreError("an annotation needs the annotator's name")
     pair = require_pair(session, pair_id)
+    spans: dict[str, Any] = {}
+    in_effect = None
+    if head is not None or tail is not None or rationale is not None:
+        in_effect = current_state(pair_history(session, pair_id)).spans(pair)
+    if head is not None or tail is not None:
+        tokens = session.scalar(select(Post.tokens).where(Post.id == pair.post_id))
+        in_effect = check_spans(
+            head if head is not None else in_effect[0], tail if tail is not None else in_effect[1], tokens
+        )
+        spans = span_values(pair, *in_effect)
     if rationale is not None:
         if rationale.source != "reviewer":
             raise LabelStoreError("field 'rationale.source': a decision's rationale comes from a 'reviewer'")
-        rationale = check_pair_rationale(session, pair, rationale)
+        rationale = check_pair_rationale(session, pair, rationale, [s.pos for s in in_effect])
     if status == "accepted" and label is None:
         label = pair.gold_label
     if status == "corrected" and label is not None and label == pair.gold_label:
@@ -167,6 +225,7 @@ def record_annotation(
         annotator=annotator.strip(),
         note=note,
         origin=origin,
+        **spans,
     )
     if rationale is not None:
         add_decision_rationale(session, annotation, rationale)
@@ -209,6 +268,7 @@ def undo_last(
         annotator=annotator.strip(),
         note=note or f"undo revision {target.revision}",
         undoes_id=target.id,
+        **span_values(pair, restored.head, restored.tail),  # the spans in effect before it, too
     )
     # the restored decision's rationale comes back with its label (a copy on the undo row: rows are never edited)
     restored_rationale = decision_rationale(session, before[-1].id) if before else None
@@ -260,14 +320,26 @@ def current_states(session: Session, pair_ids: Iterable[int] | None = None) -> d
     current = current_annotation_alias()
     stmt = join_current_annotation(
         select(
-            current.pair_id, current.status, current.label, current.revision, current.annotator
+            current.pair_id,
+            current.status,
+            current.label,
+            current.revision,
+            current.annotator,
+            *(getattr(current, column) for column in SPAN_COLUMNS),
         ).select_from(EntityPair),
         current,
     ).where(current.revision.is_not(None))
     if pair_ids is not None:
         stmt = stmt.where(EntityPair.id.in_(list(pair_ids)))
     return {
-        row.pair_id: CurrentState(row.status, row.label, row.revision, row.annotator)
+        row.pair_id: CurrentState(
+            row.status,
+            row.label,
+            row.revision,
+            row.annotator,
+            row_span(row.head_start, row.head_end, row.head_name),
+            row_span(row.tail_start, row.tail_end, row.tail_name),
+        )
         for row in session.execute(stmt)
     }
 
@@ -334,3 +406,92 @@ def own_decisions_in_effect(
         OwnDecision(row.pair_id, row.id, row.revision, current, row.status, row.label)
         for row, current in session.execute(stmt)
     ]
+
+
+def add_pair(
+    session: Session,
+    post_id: int,
+    *,
+    dataset: str,
+    head: tuple[int, int] | Span,
+    tail: tuple[int, int] | Span,
+    label: str,
+    annotator: str,
+    split: str | None = None,
+    note: str | None = None,
+) -> tuple[EntityPair, Annotation]:
+    """Add a (head, tail) pair to a stored post of `dataset`, labelled `label` by `annotator`.
+
+    The pair records who added it and when (added_by, added_at) and has no gold label: its label is a decision
+    (status "corrected", revision 1, origin "added"), so it is in the queue, the history and every export like any
+    reviewed pair, and undo takes the label back (the pair stays, unreviewed). `split`: where it goes (default: the
+    split of the post's other pairs). Refused with a LabelStoreError naming the field: a post of another dataset
+    ('post'), spans out of the post, empty or overlapping ('head' / 'tail'), a pair the post already has with these
+    spans in effect ('head'), an unknown label ('label').
+    """
+    if not annotator or not annotator.strip():
+        raise LabelStoreError("field 'annotator': adding a pair needs the reviewer's name")
+    if len(annotator.strip()) > MAX_IDENTITY:
+        raise LabelStoreError(f"field 'annotator': longer than {MAX_IDENTITY} characters")
+    post = session.get(Post, post_id)
+    if post is None:
+        raise LabelStoreError(f"field 'post': no post with id {post_id}")
+    dataset_row = session.scalar(select(Dataset).where(Dataset.name == dataset))
+    if dataset_row is None:
+        raise LabelStoreError(f"field 'dataset': no dataset named {dataset!r} in the label store")
+    if post.dataset_id != dataset_row.id:
+        raise LabelStoreError(f"field 'post': post {post_id} belongs to another dataset than {dataset!r}")
+    head_span, tail_span = check_spans(head, tail, post.tokens)
+    if not isinstance(label, str) or not label:
+        raise LabelStoreError("field 'label': a pair is added with its label")
+    if dataset_row.label_map and label not in dataset_row.label_map:
+        raise LabelStoreError(
+            f"field 'label': unknown label {label!r}; expected one of the dataset's {len(dataset_row.label_map)} labels"
+        )
+    others = list(
+        session.scalars(select(EntityPair).where(EntityPair.post_id == post_id).order_by(EntityPair.id))
+    )
+    states = current_states(session, [pair.id for pair in others])
+    for other in others:
+        other_head, other_tail = states.get(other.id, UNREVIEWED).spans(other)
+        if (other_head.pos, other_tail.pos) == (head_span.pos, tail_span.pos):
+            raise LabelStoreError(
+                f"field 'head': post {post_id} already has the pair {head_span.text!r} -> {tail_span.text!r} "
+                f"(pair {other.id}); review that one instead"
+            )
+    if split is None:
+        if not others:
+            raise LabelStoreError(f"field 'split': post {post_id} has no pair to take a split from; name one")
+        split = others[0].split
+    now = utcnow()
+    pair = EntityPair(
+        post_id=post_id,
+        dataset_id=dataset_row.id,
+        split=split,
+        source_key=f"added:{post_id}:{head_span.start}-{head_span.end}:{tail_span.start}-{tail_span.end}:"
+        f"{now.strftime('%Y%m%dT%H%M%S%f')}",
+        source_line=None,
+        head_name=head_span.text,
+        head_start=head_span.start,
+        head_end=head_span.end,
+        tail_name=tail_span.text,
+        tail_start=tail_span.start,
+        tail_end=tail_span.end,
+        gold_label=None,
+        raw_line=None,
+        added_by=annotator.strip(),
+        added_at=now,
+    )
+    session.add(pair)
+    session.flush()
+    annotation = record_annotation(
+        session,
+        pair.id,
+        status="corrected",
+        label=label,
+        annotator=annotator,
+        expected_revision=0,
+        note=note,
+        origin=ADDED_ORIGIN,
+    )
+    return pair, annotation

@@ -1,5 +1,6 @@
 """The rows every export writes: the pairs an ExportFilter selects, each with its label in effect
-(db.annotations.CurrentState.curated_label) and the decision behind it, and the atomic file writes the writers share.
+(db.annotations.CurrentState.curated_label), its head and tail spans in effect (a span fixed by a decision, else the
+pair's own) and the decision behind it, and the atomic file writes the writers share.
 
 db.io (MNRE txt, CSV), db.hf_dataset (JSONL, Parquet, dataset folders) and db.label_studio_export (Label Studio tasks)
 all read curated_rows and write through atomic_write / write_text_lines; none of them imports another.
@@ -51,6 +52,10 @@ ROW_COLUMNS = (
     "annotated_at",
     "note",
     "revision",
+    # the spans above are the ones in effect (db.spans): True where a decision fixed the head or tail span; who
+    # added the pair on Review (db.annotations.add_pair), None for a pair of the source data
+    "spans_edited",
+    "added_by",
     # the rationale in effect (db.rationales.rationale_in_effect): word indices, box (x0, y0, x1, y1) in the image's
     # pixels, the image's (width, height), its source; None where the pair has none
     "rationale_tokens",
@@ -109,6 +114,13 @@ def curated_rows(session: Session, export_filter: ExportFilter | None = None) ->
             current.created_at,
             current.note,
             current.revision,
+            current.head_start.label("cur_head_start"),
+            current.head_end.label("cur_head_end"),
+            current.head_name.label("cur_head_name"),
+            current.tail_start.label("cur_tail_start"),
+            current.tail_end.label("cur_tail_end"),
+            current.tail_name.label("cur_tail_name"),
+            EntityPair.added_by,
         )
         .join(Post, Post.id == EntityPair.post_id)
         .join(Dataset, Dataset.id == EntityPair.dataset_id)
@@ -144,6 +156,12 @@ def curated_rows(session: Session, export_filter: ExportFilter | None = None) ->
             continue
         if export_filter.label and label != export_filter.label:
             continue
+        head = (row.head_name, row.head_start, row.head_end)
+        if row.cur_head_start is not None:  # a decision fixed the span: the one in effect
+            head = (row.cur_head_name, row.cur_head_start, row.cur_head_end)
+        tail = (row.tail_name, row.tail_start, row.tail_end)
+        if row.cur_tail_start is not None:
+            tail = (row.cur_tail_name, row.cur_tail_start, row.cur_tail_end)
         rows.append(
             {
                 "pair_id": row.pair_id,
@@ -152,12 +170,12 @@ def curated_rows(session: Session, export_filter: ExportFilter | None = None) ->
                 "source_line": row.source_line,
                 "tokens": list(row.tokens),
                 "text": " ".join(row.tokens),
-                "head_name": row.head_name,
-                "head_start": row.head_start,
-                "head_end": row.head_end,
-                "tail_name": row.tail_name,
-                "tail_start": row.tail_start,
-                "tail_end": row.tail_end,
+                "head_name": head[0],
+                "head_start": head[1],
+                "head_end": head[2],
+                "tail_name": tail[0],
+                "tail_start": tail[1],
+                "tail_end": tail[2],
                 "img_id": row.img_id,
                 "has_image": row.has_image,
                 "image_sha256": row.image_sha256,
@@ -168,6 +186,8 @@ def curated_rows(session: Session, export_filter: ExportFilter | None = None) ->
                 "annotated_at": row.created_at.isoformat() if row.created_at else None,
                 "note": row.note,
                 "revision": state.revision,
+                "spans_edited": row.cur_head_start is not None or row.cur_tail_start is not None,
+                "added_by": row.added_by,
                 "_raw_line": row.raw_line,
             }
         )

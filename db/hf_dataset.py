@@ -86,7 +86,7 @@ def column_types() -> dict[str, str]:
             types[column] = "int64"
         elif column in INT32_COLUMNS:
             types[column] = "int32"
-        elif column == "has_image":
+        elif column in ("has_image", "spans_edited"):
             types[column] = "bool"
         else:
             types[column] = "string"

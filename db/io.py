@@ -422,13 +422,22 @@ def import_post(
 
 
 def mnre_line(row: dict[str, Any]) -> str:
-    """The record in the MNRE txt layout: the source line itself when the label is untouched."""
+    """The record in the MNRE txt layout: the source line itself when the label and spans are untouched; a fixed
+    span replaces the record's `h` / `t` name and pos (DeepKE's layout: pos is [start, end), end exclusive)."""
     raw = row["_raw_line"]
-    if raw is not None and row["label"] == row["gold_label"]:
+    if raw is not None and row["label"] == row["gold_label"] and not row["spans_edited"]:
         return raw
     if raw is not None:
         record = ast.literal_eval(raw)  # keeps the source's keys, order and any extra fields
         record["relation"] = row["label"]
+        if row["spans_edited"]:
+            for key, role in (("h", "head"), ("t", "tail")):
+                entity = record[key] if isinstance(record.get(key), dict) else {}
+                record[key] = {
+                    **entity,
+                    "name": row[f"{role}_name"],
+                    "pos": [row[f"{role}_start"], row[f"{role}_end"]],
+                }
     else:
         record = {
             "token": row["tokens"],

@@ -1,7 +1,10 @@
 """Label Studio tasks JSON out of the store: one task per curated pair.
 
-`data` holds the post text, the image URL and an `mrelens` block (dataset, split, source key, word tokens and spans,
-gold label), so that an import (db.label_studio_import) puts every pair back where it came from. Each annotator's
+`data` holds the post text, the image URL and an `mrelens` block (dataset, split, source key, word tokens and the
+pair's own spans, gold label; who added it and when for a pair added on Review), so that an import
+(db.label_studio_import) puts every pair back where it came from. Each annotation's head and tail regions are the
+spans in effect after its decision (a span fixed on Review moves them; the regions keep their ids h<pair>, t<pair>,
+which is how the import tells a fixed span of the task's pair from a new pair drawn in Label Studio). Each annotator's
 latest decision still in effect becomes one annotation (`completed_by`, `created_at`; a skip is `was_cancelled`, a
 rejection the "reject pair" choice); the active model's output becomes a prediction with its `model_version` and
 `score`. The result shapes are db.label_studio_format's.
@@ -144,6 +147,17 @@ def rationale_result(row: dict[str, Any], rationale: Rationale, tag: str) -> lis
     return result
 
 
+def decision_row(row: dict[str, Any], own: dict[str, Any], decision: Annotation) -> dict[str, Any]:
+    """`row` with the spans in effect after `decision` (a span it or an earlier decision fixed, else the pair's own
+    spans `own`): each annotation shows the spans it was made on."""
+    spans = dict(own)
+    if decision.head_start is not None:
+        spans |= {"head_start": decision.head_start, "head_end": decision.head_end}
+    if decision.tail_start is not None:
+        spans |= {"tail_start": decision.tail_start, "tail_end": decision.tail_end}
+    return row | spans
+
+
 def _annotation(
     row: dict[str, Any], decision: Annotation, rationale: Rationale | None = None
 ) -> dict[str, Any]:
@@ -195,13 +209,24 @@ def label_studio_tasks(
     rationales = decision_rationales(session, [d.id for ds in decisions.values() for d in ds])
     evidence = source_rationales(session, pair_ids)  # the dataset's own (synthetic), in data.mrelens
     stored: dict[int, tuple[str, str | None]] = {}  # pair id -> (source key, image path)
+    # pair id -> the pair's own spans (the rows hold the spans in effect) and who added it, when
+    own: dict[int, dict[str, Any]] = {}
     for start in range(0, len(pair_ids), 5000):
-        for pid, source_key, image_path in session.execute(
-            select(EntityPair.id, EntityPair.source_key, Post.image_path)
+        for pair, image_path in session.execute(
+            select(EntityPair, Post.image_path)
             .join(Post, Post.id == EntityPair.post_id)
             .where(EntityPair.id.in_(pair_ids[start : start + 5000]))
         ):
-            stored[pid] = (source_key, image_path)
+            stored[pair.id] = (pair.source_key, image_path)
+            own[pair.id] = {
+                "head_start": pair.head_start,
+                "head_end": pair.head_end,
+                "head_name": pair.head_name,
+                "tail_start": pair.tail_start,
+                "tail_end": pair.tail_end,
+                "tail_name": pair.tail_name,
+                "added": (pair.added_by, pair.added_at),
+            }
     version = active_model_version(session)
     predictions: dict[int, Prediction] = {}
     if version is not None and pair_ids:
@@ -216,6 +241,9 @@ def label_studio_tasks(
                 predictions[pred.pair_id] = pred
     tasks = []
     for row in rows:
+        spans = own[row["pair_id"]]
+        added_by, added_at = spans.pop("added")
+        original = row | spans  # the pair as stored: data.mrelens and the model's prediction are about it
         meta = {
             "pair_id": row["pair_id"],
             "dataset": row["dataset"],
@@ -223,15 +251,17 @@ def label_studio_tasks(
             "source_key": stored[row["pair_id"]][0],
             "source_line": row["source_line"],
             "tokens": row["tokens"],
-            "head": [row["head_start"], row["head_end"]],
-            "tail": [row["tail_start"], row["tail_end"]],
-            "head_name": row["head_name"],
-            "tail_name": row["tail_name"],
+            "head": [spans["head_start"], spans["head_end"]],
+            "tail": [spans["tail_start"], spans["tail_end"]],
+            "head_name": spans["head_name"],
+            "tail_name": spans["tail_name"],
             "img_id": row["img_id"],
             "image_path": stored[row["pair_id"]][1],
             "gold_label": row["gold_label"],
             "raw_line": row["_raw_line"],
         }
+        if added_by is not None:  # a pair a reviewer added on Review (db.annotations.add_pair)
+            meta |= {"added_by": added_by, "added_at": iso_time(added_at)}
         if row["pair_id"] in evidence:
             meta["evidence"] = evidence[row["pair_id"]].to_json()
         task: dict[str, Any] = {
@@ -241,7 +271,8 @@ def label_studio_tasks(
                 "mrelens": meta,
             },
             "annotations": [
-                _annotation(row, d, rationales.get(d.id)) for d in decisions.get(row["pair_id"], [])
+                _annotation(decision_row(row, spans, d), d, rationales.get(d.id))
+                for d in decisions.get(row["pair_id"], [])
             ],
             "predictions": [],
         }
@@ -251,7 +282,7 @@ def label_studio_tasks(
                 {
                     "model_version": version.version_id,
                     "score": float(pred.confidence),
-                    "result": pair_result(row, pred.predicted_label),
+                    "result": pair_result(original, pred.predicted_label),
                 }
             )
         tasks.append(task)

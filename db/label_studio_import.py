@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.annotations import append_annotation, check_label
+from db.annotations import append_annotation, check_label, span_values
 from db.datasets import get_or_create_dataset
 from db.errors import LabelStoreError
 from db.io import bulk_insert, content_key, validate_image
@@ -49,6 +49,7 @@ from db.rationales import (
     source_rationales,
 )
 from db.roles import Actor, require_admin
+from db.spans import check_spans
 from db.validate import (
     MAX_SOURCE_KEY,
     check_gold_label,
@@ -93,6 +94,9 @@ class _Decision:
     note: str | None
     where: str  # "task 3 annotations[1]" for messages
     rationale: Rationale | None = None  # checked against the pair's words, entities and image
+    # the (head, tail) spans the annotation shows for its pair (checked: db.spans); None: a skip that drew nothing,
+    # which keeps the spans in effect
+    spans: tuple[tuple[int, int], tuple[int, int]] | None = None
 
 
 @dataclass
@@ -112,6 +116,7 @@ class _PairPlan:
     where: str
     decisions: list[_Decision] = field(default_factory=list)
     evidence: Rationale | None = None  # data.mrelens.evidence: the dataset's own (synthetic) rationale
+    added: tuple[str, datetime] | None = None  # data.mrelens.added_by / added_at: a pair added on Review
 
 
 @dataclass
@@ -285,7 +290,19 @@ def _new_plan(
             tail,
             img_id,
         )
+    added = None
+    if from_meta and meta.get("added_by") is not None:
+        added_by = _checked(reader, check_identity, meta.get("added_by"), "data.mrelens.added_by")
+        added_at = meta.get("added_at")
+        try:
+            when = datetime.fromisoformat(added_at.replace("Z", "+00:00"))
+            added = (added_by, (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC))
+        except (AttributeError, ValueError, OverflowError) as err:
+            raise reader.error(
+                "data.mrelens.added_at", f"must be an ISO time string, got {added_at!r:.40}"
+            ) from err
     return _PairPlan(
+        added=added,
         dataset=dataset,
         split=split,
         source_key=source_key,
@@ -608,6 +625,20 @@ def _parse_task(
                             f"region {region!r} is a {regions[region][0]} span; relations go head -> tail",
                         )
                 head, tail = regions[from_id][1], regions[to_id][1]
+            fixed = (head, tail)  # the spans this annotation shows
+            own_regions = (f"h{meta.get('pair_id')}", f"t{meta.get('pair_id')}")
+            if (
+                meta_head
+                and meta_tail
+                and (from_id, to_id) == own_regions
+                and fixed != (meta_head, meta_tail)
+            ):
+                # the task's own regions, moved: a span fixed on the task's pair (on Review, or in Label Studio)
+                try:
+                    check_spans(head, tail, tokens)
+                except LabelStoreError as err:
+                    raise reader.error(result_path, str(err)) from err
+                head, tail = meta_head, meta_tail
             if (head, tail) not in pairs:
                 pairs[(head, tail)] = _new_plan(
                     reader,
@@ -637,6 +668,7 @@ def _parse_task(
                 if status == "accepted" and isinstance(hint, dict) and hint.get("status") == "corrected":
                     status = "corrected"
             rationale = None
+            shown = fixed if from_id is not None else None
             if evidence_words or evidence_box is not None:
                 box, size = evidence_box if evidence_box is not None else (None, None)
                 rationale = _checked_rationale(
@@ -644,12 +676,13 @@ def _parse_task(
                     evidence_path,
                     Rationale(tuple(sorted(evidence_words)), box, size),
                     len(tokens),
-                    head,
-                    tail,
+                    *(shown or (head, tail)),
                     img_id,
                 )
             plan.decisions.append(
-                _Decision(status, label, annotator, when, note, f"task {reader.index} {where}", rationale)
+                _Decision(
+                    status, label, annotator, when, note, f"task {reader.index} {where}", rationale, shown
+                )
             )
     return list(pairs.values())
 
@@ -840,7 +873,10 @@ def import_label_studio(
         if key in new_pairs:
             continue
         source = folder_sources.get(plan.dataset)
-        if source is not None:  # an MNRE dataset's pairs are its folder's records, nothing else
+        if (
+            source is not None and plan.added is None
+        ):  # an MNRE dataset's pairs are its folder's records and the
+            # pairs reviewers added (data.mrelens.added_by), nothing else
             raise DataFormatError(
                 path,
                 None,
@@ -863,6 +899,8 @@ def import_label_studio(
             "tail_end": plan.tail[1],
             "gold_label": plan.gold_label,
             "raw_line": plan.raw_line,
+            "added_by": plan.added[0] if plan.added else None,
+            "added_at": plan.added[1] if plan.added else None,
         }
     bulk_insert(session, EntityPair, list(new_pairs.values()))
     report.new_pairs = len(new_pairs)
@@ -925,6 +963,11 @@ def import_label_studio(
                     check_label(session, pair, label)
                 except LabelStoreError as err:
                     raise DataFormatError(path, None, f"{decision.where}: result", str(err)) from err
+            # the spans the annotation shows (NULL where they are the pair's own); a skip that drew nothing keeps them
+            spans = {}
+            if decision.spans is not None:
+                tokens = stored_tokens.get(pair.id) or pair_tokens(session, pair)
+                spans = span_values(pair, *check_spans(*decision.spans, tokens))
             row = append_annotation(
                 session,
                 pair,
@@ -934,6 +977,7 @@ def import_label_studio(
                 annotator=decision.annotator,
                 note=decision.note,
                 created_at=decision.created_at,
+                **spans,
             )
             rationale = decision.rationale
             if rationale is None and decision.status == "skipped" and history:  # as record_annotation does
@@ -951,3 +995,7 @@ def import_label_studio(
 def _decision_key(annotator: str, created_at: datetime, status: str, label: str | None) -> tuple:
     """What makes a decision already stored: annotator, time (in UTC), status and label (none for a skip)."""
     return annotator, created_at.astimezone(UTC), status, None if status == "skipped" else label
+
+
+def pair_tokens(session: Session, pair: EntityPair) -> list[str]:
+    return list(session.scalar(select(Post.tokens).where(Post.id == pair.post_id)))

@@ -113,6 +113,7 @@ class EntityPair(Base):
         UniqueConstraint("dataset_id", "source_key"),
         CheckConstraint("head_start >= 0 AND head_start < head_end", name="head_span"),
         CheckConstraint("tail_start >= 0 AND tail_start < tail_end", name="tail_span"),
+        CheckConstraint("(added_by IS NULL) = (added_at IS NULL)", name="added_together"),
         Index("ix_entity_pairs_dataset_split_line", "dataset_id", "split", "source_line"),
     )
 
@@ -132,6 +133,9 @@ class EntityPair(Base):
     gold_label: Mapped[str | None] = mapped_column(String(100))
     # the source line verbatim: untouched records export byte-exact
     raw_line: Mapped[str | None] = mapped_column(Text)
+    # a pair a reviewer added to the post (db.annotations.add_pair): who and when; NULL for imported pairs
+    added_by: Mapped[str | None] = mapped_column(String(200))
+    added_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[created_at_utc]
 
     post: Mapped[Post] = relationship(back_populates="pairs")
@@ -224,6 +228,16 @@ class Annotation(Base):
         CheckConstraint("revision >= 1", name="revision_positive"),
         CheckConstraint("status IN ('" + "', '".join(ANNOTATION_STATUSES) + "')", name="status_known"),
         CheckConstraint("status NOT IN ('accepted', 'corrected') OR label IS NOT NULL", name="label_given"),
+        CheckConstraint(
+            "(head_start IS NULL AND head_end IS NULL AND head_name IS NULL) OR "
+            "(head_name IS NOT NULL AND head_start >= 0 AND head_start < head_end)",
+            name="head_span",
+        ),
+        CheckConstraint(
+            "(tail_start IS NULL AND tail_end IS NULL AND tail_name IS NULL) OR "
+            "(tail_name IS NOT NULL AND tail_start >= 0 AND tail_start < tail_end)",
+            name="tail_span",
+        ),
         Index("ix_annotations_annotator", "annotator"),
     )
 
@@ -238,6 +252,14 @@ class Annotation(Base):
     # where the decision was made when not in the plain review flow: "audit" = the label-error audit (Review showed
     # a cross-fit model's suggestion against the gold label)
     origin: Mapped[str | None] = mapped_column(String(32))
+    # the spans in effect after this decision (db.spans): word positions (end exclusive) and the words' text; NULL:
+    # the pair's own span. A span edit writes them; later decisions carry them forward; undo restores the earlier ones
+    head_start: Mapped[int | None]
+    head_end: Mapped[int | None]
+    head_name: Mapped[str | None] = mapped_column(Text)
+    tail_start: Mapped[int | None]
+    tail_end: Mapped[int | None]
+    tail_name: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[created_at_utc]
 
     pair: Mapped[EntityPair] = relationship(back_populates="annotations")

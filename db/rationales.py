@@ -129,13 +129,19 @@ def check_rationale(
     return Rationale(tuple(sorted(tokens)), box, size, rationale.source)
 
 
-def check_pair_rationale(session: Session, pair: EntityPair, rationale: Rationale) -> Rationale:
-    """check_rationale against the pair's post (its words, its entities, whether it has an image)."""
+def check_pair_rationale(
+    session: Session,
+    pair: EntityPair,
+    rationale: Rationale,
+    entity_spans: Sequence[tuple[int, int]] | None = None,
+) -> Rationale:
+    """check_rationale against the pair's post (its words, its entities, whether it has an image); `entity_spans`:
+    the spans in effect when a decision fixed them (default: the pair's own)."""
     post = session.get_one(Post, pair.post_id)
     return check_rationale(
         rationale,
         len(post.tokens),
-        [(pair.head_start, pair.head_end), (pair.tail_start, pair.tail_end)],
+        entity_spans or [(pair.head_start, pair.head_end), (pair.tail_start, pair.tail_end)],
         # a post imported without its image file (has_image False) still has an image when it names one
         post.has_image or post.img_id is not None,
     )

@@ -208,8 +208,9 @@ def review_queue(
             EntityPair.split,
             EntityPair.source_line,
             Post.text,
-            EntityPair.head_name,
-            EntityPair.tail_name,
+            # the names in effect: a span a decision fixed, else the pair's own
+            func.coalesce(current.head_name, EntityPair.head_name).label("head_name"),
+            func.coalesce(current.tail_name, EntityPair.tail_name).label("tail_name"),
             EntityPair.gold_label,
             Post.has_image,
             current.status,

@@ -5,6 +5,8 @@ val.
     models_overview(sessions) -> ModelsOverview                       versions, pending trainings, training sources
     compare_versions(sessions, a, b, active) -> VersionComparison     pairs scored by both, changes, who is missing
     label_f1_rows(a, b) -> list[dict]                                 per-label val F1 before / after, and micro
+    version_rows(versions), per_label_rows(version)                    the Models page's tables as rows
+    comparison_note(comparison) -> (kind, text)                       what the comparison can say so far
 """
 
 from __future__ import annotations
@@ -101,3 +103,74 @@ def label_f1_rows(version_a: ModelVersionInfo, version_b: ModelVersionInfo) -> l
             "F1 after": percent(val(version_b).f1),
         }
     ]
+
+
+def job_text(version: ModelVersionInfo) -> str:
+    """The job that trained a version ("job 12 (default_model, ana)"); empty for a checkpoint registered by hand."""
+    origin = version.origin
+    if origin.job is None:
+        return ""
+    return (
+        f"job {origin.job} ({origin.kind}, {origin.started_by})" if origin.started_by else f"job {origin.job}"
+    )
+
+
+def version_rows(versions: list[ModelVersionInfo]) -> list[dict]:
+    """One row per registered version for the Models table: val figures in percent (None when not stored)."""
+    return [
+        {
+            "version": version.version_id,
+            "active": version.active,
+            "variant": version.variant,
+            "architecture": version.architecture or "?",
+            # stored from config.json at registration: no checkpoint file is read per row
+            "text encoder": version.text_encoder or "?",
+            "val F1": percent(val(version).f1),
+            "val P": percent(val(version).precision),
+            "val R": percent(val(version).recall),
+            "val records": val(version).records,
+            "training data": version.origin.describe_data(),
+            "job": job_text(version),
+            "created by": version.created_by,
+            "created": version.created_at.strftime("%Y-%m-%d %H:%M") if version.created_at else "",
+        }
+        for version in versions
+    ]
+
+
+def per_label_rows(version: ModelVersionInfo) -> list[dict]:
+    """A version's stored per-label val figures in percent, with each label's support."""
+    return [
+        {
+            "label": name,
+            "P": percent(metrics.precision),
+            "R": percent(metrics.recall),
+            "F1": percent(metrics.f1),
+            "support": metrics.support,
+        }
+        for name, metrics in val(version).per_label.items()
+    ]
+
+
+def comparison_note(comparison: VersionComparison) -> tuple[str, str]:
+    """(kind, text) saying how far the comparison of two versions' val predictions can be trusted: "info" while
+    a version has not scored val (no pair to compare: "changed on 0" would read as "the two agree") or is still
+    scoring, else "caption" with the counts."""
+    both, changed, missing, scoring = (
+        comparison.both,
+        len(comparison.changed),
+        comparison.missing,
+        comparison.scoring,
+    )
+    if missing:
+        return "info", (
+            f"{' and '.join(missing)} {'has' if len(missing) == 1 else 'have'} not scored val yet (a scoring job "
+            "may still be running: see Jobs), so the predictions cannot be compared yet."
+        )
+    if scoring:
+        return "info", (
+            f"{' and '.join(scoring)} {'is' if len(scoring) == 1 else 'are'} still scoring (see Jobs): so far "
+            f"{both} val pairs are scored by both and the prediction changed on {changed}; the comparison is "
+            "complete when the scoring ends."
+        )
+    return "caption", f"{both} val pairs scored by both; the prediction changed on {changed}."

@@ -87,6 +87,12 @@ def default_recipe(session, dataset: str) -> Recipe:
     return Recipe("objects" if reads_image else "text_only", with_image, posts)
 
 
+def recipe_for(sessions: sessionmaker, dataset: str) -> Recipe:
+    """default_recipe in its own session."""
+    with sessions() as session:
+        return default_recipe(session, dataset)
+
+
 def training_sources(sessions: sessionmaker) -> dict[str, str]:
     """Dataset name -> folder, for the datasets imported from an MNRE-layout folder that is still on this machine:
     what a training, a retraining or an experiment can read (the Models and Experiments pages offer these)."""

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.services.rationales import describe
 from db.annotations import (
     OwnDecision,
+    add_pair,
     current_state,
     own_decisions_in_effect,
     pair_history,
@@ -131,12 +132,19 @@ class ReviewState:
     history: list[dict[str, Any]]  # newest first; "label" is the label in effect after that row
     # the rationale of the decision in effect (undo brings the restored decision's back); None: no evidence marked
     rationale: Rationale | None = None
+    # the head and tail in effect, (start, end exclusive, words): a span a decision fixed, else the pair's own
+    head: tuple[int, int, str] | None = None
+    tail: tuple[int, int, str] | None = None
+    # a decision fixed a span: the stored prediction was made for the pair's own spans, so it is stale
+    spans_fixed: bool = False
 
 
 def load_review_state(session: Session, pair_id: int) -> ReviewState:
-    gold = require_pair(session, pair_id).gold_label
+    pair = require_pair(session, pair_id)
+    gold = pair.gold_label
     history = pair_history(session, pair_id)
     current = current_state(history)
+    head, tail = current.spans(pair)
     rationales = decision_rationales(session, [annotation.id for annotation in history]) if history else {}
     rows = [
         {
@@ -160,6 +168,9 @@ def load_review_state(session: Session, pair_id: int) -> ReviewState:
         note=_note_in_effect(history, current.status),
         history=rows,
         rationale=rationales.get(history[-1].id) if history else None,
+        head=(head.start, head.end, head.text),
+        tail=(tail.start, tail.end, tail.text),
+        spans_fixed=current.head is not None or current.tail is not None,
     )
 
 
@@ -201,6 +212,61 @@ def decide(
             origin=origin,
             rationale=rationale,
         )
+
+
+def fix_spans(
+    sessions: sessionmaker,
+    pair_id: int,
+    annotator: str,
+    expected_revision: int,
+    head: tuple[int, int],
+    tail: tuple[int, int],
+    label: str,
+    note: str | None = None,
+) -> Annotation:
+    """Fix the pair's head and tail spans (word positions, end exclusive) with a decision for `label` on them
+    (db.annotations.record_annotation: "corrected", recorded as "accepted" when it is the gold label), in its own
+    transaction; a bad span or a stale revision raises and stores nothing."""
+    with sessions.begin() as session:
+        return record_annotation(
+            session,
+            pair_id,
+            status="corrected",
+            annotator=annotator,
+            expected_revision=expected_revision,
+            label=label,
+            note=note or None,
+            head=head,
+            tail=tail,
+        )
+
+
+def add_pair_beside(
+    sessions: sessionmaker,
+    pair_id: int,
+    dataset: str,
+    annotator: str,
+    head: tuple[int, int],
+    tail: tuple[int, int],
+    label: str,
+    note: str | None = None,
+) -> int:
+    """Add a pair (head, tail, label) to the post of pair `pair_id` of `dataset`, in the same split
+    (db.annotations.add_pair: a post of another dataset is refused); returns the new pair's id."""
+    with sessions.begin() as session:
+        shown = require_pair(session, pair_id)
+        pair, _ = add_pair(
+            session,
+            shown.post_id,
+            dataset=dataset,
+            head=head,
+            tail=tail,
+            label=label,
+            annotator=annotator,
+            split=shown.split,
+            note=note or None,
+        )
+        return pair.id
 
 
 def undo(
@@ -370,6 +436,12 @@ def load_audit_view(session: Session, pair_id: int) -> AuditView | None:
         row.source,
         row.model_version,
     )
+
+
+def pair_view(sessions: sessionmaker, pair_id: int) -> PairView:
+    """load_pair_view in its own session (a LabelStoreError names a pair that is not there)."""
+    with sessions() as session:
+        return load_pair_view(session, pair_id)
 
 
 def active_version(sessions: sessionmaker) -> ModelVersionInfo | None:

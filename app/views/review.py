@@ -45,6 +45,7 @@ from app.ui.review_actions import (
     save,
     undo_action,
 )
+from app.ui.span_editor import span_editor
 from app.ui.state import review_session, show_flash
 from explain.scene_graph_figures import object_caption, objects_provenance
 
@@ -102,8 +103,10 @@ def review_panel(reviewer: str) -> None:
         f"{f' line {view.source_line}' if view.source_line else ''} · {review.position + 1} of "
         f"{count(len(review.queue), 'pair')} in this queue · reviewing as {plain(reviewer)}"
     )
-    st.markdown(highlighted_text(view.tokens, view.head[:2], view.tail[:2]), unsafe_allow_html=True)
-    st.markdown(entity_legend(view.head[2], view.tail[2]), unsafe_allow_html=True)
+    # the spans in effect: one a decision fixed (app.ui.span_editor), else the pair's own
+    head, tail = state.head or view.head, state.tail or view.tail
+    st.markdown(highlighted_text(view.tokens, head[:2], tail[:2]), unsafe_allow_html=True)
+    st.markdown(entity_legend(head[2], tail[2]), unsafe_allow_html=True)
 
     if view.image_path:
         # image and crops on the left, the model on the right; without an image the message and the model stack, so
@@ -161,6 +164,7 @@ def review_panel(reviewer: str) -> None:
         st.caption(f"Note kept with this decision: {plain(state.note)}")
     # optional: words (click) and one box (drag on the image) saved with the next decision; starts from the saved ones
     evidence_panel(view, state.rationale)
+    span_editor(view, state)  # app.ui.span_editor: off by default, nothing computed until opened
 
     if review.audit:
         # the label-error audit: a model that never trained on this pair against the label the run scored

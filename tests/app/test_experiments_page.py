@@ -91,3 +91,18 @@ def test_experiment_progress_refreshes_itself_while_a_job_is_pending(make_app, s
     assert intervals[-1] and intervals[-1] > 0
     assert any("training 2/4, epoch 1/1" in p.proto.text for p in at.get("progress"))
     engine.dispose()
+
+
+def test_every_metric_in_percent_says_so_in_its_header(make_app, seeded_url):
+    import json
+
+    at = make_app(seeded_url, "views/experiments.py")
+    no_exceptions(at)
+    configs = [json.loads(frame.proto.columns) for frame in at.dataframe]
+    for table, metrics in (
+        ("Table 1", ["standard_f1", "shuffle_test_f1", "f1_drop_shuffle_test"]),
+        ("Table 2", ["accuracy", "f1", "f1_std", "f1_vs_full", "paper_f1"]),
+    ):
+        config = next(c for c in configs if metrics[0] in c)
+        shown = {column: config.get(column, {}).get("label") for column in metrics}
+        assert all(label == f"{column} %" for column, label in shown.items()), (table, shown)

@@ -1,0 +1,86 @@
+"""Review's "Fix spans / add pair": off by default (nothing drawn), fixing a span records a decision that the page
+then shows (and marks the prediction stale), U undoes it, adding a pair opens it, bad picks keep the page and say why."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.ui.span_editor import as_span
+from db.annotations import current_state, pair_history
+from db.errors import LabelStoreError
+from db.models import EntityPair
+from db.schema import open_database
+from tests.app.conftest import no_exceptions
+
+REVIEW = "views/review.py"
+
+
+def _store(url: str):
+    engine, sessions = open_database(url)
+    return engine, sessions
+
+
+def test_picked_words_become_one_span_or_a_clear_error():
+    assert as_span([3, 1, 2], "head") == (1, 4)
+    with pytest.raises(LabelStoreError, match="field 'tail': the tail is one run of consecutive words"):
+        as_span([1, 3], "tail")
+    with pytest.raises(LabelStoreError, match="field 'head': pick the head's words"):
+        as_span([], "head")
+
+
+def test_fix_a_span_undo_it_and_add_a_pair(make_app, seeded_url):
+    at = make_app(seeded_url, REVIEW)
+    no_exceptions(at)
+    assert not at.get("pills") or all(not p.key.startswith("span_") for p in at.pills), (
+        "closed: nothing drawn"
+    )
+    pair = at.session_state["review_shown"][0]
+    at.toggle(key="span_open").set_value(True).run()
+    no_exceptions(at)
+    head = next(p for p in at.pills if p.key == f"span_head_{pair}")
+    tail = next(p for p in at.pills if p.key == f"span_tail_{pair}")
+    n = len(head.options)
+    old_head, old_tail = list(head.value), list(tail.value)
+    # a new tail: the last word that is neither the head's nor the old tail's
+    free = [i for i in range(n) if i not in old_head]
+    new_tail = [next(i for i in reversed(free) if i not in old_tail)]
+    tail.set_value(new_tail).run()
+    at.button(key="span_fix").click().run()
+    no_exceptions(at)
+    engine, sessions = _store(seeded_url)
+    with sessions() as s:
+        state = current_state(pair_history(s, pair))
+        stored = s.get(EntityPair, pair)
+        original_tail = (stored.tail_start, stored.tail_end)
+    assert state.tail is not None and state.tail.pos == (new_tail[0], new_tail[0] + 1)
+    assert original_tail == (old_tail[0], old_tail[-1] + 1), "the pair row is never changed"
+    assert any("is stale" in c.value for c in at.caption), at.caption
+    assert at.session_state["review_shown"] == (pair, 1)
+
+    at.button(key="review_undo").click().run()  # U takes the span fix back like any decision
+    no_exceptions(at)
+    with sessions() as s:
+        assert current_state(pair_history(s, pair)).tail is None
+
+    # a bad pick (words that are not one run) keeps the page and says why; nothing is stored
+    at.toggle(key="span_open").set_value(True).run()
+    next(p for p in at.pills if p.key == f"span_head_{pair}").set_value([free[0], free[-1]]).run()
+    at.button(key="span_add").click().run()
+    no_exceptions(at)
+    assert any("one run of consecutive words" in e.value for e in at.error), [e.value for e in at.error]
+
+    # add a pair: the head's words and the last free word as tail
+    next(p for p in at.pills if p.key == f"span_head_{pair}").set_value(old_head).run()
+    next(p for p in at.pills if p.key == f"span_tail_{pair}").set_value(new_tail).run()
+    at.button(key="span_add").click().run()
+    no_exceptions(at)
+    with sessions() as s:
+        added = s.scalars(select(EntityPair).where(EntityPair.added_by.is_not(None))).one()
+        assert added.post_id == stored.post_id and (added.tail_start, added.tail_end) == (
+            new_tail[0],
+            new_tail[0] + 1,
+        )
+        assert current_state(pair_history(s, added.id)).status in ("corrected", "accepted")
+    engine.dispose()
+    assert at.session_state["review_shown"][0] == added.id, "the added pair is shown"
