@@ -190,7 +190,6 @@ def test_a_lost_race_for_the_slot_moves_on_to_the_next_pair(imported):
     def bob_first(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith("INSERT INTO REVIEW_LEASES") and not fired:
             fired.append(True)
-            event.remove(engine, "before_cursor_execute", bob_first)
             with sessions.begin() as bob:
                 bob.add(
                     ReviewLease(
@@ -210,7 +209,10 @@ def test_a_lost_race_for_the_slot_moves_on_to_the_next_pair(imported):
             "SQLite: ann holds the write lock from her first statement, so bob cannot commit in between"
         )
     event.listen(engine, "before_cursor_execute", bob_first)
-    ann = take(sessions, "ann")
+    try:
+        ann = take(sessions, "ann")
+    finally:
+        event.remove(engine, "before_cursor_execute", bob_first)
     assert fired and ann.pair_id == order[1]
     with sessions() as session:
         assert {(lease.pair_id, lease.reviewer) for lease in live_leases(session, T0)} == {
