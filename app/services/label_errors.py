@@ -187,6 +187,55 @@ def export_top_suspects(sessions: sessionmaker, dataset: str, path: Path, fmt: s
         return export_suspects(session, dataset, path, fmt, top).paths[0]
 
 
+def latest_progress(sessions: sessionmaker, dataset: str) -> RunProgress | None:
+    """run_progress in its own session."""
+    with sessions() as session:
+        return run_progress(session, dataset)
+
+
+def run_summary(run, audit) -> str:
+    """One line on a finished run: when, how many folds, the fold models' val micro-F1 range, the ranking method and
+    how many pairs the audit decided."""
+    fold_f1 = [m["val_f1"] for m in run.settings.get("fold_models", []) if m.get("val_f1") is not None]
+    f1_range = (
+        f", fold models' val micro-F1 {min(fold_f1) * 100:.1f}-{max(fold_f1) * 100:.1f} %" if fold_f1 else ""
+    )
+    return (
+        f"Run {run.id} of {run.created_at:%Y-%m-%d %H:%M} UTC: {run.folds} folds{f1_range}; ranked by cleanlab's "
+        f"{run.method.replace('_', ' ')}; {audit.in_audit} pairs decided in the audit."
+    )
+
+
+def suspect_rows(review: SuspectReview) -> list[dict]:
+    """The suspects as table rows, each with its review state in the queue ("unreviewed" when it has none)."""
+    states = review.states
+    return [
+        {
+            "rank": s.rank,
+            "pair": s.pair_id,
+            "split": s.split,
+            "text": s.text,
+            "head": s.head,
+            "tail": s.tail,
+            "gold": s.given_label,
+            "suggested": s.suggested_label,
+            "p(suggested)": s.suggested_probability,
+            "p(gold)": s.given_probability,
+            "flagged": s.flagged,
+            "status": states[s.pair_id].status if s.pair_id in states else "unreviewed",
+        }
+        for s in review.rows
+    ]
+
+
+def unreviewed_suspects(review: SuspectReview) -> list[int]:
+    """The suspects' pair ids still unreviewed in the queue, in rank order: what the audit walks."""
+    states = review.states
+    return [
+        s.pair_id for s in review.rows if s.pair_id in states and states[s.pair_id].status == "unreviewed"
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.label_errors", description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", help="default: $DATABASE_URL, else sqlite var/mrelens.db")

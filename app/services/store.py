@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.services.leases import after_decision, after_undo
 from app.services.rationales import describe
 from db.annotations import (
     OwnDecision,
@@ -201,7 +202,7 @@ def decide(
     origin "audit" marks a decision made in the label-error audit; `rationale` (app.services.rationales.
     marked_rationale) is stored with the decision, checked first (a bad one: LabelStoreError, nothing stored)."""
     with sessions.begin() as session:
-        return record_annotation(
+        annotation = record_annotation(
             session,
             pair_id,
             status=status,
@@ -212,6 +213,8 @@ def decide(
             origin=origin,
             rationale=rationale,
         )
+        after_decision(session, annotation)  # the reviewer's lease: a decision keeps its slot, a skip frees it
+        return annotation
 
 
 def fix_spans(
@@ -279,9 +282,11 @@ def undo(
     undoes only their own decision, an admin anyone's (PermissionDeniedError); None is the local single user.
     """
     with sessions.begin() as session:
-        return undo_last(
+        annotation = undo_last(
             session, pair_id, annotator=annotator, expected_revision=expected_revision, actor=actor
         )
+        after_undo(session, annotation)  # the undone decision's slot on the pair is free again
+        return annotation
 
 
 def own_undo_stack(sessions: sessionmaker, annotator: str, limit: int = 20) -> list[OwnDecision]:
@@ -374,6 +379,12 @@ def _write_new_file(path: Path, data: bytes) -> None:
 def filter_options(session: Session) -> dict[str, list[str]]:
     """Values the queue filters offer (splits, gold labels, annotators present in the store)."""
     return queue_filter_values(session)
+
+
+def store_filter_options(sessions: sessionmaker) -> dict[str, list[str]]:
+    """filter_options in its own session."""
+    with sessions() as session:
+        return filter_options(session)
 
 
 def evaluation_run_rows(session: Session, split: str | None = None) -> list[dict[str, Any]]:
