@@ -58,6 +58,19 @@ def create_job(
     return job
 
 
+def create_running_job(
+    session: Session, kind: str, started_by: str, params: dict[str, Any] | None = None
+) -> Job:
+    """A job run by the calling process (a command line) instead of the worker: written already running, on this
+    host:pid, so no worker ever takes it; it reports progress and ends (finish_job) like any other job, and shows
+    on the Jobs page and wherever its kind's outcomes are read."""
+    job = create_job(session, kind, started_by, params)
+    now = utcnow()
+    job.status, job.worker, job.started_at, job.heartbeat_at = "running", this_worker(), now, now
+    session.flush()
+    return job
+
+
 def get_job(session: Session, job_id: int) -> Job:
     job = session.get(Job, job_id)
     if job is None:

@@ -18,14 +18,16 @@ Image level, on a map over the image in pixels, per post, then averaged:
     mass_in_box   the share of the map's positive mass inside the box (0 when the map has no positive mass)
 
 The metric functions take numpy arrays and return floats (no torch). The rest of the module scores the methods of
-explain/ on a model and posts with rationales (model.synthetic.read_rationales) and is what
+explain/ on a model and posts with rationales (model.rationale_file.read_rationales) and is what
 `python -m explain.plausibility` and benchmarks/bench_plausibility.py call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -413,13 +415,16 @@ def score_post(
     heads: list[tuple[int, int]] | None = None,
     max_length: int | None = None,
     with_faithfulness: bool = True,
+    step: Callable[[str], Any] | None = None,
 ) -> dict:
     """Every method's metrics on one post: {"tokens": {method: metrics}, "image": {method: metrics},
     "faithfulness": {method: {...}}, "skipped": reason or None, "n_candidates": int, "box_share": float}.
 
     Each method explains the model's predicted label (what the app shows by default). Token methods are scored
     when the rationale marks words the model read, image methods when it has a box and the model read the image.
+    `step(method)` is called as each method starts (a job's progress names the method under way).
     """
+    step = step or (lambda method: None)
     from PIL import Image
 
     from explain.attention import token_object_attention
@@ -445,6 +450,7 @@ def score_post(
             out["n_candidates"] = int(candidates.sum())
             baselines = ["pad"] + (["mask"] if inputs.mask_token_id is not None else [])
             for baseline in baselines:
+                step(f"LayerIG, [{baseline.upper()}] baseline")
                 attribution = attribute_tokens(model, inputs, target, baseline, n_steps, internal_batch_size)
                 scores, _ = word_scores(attribution.scores, inputs.word_index, n_words)
                 name = f"LayerIG, [{baseline.upper()}] baseline"
@@ -457,12 +463,14 @@ def score_post(
             size = image.size  # (width, height): the map is placed over the original picture
         box = rationale.box
         out["box_share"] = box_area_share(box, size)
+        step("attention")
         maps = token_object_attention(model, inputs)
         views = attention_views(maps, inputs, heads)
         for name, grid in attention_grids(maps, inputs, heads).items():
             out["image"][name] = image_metrics(upsample_grid(grid, size), box)
             out["image"][name][CROP_SHARE] = crop_share(views[name], maps.visual_slots)
         for method, name in (("occlusion", "occlusion"), ("integrated_gradients", "visual IG")):
+            step(name)
             attribution = attribute_visual(model, inputs, target, method, n_steps, internal_batch_size)
             out["image"][name] = image_metrics(attribution.heatmap(size), box)
             unit_slots = [0] * attribution.region_scores.size + [1] * len(attribution.crop_scores)
@@ -481,6 +489,23 @@ def _faith(result) -> dict[str, float]:
     return {"comprehensiveness": result.comprehensiveness, "sufficiency": result.sufficiency}
 
 
+def _post_steps(progress, k: int, n: int, rationale) -> Callable[[str], None] | None:
+    """score_post's step callback for post k of n: progress within the post, by the methods its rationale calls for
+    (two LayerIG baselines for words; attention, occlusion and visual IG for a box)."""
+    if progress is None:
+        return None
+    expected = max(1, (2 if rationale.words else 0) + (3 if rationale.box is not None else 0))
+    started = 0
+
+    def step(method: str) -> None:
+        nonlocal started
+        within = min(started, expected) / expected
+        started += 1
+        progress((k + within) / n, f"post {k + 1}/{n}: {method}")
+
+    return step
+
+
 def plausibility_table(
     model,
     tokenizer,
@@ -495,10 +520,14 @@ def plausibility_table(
     limit: int | None = None,
     max_length: int | None = None,
     with_faithfulness: bool = True,
+    progress: Callable[[float, str], Any] | None = None,
 ) -> PlausibilityTable:
     """Each method x metric, averaged over the split's records that carry a rationale (the first `limit` of them).
 
-    rationales: {(split, line): model.synthetic.Rationale}, as model.synthetic.read_rationales returns them.
+    rationales: {(split, line): model.rationale_file.Rationale}, as model.rationale_file.read_rationales returns them
+    (or db.rationales.ScoredRationale, the stored ones in the same shape).
+    progress(fraction, message): called as each method starts on each post ("post 3/40: visual IG") and after each
+    post; the fraction counts posts, and within a post the methods its rationale calls for.
     """
     import time
 
@@ -517,12 +546,14 @@ def plausibility_table(
     skipped_none = len(records) - len(chosen)
     if skipped_none:
         skipped["no rationale"] = skipped_none
-    for record in chosen[:limit]:
+    chosen = chosen[:limit]
+    for k, record in enumerate(chosen):
+        rationale = rationales[(split, record.line)]
         result = score_post(
             model,
             tokenizer,
             record,
-            rationales[(split, record.line)],
+            rationale,
             feature_cache,
             n_steps,
             internal_batch_size,
@@ -530,7 +561,10 @@ def plausibility_table(
             heads,
             max_length,
             with_faithfulness,
+            _post_steps(progress, k, len(chosen), rationale),
         )
+        if progress:
+            progress((k + 1) / len(chosen), f"post {k + 1}/{len(chosen)} scored")
         n_posts += 1
         if result["skipped"]:
             skipped[result["skipped"]] = skipped.get(result["skipped"], 0) + 1
@@ -625,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from model.checkpoint import CheckpointError, load_checkpoint
     from model.data import DataFormatError, load_split
-    from model.synthetic import read_rationales
+    from model.rationale_file import read_rationales
 
     try:
         heads = []

@@ -241,6 +241,24 @@ def execute_job(job_id: int, sessions: sessionmaker | None = None) -> str | None
             log.info("job %s is no longer queued; skipped", job_id)
             return None
         request = JobRequest(job.id, job.kind, dict(job.params or {}), job.started_by)
+    return run_started_job(sessions, request)
+
+
+def run_here(sessions: sessionmaker, kind: str, started_by: str, params: dict[str, Any]) -> tuple[int, str]:
+    """Run a job of `kind` in this process, as a command line does (python -m app.plausibility): the same jobs row,
+    runner, progress and outcome as a worker's job, created running so no worker takes it. Returns (job id, final
+    status). Ctrl-C ends it as failed ("interrupted") and is raised again."""
+    from db.jobs import create_running_job
+
+    with sessions.begin() as session:
+        job = create_running_job(session, kind, started_by, params)
+        request = JobRequest(job.id, job.kind, dict(job.params or {}), job.started_by)
+    return request.id, run_started_job(sessions, request)
+
+
+def run_started_job(sessions: sessionmaker, request: JobRequest) -> str:
+    """Run a job already marked running through its kind's runner and end it; returns its final status."""
+    job_id = request.id
     reporter = Reporter(sessions, job_id)
     log.info("job %s (%s) started", job_id, request.kind)
     status, outcome, error = "failed", None, None
@@ -252,6 +270,13 @@ def execute_job(job_id: int, sessions: sessionmaker | None = None) -> str | None
         status, error = "cancelled", "cancelled on request; nothing it made was registered"
     except WorkerStopping:
         error = "interrupted: the worker was stopped while the job ran; nothing it made was registered"
+    except KeyboardInterrupt:  # a job run here (run_here) stopped with Ctrl-C: recorded, then raised again
+        reporter.flush(force=True)
+        with sessions.begin() as session:
+            finish_job(
+                session, job_id, "failed", None, "interrupted (Ctrl-C); nothing it made was registered"
+            )
+        raise
     except Exception as err:  # recorded on the job (message + traceback in the log tail), not swallowed
         log.exception("job %s failed", job_id)
         reporter.lines.extend(traceback.format_exc().splitlines()[-12:])
@@ -598,7 +623,6 @@ def run_ablation(sessions: sessionmaker, request: JobRequest, reporter: Reporter
     return {"variants": variants, "f1": {v: m.get("f1") for v, m in results.items()}}
 
 
-# the runner of each job kind of db.job_kinds (a test keeps the two in step)
 def run_plausibility(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:
     """The plausibility table of one model version on a dataset's stored rationales (app.services.plausibility,
     what `python -m app.plausibility` runs); the outcome is the table, which the Experiments page shows."""
@@ -621,6 +645,7 @@ def run_plausibility(sessions: sessionmaker, request: JobRequest, reporter: Repo
     return result.to_json()
 
 
+# the runner of each job kind of db.job_kinds (a test keeps the two in step)
 RUNNERS = {
     "first_model": run_training,
     "default_model": run_training,

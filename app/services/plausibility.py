@@ -8,7 +8,12 @@ sufficiency) sits beside them, never blended into one number.
     map_plausibility(heatmap, rationale)              pointing game / mass in box of one map over the image
     attention_plausibility(maps, inputs, ...)         the attention view Inspect draws, scored like a map
     dataset_plausibility(sessions, dataset, model)    PlausibilityResult: the table of one model version
+    stored_results(sessions)                          the stored tables (worker jobs and command-line runs alike)
     table_rows(outcomes)                              the Experiments page's rows from stored job outcomes
+
+The work runs as a `plausibility` job: queued from the Experiments page and run by the worker, or run in its own
+process by `python -m app.plausibility` (app/plausibility.py, through app.jobs.runner.run_here): the same runner, the
+same jobs row and outcome, so both show in the same table with who ran them, when and how.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ from explain.plausibility import (
 
 PLAUSIBILITY_COLUMNS = ("token_f1", "iou_f1", "auprc", "pointing_game", "mass_in_box")
 FAITHFULNESS_COLUMNS = ("comprehensiveness", "sufficiency")
+# the table's provenance columns -> the keys stored_results adds to each job outcome
+PROVENANCE_COLUMNS = {"run by": "run_by", "finished": "finished", "how": "how", "job": "job"}
+CLI = "python -m app.plausibility"
 
 
 def post_rationale(sessions: sessionmaker, pair_id: int) -> Rationale | None:
@@ -171,8 +179,9 @@ def dataset_plausibility(
             pair_ids = pair_ids[:limit]
         model, tokenizer = load_checkpoint(folder)
         records = model_records(session, pair_ids, model.config)[0] if pair_ids else []
+    version = version_id or str(model.config.version_id or folder)
     if progress:
-        progress(0.0, f"scoring {len(records)} posts with rationales")
+        progress(0.0, f"{version}: scoring {len(records)} posts with rationales")
     start = time.perf_counter()
     table = plausibility_table(
         model,
@@ -182,18 +191,21 @@ def dataset_plausibility(
         split,
         feature_cache or str(feature_cache_dir()),
         n_steps=n_steps,
+        # each (method, post) as it starts, with the version: "v3a9: post 4/40: visual IG"
+        progress=(lambda fraction, message: progress(fraction, f"{version}: {message}"))
+        if progress
+        else None,
     )
     table.seconds = time.perf_counter() - start
     if progress:
-        progress(1.0, f"scored {table.n_posts} posts")
-    return PlausibilityResult(
-        dataset, split, version_id or str(model.config.version_id or folder), len(rationales), table.to_json()
-    )
+        progress(1.0, f"{version}: scored {table.n_posts} posts")
+    return PlausibilityResult(dataset, split, version, len(rationales), table.to_json())
 
 
 def table_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Method x model version rows from PlausibilityResult.to_json() dicts (the job outcomes): plausibility columns
-    and faithfulness columns side by side, never combined; None where a metric does not apply."""
+    and faithfulness columns side by side, never combined; None where a metric does not apply; who ran it, when and
+    how (stored_results adds them; None for a result not read from the store)."""
     rows = []
     for result in results:
         for row in result["table"]["rows"]:
@@ -208,53 +220,10 @@ def table_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     "posts with rationales": result["n_with_rationale"],
                     **{m: row["metrics"].get(m) for m in PLAUSIBILITY_COLUMNS},
                     **{m: row["faithfulness"].get(m) for m in FAITHFULNESS_COLUMNS},
+                    **{column: result.get(key) for column, key in PROVENANCE_COLUMNS.items()},
                 }
             )
     return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    """python -m app.plausibility --dataset NAME --model VERSION_OR_FOLDER [--split val] [--limit N]"""
-    import argparse
-    import json
-    import sys
-
-    ap = argparse.ArgumentParser(
-        prog="python -m app.plausibility",
-        description="Plausibility (against the stored rationales) and faithfulness of every explanation method, "
-        "for one model version on one dataset of the label store (DATABASE_URL).",
-    )
-    ap.add_argument("--dataset", required=True)
-    ap.add_argument("--model", required=True, help="a registered model version id or a checkpoint folder")
-    ap.add_argument("--split", default="val")
-    ap.add_argument("--limit", type=int, help="score only the first N pairs with a rationale")
-    ap.add_argument("--n-steps", type=int, default=16, help="integration steps of LayerIG and visual IG")
-    ap.add_argument("--json", help="also write the result as JSON to this file")
-    args = ap.parse_args(argv)
-
-    from db.base import database_url
-    from db.errors import LabelStoreError
-    from db.schema import open_database
-    from model.checkpoint import CheckpointError
-
-    try:
-        engine, sessions = open_database(database_url())
-        result = dataset_plausibility(
-            sessions, args.dataset, args.model, args.split, args.limit, args.n_steps
-        )
-    except (LabelStoreError, CheckpointError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    engine.dispose()
-    print(markdown(table_rows([result.to_json()])))
-    print(
-        f"\n{result.table['n_posts']} of {result.n_with_rationale} pairs with a rationale in {args.dataset}/"
-        f"{args.split} scored; left out: {result.table['skipped'] or 'none'}"
-    )
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(result.to_json(), fh, indent=1)
-    return 0
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -277,15 +246,37 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def stored_results(sessions: sessionmaker, limit: int = 50) -> list[dict[str, Any]]:
-    """The outcomes of the succeeded plausibility jobs, newest first, the latest per (dataset, split, model
-    version) only: what the Experiments page's table shows."""
+    """The outcomes of the succeeded plausibility jobs (the worker's and the command line's alike), newest first,
+    the latest per (dataset, split, model version) only: what the Experiments page's table shows. Each carries
+    where it came from: job (its id), run_by (who started it), finished (UTC, to the minute) and how ("worker"
+    or the command line)."""
     from db.jobs import jobs_of_kind
 
     with sessions() as session:
-        jobs = [(job.status, job.outcome) for job in jobs_of_kind(session, "plausibility", limit)]
+        jobs = [
+            (job.id, job.status, job.outcome, job.started_by, job.finished_at, (job.params or {}).get("via"))
+            for job in jobs_of_kind(session, "plausibility", limit)
+        ]
     latest: dict[tuple, dict[str, Any]] = {}
-    for status, outcome in jobs:
+    for job_id, status, outcome, started_by, finished_at, via in jobs:
         if status != "succeeded" or not outcome or "table" not in outcome:
             continue
-        latest.setdefault((outcome["dataset"], outcome["split"], outcome["model_version"]), outcome)
+        provenance = {
+            "job": job_id,
+            "run_by": started_by,
+            "finished": finished_at.strftime("%Y-%m-%d %H:%M UTC") if finished_at else None,
+            "how": CLI if via == "cli" else "worker",
+        }
+        latest.setdefault(
+            (outcome["dataset"], outcome["split"], outcome["model_version"]), {**outcome, **provenance}
+        )
     return list(latest.values())
+
+
+def finished_job(sessions: sessionmaker, job_id: int):
+    """app.services.job_board.JobView of a job (the command line reads its outcome or error back)."""
+    from app.services.job_board import job_view
+    from db.jobs import get_job
+
+    with sessions() as session:
+        return job_view(get_job(session, job_id))

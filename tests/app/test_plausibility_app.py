@@ -140,20 +140,76 @@ def test_dataset_plausibility_scores_the_stored_rationales(synthetic_val_session
     assert all(row["posts with rationales"] == 8 for row in rows.values())
 
 
-def test_cli_prints_the_table(seeded_url, monkeypatch, capsys):
-    from app.services.plausibility import main
-
-    monkeypatch.setenv("DATABASE_URL", seeded_url)
-    engine, sessions = open_database(seeded_url)
+def _version(url: str) -> str:
+    engine, sessions = open_database(url)
     with sessions() as s:
         from db.models import ModelVersion
 
         version = s.scalar(select(ModelVersion.version_id))
     engine.dispose()
-    assert main(["--dataset", "synthetic", "--model", version, "--limit", "1", "--n-steps", "4"]) == 0
+    return version
+
+
+def test_the_cli_prints_and_stores_its_table_where_the_experiments_page_shows_it(
+    seeded_url, monkeypatch, capsys, make_app
+):
+    from app.plausibility import main
+
+    monkeypatch.setenv("DATABASE_URL", seeded_url)
+    version = _version(seeded_url)
+    args = ["--dataset", "synthetic", "--model", version, "--limit", "1", "--n-steps", "4", "--by", "Ann"]
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "| visual IG |" in out and "comprehensiveness" in out and "1 of 8 pairs" in out
+    engine, sessions = open_database(seeded_url)
+    with sessions() as s:
+        job = s.scalars(select(Job).where(Job.kind == "plausibility")).one()
+        assert (job.status, job.started_by, job.params["via"]) == ("succeeded", "Ann", "cli"), job.error
+        assert job.worker and job.started_at and job.finished_at and f"job {job.id}" in out
+    (result,) = stored_results(sessions)
+    assert (result["run_by"], result["how"], result["job"]) == ("Ann", "python -m app.plausibility", job.id)
+    engine.dispose()
+    at = make_app(seeded_url, "views/experiments.py")
+    no_exceptions(at)
+    table = next(d.value for d in at.dataframe if "pointing_game" in d.value.columns)
+    assert set(table["how"]) == {"python -m app.plausibility"} and set(table["run by"]) == {"Ann"}
+    assert table["finished"].notna().all()
+
+    # a model that does not exist: an error, and the failed run is on record like a failed worker job
     assert main(["--dataset", "synthetic", "--model", "no-such-version"]) == 2
+    assert "no-such-version" in capsys.readouterr().err
+    engine, sessions = open_database(seeded_url)
+    with sessions() as s:
+        statuses = sorted(s.scalars(select(Job.status).where(Job.kind == "plausibility")))
+    assert statuses == ["failed", "succeeded"] and len(stored_results(sessions)) == 1
+    engine.dispose()
+
+
+def test_the_job_reports_progress_per_method_and_version(synthetic_val_sessions, seeded_url):
+    """The runner's progress callback (app.jobs.runner.Reporter, which the Jobs page's bar and ETA read) is called
+    as each method starts on each post, naming the method and the model version; the fraction only grows."""
+    from app.jobs.runner import JobRequest, run_plausibility
+
+    calls = []
+
+    class Recorder:
+        def __call__(self, fraction, message=""):
+            calls.append((fraction, message))
+
+        def log(self, line):
+            pass
+
+    version = _version(seeded_url)
+    params = {"dataset": "synthetic", "model_version": version, "split": "val", "limit": 2, "n_steps": 4}
+    outcome = run_plausibility(synthetic_val_sessions, JobRequest(1, "plausibility", params, "t"), Recorder())
+    assert outcome["table"]["n_posts"] == 2
+    fractions = [f for f, _ in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(set(fractions)) >= 6
+    messages = [m for _, m in calls]
+    assert all(m.startswith(f"{version}: ") for m in messages)
+    for post in (1, 2):
+        for method in ("attention", "occlusion", "visual IG"):
+            assert f"{version}: post {post}/2: {method}" in messages
 
 
 def test_experiments_page_queues_the_job_and_shows_its_table(make_app, seeded_url):
