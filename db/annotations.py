@@ -46,8 +46,10 @@ class CurrentState:
     head: Span | None = None
     tail: Span | None = None
 
-    def spans(self, pair: EntityPair) -> tuple[Span, Span]:
-        """(head, tail) in effect: the fixed ones, else the pair's own."""
+    def spans(self, pair: EntityPair | Any) -> tuple[Span, Span]:
+        """(head, tail) in effect: the fixed ones, else the pair's own. The one rule the exports
+        (db.export_rows.curated_rows), training (db.curation) and Review follow; `pair` is an EntityPair or a row
+        with its head_/tail_ start, end and name columns."""
         return (
             self.head or Span(pair.head_start, pair.head_end, pair.head_name),
             self.tail or Span(pair.tail_start, pair.tail_end, pair.tail_name),

@@ -22,6 +22,7 @@ from db.annotations import (
     current_annotation_alias,
     current_rationales,
     join_current_annotation,
+    row_span,
 )
 from db.errors import LabelStoreError
 from db.models import ANNOTATION_STATUSES, Dataset, EntityPair, Post
@@ -148,7 +149,14 @@ def curated_rows(session: Session, export_filter: ExportFilter | None = None) ->
         )
     rows = []
     for row in session.execute(stmt):
-        state = CurrentState(row.status or "unreviewed", row.label, row.revision or 0, row.annotator)
+        state = CurrentState(
+            row.status or "unreviewed",
+            row.label,
+            row.revision or 0,
+            row.annotator,
+            row_span(row.cur_head_start, row.cur_head_end, row.cur_head_name),
+            row_span(row.cur_tail_start, row.cur_tail_end, row.cur_tail_name),
+        )
         if statuses and state.status not in statuses:
             continue
         label = state.curated_label(row.gold_label)
@@ -156,12 +164,7 @@ def curated_rows(session: Session, export_filter: ExportFilter | None = None) ->
             continue
         if export_filter.label and label != export_filter.label:
             continue
-        head = (row.head_name, row.head_start, row.head_end)
-        if row.cur_head_start is not None:  # a decision fixed the span: the one in effect
-            head = (row.cur_head_name, row.cur_head_start, row.cur_head_end)
-        tail = (row.tail_name, row.tail_start, row.tail_end)
-        if row.cur_tail_start is not None:
-            tail = (row.cur_tail_name, row.cur_tail_start, row.cur_tail_end)
+        head, tail = state.spans(row)  # a span a decision fixed, else the pair's own
         rows.append(
             {
                 "pair_id": row.pair_id,
@@ -170,12 +173,12 @@ def curated_rows(session: Session, export_filter: ExportFilter | None = None) ->
                 "source_line": row.source_line,
                 "tokens": list(row.tokens),
                 "text": " ".join(row.tokens),
-                "head_name": head[0],
-                "head_start": head[1],
-                "head_end": head[2],
-                "tail_name": tail[0],
-                "tail_start": tail[1],
-                "tail_end": tail[2],
+                "head_name": head.text,
+                "head_start": head.start,
+                "head_end": head.end,
+                "tail_name": tail.text,
+                "tail_start": tail.start,
+                "tail_end": tail.end,
                 "img_id": row.img_id,
                 "has_image": row.has_image,
                 "image_sha256": row.image_sha256,
@@ -186,7 +189,7 @@ def curated_rows(session: Session, export_filter: ExportFilter | None = None) ->
                 "annotated_at": row.created_at.isoformat() if row.created_at else None,
                 "note": row.note,
                 "revision": state.revision,
-                "spans_edited": row.cur_head_start is not None or row.cur_tail_start is not None,
+                "spans_edited": state.head is not None or state.tail is not None,
                 "added_by": row.added_by,
                 "_raw_line": row.raw_line,
             }

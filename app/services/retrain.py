@@ -179,6 +179,8 @@ def retrain(
         "train_records": len(curated),
         "relabelled": curation.corrected,
         "dropped_rejected": curation.dropped,
+        "spans_fixed": curation.spans_fixed,
+        "added_pairs": curation.added,
         "options": {k: v for k, v in train_options.items() if isinstance(v, str | int | float | bool)},
     }
     with sessions.begin() as session:

@@ -10,7 +10,7 @@ import streamlit as st
 from PIL import Image, ImageDraw
 from sqlalchemy.exc import OperationalError
 
-from app.services.store import PairView, Progress, decide, load_pair_view, undo
+from app.services.store import PairView, Progress, decide, load_pair_view, own_undo_stack, undo
 from app.ui.auth import current_actor
 from app.ui.rationale_capture import forget, marked
 from app.ui.render import draw_boxes, plain
@@ -106,15 +106,21 @@ def save(status: str, label: str | None = None) -> None:
 
 
 def undo_action() -> None:
-    """Button callback: undo this session's last decision (or the shown pair's, after a reload).
+    """Button callback: undo this session's last decision; with none (a reload, a new tab), the reviewer's newest
+    decision still in effect from the store's history (app.services.store.own_undo_stack); with none either, the
+    shown pair's.
 
-    The undo is checked against the revision this reviewer saw: their own save's revision, or the shown one.
+    The undo is checked against the revision this reviewer saw: their own save's revision, the pair's current one
+    as the history read it, or the shown one.
     """
     review = review_session()
     shown_pair, shown_revision = st.session_state["review_shown"]
+    own = [] if review.actions else own_undo_stack(get_sessions(), st.session_state["reviewer"], limit=1)
     if review.actions:
         pair_id = review.actions[-1]
         revision = st.session_state.get(SAVED_REVISIONS, {}).get(pair_id, shown_revision)
+    elif own:  # after a reload: the reviewer's newest decision still in effect, from the store's history
+        pair_id, revision = own[0].pair_id, own[0].current_revision
     else:
         pair_id, revision = shown_pair, shown_revision
     try:
@@ -140,6 +146,14 @@ def undo_action() -> None:
     forget(pair_id)  # the restored decision's rationale is shown, not the marks of the one undone
     review.open(pair_id)
     flash("success", f"Pair {pair_id}: last decision undone.")
+
+
+def undo_available(shown_revision: int) -> bool:
+    """Whether U has something to take back: this session's own decisions, the reviewer's decisions still in effect
+    in the store (after a reload), or a decision on the shown pair."""
+    if review_session().actions or shown_revision > 0:
+        return True
+    return bool(own_undo_stack(get_sessions(), st.session_state.get("reviewer", ""), limit=1))
 
 
 def end_of_queue(progress: Progress) -> None:

@@ -17,6 +17,8 @@ class ReviewSession:
     # the label-error audit: Review shows a model that never saw the pair against the gold label, and the
     # decisions record that they came from the audit
     audit: bool = False
+    # the Queue filter and sort this queue came from (app.services.review_link): Review writes it into its link
+    link: dict | None = None
 
     @property
     def pair_id(self) -> int | None:

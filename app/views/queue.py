@@ -18,9 +18,11 @@ from app.services.queue_view import (
     queue_page,
 )
 from app.services.store import Progress
+from app.ui.bulk_accept import bulk_accept_panel
 from app.ui.render import MISSING, count, plain, progress_figure
 from app.ui.resources import get_sessions
-from app.ui.state import queue_filters, review_session, show_flash
+from app.ui.review_link import link_filters, queue_filters_from_link, write_queue_link
+from app.ui.state import review_session, show_flash
 
 st.title("Review queue")
 show_flash()
@@ -42,7 +44,8 @@ if active is None:
 default_split = "val" if "val" in options["split"] else (options["split"] or [None])[0]
 # the filters live in app.ui.state, never in the widget keys (Streamlit drops those when the page is left): each
 # widget starts from the kept value and writes its value back
-kept = queue_filters(sort=default_sort(), split=default_split)
+# a reload or a shared link: its filter
+kept = queue_filters_from_link(sort=default_sort(), split=default_split)
 
 
 def choose(column, label: str, attribute: str, choices: list, everything: str, name=str, **kwargs):
@@ -99,6 +102,8 @@ with st.container(border=True):
         "Rows", [50, 100, 200, 500, 1000], value=kept.limit, key="queue_limit"
     )
 
+# the address bar holds the filter and sort: a reload or a shared link opens them again
+write_queue_link(kept)
 queue_filter = QueueFilter(
     dataset, split, predicted, gold, status, annotator, text.strip() or None, suspects=suspects
 )
@@ -135,6 +140,8 @@ with st.expander("Agreement between reviewers (labels and rationales)"):
             else:
                 st.caption("No pair has rationales of two reviewers yet.")
 
+# admins: accept the whole filter at once, with one undo (before the stop below: the undo stays reachable)
+bulk_accept_panel(sessions, queue_filter)
 if not items:
     st.info("No pair matches these filters.")
     st.stop()
@@ -213,10 +220,10 @@ review = review_session()
 # reviewing in the label-error order is the audit: Review shows the out-of-sample suggestion against gold
 audit = sort == "label_error" or suspects is not None
 if st.button("Review these in this order", type="primary", key="queue_start"):
-    review.queue, review.position, review.audit = ids, 0, audit
+    review.queue, review.position, review.audit, review.link = ids, 0, audit, link_filters(kept)
     st.switch_page("views/review.py")
 selected = tuple(event.selection.rows)
 if selected and selected != st.session_state.get("queue_opened_selection"):
     st.session_state["queue_opened_selection"] = selected  # a kept selection must not reopen on every visit
-    review.queue, review.position, review.audit = ids, selected[0], audit
+    review.queue, review.position, review.audit, review.link = ids, selected[0], audit, link_filters(kept)
     st.switch_page("views/review.py")

@@ -44,7 +44,9 @@ from app.ui.review_actions import (
     pair_view,
     save,
     undo_action,
+    undo_available,
 )
+from app.ui.review_link import restore_review_from_link, write_review_link
 from app.ui.span_editor import span_editor
 from app.ui.state import review_session, show_flash
 from explain.scene_graph_figures import object_caption, objects_provenance
@@ -72,6 +74,8 @@ def review_panel(reviewer: str) -> None:
     sidebar or the navigation (the decisions' callbacks run first, then this redraws the next pair)."""
     sessions, review = get_sessions(), review_session()
     active = active_version(sessions)  # db.model_versions.ModelVersionInfo, or None before the first model
+    # a reload or a shared link: its queue at its pair (the session's first run only)
+    restore_review_from_link(sessions, review)
     if not review.queue:
         review.queue, review.position = unreviewed_pairs(sessions), 0
     if review.at_end:
@@ -96,6 +100,7 @@ def review_panel(reviewer: str) -> None:
         state = load_review_state(session, view.pair_id)
         audit = load_audit_view(session, view.pair_id) if review.audit else None
     st.session_state["review_shown"] = (view.pair_id, state.revision)
+    write_review_link(review, view.pair_id)  # the address bar reopens this pair in this queue
 
     show_flash()
     st.caption(
@@ -249,7 +254,7 @@ def review_panel(reviewer: str) -> None:
         on_click=undo_action,
         key="review_undo",
         width="stretch",
-        disabled=not review.actions and state.revision == 0,
+        disabled=not undo_available(state.revision),  # after a reload too: the store's history
     )
 
     # one key per label for the whole dataset (app.services.label_keys), in label order, so a hand can learn them

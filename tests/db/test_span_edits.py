@@ -17,12 +17,14 @@ from db.annotations import (
     record_annotation,
     undo_last,
 )
+from db.curation import CurationReport, curated_training_records
 from db.errors import ConcurrentEditError, LabelStoreError
 from db.io import ExportFilter, curated_rows, export_labels, import_mnre
 from db.models import Annotation, Dataset, EntityPair, Post
 from db.review_queue import QueueFilter, review_queue
 from db.schema import open_database
 from db.spans import Span
+from model.mnre_format import read_records
 
 # train line 1: "Obama meets Merkel in Berlin", head Obama (0, 1), tail Merkel (2, 3), gold /per/per/peer
 OBAMA = ("train", 1)
@@ -466,3 +468,53 @@ def test_a_label_studio_span_that_overlaps_is_refused_with_its_field(imported, t
         with pytest.raises(DataFormatError, match=r"annotations\[0\].result\[2\].*overlaps the head"):
             import_label_studio(session, out)
         assert _counts(session) == before
+
+
+def test_curated_training_records_train_on_the_spans_in_effect_and_the_added_pairs(imported, mini_mnre):
+    sessions, ids = imported
+    records = read_records(mini_mnre / "txt" / "ours_train.txt")
+    with sessions.begin() as session:
+        record_annotation(  # the head of train line 1 becomes "Obama meets"
+            session, ids[OBAMA], status="accepted", annotator="ann", expected_revision=0, head=(0, 2)
+        )
+        messi = session.get(EntityPair, ids[("train", 3)])  # "Messi joins Inter Miami"
+        added, _ = add_pair(
+            session,
+            messi.post_id,
+            dataset="mnre",
+            head=(2, 4),
+            tail=(0, 1),
+            label="/loc/loc/contain",
+            annotator="ann",
+        )
+        added_id = added.id
+    report = CurationReport()
+    with sessions() as session:
+        curated = curated_training_records(session, records, "mnre", "train", report)
+    first = next(record for record in curated if record.line == 1)
+    assert (first.head.name, first.head.start, first.head.end) == ("Obama meets", 0, 2)
+    assert (first.tail.name, first.tail.start, first.tail.end) == ("Merkel", 2, 3)
+    assert records[0].head.end == 1, "the input is left as it was"
+    new = [record for record in curated if record.line not in range(1, 6)]
+    assert len(new) == 1 and report.added == 1 and report.records == 5
+    (new,) = new
+    assert (new.head.name, new.head.start, new.head.end) == ("Inter Miami", 2, 4)
+    assert (new.tail.name, new.tail.start, new.tail.end) == ("Messi", 0, 1)
+    assert new.relation == "/loc/loc/contain" and new.tokens == records[2].tokens
+    assert new.img_id == records[2].img_id and new.raw_line == ""
+    # the labelled set of an annotation loop holds the added pair too (its label is a reviewer's decision)
+    with sessions() as session:
+        reviewed = curated_training_records(session, records, "mnre", "train", reviewed_only=True)
+    assert [(r.head.name, r.relation) for r in reviewed] == [
+        ("Obama meets", "/per/per/peer"),
+        ("Inter Miami", "/loc/loc/contain"),
+    ]
+    # undo restores the pair's own span; a rejected added pair is dropped like any other
+    with sessions.begin() as session:
+        undo_last(session, ids[OBAMA], annotator="ann", expected_revision=1)
+        record_annotation(session, added_id, status="rejected", annotator="ann", expected_revision=1)
+    with sessions() as session:
+        curated = curated_training_records(session, records, "mnre", "train")
+    first = next(record for record in curated if record.line == 1)
+    assert (first.head.name, first.head.start, first.head.end) == ("Obama", 0, 1)
+    assert len(curated) == 5
