@@ -33,6 +33,7 @@ import streamlit as st
 from app.services.rationales import Rationale, box_from_selection, candidate_words, describe, marked_rationale
 from app.services.store import PairView
 
+Entity = tuple[int, int, str]  # an entity span: start, end exclusive, its words
 MAX_FIGURE_SIDE = 480  # pixels of the image sent to the browser; the axes stay in the original's pixels
 GRID = 24  # invisible points per side: Plotly's box selection needs a selectable trace under the box
 OPEN_KEY = "review_evidence_open"
@@ -163,15 +164,19 @@ def seed_marks(pair_id: int, stored: Rationale | None) -> None:
         st.session_state.setdefault(size_key(pair_id), stored.image_size)
 
 
-def evidence_panel(view: PairView, stored: Rationale | None) -> None:
+def evidence_panel(
+    view: PairView, stored: Rationale | None, entities: tuple[Entity | None, Entity | None] | None = None
+) -> None:
     """A closed expander, opened on request; only then are the words and the image drawn (evidence_marks). Closed,
-    one caption says what the next decision will carry, if anything."""
+    one caption says what the next decision will carry, if anything. `entities`: the head and tail in effect
+    (ReviewState.head / .tail: a span a decision fixed), whose words are not offered; default the pair's own."""
     pair_id = view.pair_id
     seed_marks(pair_id, stored)
     panel = st.expander(PANEL_LABEL, key=OPEN_KEY, on_change="rerun")
     with panel:
         if panel.open:
-            evidence_marks(view)
+            head, tail = entities or (None, None)
+            evidence_marks(view, (head or view.head, tail or view.tail))
     if not panel.open:
         pending = marked(pair_id)
         if pending is not None:
@@ -179,17 +184,22 @@ def evidence_panel(view: PairView, stored: Rationale | None) -> None:
 
 
 @st.fragment
-def evidence_marks(view: PairView) -> None:
-    """The words to click and, for a post with an image, the image to draw one box on. Its widgets rerun only this
-    fragment; their values are copied to the pair's marks by their callbacks (take_words, take_box)."""
+def evidence_marks(view: PairView, entities: tuple[Entity, Entity]) -> None:
+    """The words to click (all but the words of the head and tail in effect, `entities`) and, for a post with an
+    image, the image to draw one box on. Its widgets rerun only this fragment; their values are copied to the pair's
+    marks by their callbacks (take_words, take_box)."""
     pair_id = view.pair_id
-    candidates = candidate_words(len(view.tokens), view.head[:2], view.tail[:2])
+    head, tail = entities
+    candidates = candidate_words(len(view.tokens), head[:2], tail[:2])
+    # marks made before a span fix may lie in the fixed span now: not offered, so not kept as the pills' default
+    offered = set(candidates)
+    default = [i for i in st.session_state.get(words_key(pair_id)) or [] if i in offered]
     st.pills(
         "Evidence words (click to mark, click again to unmark; the entities are not evidence)",
         candidates,
         selection_mode="multi",
         format_func=lambda i: view.tokens[i],
-        default=st.session_state.get(words_key(pair_id)) or None,
+        default=default or None,
         key=pills_key(pair_id),
         on_change=take_words,
         args=(pair_id, pills_key(pair_id)),

@@ -168,7 +168,7 @@ def review_panel(reviewer: str) -> None:
     if state.note:
         st.caption(f"Note kept with this decision: {plain(state.note)}")
     # optional: words (click) and one box (drag on the image) saved with the next decision; starts from the saved ones
-    evidence_panel(view, state.rationale)
+    evidence_panel(view, state.rationale, (state.head, state.tail))  # the words of the spans in effect
     span_editor(view, state)  # app.ui.span_editor: off by default, nothing computed until opened
 
     if review.audit:

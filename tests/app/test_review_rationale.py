@@ -167,3 +167,31 @@ def test_the_closed_panel_costs_nothing_and_keeps_marks_made_before_it_closed(
     at.button(key="review_accept").click().run()
     no_exceptions(at)
     assert stored(seeded_url) == [(pair, 1, "accepted", [options[1]], None)]
+
+
+def test_the_pills_leave_out_the_words_of_a_fixed_span_not_the_pairs_own(make_app, seeded_url):
+    from db.annotations import record_annotation
+    from db.models import EntityPair, Post
+
+    at = make_app(seeded_url, REVIEW)
+    no_exceptions(at)
+    pair = at.session_state["review_shown"][0]
+    own = candidates(seeded_url, pair)
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as s:
+        row = s.get(EntityPair, pair)
+        tokens = list(s.get(Post, row.post_id).tokens)
+        tail = set(range(row.tail_start, row.tail_end))
+        own_head = list(range(row.head_start, row.head_end))
+        word = next(i for i in own if i not in tail)  # the head becomes a word that was evidence before
+        record_annotation(
+            s, pair, status="accepted", annotator="ann", expected_revision=0, head=(word, word + 1)
+        )
+    engine.dispose()
+    at.run()
+    open_panel(at)
+    no_exceptions(at)
+    offered = list(pills(at, pair).options)  # the words as shown, in reading order
+    expected = [i for i in range(len(tokens)) if i != word and i not in tail]
+    assert offered == [tokens[i] for i in expected], offered
+    assert set(own_head) <= set(expected), "the pair's own head words are evidence again"
