@@ -21,6 +21,7 @@ from db.curation import CurationReport, curated_training_records
 from db.errors import ConcurrentEditError, LabelStoreError
 from db.io import ExportFilter, curated_rows, export_labels, import_mnre
 from db.models import Annotation, Dataset, EntityPair, Post
+from db.rationales import Rationale
 from db.review_queue import QueueFilter, review_queue
 from db.schema import open_database
 from db.spans import Span
@@ -518,3 +519,45 @@ def test_curated_training_records_train_on_the_spans_in_effect_and_the_added_pai
     first = next(record for record in curated if record.line == 1)
     assert (first.head.name, first.head.start, first.head.end) == ("Obama", 0, 1)
     assert len(curated) == 5
+
+
+def _eraser(session, out):
+    export_labels(session, "eraser", out)
+    lines = [json.loads(line) for line in (out / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    return {line["annotation_id"].rsplit("/", 1)[1]: line for line in lines}
+
+
+def test_the_eraser_export_follows_a_span_fix_and_its_undo(imported, tmp_path):
+    sessions, ids = imported
+    pair_id = ids[OBAMA]
+    with sessions.begin() as session:  # the tail becomes "Merkel in Berlin", "meets" the evidence
+        record_annotation(
+            session,
+            pair_id,
+            status="accepted",
+            annotator="ann",
+            expected_revision=0,
+            tail=(2, 5),
+            rationale=Rationale(tokens=(1,)),
+        )
+        post_id = session.get(EntityPair, pair_id).post_id
+        added, _ = add_pair(
+            session, post_id, dataset="mnre", head=(4, 5), tail=(0, 1), label="None", annotator="ann"
+        )
+        added_id = added.id
+    with sessions() as session:
+        lines = _eraser(session, tmp_path / "fixed")
+    assert lines[str(pair_id)]["query"] == "Obama || Merkel in Berlin"
+    assert [(e["start_token"], e["end_token"], e["text"]) for e in lines[str(pair_id)]["evidences"][0]] == [
+        (1, 2, "meets")
+    ]
+    assert (lines[str(added_id)]["query"], lines[str(added_id)]["classification"]) == (
+        "Berlin || Obama",
+        "None",
+    )
+    assert lines[str(added_id)]["docids"] == lines[str(pair_id)]["docids"], "one post, one document"
+    with sessions.begin() as session:
+        undo_last(session, pair_id, annotator="ann", expected_revision=1)
+    with sessions() as session:
+        lines = _eraser(session, tmp_path / "undone")
+    assert lines[str(pair_id)]["query"] == "Obama || Merkel"
