@@ -51,7 +51,11 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 MAIN = str(REPO / "app" / "main.py")
 
 
-def seed_store(folder: Path, model_dir: Path | None) -> tuple[str, str, int]:
+def seed_store(
+    folder: Path, model_dir: Path | None, sizes: tuple[int, int] = (80, 40)
+) -> tuple[str, str, int]:
+    """The synthetic demo store (`sizes` train and val pairs) with one active model version and its predictions;
+    (url, version id, version key). benchmarks/bench_browser.py seeds the same way."""
     from sqlalchemy import select
 
     from app.services.inference import predict_and_store
@@ -63,7 +67,7 @@ def seed_store(folder: Path, model_dir: Path | None) -> tuple[str, str, int]:
     from model.encoders import build_model
     from model.synthetic import MNRE_LABELS, generate
 
-    data = generate(folder / "synthetic", {"train": 80, "val": 40}, images_per_label=5, seed=0)
+    data = generate(folder / "synthetic", {"train": sizes[0], "val": sizes[1]}, images_per_label=5, seed=0)
     if model_dir is None:
         model_dir = folder / "model"
         model, tokenizer = build_model("objects", MNRE_LABELS, "minilm")
