@@ -358,6 +358,17 @@ def forget_decision(session: Session, pair_id: int, reviewer: str) -> None:
     )
 
 
+def release_for(session: Session, annotation: Annotation) -> None:
+    """After a review row was written (in its transaction): a decision keeps its reviewer's slot on the pair, a skip
+    frees it, an undo frees the slot of the decision it took back."""
+    if annotation.undoes_id is not None:
+        undone = session.get(Annotation, annotation.undoes_id)
+        if undone is not None:
+            forget_decision(session, undone.pair_id, undone.annotator)
+        return
+    release(session, annotation.pair_id, annotation.annotator, decided=annotation.status != "skipped")
+
+
 def live_leases(
     session: Session, now: datetime | None = None, pair_ids: Iterable[int] | None = None
 ) -> list[Lease]:

@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.services.leases import after_decision, after_undo
 from app.services.rationales import describe
 from db.annotations import (
     OwnDecision,
@@ -27,6 +26,7 @@ from db.annotations import (
 )
 from db.datasets import list_datasets, require_pair
 from db.io import import_post
+from db.leases import release_for
 from db.model_versions import ModelVersionInfo, active_model, registered_models
 from db.models import Annotation
 from db.provenance import active_model_version, evaluation_runs_with_versions
@@ -213,7 +213,7 @@ def decide(
             origin=origin,
             rationale=rationale,
         )
-        after_decision(session, annotation)  # the reviewer's lease: a decision keeps its slot, a skip frees it
+        release_for(session, annotation)  # a decision keeps the lease's slot, a skip frees it
         return annotation
 
 
@@ -285,7 +285,7 @@ def undo(
         annotation = undo_last(
             session, pair_id, annotator=annotator, expected_revision=expected_revision, actor=actor
         )
-        after_undo(session, annotation)  # the undone decision's slot on the pair is free again
+        release_for(session, annotation)  # the undone decision's slot is free again
         return annotation
 
 

@@ -19,6 +19,9 @@ class ReviewSession:
     audit: bool = False
     # the Queue filter and sort this queue came from (app.services.review_link): Review writes it into its link
     link: dict | None = None
+    # the pairs handed to this reviewer under a lease (app.ui.review_leases); while `queue` is this list, Review takes
+    # the next pair from the leases when it reaches the end; a queue picked on the Queue page is walked as it is
+    leased: list[int] = field(default_factory=list)
 
     @property
     def pair_id(self) -> int | None:
