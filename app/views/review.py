@@ -19,7 +19,6 @@ from app.services.store import (
     load_audit_view,
     load_review_state,
     queue_progress,
-    unreviewed_pairs,
 )
 from app.ui.explanation_panels import post_objects
 from app.ui.identity import require_reviewer
@@ -46,6 +45,7 @@ from app.ui.review_actions import (
     undo_action,
     undo_available,
 )
+from app.ui.review_leases import fill_review_queue
 from app.ui.review_link import restore_review_from_link, write_review_link
 from app.ui.span_editor import span_editor
 from app.ui.state import review_session, show_flash
@@ -76,8 +76,7 @@ def review_panel(reviewer: str) -> None:
     active = active_version(sessions)  # db.model_versions.ModelVersionInfo, or None before the first model
     # a reload or a shared link: its queue at its pair (the session's first run only)
     restore_review_from_link(sessions, review)
-    if not review.queue:
-        review.queue, review.position = unreviewed_pairs(sessions), 0
+    fill_review_queue(sessions, review, reviewer)  # nothing picked on the Queue: pairs under leases
     if review.at_end:
         end_of_queue(queue_progress(sessions, review.queue))
         return
