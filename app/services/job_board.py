@@ -103,6 +103,8 @@ def duration(seconds: float | None) -> str:
 
 
 def progress_text(job: JobView) -> str:
+    """A job's progress in words (part, epoch, step or its own message, time left, latest val F1); at least the
+    share done once it reported one; empty before it reported anything."""
     job_progress = job.progress
     parts = []
     if job_progress.get("parts", 1) > 1:
@@ -120,8 +122,12 @@ def progress_text(job: JobView) -> str:
     if job.status == "running" and job_progress.get("eta_s") is not None:
         parts.append(f"about {duration(job_progress['eta_s'])} left")
     if job_progress.get("val_f1") is not None:
-        parts.append(f"latest val F1 {100 * job_progress['val_f1']:.1f}")
-    return " · ".join(parts) or job_progress.get("message", "")
+        parts.append(f"latest val F1 {100 * job_progress['val_f1']:.1f} %")
+    text = " · ".join(parts) or job_progress.get("message", "")
+    if not text and job_progress.get("fraction"):
+        # a job that reports only its fraction: the text says what the bar shows, never "starting ..."
+        text = f"{100 * job_progress['fraction']:.0f} % done"
+    return text
 
 
 def job_rows(jobs: list[JobView]) -> list[dict[str, Any]]:

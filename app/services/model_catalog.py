@@ -116,23 +116,24 @@ def job_text(version: ModelVersionInfo) -> str:
 
 
 def version_rows(versions: list[ModelVersionInfo]) -> list[dict]:
-    """One row per registered version for the Models table: val figures in percent (None when not stored)."""
+    """One row per registered version for the Models table: val figures in percent; None for anything not stored
+    (the page draws it as a dash)."""
     return [
         {
             "version": version.version_id,
             "active": version.active,
             "variant": version.variant,
-            "architecture": version.architecture or "?",
-            # stored from config.json at registration: no checkpoint file is read per row
-            "text encoder": version.text_encoder or "?",
+            # stored from config.json at registration: no checkpoint file is read per row; None when not stored
+            "architecture": version.architecture,
+            "text encoder": version.text_encoder,
             "val F1": percent(val(version).f1),
             "val P": percent(val(version).precision),
             "val R": percent(val(version).recall),
             "val records": val(version).records,
             "training data": version.origin.describe_data(),
-            "job": job_text(version),
+            "job": job_text(version) or None,
             "created by": version.created_by,
-            "created": version.created_at.strftime("%Y-%m-%d %H:%M") if version.created_at else "",
+            "created": version.created_at.strftime("%Y-%m-%d %H:%M") if version.created_at else None,
         }
         for version in versions
     ]

@@ -28,25 +28,25 @@ from app.services.model_jobs import (
 )
 from app.ui.auth import current_actor, refuse_unless_admin
 from app.ui.identity import require_reviewer
-from app.ui.render import plain
+from app.ui.render import MISSING, plain
 
 # Fixed widths (px) of the versions table: at 1600 px the wide layout leaves about 1,100 px beside the sidebar,
 # and with Streamlit's automatic widths the last columns ("created by", "created") fell outside it
 VERSION_WIDTHS = {
-    "version": 170,
-    "active": 55,
-    "variant": 75,
+    "version": 155,
+    "active": 50,
+    "variant": 70,
     "architecture": 85,
-    "text encoder": 110,
-    "val F1": 60,
-    "val P": 60,
-    "val R": 60,
-    "val records": 65,
+    "text encoder": 100,
+    "val F1": 55,
+    "val P": 55,
+    "val R": 55,
+    "val records": 75,
     "training data": 120,
-    "job": 85,
+    "job": 80,
     "created by": 80,
-    "created": 110,
-}
+    "created": 115,
+}  # 1,095 px
 
 
 def versions_table(versions: list[ModelVersionInfo]) -> None:
@@ -56,6 +56,7 @@ def versions_table(versions: list[ModelVersionInfo]) -> None:
         pd.DataFrame(version_rows(versions)),
         hide_index=True,
         key="models_table",
+        placeholder=MISSING,  # a figure not stored is a dash, never "None" (which reads like a value)
         column_config={
             column: (
                 st.column_config.NumberColumn(format="%.2f", width=width)
@@ -76,6 +77,7 @@ def version_details(version: ModelVersionInfo) -> None:
                 pd.DataFrame(rows),
                 hide_index=True,
                 key="models_per_label",
+                placeholder=MISSING,
                 column_config={c: st.column_config.NumberColumn(format="%.1f") for c in ("P", "R", "F1")},
             )
         else:
@@ -157,6 +159,7 @@ def compare_panel(sessions: sessionmaker, by_name: dict[str, ModelVersionInfo], 
         delta,
         hide_index=True,
         key="models_compare_labels",
+        placeholder=MISSING,
         column_config={
             column: st.column_config.NumberColumn(format="%+.1f" if column == "change" else "%.1f")
             for column in ("F1 before", "F1 after", "change")

@@ -14,6 +14,7 @@ from app.jobs import cancel
 from app.services.errors import LabelStoreError, mask_secrets
 from app.services.job_board import JobView, job_board, job_rows, progress_text
 from app.ui.auth import current_actor
+from app.ui.render import plain
 from app.ui.resources import get_sessions
 
 REFRESH_SECONDS = 3
@@ -53,12 +54,13 @@ def live() -> None:
     for job in now_running:
         with st.container(border=True):
             st.markdown(
-                f"**Job {job.id}: {job.name}**, started by {job.started_by} "
-                f"on {job.worker}" + (" · **cancel requested**" if job.cancel_requested else "")
+                f"**Job {job.id}: {job.name}**, started by {plain(job.started_by)} "
+                f"on {plain(job.worker)}" + (" · **cancel requested**" if job.cancel_requested else "")
             )
             st.progress(job.fraction, text=progress_text(job) or "starting ...")
             if job.log_tail:
-                st.code("\n".join(job.log_tail.splitlines()[-12:]), language=None)
+                # long lines wrap: at 1600 px an unwrapped log ran past the column's right edge
+                st.code("\n".join(job.log_tail.splitlines()[-12:]), language=None, wrap_lines=True)
             cancel_button(job)
     st.subheader(f"Queue ({len(now_pending)} waiting)")
     if not now_pending:
@@ -67,7 +69,7 @@ def live() -> None:
         c1, c2 = st.columns([5, 1])
         c1.markdown(
             f"{position}. **Job {job.id}: {job.name}**, started by "
-            f"{job.started_by}, queued {job.created_at:%H:%M:%S} UTC (priority {job.priority})"
+            f"{plain(job.started_by)}, queued {job.created_at:%H:%M:%S} UTC (priority {job.priority})"
         )
         with c2:
             cancel_button(job)
@@ -93,7 +95,7 @@ if recent:
         if picked.outcome:
             st.json(picked.outcome, expanded=False)
         if picked.log_tail:
-            st.code(picked.log_tail, language=None)
+            st.code(picked.log_tail, language=None, wrap_lines=True)
 else:
     st.info(
         "No job has run yet. `make app` queues the first model; the Models and Experiments pages start more."

@@ -45,3 +45,55 @@ def test_no_pair_to_compare_is_not_read_as_agreement():
     assert kind == "info" and "changed on 0" not in text and "v-new has not scored val yet" in text
     kind, text = comparison_note(VersionComparison(8, [{"pair": 1}], [], []))
     assert kind == "caption" and text == "8 val pairs scored by both; the prediction changed on 1."
+
+
+def test_the_jobs_page_shows_who_started_a_job_as_typed(make_app, seeded_url):
+    from db.jobs import create_job, report_progress, start_job
+    from db.schema import open_database
+    from tests.app.conftest import no_exceptions
+
+    name = "**Bo** [x](http://e.example)"
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as session:
+        running = create_job(session, "score", name, {}).id
+        start_job(session, running, worker="elsewhere:1")
+        report_progress(session, running, {"fraction": 0.2}, ["step 1"])
+        create_job(session, "score", name, {})  # waiting behind it
+    engine.dispose()
+    at = make_app(seeded_url, "views/jobs.py")
+    no_exceptions(at)
+    shown = [m.value for m in at.markdown if f"Job {running}" in m.value or "started by" in m.value]
+    assert len(shown) == 2 and all(plain(name) in text and name not in text for text in shown), shown
+
+
+def test_the_models_table_fits_at_1600_px_and_draws_what_is_missing_as_a_dash(make_app, seeded_url):
+    import json
+
+    from app.ui.render import MISSING
+    from tests.app.conftest import no_exceptions
+
+    at = make_app(seeded_url, "views/models.py")
+    no_exceptions(at)
+    table = at.dataframe[0]
+    assert table.proto.placeholder == MISSING, (
+        "Streamlit draws a missing value as 'None' unless told otherwise"
+    )
+    frame = table.value
+    assert "?" not in set(frame["architecture"]) | set(frame["text encoder"])
+    config = json.loads(table.proto.columns)
+    widths = {column: config.get(column, {}).get("width") for column in frame.columns}
+    # a 1600 px window in the wide layout leaves about 1,100 px beside the sidebar
+    assert all(isinstance(width, int) for width in widths.values()) and sum(widths.values()) <= 1100, widths
+
+
+def test_a_jobs_progress_text_agrees_with_its_bar_and_gives_the_f1_unit():
+    from app.services.job_board import progress_text
+
+    def job(progress: dict):
+        return SimpleNamespace(status="running", progress=progress)
+
+    assert progress_text(job({})) == ""  # nothing reported yet: the page says "starting ..."
+    assert progress_text(job({"fraction": 0.3})) == "30 % done"
+    assert progress_text(job({"fraction": 0.5, "epoch": 1, "epochs": 3, "val_f1": 0.4567})) == (
+        "epoch 1/3 · latest val F1 45.7 %"
+    )
