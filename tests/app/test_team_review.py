@@ -1,4 +1,4 @@
-"""Working as a team: two reviewers opening Review get different pairs (leases); a decision or skip through the
+"""Working as a team: a decision or skip through the
 store's decide releases the lease in its own transaction, an undo frees the slot; on the Loop page an admin sets
 the overlap and assigns a queue filter, and everyone sees progress per reviewer."""
 
@@ -10,25 +10,6 @@ from db.schema import open_database
 from tests.app.conftest import no_exceptions
 
 LOOP = "views/loop.py"
-REVIEW = "views/review.py"
-
-
-def shown_pair(at) -> int:
-    caption = next(c.value for c in at.caption if c.value.startswith("Pair "))
-    return int(caption.split()[1])
-
-
-def test_two_reviewers_opening_review_get_different_pairs(make_app, seeded_url):
-    ann = make_app(seeded_url, REVIEW, reviewer="ann")
-    bob = make_app(seeded_url, REVIEW, reviewer="bob")
-    no_exceptions(ann)
-    no_exceptions(bob)
-    assert shown_pair(ann) != shown_pair(bob)
-    engine, sessions = open_database(seeded_url)
-    with sessions() as session:
-        held = {(lease.reviewer, lease.pair_id) for lease in live_leases(session)}
-    engine.dispose()
-    assert held == {("ann", shown_pair(ann)), ("bob", shown_pair(bob))}
 
 
 def test_decide_and_undo_through_the_store_release_and_free_the_lease(seeded_url):
