@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from app.services.store import PairView, ReviewState, add_pair_beside, fix_spans
 from app.ui.render import plain
 from app.ui.resources import get_sessions
+from app.ui.review_actions import SAVED_REVISIONS
 from app.ui.state import flash, review_session
 from db.errors import ConcurrentEditError, LabelStoreError
 
@@ -64,6 +65,8 @@ def save_spans(pair_id: int, revision: int) -> None:
         return
     _forget(pair_id)
     review_session().actions.append(pair_id)  # U undoes it like any decision
+    # the revision this save created: the one U checks, whichever pair is shown by then (as review_actions.save)
+    st.session_state.setdefault(SAVED_REVISIONS, {})[pair_id] = saved.revision
     flash("success", f"Pair {pair_id}: spans fixed, {saved.status} as {plain(saved.label)}.")
 
 
@@ -80,6 +83,7 @@ def save_new_pair(pair_id: int, dataset: str) -> None:
     _forget(pair_id)
     review = review_session()
     review.actions.append(new_id)
+    st.session_state.setdefault(SAVED_REVISIONS, {})[new_id] = 1  # its label: the new pair's first decision
     review.open(new_id)
     flash("success", f"Pair {new_id} added to this post as {plain(label)}; it is shown now.")
 

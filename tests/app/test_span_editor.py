@@ -84,3 +84,32 @@ def test_fix_a_span_undo_it_and_add_a_pair(make_app, seeded_url):
         assert current_state(pair_history(s, added.id)).status in ("corrected", "accepted")
     engine.dispose()
     assert at.session_state["review_shown"][0] == added.id, "the added pair is shown"
+
+
+def test_u_takes_back_an_added_pair_then_the_span_fix_before_it(make_app, seeded_url):
+    at = make_app(seeded_url, REVIEW)
+    pair = at.session_state["review_shown"][0]
+    at.toggle(key="span_open").set_value(True).run()
+    head = next(p for p in at.pills if p.key == f"span_head_{pair}")
+    tail = next(p for p in at.pills if p.key == f"span_tail_{pair}")
+    old_head, old_tail = list(head.value), list(tail.value)
+    free = [i for i in range(len(head.options)) if i not in old_head and i not in old_tail]
+    head.set_value([free[0]]).run()
+    at.button(key="span_fix").click().run()
+    no_exceptions(at)
+    next(p for p in at.pills if p.key == f"span_tail_{pair}").set_value([free[-1]]).run()
+    at.button(key="span_add").click().run()
+    no_exceptions(at)
+    added = at.session_state["review_shown"][0]
+    assert added != pair
+    at.button(key="review_undo").click().run()  # the added pair's label
+    at.button(key="review_undo").click().run()  # then the head fix, on the revision it saved
+    no_exceptions(at)
+    assert not at.error, [e.value for e in at.error]
+    engine, sessions = _store(seeded_url)
+    with sessions() as s:
+        state = current_state(pair_history(s, pair))
+        assert (state.status, state.head, state.revision) == ("unreviewed", None, 2)  # the undo is a row too
+        assert current_state(pair_history(s, added)).status == "unreviewed"
+    engine.dispose()
+    assert at.session_state["review_shown"] == (pair, 2)
