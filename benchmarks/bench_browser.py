@@ -99,6 +99,7 @@ class Browser:
     def key(self, key: str, timeout: float = 120) -> tuple[float, float]:
         from selenium.webdriver.common.action_chains import ActionChains
 
+        self.idle()  # the reviewer reads the pair first: the previous run has ended before the press
         self.focus_page()
         before = self.state()[0]
         start = time.perf_counter()
@@ -108,7 +109,8 @@ class Browser:
     def sidebar(self, page: str, marker: str) -> tuple[float, float]:
         links = self.driver.find_elements("css selector", '[data-testid="stSidebarNav"] a')
         # the Queue is the default page: its link is the app's root, so the links are told apart by their titles
-        link = next(a for a in links if a.get_attribute("innerText").strip() == page.capitalize())
+        # (an icon's name comes before the title in the link's text)
+        link = next(a for a in links if a.get_attribute("innerText").strip().endswith(page.capitalize()))
         start = time.perf_counter()
         link.click()
         return self.until(start, lambda pair, text, query: marker in text)
