@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from app.jobs import enqueue
+from app.jobs.runner import enqueue_explanations
 from app.services.errors import LabelStoreError
 from app.services.model_catalog import (
     ModelVersionInfo,
@@ -22,6 +23,7 @@ from app.services.model_catalog import (
 from app.services.model_jobs import (
     TRAINING_NAMES,
     VARIANTS,
+    explain_limit,
     queue_training,
     recipe_for,
     training_config_file,
@@ -68,8 +70,9 @@ def versions_table(versions: list[ModelVersionInfo]) -> None:
     )
 
 
-def version_details(version: ModelVersionInfo) -> None:
-    """One version's per-label val figures and its training settings, in an expander."""
+def version_details(sessions: sessionmaker, version: ModelVersionInfo) -> None:
+    """One version's per-label val figures and its training settings, in an expander; for an image-reading
+    version, the precompute of the queue's top (explain_top_panel)."""
     with st.expander(f"{version.version_id}: per-label val F1 and training settings", expanded=False):
         rows = per_label_rows(version)
         if rows:
@@ -83,6 +86,23 @@ def version_details(version: ModelVersionInfo) -> None:
         else:
             st.caption("No per-label figures were stored with this version.")
         st.json({"path": version.folder, "settings": dict(version.settings)}, expanded=False)
+    if version.variant != "text_only":
+        explain_top_panel(sessions, version)
+
+
+def explain_top_panel(sessions: sessionmaker, version: ModelVersionInfo) -> None:
+    """Queue the precompute of Inspect's explanations (attributions and image reliance) for the top of the queue
+    with an image-reading version: what fills the Queue's image reliance column when the version was scored
+    before, or the activation's precompute did not reach those pairs."""
+    n = explain_limit()
+    c1, c2 = st.columns([3, 1])
+    c1.caption(
+        f"Inspect's attributions and image reliance for the top {n} pairs of the queue, computed by the worker "
+        f"with {version.version_id} and stored: the Queue's image reliance column shows them."
+    )
+    if c2.button("Explain the top of the queue", key="models_explain_top"):
+        job = enqueue_explanations(sessions, version.version_id, n, require_reviewer())
+        st.success(f"Queued job {job}: the top {n} pairs explained by {version.version_id} (see Jobs).")
 
 
 def training_panel(sessions: sessionmaker, sources: dict[str, str], pending: dict[str, object]) -> None:

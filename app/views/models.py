@@ -72,7 +72,7 @@ if c2.button("Make active", key="models_activate", disabled=bool(active and chos
         )
         st.rerun()
 
-version_details(by_name[chosen])
+version_details(sessions, by_name[chosen])
 training_panel(sessions, overview.sources, overview.pending)
 compare_panel(sessions, by_name, active)
 retrain_panel(sessions, overview.sources, chosen)

@@ -97,3 +97,23 @@ def test_a_jobs_progress_text_agrees_with_its_bar_and_gives_the_f1_unit():
     assert progress_text(job({"fraction": 0.5, "epoch": 1, "epochs": 3, "val_f1": 0.4567})) == (
         "epoch 1/3 · latest val F1 45.7 %"
     )
+
+
+def test_the_models_page_queues_the_precompute_that_fills_the_queues_image_reliance(make_app, seeded_url):
+    from sqlalchemy import select
+
+    from app.services.model_jobs import explain_limit
+    from db.models import Job
+    from db.schema import open_database
+    from tests.app.conftest import no_exceptions
+
+    at = make_app(seeded_url, "views/models.py")
+    at.button(key="models_explain_top").click().run()  # the seeded objects version reads the image
+    no_exceptions(at)
+    engine, sessions = open_database(seeded_url)
+    with sessions() as session:
+        (job,) = session.scalars(select(Job).where(Job.kind == "explanations")).all()
+        version = at.selectbox(key="models_pick").value
+        assert job.params == {"model_version": version, "top": explain_limit()}, job.params
+    engine.dispose()
+    assert any(f"Queued job {job.id}" in s.value for s in at.success)
