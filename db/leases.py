@@ -11,6 +11,11 @@ nothing and the loser moves on to the next pair. A pair goes to a reviewer only 
 
 A lease lapses after the dataset's `lease_minutes` without activity (renew on every view), is released by a skip
 (the slot is free for someone else), and a decision keeps its slot for good (state "decided"; an undo frees it).
+
+With overlap >= 2 several reviewers hold one pair at once, and each judgement is recorded independently
+(record_decision): a save on top of a revision that only other slot holders' decisions have moved past is recorded
+on the current revision instead of being refused as a concurrent edit, so the pair keeps one revision history, the
+newest decision is the label in effect (db.annotations.CurrentState) and db.agreement sees every reviewer's label.
 The order is the review queue's (db.review_queue.review_queue: its sort and filters; an admin may assign a
 reviewer a queue filter): leases only decide who gets which pair next.
 
@@ -30,8 +35,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from db.annotations import record_annotation
 from db.datasets import require_dataset
-from db.errors import LabelStoreError
+from db.errors import ConcurrentEditError, LabelStoreError
 from db.loop import LABEL_DECISIONS
 from db.models import (
     Annotation,
@@ -367,6 +373,60 @@ def release_for(session: Session, annotation: Annotation) -> None:
             forget_decision(session, undone.pair_id, undone.annotator)
         return
     release(session, annotation.pair_id, annotation.annotator, decided=annotation.status != "skipped")
+
+
+def independent_base(session: Session, pair_id: int, reviewer: str, seen_revision: int) -> int:
+    """The revision `reviewer`'s save on the pair goes on top of, when they were shown `seen_revision`.
+
+    The pair's current revision when the reviewer holds a slot on the pair (a lease held or decided) and every row
+    after `seen_revision` is a decision (accepted, corrected or rejected; no undo) by another reviewer who holds or
+    decided another slot of it: with overlap >= 2 those are independent judgements of the same pair, not edits of
+    one another's. Otherwise `seen_revision`, so the save is refused as a concurrent edit (ConcurrentEditError):
+    the same reviewer saving from two tabs, a reviewer without a slot, a skip or undo in between, or a decision by
+    someone without a slot (a bulk accept, a Queue pick beside the leases).
+    """
+    reviewer = reviewer.strip()
+    later = session.execute(
+        select(Annotation.revision, Annotation.annotator, Annotation.status, Annotation.undoes_id)
+        .where(Annotation.pair_id == pair_id, Annotation.revision > seen_revision)
+        .order_by(Annotation.revision)
+    ).all()
+    if not later:
+        return seen_revision
+    slot_holders = set(session.scalars(select(ReviewLease.reviewer).where(ReviewLease.pair_id == pair_id)))
+    if reviewer not in slot_holders:
+        return seen_revision
+    for _revision, annotator, status, undoes_id in later:
+        if annotator == reviewer or annotator not in slot_holders:
+            return seen_revision
+        if status not in LABEL_DECISIONS or undoes_id is not None:
+            return seen_revision
+    return later[-1].revision
+
+
+def record_decision(
+    session: Session, pair_id: int, *, status: str, annotator: str, expected_revision: int, **values
+) -> Annotation:
+    """A reviewer's decision or skip under the leases, in the caller's transaction: db.annotations.record_annotation
+    on top of independent_base (the revision they saw, or the current one when only other slot holders decided
+    since), then release_for (a decision keeps the reviewer's slot, a skip frees it). `values`: record_annotation's
+    other keywords (label, note, origin, rationale). A save that loses the insert race to another slot holder's
+    decision is recorded on top of it; any other change since `expected_revision` raises ConcurrentEditError."""
+    base = independent_base(session, pair_id, annotator, expected_revision)
+    for _attempt in range(MAX_OVERLAP):
+        try:
+            annotation = record_annotation(
+                session, pair_id, status=status, annotator=annotator, expected_revision=base, **values
+            )
+        except ConcurrentEditError:
+            moved_to = independent_base(session, pair_id, annotator, expected_revision)
+            if moved_to == base:  # not only other slots' decisions: the conflict stands
+                raise
+            base = moved_to
+            continue
+        release_for(session, annotation)
+        return annotation
+    raise ConcurrentEditError(pair_id, "other reviewers", base, None)
 
 
 def live_leases(

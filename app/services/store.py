@@ -26,7 +26,7 @@ from db.annotations import (
 )
 from db.datasets import list_datasets, require_pair
 from db.io import import_post
-from db.leases import release_for
+from db.leases import record_decision, release_for
 from db.model_versions import ModelVersionInfo, active_model, registered_models
 from db.models import Annotation
 from db.provenance import active_model_version, evaluation_runs_with_versions
@@ -198,11 +198,13 @@ def decide(
     origin: str | None = None,
     rationale: Rationale | None = None,
 ) -> Annotation:
-    """One review decision in its own transaction (ConcurrentEditError if the pair changed since it was shown);
-    origin "audit" marks a decision made in the label-error audit; `rationale` (app.services.rationales.
-    marked_rationale) is stored with the decision, checked first (a bad one: LabelStoreError, nothing stored)."""
+    """One review decision in its own transaction (ConcurrentEditError if the pair changed since it was shown,
+    unless only reviewers holding other overlap slots of it decided since: db.leases.record_decision records it
+    on the current revision then); origin "audit" marks a decision made in the label-error audit; `rationale`
+    (app.services.rationales.marked_rationale) is stored with the decision, checked first (a bad one:
+    LabelStoreError, nothing stored). A decision keeps the reviewer's lease slot, a skip frees it."""
     with sessions.begin() as session:
-        annotation = record_annotation(
+        return record_decision(
             session,
             pair_id,
             status=status,
@@ -213,8 +215,6 @@ def decide(
             origin=origin,
             rationale=rationale,
         )
-        release_for(session, annotation)  # a decision keeps the lease's slot, a skip frees it
-        return annotation
 
 
 def fix_spans(

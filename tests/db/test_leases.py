@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, select
 
-from db.annotations import record_annotation, undo_last
-from db.errors import LabelStoreError
+from db.agreement import decisions as agreement_decisions
+from db.annotations import current_state, pair_history, record_annotation, undo_last
+from db.errors import ConcurrentEditError, LabelStoreError
 from db.io import import_mnre
 from db.leases import (
     Lease,
@@ -21,6 +22,7 @@ from db.leases import (
     expire_leases,
     forget_decision,
     live_leases,
+    record_decision,
     release,
     renew,
     reviewer_progress,
@@ -376,3 +378,109 @@ def test_random_interleavings_never_hand_a_pair_out_beyond_the_overlap(tmp_path_
             expire_leases(session, now + timedelta(days=1))
     finally:
         engine.dispose()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Overlap >= 2: each slot holder's judgement is recorded, not refused as a concurrent edit
+
+
+def save(sessions, pair_id, reviewer, seen_revision, status="accepted", label=None):
+    """A save as app.services.store.decide makes it: on the revision the reviewer was shown."""
+    with sessions.begin() as session:
+        return record_decision(
+            session, pair_id, status=status, annotator=reviewer, expected_revision=seen_revision, label=label
+        ).revision
+
+
+@pytest.mark.parametrize("first, second", [("ann", "bob"), ("bob", "ann")])
+def test_overlap_two_records_both_slot_holders_judgements(imported, first, second):
+    sessions, order = imported
+    set_overlap(sessions, 2)
+    ann, bob = take(sessions, "ann"), take(sessions, "bob")
+    assert ann.pair_id == bob.pair_id == order[0] and {ann.slot, bob.slot} == {0, 1}
+    labels = {"ann": "/per/per/peer", "bob": "/loc/loc/contain"}
+    assert save(sessions, order[0], first, 0, "corrected", labels[first]) == 1
+    # the second reviewer was shown revision 0 too: recorded on top of the first one's decision, no conflict
+    assert save(sessions, order[0], second, 0, "corrected", labels[second]) == 2
+    with sessions() as session:
+        history = pair_history(session, order[0])
+        assert [(a.revision, a.annotator, a.label) for a in history] == [
+            (1, first, labels[first]),
+            (2, second, labels[second]),
+        ]
+        assert current_state(history).label == labels[second]  # the newest decision is the label in effect
+        assert agreement_decisions(session, "mini")[order[0]] == labels
+        assert {lease.reviewer for lease in session.scalars(select(ReviewLease))} == {"ann", "bob"}
+        assert {lease.state for lease in session.scalars(select(ReviewLease))} == {"decided"}
+
+
+def test_overlap_one_a_late_save_after_the_pair_was_handed_on_is_a_conflict(imported):
+    sessions, order = imported
+    set_overlap(sessions, 1, minutes=10)
+    assert take(sessions, "ann").pair_id == order[0]
+    later = T0 + timedelta(minutes=11)  # ann's lease lapsed: the pair goes to bob
+    assert take(sessions, "bob", now=later).pair_id == order[0]
+    save(sessions, order[0], "bob", 0, "rejected")
+    with pytest.raises(ConcurrentEditError, match="bob"):
+        save(sessions, order[0], "ann", 0)
+    with sessions() as session:
+        assert [a.annotator for a in pair_history(session, order[0])] == ["bob"]
+
+
+def test_overlap_two_a_reviewer_without_a_slot_still_conflicts(imported):
+    sessions, order = imported
+    set_overlap(sessions, 2)
+    take(sessions, "ann")
+    save(sessions, order[0], "ann", 0, "rejected")
+    with pytest.raises(ConcurrentEditError, match="ann"):  # cyd opened the pair from the Queue: no lease
+        save(sessions, order[0], "cyd", 0)
+    take(sessions, "bob")
+    with (
+        sessions.begin() as session
+    ):  # a decision by someone without a slot moves the pair: bob's save conflicts
+        record_annotation(session, order[0], status="rejected", annotator="cyd", expected_revision=1)
+    with pytest.raises(ConcurrentEditError, match="cyd"):
+        save(sessions, order[0], "bob", 1)
+    with sessions() as session:
+        assert [a.annotator for a in pair_history(session, order[0])] == ["ann", "cyd"]
+
+
+def test_overlap_two_the_same_reviewer_in_two_tabs_still_conflicts(imported):
+    sessions, order = imported
+    set_overlap(sessions, 2)
+    take(sessions, "ann")
+    take(sessions, "bob")
+    save(sessions, order[0], "ann", 0, "rejected")  # first tab
+    with pytest.raises(ConcurrentEditError, match="ann"):
+        save(sessions, order[0], "ann", 0)  # second tab, shown revision 0
+    save(sessions, order[0], "bob", 0, "skipped")  # a skip frees bob's slot ...
+    take(sessions, "cyd")
+    with pytest.raises(
+        ConcurrentEditError, match="bob"
+    ):  # ... so cyd's save on revision 1 is not on top of it
+        save(sessions, order[0], "cyd", 1)
+
+
+def test_a_save_that_loses_the_insert_race_to_another_slot_is_recorded_on_top(imported):
+    """bob commits his decision between ann's read of the pair and her insert: her insert inserts nothing, and she
+    is recorded on top of bob in the same transaction."""
+    sessions, order = imported
+    engine = sessions.kw["bind"]
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite: ann holds the write lock from her insert on, bob cannot commit in between")
+    set_overlap(sessions, 2)
+    take(sessions, "ann")
+    take(sessions, "bob")
+    fired: list[bool] = []
+
+    def bob_first(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO ANNOTATIONS") and not fired:
+            fired.append(True)
+            save(sessions, order[0], "bob", 0, "rejected")
+
+    event.listen(engine, "before_cursor_execute", bob_first)
+    try:
+        revision = save(sessions, order[0], "ann", 0, "accepted")
+    finally:
+        event.remove(engine, "before_cursor_execute", bob_first)
+    assert fired and revision == 2
