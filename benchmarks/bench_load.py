@@ -5,14 +5,21 @@
 
 Every reviewer goes through the functions the app calls: app.services.store.load_review_state (what the Review page shows),
 app.services.store.decide with the revision it showed, app.services.store.undo with the revision its own save created (as the Review
-page's undo does), db.io.export_labels and db.review_queue.review_queue. A share of all actions falls on a few "hot"
-pairs, so several reviewers decide on the same pair at the same moment; a short think time between showing and
-saving widens the race. Each reviewer logs every write it was told succeeded.
+page's undo does), db.io.export_labels and db.review_queue.review_queue. Half of the reviews are Review's leased
+queue: the next pair comes from app.services.leases.next_pair (db.leases.take_next, under the dataset's --overlap),
+keep_lease renews it on every view, and the reviewer stays on it until a decision or skip is saved; the other half
+open a pair picked on the Queue (no lease). A share of those picks falls on a few "hot" pairs, so several reviewers
+decide on the same pair at the same moment; a short think time between showing and saving widens the race. Each
+reviewer logs every write it was told succeeded and every pair it was handed.
 
 Afterwards the store is checked against the logs: every acknowledged decision and undo is stored exactly once
 (none lost, none duplicated, none unacknowledged), each pair's revisions run 1..n without a gap, every undo
 restores the state before the decision it undid and only ever undid the undoer's own decision, skips carry the
-previous label, and every export held each pair exactly once. Save latency is the time of app.services.store.decide.
+previous label, and every export held each pair exactly once. No pair may be handed to more reviewers than the
+overlap at once: from the logs, each reviewer holds a pair from the end of the take that handed it to the start of
+the skip that gave it back (or of the undo of their decision on it; a decision keeps the slot), intervals inside
+the true ones, so more than `overlap` of them overlapping is a pair handed out beyond the overlap. Save latency is
+the time of app.services.store.decide.
 
 Default store: a fresh SQLite file in a temporary folder; --postgres uses a fresh schema in $TEST_POSTGRES_URL.
 """
@@ -113,10 +120,11 @@ def drop_postgres_schema(base_url: str, schema: str) -> None:
     admin.dispose()
 
 
-def prepare_store(url: str, corpus: Path) -> list[int]:
+def prepare_store(url: str, corpus: Path, overlap: int = 1) -> list[int]:
     from sqlalchemy import select
 
     from db.io import import_mnre
+    from db.leases import set_team_settings
     from db.models import EntityPair
     from db.schema import open_database
 
@@ -124,6 +132,7 @@ def prepare_store(url: str, corpus: Path) -> list[int]:
     try:
         with sessions.begin() as session:
             import_mnre(session, corpus, dataset="load")
+            set_team_settings(session, "load", overlap, 10)  # no lease lapses within a run
         with sessions() as session:
             return list(session.scalars(select(EntityPair.id).order_by(EntityPair.id)))
     finally:
@@ -147,11 +156,13 @@ class ReviewerPlan:
     think_s: float
     export_dir: str
     n_pairs: int
+    lease_share: float = 0.5  # of the reviews: Review's leased queue; the rest are Queue picks
 
 
 def reviewer(plan: ReviewerPlan, ready) -> None:
     from sqlalchemy.exc import OperationalError
 
+    from app.services.leases import keep_lease, next_pair
     from app.services.store import decide, load_review_state, undo
     from db.errors import ConcurrentEditError, LabelStoreError
     from db.io import ExportFilter, export_labels
@@ -166,6 +177,8 @@ def reviewer(plan: ReviewerPlan, ready) -> None:
     deadline = time.time() + plan.seconds
     # pair -> revision this reviewer's own latest save created (what the Review page keeps for its undo button)
     own_saves: dict[int, int] = {}
+    handed: list[int] = []  # the pairs the leased queue handed this reviewer (Review's session queue)
+    leased_pair: int | None = None  # the leased pair on screen, until a decision or skip on it is saved
     with open(plan.log_path, "w", encoding="utf-8") as log:
 
         def write(entry: dict) -> None:
@@ -178,7 +191,7 @@ def reviewer(plan: ReviewerPlan, ready) -> None:
                 if roll < 0.15 and own_saves:
                     pair_id = rng.choice(list(own_saves))
                     expected = own_saves.pop(pair_id)
-                    started = time.perf_counter()
+                    started, at = time.perf_counter(), time.time()
                     try:
                         row = undo(sessions, pair_id, name, expected)
                     except ConcurrentEditError:
@@ -192,6 +205,7 @@ def reviewer(plan: ReviewerPlan, ready) -> None:
                             "status": row.status,
                             "label": row.label,
                             "s": time.perf_counter() - started,
+                            "t0": at,
                         }
                     )
                 elif roll < 0.19:
@@ -217,17 +231,39 @@ def reviewer(plan: ReviewerPlan, ready) -> None:
                         review_queue(session, QueueFilter(dataset="load"), sort="source_order", limit=50)
                     write({"kind": "queue", "s": time.perf_counter() - started})
                 else:
+                    leased = leased_pair is not None or rng.random() < plan.lease_share
+                    if leased and leased_pair is None:
+                        started = time.perf_counter()
+                        leased_pair = next_pair(sessions, name, exclude=handed)
+                        write(
+                            {
+                                "kind": "take" if leased_pair is not None else "take_none",
+                                "pair": leased_pair,
+                                "t1": time.time(),
+                                "s": time.perf_counter() - started,
+                            }
+                        )
+                        if leased_pair is None:
+                            leased = False  # nothing left for this reviewer: a Queue pick instead
+                        else:
+                            handed.append(leased_pair)
+                    if leased:
+                        pair_id = leased_pair
+                        if keep_lease(sessions, pair_id, name) is not None:
+                            write({"kind": "lease_warning", "pair": pair_id})
                     with sessions() as session:
                         shown = load_review_state(session, pair_id)
                     time.sleep(rng.uniform(0, plan.think_s))
                     status = rng.choice(STATUSES)
                     label = rng.choice(list(LABELS)) if status == "corrected" else None
-                    started = time.perf_counter()
+                    started, at = time.perf_counter(), time.time()
                     try:
                         row = decide(sessions, pair_id, status, name, shown.revision, label, f"load {name}")
                     except ConcurrentEditError:
                         write({"kind": "save_conflict", "pair": pair_id, "s": time.perf_counter() - started})
                         continue
+                    if leased:
+                        leased_pair = None
                     own_saves[pair_id] = row.revision
                     write(
                         {
@@ -237,6 +273,8 @@ def reviewer(plan: ReviewerPlan, ready) -> None:
                             "status": row.status,
                             "label": row.label,
                             "s": time.perf_counter() - started,
+                            "t0": at,
+                            "leased": leased,
                         }
                     )
             except OperationalError as err:
@@ -259,6 +297,7 @@ class LoadResult:
     seconds: float
     pairs: int
     hot_pairs: int
+    overlap: int = 1
     counts: dict[str, int] = field(default_factory=dict)
     save_p50_ms: float = 0.0
     save_p95_ms: float = 0.0
@@ -273,6 +312,9 @@ class LoadResult:
     bad_undos: int = 0  # undo rows that restore the wrong state, or undid someone else's decision
     bad_skips: int = 0  # skips that did not carry the previous label
     bad_exports: int = 0  # exports that did not hold each pair exactly once
+    pairs_handed: int = 0  # distinct pairs the leased queue handed out
+    most_at_once: int = 0  # most reviewers holding one pair at the same time (from the logs)
+    beyond_overlap: int = 0  # pairs held by more than `overlap` reviewers at once
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -285,6 +327,7 @@ class LoadResult:
             or self.bad_undos
             or self.bad_skips
             or self.bad_exports
+            or self.beyond_overlap
             or self.errors
         )
 
@@ -353,6 +396,44 @@ def check_store(url: str, entries: list[dict], result: LoadResult) -> None:
             result.bad_exports += 1
 
 
+def check_handed(entries: list[dict], result: LoadResult) -> None:
+    """No pair held by more than `result.overlap` reviewers at once. Per reviewer (its log is in its own order) and
+    pair: held from the end of the take that handed it (the lease is committed by then) until the start of the
+    skip that gave it back while held, or of their undo once decided (db.leases.release_for; a decision keeps the
+    slot); each interval lies inside the time the lease row really existed, so overlapping intervals are real."""
+    intervals: dict[int, list[tuple[float, float]]] = {}
+    state: dict[tuple[str, int], tuple[str, float]] = {}  # (reviewer, pair) -> ("held" | "decided", since)
+
+    def close(key: tuple[str, int], at: float) -> None:
+        _, since = state.pop(key)
+        intervals.setdefault(key[1], []).append((since, at))
+
+    for entry in entries:
+        key = (entry["reviewer"], entry.get("pair"))
+        kind, held = entry["kind"], state.get(key, ("", 0.0))[0]
+        if kind == "take" and not held:
+            state[key] = ("held", entry["t1"])
+        elif kind == "save" and held == "held":
+            if entry["status"] == "skipped":
+                close(key, entry["t0"])
+            else:
+                state[key] = ("decided", state[key][1])
+        elif kind == "undo" and held == "decided":
+            close(key, entry["t0"])
+    for key, (_, since) in list(state.items()):
+        intervals.setdefault(key[1], []).append((since, float("inf")))
+    result.pairs_handed = len(intervals)
+    for spans in intervals.values():
+        # sweep: an end at the same instant as a start is counted first (the slot was free by then)
+        events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+        at_once = most = 0
+        for _, step in events:
+            at_once += step
+            most = max(most, at_once)
+        result.most_at_once = max(result.most_at_once, most)
+        result.beyond_overlap += most > result.overlap
+
+
 def run_load(
     url: str,
     *,
@@ -364,11 +445,12 @@ def run_load(
     hot_share: float = 0.4,
     think_s: float = 0.02,
     seed: int = 0,
+    overlap: int = 1,
 ) -> LoadResult:
     """Run the simulated reviewers against the store at `url` (a fresh store is built there) and check it."""
     with tempfile.TemporaryDirectory() as tmp:
         corpus = write_corpus(Path(tmp) / "corpus", n_records, seed)
-        pair_ids = prepare_store(url, corpus)
+        pair_ids = prepare_store(url, corpus, overlap)
         rng = random.Random(seed)
         hot_ids = rng.sample(pair_ids, hot_pairs)
         context = multiprocessing.get_context("spawn")
@@ -395,14 +477,27 @@ def run_load(
         for process in processes:
             process.join(timeout=seconds + 600)
         entries: list[dict] = []
-        result = LoadResult(backend, reviewers, seconds, len(pair_ids), hot_pairs)
+        result = LoadResult(backend, reviewers, seconds, len(pair_ids), hot_pairs, overlap)
         for plan, process in zip(plans, processes, strict=True):
             if process.exitcode != 0:
                 result.errors.append(f"reviewer {plan.index} exited with {process.exitcode}")
             if Path(plan.log_path).exists():
                 with open(plan.log_path, encoding="utf-8") as log:
                     entries.extend(json.loads(line) for line in log)
-    kinds = ("save", "save_conflict", "undo", "undo_conflict", "export", "queue", "busy", "refused", "error")
+    kinds = (
+        "save",
+        "save_conflict",
+        "undo",
+        "undo_conflict",
+        "export",
+        "queue",
+        "take",
+        "take_none",
+        "lease_warning",
+        "busy",
+        "refused",
+        "error",
+    )
     result.counts = {kind: sum(e["kind"] == kind for e in entries) for kind in kinds}
     result.errors.extend(e["error"] for e in entries if e["kind"] == "error")
     if not result.counts["save"]:
@@ -413,6 +508,7 @@ def run_load(
     result.undo_p50_ms = percentile([e["s"] * 1000 for e in entries if e["kind"] == "undo"], 0.5)
     result.export_p50_ms = percentile([e["s"] * 1000 for e in entries if e["kind"] == "export"], 0.5)
     check_store(url, entries, result)
+    check_handed(entries, result)
     return result
 
 
@@ -420,11 +516,12 @@ def markdown_section(result: LoadResult, url_shown: str) -> str:
     c = result.counts
     attempts = c["save"] + c["save_conflict"]
     lines = [
-        f"## {result.backend}: {result.reviewers} reviewers x {result.seconds:.0f} s",
+        f"## {result.backend}: {result.reviewers} reviewers x {result.seconds:.0f} s, overlap {result.overlap}",
         "",
         f"Date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {os.cpu_count()}-core CPU ({platform.machine()}), shared "
-        f"with other jobs, run under nice 10; Python {platform.python_version()}; store {url_shown}; "
-        f"{result.pairs} pairs, {result.hot_pairs} hot pairs take 40 % of the actions; seed 0.",
+        f"with other jobs, run under nice {os.nice(0)}; Python {platform.python_version()}; store {url_shown}; "
+        f"{result.pairs} pairs, {result.hot_pairs} hot pairs take 40 % of the Queue picks; half the reviews take "
+        f"their pair under a lease, overlap {result.overlap}; seed 0.",
         "",
         "| figure | value |",
         "|---|---|",
@@ -433,6 +530,9 @@ def markdown_section(result: LoadResult, url_shown: str) -> str:
         "of attempts) |",
         f"| undos acknowledged / refused (someone saved after) | {c['undo']} / {c['undo_conflict']} |",
         f"| exports (each checked: every pair once) / queue reads | {c['export']} / {c['queue']} |",
+        f"| leased takes / none left / lease warnings | {c['take']} / {c['take_none']} / {c['lease_warning']} |",
+        f"| pairs handed out; most reviewers holding one pair at once; pairs beyond overlap {result.overlap} | "
+        f"{result.pairs_handed}; {result.most_at_once}; {result.beyond_overlap} |",
         f"| database busy (OperationalError) / other refusals / errors | {c['busy']} / {c['refused']} / "
         f"{c['error']} |",
         f"| save latency p50 / p95 / max | {result.save_p50_ms:.1f} / {result.save_p95_ms:.1f} / "
@@ -478,6 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=400)
     parser.add_argument("--hot-pairs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overlap", type=int, default=1, help="reviewers per pair in the leased queue")
     parser.add_argument(
         "--write", type=Path, help="markdown file to put the figures in (e.g. benchmarks/load.md)"
     )
@@ -504,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
                 n_records=args.records,
                 hot_pairs=args.hot_pairs,
                 seed=args.seed,
+                overlap=args.overlap,
             )
         finally:
             if schema:
@@ -511,7 +613,8 @@ def main(argv: list[str] | None = None) -> int:
     section = markdown_section(result, shown)
     print(section)
     if args.write:
-        write_section(args.write, f"{backend.lower()}-{args.reviewers}x{args.seconds:.0f}", section)
+        key = f"{backend.lower()}-{args.reviewers}x{args.seconds:.0f}-overlap{args.overlap}"
+        write_section(args.write, key, section)
     return 0 if result.consistent else 1
 
 

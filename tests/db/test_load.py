@@ -6,17 +6,60 @@ from __future__ import annotations
 import pytest
 
 from app.services.store import decide
-from benchmarks.bench_load import LoadResult, check_store, prepare_store, run_load, write_corpus
+from benchmarks.bench_load import (
+    LoadResult,
+    check_handed,
+    check_store,
+    prepare_store,
+    run_load,
+    write_corpus,
+)
 from db.annotations import undo_last
 from db.schema import open_database
 
 
 @pytest.mark.slow
-def test_four_reviewers_for_a_few_seconds_lose_and_duplicate_nothing(db_url):
-    result = run_load(db_url, backend="test", reviewers=4, seconds=6, n_records=60, hot_pairs=2)
+@pytest.mark.parametrize("overlap", [1, 2])
+def test_four_reviewers_for_a_few_seconds_lose_and_duplicate_nothing(db_url, overlap):
+    result = run_load(
+        db_url, backend="test", reviewers=4, seconds=6, n_records=60, hot_pairs=2, overlap=overlap
+    )
     assert result.consistent, result
     assert result.counts["save"] > 0 and result.counts["error"] == 0
     assert result.stored_rows == result.counts["save"] + result.counts["undo"]
+    # the leased queue handed pairs out, never one to more reviewers at once than the overlap
+    assert result.counts["take"] > 0 and result.pairs_handed > 0
+    assert result.beyond_overlap == 0 and 1 <= result.most_at_once <= overlap
+
+
+def test_the_checker_catches_a_pair_held_by_more_reviewers_than_the_overlap():
+    def take(who, at):
+        return {"kind": "take", "reviewer": who, "pair": 7, "t1": at}
+
+    def save(who, at, status):
+        return {"kind": "save", "reviewer": who, "pair": 7, "t0": at, "status": status}
+
+    def checked(entries, overlap):
+        result = LoadResult("test", 2, 1, 10, 1, overlap)
+        check_handed(entries, result)
+        return result.beyond_overlap, result.most_at_once
+
+    # reviewer01 handed the pair while reviewer00 still held it (their skip started after)
+    both = [take("reviewer00", 1.0), save("reviewer00", 3.0, "skipped"), take("reviewer01", 2.0)]
+    assert checked(both, overlap=1) == (1, 2)
+    assert checked(both, overlap=2) == (0, 2)
+    # handed on after the skip gave it back: fine
+    assert checked(
+        [take("reviewer00", 1.0), save("reviewer00", 1.5, "skipped"), take("reviewer01", 2.0)], 1
+    ) == (
+        0,
+        1,
+    )
+    # a decision keeps the slot; an undo of it gives it back
+    decided = [take("reviewer00", 1.0), save("reviewer00", 1.5, "accepted")]
+    assert checked([*decided, take("reviewer01", 2.0)], 1) == (1, 2)
+    undone = {"kind": "undo", "reviewer": "reviewer00", "pair": 7, "t0": 1.8}
+    assert checked([*decided, undone, take("reviewer01", 2.0)], 1) == (0, 1)
 
 
 def test_the_checker_catches_lost_rows_and_an_undo_of_someone_elses_decision(tmp_path):
