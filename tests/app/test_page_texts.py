@@ -117,3 +117,15 @@ def test_the_models_page_queues_the_precompute_that_fills_the_queues_image_relia
         assert job.params == {"model_version": version, "top": explain_limit()}, job.params
     engine.dispose()
     assert any(f"Queued job {job.id}" in s.value for s in at.success)
+
+
+def test_the_loop_page_names_an_assigned_reviewer_as_typed(make_app, seeded_url):
+    from tests.app.conftest import no_exceptions
+
+    name = "**Bo** [x](http://e.example)"
+    at = make_app(seeded_url, "views/loop.py")
+    at.text_input(key="loop_assignee").set_value(name)
+    next(b for b in at.button if b.label == "Assign this filter").click().run()
+    no_exceptions(at)
+    shown = [s.value for s in at.success if "filter assigned" in s.value]
+    assert shown == [f"{plain(name)}: filter assigned."], [s.value for s in at.success] + [e.value for e in at.error]
