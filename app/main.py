@@ -5,7 +5,8 @@ job worker, queues the first trainings and serves the app through app.serve.
 The entrypoint asks for a login when a provider is configured (app.ui.auth), draws the shared frame (who is reviewing;
 which model is active, or what is training) and runs the page picked in the navigation: Queue, Review and Add post;
 Inspect and Experiments; Label errors, Loop, Export, Models and Jobs. Every page lives in app/views/, calls
-app/services for its data and app/ui for the shared frame, and reads top to bottom.
+app/services for its data (plain data, no database session in a page) and app/ui for the shared frame and its
+panels, and reads top to bottom.
 """
 
 from __future__ import annotations
