@@ -3,7 +3,7 @@ test_browser.py): the time from a key press to the next pair visible (its "Pair 
 the panel absent (taken out of the page by a probe), present but closed (the default), and open (words and image
 drawn on every pair). The three run interleaved, in rounds, on one warm server and one browser session, so a load
 that drifts on the shared machine reaches all three alike; the figures and their ratios are printed (and written as
-JSON to $MRELENS_BROWSER_TIMINGS when set: benchmarks/plausibility.md quotes them).
+JSON to $MRELENS_BROWSER_TIMINGS when set: README's rationale section quotes them).
 
 The probe is a sitecustomize on the server's PYTHONPATH: at the server's first script run it wraps
 app.ui.rationale_capture.evidence_panel so that it draws nothing while a flag file exists."""
