@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -57,8 +57,6 @@ def curated_training_records(
     reviewed_only: keep only the pairs a reviewer accepted or corrected (the labelled set of an annotation loop
     that starts from unlabelled posts); the others count as dropped.
     """
-    from dataclasses import replace
-
     report = report if report is not None else CurationReport()
     dataset_row = session.scalar(select(Dataset).where(Dataset.name == dataset))
     if dataset_row is None:
@@ -124,8 +122,6 @@ def _entity(span: Span) -> Entity:
 
 def _curated(record, pair, state, source_label: str | None, reviewed_only: bool, report: CurationReport):
     """`record` with the label and spans in effect for `pair`, or None when the pair is dropped (counted)."""
-    from dataclasses import replace
-
     label = state.curated_label(source_label)
     if reviewed_only and state.status not in REVIEWED_LABEL_STATUSES:
         label = None
