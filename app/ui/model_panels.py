@@ -35,24 +35,25 @@ from app.ui.render import MISSING, plain
 # Fixed widths (px) of the versions table: at 1600 px the wide layout leaves about 1,100 px beside the sidebar,
 # and with Streamlit's automatic widths the last columns ("created by", "created") fell outside it
 VERSION_WIDTHS = {
-    "version": 155,
+    "version": 140,
     "active": 50,
     "variant": 70,
     "architecture": 85,
     "text encoder": 100,
-    "val F1": 55,
-    "val P": 55,
-    "val R": 55,
+    "val F1": 65,
+    "val P": 65,
+    "val R": 65,
     "val records": 75,
-    "training data": 120,
+    "training data": 110,
     "job": 80,
-    "created by": 80,
+    "created by": 75,
     "created": 115,
 }  # 1,095 px
 
 
 def versions_table(versions: list[ModelVersionInfo]) -> None:
-    """Every registered version with its val figures (percent, two decimals) and how it was trained."""
+    """Every registered version with its val figures (percent, two decimals, the unit in each header) and how it
+    was trained."""
     percent_columns = ("val F1", "val P", "val R")
     st.dataframe(
         pd.DataFrame(version_rows(versions)),
@@ -61,7 +62,7 @@ def versions_table(versions: list[ModelVersionInfo]) -> None:
         placeholder=MISSING,  # a figure not stored is a dash, never "None" (which reads like a value)
         column_config={
             column: (
-                st.column_config.NumberColumn(format="%.2f", width=width)
+                st.column_config.NumberColumn(f"{column} %", format="%.2f", width=width)
                 if column in percent_columns
                 else st.column_config.Column(width=width)
             )
@@ -81,7 +82,9 @@ def version_details(sessions: sessionmaker, version: ModelVersionInfo) -> None:
                 hide_index=True,
                 key="models_per_label",
                 placeholder=MISSING,
-                column_config={c: st.column_config.NumberColumn(format="%.1f") for c in ("P", "R", "F1")},
+                column_config={
+                    c: st.column_config.NumberColumn(f"{c} %", format="%.1f") for c in ("P", "R", "F1")
+                },
             )
         else:
             st.caption("No per-label figures were stored with this version.")
@@ -181,7 +184,10 @@ def compare_panel(sessions: sessionmaker, by_name: dict[str, ModelVersionInfo], 
         key="models_compare_labels",
         placeholder=MISSING,
         column_config={
-            column: st.column_config.NumberColumn(format="%+.1f" if column == "change" else "%.1f")
+            column: st.column_config.NumberColumn(
+                "change (points)" if column == "change" else f"{column} %",
+                format="%+.1f" if column == "change" else "%.1f",
+            )
             for column in ("F1 before", "F1 after", "change")
         },
     )

@@ -81,6 +81,8 @@ def test_the_models_table_fits_at_1600_px_and_draws_what_is_missing_as_a_dash(ma
     frame = table.value
     assert "?" not in set(frame["architecture"]) | set(frame["text encoder"])
     config = json.loads(table.proto.columns)
+    labels = {column: config.get(column, {}).get("label") for column in ("val F1", "val P", "val R")}
+    assert labels == {column: f"{column} %" for column in labels}, "figures in percent say so in their header"
     widths = {column: config.get(column, {}).get("width") for column in frame.columns}
     # a 1600 px window in the wide layout leaves about 1,100 px beside the sidebar
     assert all(isinstance(width, int) for width in widths.values()) and sum(widths.values()) <= 1100, widths
@@ -128,4 +130,6 @@ def test_the_loop_page_names_an_assigned_reviewer_as_typed(make_app, seeded_url)
     next(b for b in at.button if b.label == "Assign this filter").click().run()
     no_exceptions(at)
     shown = [s.value for s in at.success if "filter assigned" in s.value]
-    assert shown == [f"{plain(name)}: filter assigned."], [s.value for s in at.success] + [e.value for e in at.error]
+    assert shown == [f"{plain(name)}: filter assigned."], [s.value for s in at.success] + [
+        e.value for e in at.error
+    ]
