@@ -388,14 +388,16 @@ def own_decisions_in_effect(
         .group_by(Annotation.pair_id)
         .subquery("in_effect")
     )
-    latest = latest_annotation_subquery()
+    current = current_annotation_alias()
     stmt = (
-        select(Annotation, latest.c.revision)
-        .join(
-            in_effect,
-            and_(Annotation.pair_id == in_effect.c.pair_id, Annotation.revision == in_effect.c.revision),
+        join_current_annotation(
+            select(Annotation, current.revision).join(
+                in_effect,
+                and_(Annotation.pair_id == in_effect.c.pair_id, Annotation.revision == in_effect.c.revision),
+            ),
+            current,
+            pair_id_column=Annotation.pair_id,
         )
-        .join(latest, latest.c.pair_id == Annotation.pair_id)
         .where(Annotation.annotator == name)
         .order_by(Annotation.id.desc())
         .limit(limit)
