@@ -12,12 +12,12 @@ from app.ui.state import ReviewSession
 
 def fill_review_queue(sessions: sessionmaker, review: ReviewSession, reviewer: str) -> None:
     """Start a leased queue when the session has none; at its end take the next pair; renew the lease on the pair
-    shown (activity), and warn when the reviewer's lease lapsed and someone else holds the pair now."""
+    shown (activity), and warn when someone else holds the pair now: the reviewer's lease lapsed, or the pair was
+    picked on the Queue or opened from a shared link (walked as picked, without a lease)."""
     if not review.queue:
         review.queue, review.leased, review.position = [], [], 0
-    if review.queue != review.leased:
-        return  # a queue picked on the Queue page: walked as picked
-    if review.at_end or not review.queue:
+    picked = review.queue != review.leased  # a queue picked on the Queue page or opened from a link
+    if not picked and (review.at_end or not review.queue):
         pair_id = next_pair(sessions, reviewer, exclude=review.queue)
         if pair_id is not None:
             review.queue.append(pair_id)

@@ -4,7 +4,10 @@ the overlap and assigns a queue filter, and everyone sees progress per reviewer.
 
 from __future__ import annotations
 
+from sqlalchemy import delete
+
 from db.leases import assigned_filter, live_leases, take_next, team_settings
+from db.models import ReviewLease
 from db.review_queue import QueueFilter
 from db.schema import open_database
 from tests.app.conftest import no_exceptions
@@ -57,3 +60,27 @@ def test_an_admin_sets_the_overlap_and_assigns_a_filter_and_progress_shows(make_
     table = next(frame.value for frame in at.dataframe if "leased now" in frame.value.columns)
     row = table[table["reviewer"] == "bob"].iloc[0]
     assert row["leased now"] == 1 and row["assigned filter"] == "dataset = synthetic, split = val"
+
+
+def test_review_warns_when_a_pair_picked_on_the_queue_is_held_by_someone_else(make_app, seeded_url):
+    """A Queue pick or a shared link opens a pair without a lease: Review says who holds it; a pair nobody holds
+    shows no warning."""
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as session:
+        held = take_next(session, "ann").pair_id
+        free = take_next(session, "bob").pair_id
+        bob = next(lease for lease in live_leases(session) if lease.reviewer == "bob")
+        session.execute(delete(ReviewLease).where(ReviewLease.pair_id == bob.pair_id))  # bob let it go
+    engine.dispose()
+    at = make_app(seeded_url)
+    at.session_state["review"].open(held)
+    at.switch_page("views/review.py").run()
+    no_exceptions(at)
+    assert [w.value for w in at.warning if "reviewing this pair now" in w.value] == [
+        "ann is reviewing this pair now: a decision saved here would be made on top of theirs."
+    ]
+    at = make_app(seeded_url)
+    at.session_state["review"].open(free)
+    at.switch_page("views/review.py").run()
+    no_exceptions(at)
+    assert not [w.value for w in at.warning if "reviewing this pair now" in w.value]
