@@ -194,9 +194,10 @@ def stored_caption(job) -> str:
     earlier visit), or this page's own job just now (and stored for the next visit)."""
     if job is None:
         return "Read from the label store: computed before for this model version and these settings."
+    took = job.elapsed()
     return (
-        f"Computed here in {job.elapsed():.1f} s for this model version and these settings; kept in the label "
-        "store for the next visit."
+        f"Computed here in {'under 0.1' if took < 0.05 else f'{took:.1f}'} s for this model version and these "
+        "settings; kept in the label store for the next visit."
     )
 
 
@@ -261,14 +262,18 @@ def visual_panel(target: InspectTarget, polling: bool) -> None:
 
 
 def reliance_caption(result) -> str:
-    """The reliance test's numbers in words: p(label) with and without the image, and what the swaps predicted
-    (Markdown, every label escaped)."""
-    swapped = ", ".join(plain(label) for label in result.swapped_predictions) or "no swap"
-    return (
+    """The reliance test's numbers in words: p(label) with and without the image, and what the swaps predicted, or
+    that no other post's image could be swapped in (never "0% of swaps" when none was tried). Markdown, every label
+    escaped."""
+    text = (
         f"p({plain(result.predicted_label)}) with the image {result.p_original:.3f}, without it "
-        f"{result.p_no_image:.3f} ({plain(result.no_image_prediction)}); {result.flip_rate:.0%} of swaps change "
-        f"the label: {swapped}"
+        f"{result.p_no_image:.3f} ({plain(result.no_image_prediction)}); "
     )
+    swapped = result.swapped_predictions
+    if not swapped:
+        return text + "no other post's image could be swapped in, so no swap was tried"
+    labels = ", ".join(plain(label) for label in swapped)
+    return text + f"{result.flip_rate:.0%} of {len(swapped)} swaps change the label: {labels}"
 
 
 def reliance_panel(target: InspectTarget, polling: bool) -> None:

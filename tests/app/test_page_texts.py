@@ -37,7 +37,12 @@ def test_the_reliance_caption_escapes_every_label():
     )
     text = reliance_caption(result)
     assert label not in text and text.count(plain(label)) == 3, text
-    assert "50% of swaps" in text
+    assert "50% of 2 swaps change the label" in text
+    # a post with no other image to swap in: no swap was tried, which is not "0% of swaps"
+    text = reliance_caption(SimpleNamespace(**{**vars(result), "swapped_predictions": [], "flip_rate": 0.0}))
+    assert "0%" not in text and text.endswith(
+        "no other post's image could be swapped in, so no swap was tried"
+    )
 
 
 def test_no_pair_to_compare_is_not_read_as_agreement():
