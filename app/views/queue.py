@@ -163,12 +163,13 @@ if not any(i.image_reliance is not None for i in items):
     elif active is not None and active.variant == "text_only":
         why = (
             f"the active model {plain(active.version_id)} is text-only: it never reads the image, and no image "
-            "model has computed one (Inspect, through an image model's version, computes it per post)"
+            "model has computed one (Inspect, through an image model's version, computes it per post; on Models, an "
+            "image model's Explain the top of the queue fills it)"
         )
     else:
         why = (
             "no model version has computed one yet (Inspect computes it per post; the worker for the top of the "
-            "queue after each activation)"
+            "queue after each activation; or on Models: Explain the top of the queue)"
         )
     DETAIL_COLUMNS.remove("image reliance")
     if sort == "image_reliance":
