@@ -38,6 +38,7 @@ __all__ = [
     "assignment_choices",
     "keep_lease",
     "next_pair",
+    "peek_next_pair",
     "progress_rows",
     "save_team_settings",
     "settings_of",
@@ -51,6 +52,18 @@ def next_pair(
     for them. `exclude`: the pairs already in their Review session."""
     with sessions.begin() as session:
         lease = take_next(session, reviewer, now=now, exclude=exclude)
+    return lease.pair_id if lease is not None else None
+
+
+def peek_next_pair(sessions: sessionmaker, reviewer: str, exclude: list[int]) -> int | None:
+    """The pair id `next_pair` would hand `reviewer` now, without taking it: the same rule (db.leases.take_next) in a
+    transaction that is rolled back, so no lease is taken or renewed. Review prepares that pair ahead; by the time
+    the reviewer gets there another reviewer may have taken it, and next_pair hands out another one."""
+    with sessions() as session:
+        try:
+            lease = take_next(session, reviewer, exclude=exclude)
+        finally:
+            session.rollback()
     return lease.pair_id if lease is not None else None
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.services.inference import predict_pair
 from app.services.label_keys import TOP_LABEL_KEY, KeyMapError, label_keys, load_label_keys
 from app.services.store import (
     active_version,
@@ -20,7 +19,6 @@ from app.services.store import (
     load_review_state,
     queue_progress,
 )
-from app.ui.explanation_panels import post_objects
 from app.ui.identity import require_reviewer
 from app.ui.model_status import weak_model_warning
 from app.ui.rationale_capture import evidence_panel
@@ -31,14 +29,12 @@ from app.ui.render import (
     highlighted_text,
     image_caption,
     plain,
-    probability_figure,
     ranked_labels,
 )
-from app.ui.resources import get_sessions, load_model, store_url
+from app.ui.resources import get_sessions, store_url
 from app.ui.review_actions import (
     AUDIT_SHORTCUTS,
     SHORTCUTS,
-    boxed_image,
     end_of_queue,
     pair_view,
     save,
@@ -47,6 +43,7 @@ from app.ui.review_actions import (
 )
 from app.ui.review_leases import fill_review_queue
 from app.ui.review_link import restore_review_from_link, write_review_link
+from app.ui.review_prefetch import pair_image, prefetch_next, probability_chart, scored_view
 from app.ui.span_editor import span_editor
 from app.ui.state import review_session, show_flash
 from explain.scene_graph_figures import object_caption, objects_provenance
@@ -89,10 +86,8 @@ def review_panel(reviewer: str) -> None:
     if view.probabilities is None and active is not None:
         with st.spinner("Running the model on this pair ..."):
             try:
-                model, tokenizer = load_model(active.folder)
-                predict_pair(sessions, model, tokenizer, active.key, view.pair_id)
-                pair_view.clear()
-                view = pair_view(store_url(), review.pair_id, version)
+                # run once and stored; the prefetch of the pairs ahead shares it (app.ui.review_prefetch)
+                view = scored_view(store_url(), review.pair_id, active)
             except (OSError, ValueError) as err:
                 st.error(f"The model {version} could not score this pair: {err}")
     with sessions() as session:
@@ -118,10 +113,9 @@ def review_panel(reviewer: str) -> None:
         left, right = st.columns([3, 2])
         image_col, crops_col = left.columns([3, 1])
         # the objects Inspect's scene graph is built from (one source: app.ui.explanation_panels.post_objects); a guess dotted
-        objects = [o for o in post_objects(store_url(), view.pair_id) if o.box is not None]
-        boxes = tuple((o.box, object_caption(o.label, o.source), o.source == "cam-fallback") for o in objects)
+        image, objects = pair_image(store_url(), view)
         image_col.image(
-            boxed_image(view.image_path, boxes),
+            image,
             caption=image_caption([o.source for o in objects]),
             width="stretch",
         )
@@ -150,7 +144,7 @@ def review_panel(reviewer: str) -> None:
                 f"({view.probabilities[predicted]:.1%})"
             )
             st.plotly_chart(
-                probability_figure(view.probabilities, 10, gold=view.gold_label),
+                probability_chart(view.probabilities, view.gold_label),
                 key="review_probs",
                 config={"displayModeBar": False},
             )
@@ -309,6 +303,8 @@ def review_panel(reviewer: str) -> None:
             st.dataframe(rows, hide_index=True, key="review_history", placeholder=MISSING)
         else:
             st.caption("No decision yet: the gold label stands.")
+    # the next pairs' view, prediction, objects and chart, computed while the reviewer reads this one
+    prefetch_next(review, reviewer, active)
 
 
 review_panel(reviewer)

@@ -1,0 +1,100 @@
+"""Review prepares the pairs a key shows next while the reviewer reads (app.ui.review_prefetch): their prediction is
+run and stored ahead, the pair the leases hand out next included, without taking its lease."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, select
+
+from app.ui.review_prefetch import Prefetcher, next_pairs, prefetcher
+from db.models import Prediction, ReviewLease
+from db.schema import open_database
+from tests.app.conftest import REVIEWER, no_exceptions
+
+REVIEW = "views/review.py"
+
+
+def _predicted(url: str) -> set[int]:
+    engine, sessions = open_database(url)
+    with sessions() as session:
+        pairs = set(session.scalars(select(Prediction.pair_id)))
+    engine.dispose()
+    return pairs
+
+
+def _held_leases(url: str) -> int:
+    engine, sessions = open_database(url)
+    with sessions() as session:
+        held = session.scalar(
+            select(func.count())
+            .select_from(ReviewLease)
+            .where(ReviewLease.reviewer == REVIEWER, ReviewLease.state == "held")
+        )
+    engine.dispose()
+    return held
+
+
+def test_the_next_pairs_are_the_queues_next_two_and_the_previous_one():
+    assert next_pairs([5, 6, 7, 8, 9], 0) == [6, 7]
+    assert next_pairs([5, 6, 7, 8, 9], 2) == [8, 9, 6]
+    assert next_pairs([5, 6, 7, 8, 9], 4) == [8]
+    assert next_pairs([5], 0) == []
+
+
+def _without_predictions(url: str) -> None:
+    engine, sessions = open_database(url)
+    with sessions.begin() as session:
+        session.execute(delete(Prediction))  # nothing stored: Review runs the model on each pair it shows
+    engine.dispose()
+
+
+def test_the_next_pairs_of_the_queue_are_scored_before_they_are_shown(make_app, seeded_url):
+    _without_predictions(seeded_url)
+    at = make_app(seeded_url, REVIEW)  # the Queue page's queue (its link)
+    no_exceptions(at)
+    review = at.session_state["review"]
+    assert not review.leased and review.position == 0
+    prefetcher().wait()
+    assert _predicted(seeded_url) == set(review.queue[:3]), "the shown pair and the next two"
+    at.button(key="review_skip").click().run()
+    no_exceptions(at)
+    assert at.session_state["review_shown"][0] == review.queue[1]
+    assert not [w for w in at.warning if "No prediction" in w.value]
+
+
+def test_the_pair_the_leases_give_next_is_scored_before_it_is_shown(make_app, seeded_url):
+    _without_predictions(seeded_url)
+    at = make_app(seeded_url)
+    at.query_params.clear()  # no link: Review hands out pairs under leases
+    at.switch_page(REVIEW)
+    at.run()
+    no_exceptions(at)
+    assert at.session_state["review"].leased, "a queue under leases"
+    shown = at.session_state["review_shown"][0]
+    prefetcher().wait()
+    ahead = _predicted(seeded_url) - {shown}
+    assert len(ahead) == 1, "the pair the leases give next was scored and stored while the reviewer read"
+    assert _held_leases(seeded_url) == 1, "looking ahead takes no lease"
+    at.button(key="review_skip").click().run()
+    no_exceptions(at)
+    assert at.session_state["review_shown"][0] in ahead, "the leases handed out the pair prepared ahead"
+    assert not [w for w in at.warning if "No prediction" in w.value]
+
+
+def test_a_failure_ahead_is_logged_and_the_next_work_still_runs(monkeypatch):
+    logged, ran = [], []
+    monkeypatch.setattr(
+        "app.ui.review_prefetch.LOG.exception", lambda message, *args: logged.append(message % args)
+    )
+    work = Prefetcher()
+
+    def fails():
+        raise ValueError("damaged checkpoint")
+
+    assert work.submit(("pair", 1), fails)
+    assert work.submit(("pair", 2), ran.append, 2)
+    work.wait()
+    assert logged == ["Review could not prepare ('pair', 1) ahead; it is computed when shown"]
+    assert ran == [2]
+    assert work.submit(("pair", 1), ran.append, 1), "failed work is not left pending"
+    work.wait()
+    assert ran == [2, 1]
