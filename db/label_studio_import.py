@@ -967,7 +967,10 @@ def import_label_studio(
             spans = {}
             if decision.spans is not None:
                 tokens = stored_tokens.get(pair.id) or pair_tokens(session, pair)
-                spans = span_values(pair, *check_spans(*decision.spans, tokens))
+                try:
+                    spans = span_values(pair, *check_spans(*decision.spans, tokens))
+                except LabelStoreError as err:
+                    raise DataFormatError(path, None, f"{decision.where}: result", str(err)) from err
             row = append_annotation(
                 session,
                 pair,

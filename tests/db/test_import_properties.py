@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -223,8 +223,32 @@ def _normalised(tasks: list[dict]) -> list[dict]:
     return tasks
 
 
+def _region(region_id: str, role: str) -> dict:
+    value = {"start": 0, "end": 1, "text": "0", "labels": [role]}
+    return {"id": region_id, "from_name": "entity", "to_name": "text", "type": "labels", "value": value}
+
+
+# found by this property: a new task whose head and tail regions share a word is refused as a format error of the file
+HEAD_AND_TAIL_SHARE_A_WORD = {
+    "data": {"text": "0 0"},
+    "annotations": [
+        {
+            "completed_by": 0,
+            "was_cancelled": False,
+            "created_at": "2000-01-01T00:00:00Z",
+            "result": [
+                _region("h", "head"),
+                _region("t", "tail"),
+                {"from_id": "h", "to_id": "t", "type": "relation", "labels": ["/loc/loc/contain"]},
+            ],
+        }
+    ],
+}
+
+
 @FAST
 @given(task=label_studio_tasks_json())
+@example(task=HEAD_AND_TAIL_SHARE_A_WORD)
 def test_a_label_studio_task_imports_and_round_trips_or_is_refused(template, task):
     store, again = Store(template), Store(template)
     try:
