@@ -23,6 +23,7 @@ the page computes that pair itself when it is shown, reporting the error as it a
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 from streamlit.logger import get_logger
+from streamlit.runtime.scriptrunner_utils import script_run_context
 
 from app.services.inference import predict_pair
 from app.services.leases import peek_next_pair
@@ -49,6 +51,7 @@ AHEAD = (
     2  # pairs warmed past the one shown: a decision or N moves one pair on; two cover a quick second press
 )
 CHART_TOP = 10  # labels the chart shows
+THREAD_NAME = "review-prefetch"
 
 
 @st.cache_data(max_entries=1000, show_spinner=False)
@@ -90,7 +93,10 @@ def probability_chart(probabilities: dict[str, float], gold: str | None) -> go.F
 
 
 def warm_pair(url: str, pair_id: int, active: ModelVersionInfo | None) -> None:
-    """Everything Review computes to show `pair_id` the first time, computed now and left in the caches."""
+    """Everything Review computes to show `pair_id` the first time, computed now and left in the caches. Work
+    queued for a store that is no longer the app's (DATABASE_URL changed) is dropped."""
+    if url != store_url():
+        return
     view = scored_view(url, pair_id, active)
     if view.image_path:
         pair_image(url, view)
@@ -98,11 +104,20 @@ def warm_pair(url: str, pair_id: int, active: ModelVersionInfo | None) -> None:
         probability_chart(view.probabilities, view.gold_label)
 
 
+class _NoContextWarning(logging.Filter):
+    """The thread has no script context on purpose: Streamlit's warning about that (on every cached call that could
+    draw a spinner) is dropped for this thread only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.args and str(record.args[0]).startswith(THREAD_NAME))
+
+
 class Prefetcher:
     """One thread per process warming the pairs Review will show next; work already queued is not queued again."""
 
     def __init__(self) -> None:
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="review-prefetch")
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=THREAD_NAME)
+        get_logger(script_run_context.__name__).addFilter(_NoContextWarning())
         self.pending: set[tuple] = set()
         self.lock = threading.Lock()
 
@@ -144,6 +159,8 @@ def next_pairs(queue: list[int], position: int, ahead: int = AHEAD) -> list[int]
 def warm_next_leased(url: str, sessions, reviewer: str, exclude: list[int], active) -> None:
     """Warm the pair the leases would hand `reviewer` after the end of their queue (not taken: see
     app.services.leases.peek_next_pair)."""
+    if url != store_url():
+        return
     pair_id = peek_next_pair(sessions, reviewer, exclude)
     if pair_id is not None:
         warm_pair(url, pair_id, active)

@@ -47,7 +47,7 @@ def _without_predictions(url: str) -> None:
     engine.dispose()
 
 
-def test_the_next_pairs_of_the_queue_are_scored_before_they_are_shown(make_app, seeded_url):
+def test_the_next_pairs_of_the_queue_are_scored_before_they_are_shown(make_app, seeded_url, caplog):
     _without_predictions(seeded_url)
     at = make_app(seeded_url, REVIEW)  # the Queue page's queue (its link)
     no_exceptions(at)
@@ -55,10 +55,13 @@ def test_the_next_pairs_of_the_queue_are_scored_before_they_are_shown(make_app, 
     assert not review.leased and review.position == 0
     prefetcher().wait()
     assert _predicted(seeded_url) == set(review.queue[:3]), "the shown pair and the next two"
+    # no session on that thread, on purpose: Streamlit's warning about it would fill the server's log
+    assert not [r for r in caplog.records if "review-prefetch" in r.getMessage()]
     at.button(key="review_skip").click().run()
     no_exceptions(at)
     assert at.session_state["review_shown"][0] == review.queue[1]
     assert not [w for w in at.warning if "No prediction" in w.value]
+    prefetcher().wait()  # nothing left running for the next test's store
 
 
 def test_the_pair_the_leases_give_next_is_scored_before_it_is_shown(make_app, seeded_url):
@@ -78,6 +81,7 @@ def test_the_pair_the_leases_give_next_is_scored_before_it_is_shown(make_app, se
     no_exceptions(at)
     assert at.session_state["review_shown"][0] in ahead, "the leases handed out the pair prepared ahead"
     assert not [w for w in at.warning if "No prediction" in w.value]
+    prefetcher().wait()  # nothing left running for the next test's store
 
 
 def test_a_failure_ahead_is_logged_and_the_next_work_still_runs(monkeypatch):
