@@ -24,6 +24,7 @@ the page computes that pair itself when it is shown, reporting the error as it a
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +53,7 @@ AHEAD = (
 )
 CHART_TOP = 10  # labels the chart shows
 THREAD_NAME = "review-prefetch"
+PRIORITY_DROP = 10  # nice steps below the server's threads
 
 
 @st.cache_data(max_entries=1000, show_spinner=False)
@@ -104,6 +106,16 @@ def warm_pair(url: str, pair_id: int, active: ModelVersionInfo | None) -> None:
         probability_chart(view.probabilities, view.gold_label)
 
 
+def _lower_priority() -> None:
+    """The thread yields the CPU to the page's own runs: its nice value is raised by PRIORITY_DROP (Linux: per
+    thread; elsewhere it stays as it is, said once in the log)."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + PRIORITY_DROP))
+    except (AttributeError, OSError) as err:
+        LOG.info("Review's prefetch thread keeps the server's priority: %s", err)
+
+
 class _NoContextWarning(logging.Filter):
     """The thread has no script context on purpose: Streamlit's warning about that (on every cached call that could
     draw a spinner) is dropped for this thread only."""
@@ -116,7 +128,9 @@ class Prefetcher:
     """One thread per process warming the pairs Review will show next; work already queued is not queued again."""
 
     def __init__(self) -> None:
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=THREAD_NAME)
+        self.executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=THREAD_NAME, initializer=_lower_priority
+        )
         get_logger(script_run_context.__name__).addFilter(_NoContextWarning())
         self.pending: set[tuple] = set()
         self.lock = threading.Lock()

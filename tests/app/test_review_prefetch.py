@@ -3,9 +3,13 @@ run and stored ahead, the pair the leases hand out next included, without taking
 
 from __future__ import annotations
 
+import os
+import threading
+
+import pytest
 from sqlalchemy import delete, func, select
 
-from app.ui.review_prefetch import Prefetcher, next_pairs, prefetcher
+from app.ui.review_prefetch import PRIORITY_DROP, Prefetcher, next_pairs, prefetcher
 from db.models import Prediction, ReviewLease
 from db.schema import open_database
 from tests.app.conftest import REVIEWER, no_exceptions
@@ -102,3 +106,14 @@ def test_a_failure_ahead_is_logged_and_the_next_work_still_runs(monkeypatch):
     assert work.submit(("pair", 1), ran.append, 1), "failed work is not left pending"
     work.wait()
     assert ran == [2, 1]
+
+
+def test_the_work_ahead_yields_the_cpu_to_the_pages_runs():
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    if own >= 19:
+        pytest.skip("this process already runs at the lowest priority (nice 19): nothing below it to check")
+    seen = []
+    work = Prefetcher()
+    work.submit(("nice",), lambda: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    work.wait()
+    assert seen == [min(19, own + PRIORITY_DROP)]
