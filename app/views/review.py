@@ -83,13 +83,6 @@ def review_panel(reviewer: str) -> None:
 
     version = active.version_id if active else None
     view = pair_view(store_url(), review.pair_id, version)
-    if view.probabilities is None and active is not None:
-        with st.spinner("Running the model on this pair ..."):
-            try:
-                # run once and stored; the prefetch of the pairs ahead shares it (app.ui.review_prefetch)
-                view = scored_view(store_url(), review.pair_id, active)
-            except (OSError, ValueError) as err:
-                st.error(f"The model {version} could not score this pair: {err}")
     with sessions() as session:
         state = load_review_state(session, view.pair_id)
         audit = load_audit_view(session, view.pair_id) if review.audit else None
@@ -106,6 +99,15 @@ def review_panel(reviewer: str) -> None:
     head, tail = state.head or view.head, state.tail or view.tail
     st.markdown(highlighted_text(view.tokens, head[:2], tail[:2]), unsafe_allow_html=True)
     st.markdown(entity_legend(head[2], tail[2]), unsafe_allow_html=True)
+    # the pair's line and text are on screen before the model runs on a pair it has not scored yet (the next pairs
+    # were scored ahead, app.ui.review_prefetch; this pair when a model became active since)
+    if view.probabilities is None and active is not None:
+        with st.spinner("Running the model on this pair ..."):
+            try:
+                # run once and stored; the prefetch of the pairs ahead shares it (app.ui.review_prefetch)
+                view = scored_view(store_url(), review.pair_id, active)
+            except (OSError, ValueError) as err:
+                st.error(f"The model {version} could not score this pair: {err}")
 
     if view.image_path:
         # image and crops on the left, the model on the right; without an image the message and the model stack, so

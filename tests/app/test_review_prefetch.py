@@ -117,3 +117,33 @@ def test_the_work_ahead_yields_the_cpu_to_the_pages_runs():
     work.submit(("nice",), lambda: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
     work.wait()
     assert seen == [min(19, own + PRIORITY_DROP)]
+
+
+def _in_order(block):
+    """The page's elements in the order they are drawn."""
+    for child in block.children.values():
+        yield child
+        if getattr(child, "children", None):
+            yield from _in_order(child)
+
+
+def test_the_pair_is_on_screen_before_the_model_runs_on_it(make_app, seeded_url, monkeypatch):
+    """A pair the active model has not scored (a model became active since the pair was prepared ahead): its line
+    and text come first, the model's run (here failing) after them."""
+    _without_predictions(seeded_url)
+
+    def no_checkpoint(folder):
+        raise OSError(f"no checkpoint in {folder}")
+
+    monkeypatch.setattr("app.ui.review_prefetch.load_model", no_checkpoint)
+    at = make_app(seeded_url, REVIEW)
+    prefetcher().wait()
+    drawn = [
+        e.value for e in _in_order(at.main) if getattr(e, "type", None) in ("caption", "error", "markdown")
+    ]
+    line = next(k for k, text in enumerate(drawn) if str(text).startswith("Pair "))
+    failed = next(k for k, text in enumerate(drawn) if "could not score this pair" in str(text))
+    assert line < failed, drawn[: failed + 1]
+    assert any("mre-post" in str(text) for text in drawn[line:failed]), (
+        "the post's text before the model's run"
+    )
