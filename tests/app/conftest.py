@@ -4,6 +4,7 @@ model with stored predictions and evaluation runs), and AppTest runners pointed 
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,12 @@ def _isolated_app_files(monkeypatch, app_feature_cache, tmp_path):
     monkeypatch.setenv("MRELENS_UPLOAD_DIR", str(tmp_path / "uploads"))
     monkeypatch.setenv("MRELENS_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("MRELENS_JOBS_URL", f"sqlite:///{tmp_path / 'jobs.db'}")  # jobs the pages enqueue
+    yield
+    # Review's background warming of the next pairs must not outlive the test: left running, it reads a store the
+    # test has removed and logs into the next test's monkeypatched loggers
+    prefetch = sys.modules.get("app.ui.review_prefetch")
+    if prefetch is not None:
+        prefetch.prefetcher().wait()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ the panel absent (taken out of the page by a probe), present but closed (the def
 drawn on every pair). The three run interleaved, in rounds, on one warm server and one browser session, so a load
 that drifts on the shared machine reaches all three alike; the figures and their ratios are printed (and written as
 JSON to $MRELENS_BROWSER_TIMINGS when set: README's rationale section quotes a run with 5 rounds of 4 presses, set
-through $MRELENS_BROWSER_TIMING_ROUNDS and $MRELENS_BROWSER_TIMING_PRESSES; the suite runs 1 round of 1).
+through $MRELENS_BROWSER_TIMING_ROUNDS and $MRELENS_BROWSER_TIMING_PRESSES; by default 1 round of 1; `pytest -m benchmark` runs it, the default suite leaves it out).
 
 The probe is a sitecustomize on the server's PYTHONPATH: at the server's first script run it wraps
 app.ui.rationale_capture.evidence_panel so that it draws nothing while a flag file exists."""
@@ -17,24 +17,31 @@ import statistics
 from itertools import cycle
 from pathlib import Path
 
+import pytest
+
 from tests.app.test_browser import (
     REVIEWER,
     app_env,
     body,
     click_button,
     new_browser,
-    pytestmark,  # noqa: F401  (slow; skipped without Chromium)
     start_streamlit,
     stop_streamlit,
     wait_for,
     wait_for_text,
     wait_idle,
 )
+from tests.app.test_browser import (
+    pytestmark as browser_marks,
+)
 from tests.app.test_browser_rationale import PANEL, evidence_plot, open_panel
 from tests.app.test_browser_review_keys import timed_press
 
-# The suite runs one short round (the three states render, the harness works); README's figures come from
-# MRELENS_BROWSER_TIMING_ROUNDS=5 MRELENS_BROWSER_TIMING_PRESSES=4 (about 2 minutes more on 2 cores).
+# a benchmark: the default suite leaves it out (pytest -m benchmark runs it)
+pytestmark = [*browser_marks, pytest.mark.benchmark]
+
+# One short round by default (the three states render); README's figures come from
+# MRELENS_BROWSER_TIMING_ROUNDS=5 MRELENS_BROWSER_TIMING_PRESSES=4 (about 2 minutes on 2 cores).
 ROUNDS = int(os.environ.get("MRELENS_BROWSER_TIMING_ROUNDS", "1"))
 PRESSES = int(
     os.environ.get("MRELENS_BROWSER_TIMING_PRESSES", "1")
