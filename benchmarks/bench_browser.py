@@ -110,7 +110,8 @@ class Browser:
             if seen is not None and run not in ("running", "initial"):
                 return seen, now
             time.sleep(0.01)
-        raise TimeoutError(f"nothing visible after {timeout} s (at {self.state()[:2]})")
+        pair, run, main, _ = self.state(True)
+        raise TimeoutError(f"nothing visible after {timeout} s (at {pair}, {run}; the page reads: {main[-600:]!r})")
 
     def focus_page(self) -> None:
         self.driver.find_element("css selector", "h1").click()
