@@ -111,7 +111,9 @@ class Browser:
                 return seen, now
             time.sleep(0.01)
         pair, run, main, _ = self.state(True)
-        raise TimeoutError(f"nothing visible after {timeout} s (at {pair}, {run}; the page reads: {main[-600:]!r})")
+        raise TimeoutError(
+            f"nothing visible after {timeout} s (at {pair}, {run}; the page reads: {main[-600:]!r})"
+        )
 
     def focus_page(self) -> None:
         self.driver.find_element("css selector", "h1").click()
