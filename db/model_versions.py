@@ -157,8 +157,12 @@ class TrainingOrigin:
         )
 
     def describe_data(self) -> str:
-        """ "mnre, 1200 records, 3 epoch(s)": what it trained on, in words."""
-        data = self.dataset or self.data or "?"
+        """ "mnre, 1200 records, 3 epoch(s)": what it trained on, in words ("not recorded" for a version whose
+        settings say nothing of it, e.g. one registered by hand: never a guess that reads like a value)."""
+        data = self.dataset or self.data
+        if not (data or self.records or self.limit_train or self.epochs):
+            return "not recorded"
+        data = data or "dataset not recorded"
         if self.records:
             size = f"{self.records} records"
         elif self.limit_train:

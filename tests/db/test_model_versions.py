@@ -127,7 +127,7 @@ def test_both_settings_shapes_read_as_one_training_origin(sessions):
     )
     assert new.origin.describe_data() == "mnre, 1200 records, 2 epoch(s)"
     assert active == new and active.key == new_key and active.active
-    assert hand.val is None and hand.val_f1 is None and hand.origin.describe_data() == "?, full train split"
+    assert hand.val is None and hand.val_f1 is None and hand.origin.describe_data() == "not recorded"
     with pytest.raises(dataclasses.FrozenInstanceError):
         trained.active = True  # type: ignore[misc]
 
