@@ -207,12 +207,22 @@ def press(driver, key: str) -> None:
     wait_idle(driver)
 
 
-def widget(driver, testid: str, label: str):
-    """The widget of kind `testid` (stSelectbox, stButtonGroup, ...) whose label reads `label`."""
-    for element in driver.find_elements("css selector", f'[data-testid="{testid}"]'):
-        if element.get_attribute("innerText").strip().split("\n", 1)[0].strip() == label:
-            return element
-    raise AssertionError(f"no {testid} labelled {label!r} on the page")
+def widget(driver, testid: str, label: str, timeout: float = 30):
+    """The widget of kind `testid` (stSelectbox, stButtonGroup, ...) whose label reads `label`, once drawn: a
+    fragment's rerun can still be drawing it after the script went idle on a loaded machine."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    deadline = time.time() + timeout
+    while True:
+        try:
+            for element in driver.find_elements("css selector", f'[data-testid="{testid}"]'):
+                if element.get_attribute("innerText").strip().split("\n", 1)[0].strip() == label:
+                    return element
+        except StaleElementReferenceException:
+            pass  # redrawn while read: look again
+        if time.time() > deadline:
+            raise AssertionError(f"no {testid} labelled {label!r} on the page after {timeout} s")
+        time.sleep(0.2)
 
 
 def selected(driver, label: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 import zipfile
 from pathlib import Path
 
@@ -74,11 +75,22 @@ def runs(log: Path) -> list[str]:
     return log.read_text().split()
 
 
-def word_pills(driver) -> list:
-    for group in driver.find_elements("css selector", '[data-testid="stButtonGroup"]'):
-        if WORDS in group.get_attribute("innerText"):
-            return group.find_elements("css selector", "button")
-    raise AssertionError("no evidence words on the page")
+def word_pills(driver, timeout: float = 30) -> list:
+    """The evidence word pills, once drawn (the panel's fragment can still be drawing them after the script went
+    idle on a loaded machine)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    deadline = time.time() + timeout
+    while True:
+        try:
+            for group in driver.find_elements("css selector", '[data-testid="stButtonGroup"]'):
+                if WORDS in group.get_attribute("innerText"):
+                    return group.find_elements("css selector", "button")
+        except StaleElementReferenceException:
+            pass  # redrawn while read: look again
+        if time.time() > deadline:
+            raise AssertionError(f"no evidence words on the page after {timeout} s")
+        time.sleep(0.2)
 
 
 def is_marked(button) -> bool:
