@@ -21,7 +21,6 @@ from db.annotations import (
     current_state,
     own_decisions_in_effect,
     pair_history,
-    record_annotation,
     undo_last,
 )
 from db.datasets import list_datasets, require_pair
@@ -229,9 +228,10 @@ def fix_spans(
 ) -> Annotation:
     """Fix the pair's head and tail spans (word positions, end exclusive) with a decision for `label` on them
     (db.annotations.record_annotation: "corrected", recorded as "accepted" when it is the gold label), in its own
-    transaction; a bad span or a stale revision raises and stores nothing."""
+    transaction and under the leases like any decision (db.leases.record_decision); a bad span or a stale revision
+    raises and stores nothing."""
     with sessions.begin() as session:
-        return record_annotation(
+        return record_decision(
             session,
             pair_id,
             status="corrected",
