@@ -63,7 +63,11 @@ def attention_heatmap(
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=[f"{j}: {shown_text(v)}" for j, v in enumerate(maps.visual_labels)],
+            # an absent crop's column is zero by masking: named so, as on the occlusion chart
+            x=[
+                f"{j}: {shown_text(v)}" + ("" if present else " (absent)")
+                for j, (v, present) in enumerate(zip(maps.visual_labels, maps.visual_present, strict=True))
+            ],
             y=_token_labels(maps.tokens, maps.entity_token_mask),
             colorscale="Viridis",
             hovertemplate="%{y} -> %{x}<br>%{z:.3f}<extra></extra>",
@@ -154,6 +158,8 @@ def visual_heatmap_figure(image, visual_attr: VisualAttribution | None) -> go.Fi
         col=2,
     )
     fig.update_yaxes(autorange="reversed", row=1, col=1)
+    # plain decimals like the colour bar's (Plotly's default SI prefixes read "300μ" for 3e-4)
+    fig.update_yaxes(exponentformat="none", title_text="contribution to p(label)", row=1, col=2)
     fig.update_layout(
         title=f"Visual {visual_attr.method} for '{shown_text(visual_attr.target_label)}'",
         showlegend=False,
@@ -200,7 +206,9 @@ def probability_figure(
                 [row for row in ranked if row[0] == gold],
                 f"gold label ({gold})",
                 line=dict(color=GOLD_OUTLINE, width=2),
-                pattern=dict(shape="/", fgcolor="#ffffff"),
+                # overlay: the hatching is drawn over the bar's colour (the default replaces the colour, which
+                # left a white bar with its white percentage on white)
+                pattern=dict(shape="/", fgcolor="#ffffff", fgopacity=0.45, fillmode="overlay"),
             )
         )
     fig = go.Figure(traces)

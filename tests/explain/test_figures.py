@@ -84,6 +84,17 @@ def test_token_visual_and_probability_figures():
     assert len(prob.data) == 1, "no gold trace without a gold label"
 
 
+def test_gold_bar_keeps_its_colour_and_its_percentage_visible():
+    """The gold label's bar is hatched over the probability colour: hatching that replaces the fill left a white
+    bar with white text on it (the gold label is most often the model's top label, the bar a reader looks for)."""
+    pred = explain.Prediction("b", 1, {"a": 0.1, "b": 0.7, "c": 0.2}, 0.5, 0.8)
+    gold = figures.probability_figure(pred, gold="b").data[1]
+    assert gold.name == "gold label (b)" and list(gold.text) == ["70.0%"]
+    assert gold.marker.color == figures.PROBABILITY_COLOUR
+    assert gold.marker.pattern.fillmode == "overlay", "the pattern must be drawn over the bar's colour"
+    assert gold.marker.pattern.fgcolor != gold.marker.color
+
+
 def test_reliance_and_table_figures():
     rel = explain.ImageReliance(
         0.9, 0.3, np.array([0.2, 0.8]), ["a", "b"], 0.6, predicted_label="b", no_image_prediction="a"
@@ -169,3 +180,13 @@ def test_occlusion_colour_bar_stays_clear_of_the_crops_axis():
         assert regions[0] - 1e-9 <= x - half and x + half <= regions[1] + 1e-9
     else:
         assert bar.x is not None and bar.x >= crops[1], "a vertical bar must sit right of the crops panel"
+
+
+def test_absent_crops_are_named_so_and_small_scores_read_without_si_prefixes():
+    """The attention map names an absent crop as the occlusion chart does (its column is all zeros by masking, not
+    by what the model read), and crop contributions of a few 1e-4 read as decimals, not '300μ'."""
+    heat = figures.attention_heatmap(_maps())
+    assert list(heat.data[0].x[-3:]) == ["49: crop 1", "50: crop 2 (absent)", "51: crop 3 (absent)"]
+    vis = figures.visual_heatmap_figure(None, _visual())
+    assert vis.layout.yaxis2.exponentformat == "none"
+    assert vis.layout.yaxis2.title.text == "contribution to p(label)"
