@@ -241,6 +241,8 @@ def learning_curve_figure(curve: list[CurvePoint], measured: MeasuredCurve | Non
         xaxis_title="reviewed labels",
         yaxis_title="val micro-F1 (%)",
         title="Learning curve",
+        # always: Plotly hides the legend of a one-trace figure, and the benchmark's curve alone read as this store's
+        showlegend=True,
         legend={"orientation": "h", "y": -0.25},
     )
     return figure

@@ -69,7 +69,7 @@ def team_panel(sessions: sessionmaker, dataset: str) -> None:
                 columns={"leased_now": "leased now", "assigned": "assigned filter"}
             ),
             hide_index=True,
-            use_container_width=True,
+            width="stretch",
             key="loop_team_progress",
         )
     else:

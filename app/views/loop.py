@@ -38,18 +38,16 @@ report = loop_report(sessions, dataset)
 left, right = st.columns(2)
 with left:
     if report.decisions:
-        st.plotly_chart(decisions_figure(report.decisions), use_container_width=True, key="loop_decisions")
+        st.plotly_chart(decisions_figure(report.decisions), width="stretch", key="loop_decisions")
     else:
         st.info("No review decisions on this dataset yet.")
 with right:
     st.subheader("What the review found")
-    st.dataframe(pd.DataFrame(outcome_rows(report.outcomes)), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(outcome_rows(report.outcomes)), hide_index=True, width="stretch")
     if report.active is None:
         st.caption("No model is active, so there is nothing to compare the reviewed labels with.")
 
-st.plotly_chart(
-    learning_curve_figure(report.curve, report.measured), use_container_width=True, key="loop_curve"
-)
+st.plotly_chart(learning_curve_figure(report.curve, report.measured), width="stretch", key="loop_curve")
 if not report.curve:
     st.caption("No model version trained on this dataset has a val micro-F1 stored yet.")
 if report.measured is None:
@@ -64,9 +62,7 @@ if measured:
             "random on every seed with the largest area under this curve (random if none did)."
         )
         for name, (winner, curves) in measured.items():
-            st.plotly_chart(
-                benchmark_figure(curves, winner), use_container_width=True, key=f"loop_bench_{name}"
-            )
+            st.plotly_chart(benchmark_figure(curves, winner), width="stretch", key=f"loop_bench_{name}")
 
 st.subheader("Retrain now?")
 if report.gain is None:

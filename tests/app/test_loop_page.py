@@ -8,7 +8,13 @@ import json
 import pytest
 from sqlalchemy import select
 
-from app.services.loop_report import MeasuredCurve, estimate_gain, loop_report, measured_curve
+from app.services.loop_report import (
+    MeasuredCurve,
+    estimate_gain,
+    learning_curve_figure,
+    loop_report,
+    measured_curve,
+)
 from db.annotations import record_annotation
 from db.loop import retrain_schedule
 from db.models import EntityPair
@@ -110,6 +116,15 @@ def test_the_gain_is_read_off_the_curve_or_extrapolated_and_said_so():
     outside = estimate_gain(measured, 20000, 20100)
     assert outside.new_decisions == 100 and outside.points == pytest.approx(0.04 / 250 * 100)
     assert "extrapolation" in outside.how
+
+
+def test_the_benchmark_curve_alone_is_named_in_a_legend():
+    """Before any model version of the dataset has a val F1, the chart holds the benchmark's curve only: Plotly hides
+    the legend of a one-trace figure, and the dotted curve read as this dataset's own learning curve."""
+    measured = MeasuredCurve("mnre", "margin", [500, 750, 1000], [0.30, 0.36, 0.40], 3)
+    figure = learning_curve_figure([], measured)
+    assert [trace.name for trace in figure.data] == ["benchmark: margin order on mnre (3 seeds)"]
+    assert figure.layout.showlegend is True
 
 
 def test_a_malformed_benchmark_file_is_named(tmp_path):
