@@ -4,6 +4,7 @@
     job_board(sessions, limit) -> JobBoard         running, queued (in the order the worker takes them), recent
     live_jobs(sessions, kinds) -> list[JobView]    running then queued, optionally of some kinds only
     progress_text(job) -> str                      "epoch 1/3 · step 40/120 · about 3m05s left · latest val F1 51.2"
+    outcome_text(outcome) -> str                   "model X · val micro-F1 97.50 % · activated · scoring job 3"
 """
 
 from __future__ import annotations
@@ -130,6 +131,47 @@ def progress_text(job: JobView) -> str:
     return text
 
 
+# The outcome keys the runners write, in words ("val_f1" -> "val micro-F1"); another key reads with spaces.
+OUTCOME_WORDS = {
+    "model_version": "model",
+    "val_f1": "val micro-F1",
+    "val_f1_before": "val micro-F1 before",
+    "previous_active": "active before",
+    "previous_val_f1": "val micro-F1 of the one active before",
+    "score_job": "scoring job",
+    "explain_job": "explanations job",
+    "identical_to_registered": "identical to a registered version",
+}
+
+
+def _outcome_value(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and key.endswith("f1"):
+        return f"{100 * value:.2f} %"  # F1 is stored as a fraction; every page shows it in percent
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_outcome_value(key, v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_outcome_value(key, v) for v in value)
+    return str(value)
+
+
+def outcome_text(outcome: dict[str, Any]) -> str:
+    """A finished job's outcome in words: "model X · val micro-F1 97.50 % · activated · scoring job 3" (F1 in
+    percent, flags as words, nothing for a missing or empty value)."""
+    parts = []
+    for key, value in outcome.items():
+        if value is None or value == [] or value == {}:
+            continue
+        if key == "activated":
+            parts.append("activated" if value else "not activated")
+            continue
+        parts.append(f"{OUTCOME_WORDS.get(key, key.replace('_', ' '))} {_outcome_value(key, value)}")
+    return " · ".join(parts)
+
+
 def job_rows(jobs: list[JobView]) -> list[dict[str, Any]]:
     """The All jobs table's rows."""
     return [
@@ -140,7 +182,7 @@ def job_rows(jobs: list[JobView]) -> list[dict[str, Any]]:
             "status": job.status,
             "progress %": 100 * job.progress.get("fraction", 0.0),
             "created": job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            "outcome": ", ".join(f"{k}: {v}" for k, v in job.outcome.items() if v is not None),
+            "outcome": outcome_text(job.outcome),
             "error": job.error or "",
         }
         for job in jobs

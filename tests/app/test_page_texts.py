@@ -138,3 +138,50 @@ def test_the_loop_page_names_an_assigned_reviewer_as_typed(make_app, seeded_url)
     assert shown == [f"{plain(name)}: filter assigned."], [s.value for s in at.success] + [
         e.value for e in at.error
     ]
+
+
+def test_a_jobs_outcome_reads_in_words_with_the_f1_in_percent(make_app, seeded_url):
+    """The All jobs table showed a training's outcome as its raw keys ("val_f1: 0.975, activated: True, score_job:
+    3") beside a sidebar that says "val micro-F1 97.5"."""
+    from db.jobs import create_job, finish_job, start_job
+    from db.schema import open_database
+    from tests.app.conftest import no_exceptions
+
+    outcome = {
+        "model_version": "ifaformer-objects-ed47bc0bbbab",
+        "val_f1": 0.975,
+        "activated": True,
+        "previous_active": None,
+        "previous_val_f1": None,
+        "score_job": 3,
+    }
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as session:
+        trained = create_job(session, "first_model", "make app", {}).id
+        start_job(session, trained, worker="elsewhere:1")
+        finish_job(session, trained, "succeeded", outcome)
+        scored = create_job(session, "score", "make app", {}).id
+        start_job(session, scored, worker="elsewhere:1")
+        finish_job(
+            session, scored, "succeeded", {"scored": 1000, "failed": [], "bad": False, "f1": {"a": 0.5}}
+        )
+        kept = create_job(session, "default_model", "make app", {}).id
+        start_job(session, kept, worker="elsewhere:1")
+        finish_job(
+            session,
+            kept,
+            "succeeded",
+            {**outcome, "val_f1": 0.9, "activated": False, "previous_active": "v1", "previous_val_f1": 0.975},
+        )
+    engine.dispose()
+    at = make_app(seeded_url, "views/jobs.py")
+    no_exceptions(at)
+    rows = at.dataframe[0].value.set_index("job")["outcome"]
+    assert rows[trained] == (
+        "model ifaformer-objects-ed47bc0bbbab · val micro-F1 97.50 % · activated · scoring job 3"
+    )
+    assert rows[scored] == "scored 1000 · bad no · f1 a 50.00 %"
+    assert rows[kept] == (
+        "model ifaformer-objects-ed47bc0bbbab · val micro-F1 90.00 % · not activated · active before v1 · "
+        "val micro-F1 of the one active before 97.50 % · scoring job 3"
+    )
