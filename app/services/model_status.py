@@ -48,11 +48,11 @@ def weakness(version: ModelVersionInfo | None) -> str | None:
     if version.val_f1 is None:
         return "its val micro-F1 is unknown"
     if version.val_f1 < WEAK_F1:
-        return f"val micro-F1 {100 * version.val_f1:.1f}, below {100 * WEAK_F1:.0f}"
+        return f"val micro-F1 {100 * version.val_f1:.1f} %, below {100 * WEAK_F1:.0f} %"
     unlearned, relations = version.val.unlearned_labels(), version.val.relations_with_support()
     if relations and len(unlearned) / relations >= UNLEARNED_SHARE:
         return (
-            f"val micro-F1 {100 * version.val_f1:.1f}, but F1 0 on {len(unlearned)} of the {relations} "
+            f"val micro-F1 {100 * version.val_f1:.1f} %, but F1 0 on {len(unlearned)} of the {relations} "
             "relations with val records"
         )
     return None
@@ -101,7 +101,7 @@ def model_status_line(session: Session) -> str:
     if status.version is None:
         text = "**No model yet**: the queue, review and export work without predictions."
     else:
-        f1 = f"val micro-F1 {100 * status.val_f1:.1f}" if status.val_f1 is not None else "val F1 unknown"
+        f1 = f"val micro-F1 {100 * status.val_f1:.1f} %" if status.val_f1 is not None else "val F1 unknown"
         text = f"Model **{status.version}**, {f1}" + (" (weak)" if status.weak else "")
     if status.training is not None:
         text += f" · {training_text(status.training)}"

@@ -55,12 +55,12 @@ def test_weak_model_is_marked_on_review_and_inspect_but_not_a_good_one(make_app,
     set_val_f1(seeded_url, 0.058)
     for page in ("views/review.py", "views/inspect.py"):
         at = make_app(seeded_url, page)
-        assert any("is weak (val micro-F1 5.8" in w.value for w in at.warning), page
-        assert "val micro-F1 5.8 (weak)" in sidebar_text(at)
+        assert any("is weak (val micro-F1 5.8 %" in w.value for w in at.warning), page
+        assert "val micro-F1 5.8 % (weak)" in sidebar_text(at)
     set_val_f1(seeded_url, 0.62)
     at = make_app(seeded_url, "views/review.py")
     assert not any("is weak" in w.value for w in at.warning)
-    assert "val micro-F1 62.0" in sidebar_text(at) and "(weak)" not in sidebar_text(at)
+    assert "val micro-F1 62.0 %" in sidebar_text(at) and "(weak)" not in sidebar_text(at)
 
 
 def test_jobs_page_lists_the_queue_and_cancels_a_queued_job(make_app, seeded_url):

@@ -39,9 +39,12 @@ def per_label(zero: int) -> dict:
     ("val", "weak_because"),
     [
         (None, "its val micro-F1 is unknown"),
-        ({"f1": 0.058}, "val micro-F1 5.8, below 50"),
+        ({"f1": 0.058}, "val micro-F1 5.8 %, below 50 %"),
         # the reviewer's case: 50.86 micro-F1, F1 0 on 14 of the 23 relations
-        ({"f1": 0.5086, "per_label": per_label(14)}, "F1 0 on 14 of the 23 relations"),
+        (
+            {"f1": 0.5086, "per_label": per_label(14)},
+            "val micro-F1 50.9 %, but F1 0 on 14 of the 23 relations",
+        ),
         ({"f1": 0.62, "per_label": per_label(2)}, None),
         ({"f1": 0.62}, None),
     ],
