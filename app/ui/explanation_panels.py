@@ -342,14 +342,15 @@ def result_or_job(kind: str, url: str, pair_id: int, version: ModelVersionInfo, 
 
 
 def faithfulness_numbers(faithfulness, label: str) -> None:
-    """Comprehensiveness, sufficiency and unit count as metrics; `faithfulness` is a Faithfulness or its stored summary."""
+    """Comprehensiveness, sufficiency and the count of ranked units as metrics; `faithfulness` is a Faithfulness or its stored summary."""
     if faithfulness is None:
         st.caption(f"{label}: no faithfulness (nothing to remove).")
         return
     read_field = (
         faithfulness.get if isinstance(faithfulness, dict) else lambda name: getattr(faithfulness, name)
     )
-    c1, c2, c3 = st.columns(3)
+    # the first label is the longest ("Tokens comprehensiveness"): in a third of half the page it ended in "..."
+    c1, c2, c3 = st.columns([3, 2, 2])
     c1.metric(
         f"{label} comprehensiveness",
         f"{read_field('comprehensiveness'):.3f}",
@@ -361,7 +362,12 @@ def faithfulness_numbers(faithfulness, label: str) -> None:
         f"{read_field('sufficiency'):.3f}",
         help="Drop in p(label) when only the top-attributed units are kept (lower = more faithful).",
     )
-    c3.metric("units", read_field("n_units"))
+    c3.metric(
+        "units ranked",
+        read_field("n_units"),
+        help="How many units the attribution ranks (tokens; or image regions and the post's crops): the two "
+        "scores remove or keep its top-ranked share of them.",
+    )
 
 
 PLAUSIBILITY_LABELS = {

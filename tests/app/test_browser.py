@@ -47,6 +47,14 @@ pytestmark = [
 ]
 
 
+# metric labels the browser cuts short (an ellipsis: wider text than its box)
+CUT_METRIC_LABELS = """
+return [...document.querySelectorAll('[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] *')]
+    .filter(e => e.scrollWidth > e.clientWidth + 1)
+    .map(e => [e.textContent, e.scrollWidth, e.clientWidth]);
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -465,6 +473,8 @@ def walk(browser, url: str, store: str, shots: Path, tmp_path: Path, missing_ima
     time.sleep(1.5)  # the last polling rerun
     page = body(browser)
     assert "Objects:" in page and "Traceback" not in page
+    # at 1600 px "Tokens comprehensiveness" and "Image comprehensiveness" ended in "..." in a third of a half
+    assert not browser.execute_script(CUT_METRIC_LABELS), browser.execute_script(CUT_METRIC_LABELS)
     bars = next(
         f for f in plotly_figures(browser) if f["types"] == ["bar"] and any(": <s>" in t for t in f["xticks"])
     )
