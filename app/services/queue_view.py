@@ -4,10 +4,12 @@ pairs in the chosen order with the review progress, and the table's rows with ev
     queue_context(sessions) -> QueueContext                                   datasets, filter values, active model
     queue_page(sessions, queue_filter, sort, limit, reliance) -> QueuePage    progress counts and the pairs shown
     queue_columns(items) -> dict[str, list]                                   the table, column by column
+    missing_reliance_reason(items, reliance, active) -> str | None            why no pair shown has an image reliance
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,3 +123,38 @@ def queue_columns(items: list) -> dict[str, list]:
         ],
         "p(gold) out-of-sample": [i.given_probability for i in items],
     }
+
+
+def missing_reliance_reason(
+    items: list,
+    reliance: RelianceSource | None,
+    active: ModelVersionInfo | None,
+    name: Callable[[str], str] = str,
+) -> str | None:
+    """Why no pair shown has an image reliance (None when one has): said on the page rather than an empty column
+    and a sort that silently falls back to pair order. `name` writes a version id (the page escapes it)."""
+    if any(i.image_reliance is not None for i in items):
+        return None
+    if reliance is not None:
+        return f"{name(reliance.version_id)} computed it for other pairs only"
+    if active is not None and active.variant == "text_only":
+        return (
+            f"the active model {name(active.version_id)} is text-only: it never reads the image, and no image model has "
+            "computed one (Inspect, through an image model's version, computes it per post; on Models, an image "
+            "model's Explain the top of the queue fills it)"
+        )
+    return (
+        "no model version has computed one yet (Inspect computes it per post; the worker for the top of the queue "
+        "after each activation; or on Models: Explain the top of the queue)"
+    )
+
+
+def reliance_source_text(
+    reliance: RelianceSource, active: ModelVersionInfo | None, name: Callable[[str], str] = str
+) -> str:
+    """Whose image reliance the column shows, and how many pairs it covers so far."""
+    whose = (
+        "the active model" if active is not None and reliance.key == active.key else "not the active model"
+    )
+    pairs = f"{reliance.pairs:,} pair{'' if reliance.pairs == 1 else 's'}"
+    return f"Image reliance as computed by {name(reliance.version_id)} ({whose}; {pairs} so far)."

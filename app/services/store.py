@@ -449,6 +449,16 @@ def load_audit_view(session: Session, pair_id: int) -> AuditView | None:
     )
 
 
+def review_state(
+    sessions: sessionmaker, pair_id: int, with_audit: bool = False
+) -> tuple[ReviewState, AuditView | None]:
+    """A pair's decisions (and, for the label-error audit, what the latest run says of it) read in one session."""
+    with sessions() as session:
+        state = load_review_state(session, pair_id)
+        audit = load_audit_view(session, pair_id) if with_audit else None
+    return state, audit
+
+
 def pair_view(sessions: sessionmaker, pair_id: int) -> PairView:
     """load_pair_view in its own session (a LabelStoreError names a pair that is not there)."""
     with sessions() as session:

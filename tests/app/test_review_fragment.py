@@ -29,11 +29,31 @@ def _widget_keys(node: ast.AST) -> set[str]:
     }
 
 
+PANELS = PAGE.parents[1] / "ui" / "review_panels.py"
+
+
+def _panel_calls(node: ast.AST) -> set[str]:
+    """The app.ui.review_panels functions a node calls (as `panels.<name>(...)`)."""
+    return {
+        call.func.attr
+        for call in ast.walk(node)
+        if isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and ast.unparse(call.func.value) == "panels"
+    }
+
+
 def test_every_decision_widget_of_review_is_inside_one_fragment():
     module = ast.parse(PAGE.read_text())
     fragments = [node for node in module.body if _is_fragment(node)]
     assert len(fragments) == 1, "the review panel is one @st.fragment function"
-    inside = _widget_keys(fragments[0])
+    # the page draws its parts through app.ui.review_panels: a widget of a part the fragment calls is inside it
+    panel_functions = {
+        node.name: node for node in ast.parse(PANELS.read_text()).body if isinstance(node, ast.FunctionDef)
+    }
+    called = _panel_calls(fragments[0])
+    assert called <= set(panel_functions), called - set(panel_functions)
+    inside = _widget_keys(fragments[0]).union(*(_widget_keys(panel_functions[name]) for name in called))
     for key in (
         "review_accept",
         "review_reject",
@@ -42,12 +62,14 @@ def test_every_decision_widget_of_review_is_inside_one_fragment():
         "review_prev",
         "review_undo",
         "review_top",
+        "review_correct",
     ):
         assert key in inside, key
     outside = [node for node in module.body if not isinstance(node, ast.FunctionDef)]
     assert not set().union(*(_widget_keys(node) for node in outside)), (
         "no widget outside the panel but the sidebar's"
     )
+    assert not set().union(*(_panel_calls(node) for node in outside)), "no part of the panel drawn outside it"
 
 
 def test_the_fragment_page_still_decides_and_moves_on(make_app, seeded_url):
