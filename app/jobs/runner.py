@@ -26,7 +26,13 @@ from sqlalchemy.orm import sessionmaker
 
 # Find label errors: planning and one fold per job
 from app.jobs.crossfit import run_crossfit, run_crossfit_fold
-from app.services.model_jobs import config_path, score_limit, training_config, variant_overrides
+from app.services.model_jobs import (
+    config_path,
+    queue_explanations,
+    score_limit,
+    training_config,
+    variant_overrides,
+)
 from app.services.paths import REPO_ROOT, feature_cache_dir, runs_dir
 from db.jobs import (
     JobCancelled,
@@ -471,18 +477,10 @@ def run_score(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -
     then_explain = int(request.params.get("then_explain") or 0)
     if then_explain > 0:
         # its own job, after the predictions it orders the queue by: cancelling it leaves them stored
-        outcome["explain_job"] = enqueue_explanations(
+        outcome["explain_job"] = queue_explanations(
             sessions, version.version_id, then_explain, f"job {request.id}"
         )
     return outcome
-
-
-def enqueue_explanations(sessions: sessionmaker, version_id: str, n: int, started_by: str) -> int:
-    """Queue the explanations job of a model version: after scoring, before trainings waiting in the queue
-    (db.job_kinds)."""
-    from app.jobs import enqueue
-
-    return enqueue(sessions, "explanations", started_by, {"model_version": version_id, "top": n})
 
 
 def run_explanations(sessions: sessionmaker, request: JobRequest, reporter: Reporter) -> dict[str, Any]:

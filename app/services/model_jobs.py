@@ -5,6 +5,7 @@
                                                                 data's variant or any of VARIANTS
     queue_default_jobs(sessions, root, dataset)                 what `make app` queues where it is missing
     activate(sessions, version_id, started_by)                  make a version active and queue its follow-ups
+    queue_explanations(sessions, version_id, n, started_by)     Inspect's results for the queue's top, as a job
     training_config(path, data, output_dir)                     the TrainConfig a training job runs
 
 `make app` (app.launch), `python -m app.prepare` and the Models page queue trainings through queue_training; the
@@ -213,6 +214,15 @@ def activate(
         set_active(session, version_id, actor=actor)
     params = {"model_version": version_id, "then_explain": explain_limit()}
     return {"score_job": enqueue(sessions, "score", started_by, params)}
+
+
+def queue_explanations(sessions: sessionmaker, version_id: str, n: int, started_by: str) -> int:
+    """Queue the precompute of Inspect's explanations for the top `n` pairs of the queue with `version_id`: its own
+    job kind, after scoring and before trainings waiting in the queue (db.job_kinds). The scoring job an activation
+    queues calls this when it ends; the Models page on request."""
+    from app.jobs import enqueue
+
+    return enqueue(sessions, "explanations", started_by, {"model_version": version_id, "top": n})
 
 
 def log(message: str) -> None:

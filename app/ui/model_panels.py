@@ -10,7 +10,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from app.jobs import enqueue
-from app.jobs.runner import enqueue_explanations
 from app.services.errors import LabelStoreError
 from app.services.model_catalog import (
     ModelVersionInfo,
@@ -24,6 +23,7 @@ from app.services.model_jobs import (
     TRAINING_NAMES,
     VARIANTS,
     explain_limit,
+    queue_explanations,
     queue_training,
     recipe_for,
     training_config_file,
@@ -104,7 +104,7 @@ def explain_top_panel(sessions: sessionmaker, version: ModelVersionInfo) -> None
         f"with {version.version_id} and stored: the Queue's image reliance column shows them."
     )
     if c2.button("Explain the top of the queue", key="models_explain_top"):
-        job = enqueue_explanations(sessions, version.version_id, n, require_reviewer())
+        job = queue_explanations(sessions, version.version_id, n, require_reviewer())
         st.success(f"Queued job {job}: the top {n} pairs explained by {version.version_id} (see Jobs).")
 
 

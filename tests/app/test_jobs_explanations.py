@@ -45,7 +45,8 @@ def test_activation_precomputes_the_top_of_the_queue_in_the_worker_and_a_cancel_
     import shutil
 
     from app.jobs import cancel
-    from app.jobs.runner import activate_if_better, enqueue_explanations
+    from app.jobs.runner import activate_if_better
+    from app.services.model_jobs import queue_explanations
     from app.services.stored_explanations import DEFAULT_SETTINGS, KINDS, queue_top
     from db.provenance import register_checkpoint
 
@@ -76,13 +77,13 @@ def test_activation_precomputes_the_top_of_the_queue_in_the_worker_and_a_cancel_
         assert complete_pairs(rows) == {pair: set(KINDS) for pair in top}
 
         # the same job again finds everything stored and computes nothing
-        again = enqueue_explanations(sessions, version_id, TOP, "tester")
+        again = queue_explanations(sessions, version_id, TOP, "tester")
         job = wait_for(sessions, again, final, 60, "finished")
         assert job.status == "succeeded" and job.outcome["already_stored"] == TOP
         assert len(stored_rows(sessions)) == len(rows)
 
         # a cancel while it runs: it stops, and every pair it stored has all of its kinds
-        everything = enqueue_explanations(sessions, version_id, 1000, "tester")
+        everything = queue_explanations(sessions, version_id, 1000, "tester")
         wait_for(
             sessions,
             everything,
