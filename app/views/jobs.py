@@ -12,12 +12,25 @@ import streamlit as st
 
 from app.jobs import cancel
 from app.services.errors import LabelStoreError, mask_secrets
-from app.services.job_board import JobView, job_board, job_rows, progress_text
+from app.services.job_board import JobView, job_board, job_rows, outcome_text, progress_text
 from app.ui.auth import current_actor
 from app.ui.render import plain
 from app.ui.resources import get_sessions
 
 REFRESH_SECONDS = 3
+# Fixed widths (px) of the All jobs table: at 1600 px the wide layout leaves about 1,100 px beside the sidebar, and
+# with automatic widths a training's outcome pushed the outcome and error columns past the right edge; the chosen
+# job's whole outcome is written out under the table
+JOB_WIDTHS = {
+    "job": 45,
+    "kind": 250,
+    "started by": 80,
+    "status": 80,
+    "progress %": 110,
+    "created": 140,
+    "outcome": 290,
+    "error": 100,
+}  # 1,095 px
 
 
 def cancel_button(job: JobView) -> None:
@@ -83,7 +96,12 @@ if recent:
         hide_index=True,
         key="jobs_table",
         column_config={
-            "progress %": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%.0f%%")
+            column: (
+                st.column_config.ProgressColumn(min_value=0, max_value=100, format="%.0f%%", width=width)
+                if column == "progress %"
+                else st.column_config.Column(width=width)
+            )
+            for column, width in JOB_WIDTHS.items()
         },
     )
     finished = [j for j in recent if j.finished]
@@ -92,8 +110,8 @@ if recent:
         picked = labels[st.selectbox("Details of", list(labels), key="jobs_details")]
         if picked.error:
             st.error(picked.error)
-        if picked.outcome:
-            st.json(picked.outcome, expanded=False)
+        if outcome_text(picked.outcome):
+            st.markdown(f"**Outcome**: {plain(outcome_text(picked.outcome))}")
         if picked.log_tail:
             st.code(picked.log_tail, language=None, wrap_lines=True)
 else:

@@ -1,7 +1,8 @@
 """What only a browser shows: at 1600x1100 nothing on the Queue, Models and Jobs pages runs past the right edge.
 The Queue's table (its status column included) and the Models table need no horizontal scrolling and end inside
 the window; the Jobs page's logs (a running job's tail and a finished job's whole log, with lines longer than any
-column) wrap instead of running off. Screenshots stay in the test's tmp folder."""
+column) wrap instead of running off, and its All jobs table (a training's outcome in it) needs no sideways
+scrolling. Screenshots stay in the test's tmp folder."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from db.schema import open_database
 from tests.app.test_browser import (
     REVIEWER,
     app_env,
+    body,
     new_browser,
     open_page,
     pytestmark,  # noqa: F401
@@ -43,7 +45,16 @@ def add_jobs_with_long_logs(url: str) -> None:
         done = create_job(session, "score", REVIEWER, {}).id
         start_job(session, done, worker="elsewhere:1")
         report_progress(session, done, {"fraction": 1.0}, [LONG_LINE])
-        finish_job(session, done, "succeeded", {"scored": 24})
+        # a training's outcome, as long as the ones the runners write: it pushed the table past the right edge
+        outcome = {
+            "model_version": "ifaformer-objects-ed47bc0bbbab",
+            "val_f1": 0.975,
+            "activated": False,
+            "previous_active": "ifaformer-objects-0d7a8cb5b339",
+            "previous_val_f1": 1.0,
+            "score_job": 3,
+        }
+        finish_job(session, done, "succeeded", outcome)
     engine.dispose()
 
 
@@ -90,6 +101,8 @@ def test_nothing_runs_past_the_right_edge_at_1600_px(seeded_url, app_feature_cac
         browser.save_screenshot(str(shots / "jobs.png"))
         # the running job's log tail and the finished job's log (the details of the newest finished job)
         assert_fits(browser, '[data-testid="stCode"] pre', "a job's log", count=2)
+        assert_fits(browser, '[data-testid="stDataFrame"] .dvn-scroller', "the All jobs table's grid")
+        assert "not activated · active before ifaformer-objects-0d7a8cb5b339" in body(browser), "the outcome"
         assert_fits(browser, '[data-testid="stMain"]', "the Jobs page")
     finally:
         browser.save_screenshot(str(shots / "last.png"))
