@@ -41,7 +41,7 @@ from model.data import load_split  # noqa: E402
 from model.encoders import build_model, resolve_text_encoder  # noqa: E402
 from model.evaluate import predict_probabilities  # noqa: E402
 from model.synthetic import MNRE_LABELS  # noqa: E402
-from model.train import PRECISIONS, _param_groups, training_autocast  # noqa: E402
+from model.train import PRECISIONS, param_groups, training_autocast  # noqa: E402
 from model.visual_features import FeatureCache  # noqa: E402
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -123,7 +123,7 @@ def measure_cost(args) -> str:
             if variant == "objects":
                 full, real_batch = with_images(full, 3, 1), with_images(real_batch, 3, 2)
             model.to(device)
-            opt = torch.optim.AdamW(_param_groups(model, 0.01), lr=1e-5)
+            opt = torch.optim.AdamW(param_groups(model, 0.01), lr=1e-5)
             setups[(encoder, variant)] = {
                 "model": model,
                 "opt": opt,

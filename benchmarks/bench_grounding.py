@@ -32,7 +32,7 @@ from model.data import load_split  # noqa: E402
 from model.grounding import CamGrounder, GroundingDinoGrounder, build_prompts, ground_objects  # noqa: E402
 from model.mega_alignment import default_featurizer, mega_alignment  # noqa: E402
 from model.scene_graph import build_scene_graph  # noqa: E402
-from model.text_graph import _parse, load_spacy, parse_dependencies  # noqa: E402
+from model.text_graph import load_spacy, parse_dependencies, parse_words  # noqa: E402
 
 
 def timed(fn, repeat: int) -> list[float]:
@@ -187,7 +187,7 @@ def main() -> None:
 
     def per_post_stages(threads: int) -> tuple[dict[str, list[float]], list[float]]:
         torch.set_num_threads(threads)
-        _parse.cache_clear()  # parse every post afresh: the app sees each post for the first time
+        parse_words.cache_clear()  # parse every post afresh: the app sees each post for the first time
         stages = {"scene graph": [], "dependency parse": [], "alignment (structural + MiniLM semantic)": []}
         totals = []
         for rec, result in grounded:

@@ -27,7 +27,7 @@ from model.batching import collate, prepare_examples  # noqa: E402
 from model.data import load_split  # noqa: E402
 from model.encoders import build_model  # noqa: E402
 from model.synthetic import MNRE_LABELS, generate  # noqa: E402
-from model.train import _param_groups  # noqa: E402
+from model.train import param_groups  # noqa: E402
 from model.visual_features import FeatureCache  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def main() -> int:
                 collate(data.examples[i : i + args.batch_size], tok.pad_token_id)
                 for i in range(0, len(data.examples), args.batch_size)
             ]
-            opt = torch.optim.AdamW(_param_groups(model, 0.01), lr=1e-5)
+            opt = torch.optim.AdamW(param_groups(model, 0.01), lr=1e-5)
             setups[variant] = (model, batches, opt)
 
         def train_step(variant: str, batch) -> float:

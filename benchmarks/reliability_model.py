@@ -280,7 +280,7 @@ def described_parameters(arch: str, folder: Path) -> int:
     """Parameters of the model a checkpoint's config.json describes, counted on the meta device."""
     import math
 
-    from model.checkpoint import _expected_shapes, config_from_checkpoint
+    from model.checkpoint import config_from_checkpoint, expected_shapes
     from model.registry import model_class
 
     cls = model_class(arch)
@@ -288,7 +288,7 @@ def described_parameters(arch: str, folder: Path) -> int:
     from model.mega import MegaConfig
 
     config = config_from_checkpoint({"ifaformer": IFAformerConfig, "mega": MegaConfig}[arch], folder, arch)
-    return sum(math.prod(shape) for shape in _expected_shapes(cls, config, folder).values())
+    return sum(math.prod(shape) for shape in expected_shapes(cls, config, folder).values())
 
 
 def load_only(folder: Path, tmp: Path) -> dict:

@@ -338,7 +338,7 @@ def read_safetensors_header(folder: str | Path) -> dict[str, tuple[str, tuple[in
     return tensors
 
 
-def _expected_shapes(model_cls, config, folder: Path) -> dict[str, tuple[int, ...]]:
+def expected_shapes(model_cls, config, folder: Path) -> dict[str, tuple[int, ...]]:
     """Tensor shapes of model_cls(config), built on the meta device: no memory is allocated for weights."""
     import torch
 
@@ -356,7 +356,7 @@ def check_weights_match(model_cls, config, folder: str | Path) -> None:
     """Every tensor the config's model needs is in model.safetensors with that shape, and nothing else is."""
     folder = Path(folder)
     stored = read_safetensors_header(folder)
-    expected = _expected_shapes(model_cls, config, folder)
+    expected = expected_shapes(model_cls, config, folder)
     missing = sorted(set(expected) - set(stored))
     unexpected = sorted(set(stored) - set(expected))
     if missing or unexpected:

@@ -36,7 +36,7 @@ def _words(tokens: list[str]) -> list[str]:
 
 
 @functools.lru_cache(maxsize=2048)
-def _parse(words: tuple[str, ...]):
+def parse_words(words: tuple[str, ...]):
     from spacy.tokens import Doc
 
     nlp = load_spacy()
@@ -72,7 +72,7 @@ def parse_dependencies(tokens: list[str]) -> TextGraph:
     """Dependency parse of pre-split tokens; token i of the result is tokens[i]."""
     if not tokens:
         return TextGraph([], [], [], [])
-    doc = _parse(tuple(_words(tokens)))
+    doc = parse_words(tuple(_words(tokens)))
     heads = [-1 if t.head.i == t.i else t.head.i for t in doc]  # spaCy marks a root by head == itself
     return TextGraph(list(tokens), heads, [t.dep_ for t in doc], [t.pos_ for t in doc])
 
@@ -81,5 +81,5 @@ def noun_phrases(tokens: list[str]) -> list[str]:
     """Noun chunks of the post, in order, as they appear in the tokens (dets included, e.g. 'the White House')."""
     if not tokens:
         return []
-    doc = _parse(tuple(_words(tokens)))
+    doc = parse_words(tuple(_words(tokens)))
     return [" ".join(tokens[c.start : c.end]) for c in doc.noun_chunks]

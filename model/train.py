@@ -196,7 +196,7 @@ def _lr_scale(name: str, n_text_layers: int, layer_lr_decay: float) -> float:
 
 def train_only_rows(embedding: torch.nn.Embedding, rows: list[int]) -> None:
     """Zero the gradient of every row of `embedding` but `rows`. Its weight must also get no weight decay (see
-    _param_groups' `no_decay`), or AdamW would still shrink the frozen rows."""
+    param_groups' `no_decay`), or AdamW would still shrink the frozen rows."""
     if not rows:
         raise ValueError("freeze_word_embeddings: the model has no entity-marker rows to train")
     keep = torch.zeros(embedding.num_embeddings, 1)
@@ -204,7 +204,7 @@ def train_only_rows(embedding: torch.nn.Embedding, rows: list[int]) -> None:
     embedding.weight.register_hook(lambda grad: grad * keep.to(grad))
 
 
-def _param_groups(
+def param_groups(
     model,
     weight_decay: float,
     lr: float | None = None,
@@ -340,7 +340,7 @@ def train(
         train_only_rows(embedding, list(config.marker_token_ids))
         no_decay_params = (embedding.weight,)
     optimizer = torch.optim.AdamW(
-        _param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay, no_decay_params), lr=cfg.lr
+        param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay, no_decay_params), lr=cfg.lr
     )
     steps_per_epoch = math.ceil(len(train_data.examples) / cfg.batch_size) // world
     total = steps_per_epoch * cfg.epochs

@@ -80,11 +80,11 @@ def run_progress(session: Session, dataset: str) -> RunProgress | None:
             "running",
             f"{done} of {n} folds done" + (f", {len(running)} training" if running else ""),
         )
-    eta = _eta(plan, latest, n, done) if status == "running" else None
+    eta = crossfit_eta(plan, latest, n, done) if status == "running" else None
     return RunProgress(plan, latest, done, min(fraction, 1.0), eta, status, message)
 
 
-def _eta(plan: Job, folds: list[Job], n: int, done: int) -> float | None:
+def crossfit_eta(plan: Job, folds: list[Job], n: int, done: int) -> float | None:
     """Seconds left, from the measured rate: finished folds' durations, else the running fold's own estimate."""
     durations = [
         (job.finished_at - job.started_at).total_seconds()

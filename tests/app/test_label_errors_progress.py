@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-from app.services.label_errors import _eta
+from app.services.label_errors import crossfit_eta
 
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
@@ -19,15 +19,15 @@ def fold(status: str, minutes: float | None = None, eta_s: float | None = None):
 def test_time_left_uses_the_finished_folds_duration():
     # two folds of 10 minutes done, one running with 4 minutes left, two waiting: 4 + 2 * 10 minutes
     folds = [fold("succeeded", 10), fold("succeeded", 10), fold("running", eta_s=240)]
-    assert _eta(None, folds, 5, 2) == 240 + 2 * 600
+    assert crossfit_eta(None, folds, 5, 2) == 240 + 2 * 600
 
 
 def test_time_left_before_any_fold_finished_uses_the_running_folds_estimate(monkeypatch):
     monkeypatch.setattr("app.services.label_errors.utcnow", lambda: T0 + timedelta(minutes=3))
     # 3 minutes in, 6 left: a fold takes 9 minutes; four more wait
-    assert _eta(None, [fold("running", eta_s=360)], 5, 0) == 360 + 4 * 540
+    assert crossfit_eta(None, [fold("running", eta_s=360)], 5, 0) == 360 + 4 * 540
 
 
 def test_no_estimate_before_the_first_steps():
-    assert _eta(None, [fold("running", eta_s=None)], 5, 0) is None
-    assert _eta(None, [], 5, 0) is None
+    assert crossfit_eta(None, [fold("running", eta_s=None)], 5, 0) is None
+    assert crossfit_eta(None, [], 5, 0) is None

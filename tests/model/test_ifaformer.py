@@ -170,9 +170,9 @@ def test_checkpoint_round_trip_without_pickle(models, minilm_tokenizer, tmp_path
 def test_classifier_is_trained_and_two_batches_overfit(tiny_text_encoder, minilm_tokenizer):
     torch.manual_seed(0)
     model, _ = build_model("objects", LABELS, tiny_text_encoder)
-    from model.train import _param_groups
+    from model.train import param_groups
 
-    opt = torch.optim.AdamW(_param_groups(model, 0.01), lr=3e-3)
+    opt = torch.optim.AdamW(param_groups(model, 0.01), lr=3e-3)
     optimised = {id(p) for g in opt.param_groups for p in g["params"]}
     assert all(id(p) in optimised for p in model.parameters())  # the classifier included
     before = model.classifier.weight.detach().clone()

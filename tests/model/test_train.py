@@ -257,13 +257,13 @@ def test_label_smoothing_changes_the_training_loss(
 def test_frozen_word_embeddings_train_only_the_given_rows_and_get_no_weight_decay():
     """AdamW with weight decay: the other rows stay bit-identical (a missing gradient mask, or decay left on the
     matrix, would move them) while the marker row moves."""
-    from model.train import _param_groups, train_only_rows
+    from model.train import param_groups, train_only_rows
 
     torch.manual_seed(0)
     embedding = torch.nn.Embedding(5, 2)
     before = embedding.weight.detach().clone()
     train_only_rows(embedding, [3])
-    optimizer = torch.optim.AdamW(_param_groups(embedding, 0.5, no_decay_params=(embedding.weight,)), lr=0.1)
+    optimizer = torch.optim.AdamW(param_groups(embedding, 0.5, no_decay_params=(embedding.weight,)), lr=0.1)
     for _ in range(3):
         optimizer.zero_grad()
         embedding(torch.arange(5)).pow(2).sum().backward()
