@@ -14,14 +14,22 @@ HEAD_COLOUR, TAIL_COLOUR = "#cfe3ff", "#ffe0b8"
 BOX_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4"]
 MISSING = "\u2014"  # an em dash: a value that is not there (never the string "None", one of MNRE's relations)
 _MARKDOWN_PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
+WORD_JOINER = "\u2060"  # invisible, zero width: between "http" and "://" no link is recognised
+# where Streamlit's Markdown (remark-gfm) would make a link of text after parsing, escapes or not: "http://",
+# "https://", "www." and the "@" of an e-mail address
+_AUTOLINK_STARTS = re.compile(r"(https?(?=:)|www(?=\.)|(?=@))", re.IGNORECASE)
 
 
 def plain(text: object) -> str:
     """`text` shown as typed wherever Streamlit reads Markdown (st.markdown, captions, messages, widget labels and
     options): every ASCII punctuation character is backslash-escaped (CommonMark allows it for each of them), so a
     name with `[link](http://...)`, `**`, `&amp;`, `<b>` or `:red[...]` is never a link, emphasis, an entity, HTML
-    or a colour. Every piece of user or dataset text a page puts into Markdown goes through here."""
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", str(text))
+    or a colour. A URL or an e-mail address gets an invisible word joiner (after "http", "https" or "www", before
+    "@"), as Streamlit links them in the parsed text, where escapes are gone. Every piece of user or dataset text a
+    page puts into Markdown goes through here."""
+    return _MARKDOWN_PUNCTUATION.sub(
+        r"\\\1", _AUTOLINK_STARTS.sub(lambda m: m.group(1) + WORD_JOINER, str(text))
+    )
 
 
 def count(n: int, singular: str, plural: str | None = None) -> str:

@@ -169,7 +169,9 @@ def browser(tmp_path):
 
 
 def body(driver) -> str:
-    return driver.find_element("tag name", "body").text
+    """The page's text as a person reads it: without the invisible word joiners app.ui.render.plain puts into
+    URLs and e-mail addresses (so Streamlit does not make links of them)."""
+    return driver.find_element("tag name", "body").text.replace("\u2060", "")
 
 
 def wait_for_text(driver, text: str, timeout: float = 60) -> None:

@@ -111,7 +111,9 @@ def streamlit_app(url: str, feature_cache: Path, tmp_path: Path, secrets: str = 
 
 
 def body(driver) -> str:
-    return driver.find_element("css selector", "body").text
+    """The page's text as a person reads it: without the invisible word joiners app.ui.render.plain puts into
+    URLs and e-mail addresses (so Streamlit does not make links of them)."""
+    return driver.find_element("css selector", "body").text.replace("\u2060", "")
 
 
 def click_button(driver, label: str, leaves_app: bool = False) -> None:

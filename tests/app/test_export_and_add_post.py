@@ -50,5 +50,6 @@ def test_add_post_shows_every_word_as_typed_in_the_entity_buttons(make_app, seed
     no_exceptions(at)
     md = MarkdownIt("commonmark")
     for group in at.get("button_group"):
-        shown = [html.unescape(md.renderInline(option)) for option in group.options]
+        # as read: without the invisible word joiner app.ui.render.plain puts after "http" (no autolink)
+        shown = [html.unescape(md.renderInline(option)).replace("\u2060", "") for option in group.options]
         assert shown == words, shown

@@ -4,12 +4,14 @@ chart's neutral, legended gold label."""
 from __future__ import annotations
 
 import html
+import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from app.ui.render import MISSING, count, percent, plain, probability_figure
+from app.ui.render import MISSING, WORD_JOINER, count, percent, plain, probability_figure
 
 MD = MarkdownIt("commonmark")
 
@@ -21,11 +23,36 @@ def test_plain_text_reads_back_as_typed_through_markdown(text):
         return
     rendered = MD.renderInline(plain(text))
     assert "<a " not in rendered and "<em>" not in rendered and "<strong>" not in rendered
-    assert html.unescape(rendered) == text
+    assert html.unescape(rendered).replace(WORD_JOINER, "") == text  # the joiner is invisible
+
+
+# Streamlit's Markdown (remark-gfm) turns URLs and e-mail addresses into links after parsing, in the text itself
+# (mdast-util-gfm-autolink-literal's patterns), so backslash escapes cannot stop it
+GFM_URL = re.compile(r"(https?://|www(?=\.))([-.\w]+)([^ \t\r\n]*)", re.IGNORECASE | re.ASCII)
+GFM_EMAIL = re.compile(r"([-.\w+]+)@([-\w]+(?:\.[-\w]+)+)", re.ASCII)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "unsure: see http://e.example",
+        "[x](https://evil.example/a?b=c)",
+        "www.example.org is where",
+        "HTTP://SHOUT.EXAMPLE",
+        "mail ann@example.org",
+        "mailto:ann@example.org",
+    ],
+)
+def test_urls_and_addresses_in_user_text_are_not_made_links(text):
+    """A reviewer's note "see http://e.example" was drawn as a clickable link on Review, through plain()."""
+    shown = html.unescape(MD.renderInline(plain(text)))  # the text node GFM's autolinking reads
+    assert not GFM_URL.search(shown) and not GFM_EMAIL.search(shown), shown
+    assert shown.replace(WORD_JOINER, "") == text
 
 
 def test_the_reported_names_are_neither_links_nor_entities():
-    assert MD.renderInline(plain("[link](http://evil.example)")) == "[link](http://evil.example)"
+    shown = MD.renderInline(plain("[link](http://evil.example)"))
+    assert shown.replace(WORD_JOINER, "") == "[link](http://evil.example)" and "<a " not in shown
     assert html.unescape(MD.renderInline(plain("Tom &amp; Jerry"))) == "Tom &amp; Jerry"
     assert "\\:red\\[" in plain(":red[x]"), "Streamlit's colour directive is escaped too"
 

@@ -116,7 +116,8 @@ def test_names_are_shown_as_typed_never_as_markdown(make_app, seeded_url):
         )
     engine.dispose()
     at = _open(make_app, seeded_url, pair_id, reviewer=HOSTILE)
-    html = rendered(at)
+    # as read: without the invisible word joiner app.ui.render.plain puts after "http" (no autolink)
+    html = [h.replace("\u2060", "") for h in rendered(at)]
     assert not [h for h in html if "<a " in h or "<strong>bold" in h], [h for h in html if "<a " in h]
     # the name appears exactly as typed (CommonMark escapes & to &amp;, so "&amp;" reads back as &amp;amp;)
     assert sum("[link](http://evil.example) &amp;amp; **bold** :red[x]" in h for h in html) >= 2
