@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import select  # noqa: E402
 
 from db.annotations import record_annotation  # noqa: E402
-from db.io import EXPORT_FORMATS, available_splits, export_labels, import_mnre  # noqa: E402
+from db.io import available_splits, import_mnre  # noqa: E402
+from db.label_export import EXPORT_FORMATS, export_labels  # noqa: E402
 from db.models import EntityPair  # noqa: E402
 from db.provenance import register_model_version, save_predictions, set_active  # noqa: E402
 from db.review_queue import QueueFilter, review_queue  # noqa: E402

@@ -5,7 +5,7 @@
 
 Every reviewer goes through the functions the app calls: app.services.store.load_review_state (what the Review page shows),
 app.services.store.decide with the revision it showed, app.services.store.undo with the revision its own save created (as the Review
-page's undo does), db.io.export_labels and db.review_queue.review_queue. Half of the reviews are Review's leased
+page's undo does), db.label_export.export_labels and db.review_queue.review_queue. Half of the reviews are Review's leased
 queue: the next pair comes from app.services.leases.next_pair (db.leases.take_next, under the dataset's --overlap),
 keep_lease renews it on every view, and the reviewer stays on it until a decision or skip is saved; the other half
 open a pair picked on the Queue (no lease). A share of those picks falls on a few "hot" pairs, so several reviewers
@@ -165,7 +165,8 @@ def reviewer(plan: ReviewerPlan, ready) -> None:
     from app.services.leases import keep_lease, next_pair
     from app.services.store import decide, load_review_state, undo
     from db.errors import ConcurrentEditError, LabelStoreError
-    from db.io import ExportFilter, export_labels
+    from db.export_rows import ExportFilter
+    from db.label_export import export_labels
     from db.review_queue import QueueFilter, review_queue
     from db.schema import open_database
 

@@ -21,16 +21,9 @@ from db.agreement import agreement, rationale_agreement
 from db.base import database_url
 from db.datasets import check_filter_names
 from db.errors import LabelStoreError
-from db.io import (
-    EXPORT_FORMATS,
-    MAX_IMAGE_BYTES,
-    MAX_IMAGE_PIXELS,
-    ExportFilter,
-    InputLimits,
-    export_labels,
-    import_mnre,
-    import_post,
-)
+from db.export_rows import ExportFilter
+from db.io import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, InputLimits, import_mnre, import_post
+from db.label_export import EXPORT_FORMATS, export_labels
 from db.label_studio import (
     DEFAULT_MAX_FILE_BYTES,
     LABEL_STUDIO_FORMAT,

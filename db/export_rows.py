@@ -2,7 +2,7 @@
 (db.annotations.CurrentState.curated_label), its head and tail spans in effect (a span fixed by a decision, else the
 pair's own) and the decision behind it, and the atomic file writes the writers share.
 
-db.io (MNRE txt, CSV), db.hf_dataset (JSONL, Parquet, dataset folders) and db.label_studio_export (Label Studio tasks)
+db.label_export (MNRE txt, CSV), db.hf_dataset (JSONL, Parquet, dataset folders) and db.label_studio_export (Label Studio tasks)
 all read curated_rows and write through atomic_write / write_text_lines; none of them imports another.
 """
 

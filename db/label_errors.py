@@ -236,7 +236,7 @@ def export_suspects(session: Session, dataset: str, out, fmt: str = "csv", top: 
     dataset's source files."""
     from pathlib import Path
 
-    from db.io import ExportFilter, ExportReport, atomic_write, source_paths
+    from db.export_rows import ExportFilter, ExportReport, atomic_write, source_paths
 
     if fmt not in SUSPECT_FORMATS:
         raise LabelStoreError(f"format {fmt!r}: expected one of {', '.join(SUSPECT_FORMATS)}")

@@ -1,4 +1,4 @@
-"""The curated labels exported as the Export page does it, without Streamlit: db.io.export_labels into a temporary
+"""The curated labels exported as the Export page does it, without Streamlit: db.label_export.export_labels into a temporary
 folder, read back as (file name, bytes) so the page can keep a copy in the export folder and offer the download.
 A format that writes a folder (eraser: docs/ and <split>.jsonl; the Hugging Face dataset folder: <split>.parquet and
 its card README.md) comes back as one zip of that folder. Label Studio tasks (db.label_studio_export) are one JSON
@@ -24,8 +24,9 @@ from pathlib import Path
 from sqlalchemy.orm import sessionmaker
 
 from db.eraser_export import ERASER_FORMAT
-from db.io import EXPORT_FORMATS as FILE_FORMATS
-from db.io import ExportFilter, export_labels
+from db.export_rows import ExportFilter
+from db.label_export import EXPORT_FORMATS as FILE_FORMATS
+from db.label_export import export_labels
 from db.label_studio_export import DEFAULT_IMAGE_PREFIX, export_label_studio
 from db.label_studio_format import LABEL_STUDIO_FORMAT
 from db.models import ANNOTATION_STATUSES

@@ -8,7 +8,9 @@ import pandas as pd
 from sqlalchemy import select
 
 from db.annotations import record_annotation
-from db.io import ExportFilter, export_labels, import_mnre
+from db.export_rows import ExportFilter
+from db.io import import_mnre
+from db.label_export import export_labels
 from db.models import EntityPair
 from tests.db.conftest import MINI_TRAIN, MINI_VAL
 

@@ -11,7 +11,8 @@ from sqlalchemy import select  # noqa: E402
 
 from db.annotations import record_annotation  # noqa: E402
 from db.hf_dataset import hf_features_of  # noqa: E402
-from db.io import export_labels, import_mnre  # noqa: E402
+from db.io import import_mnre  # noqa: E402
+from db.label_export import export_labels  # noqa: E402
 from db.models import EntityPair  # noqa: E402
 from db.provenance import register_model_version, save_predictions, set_active  # noqa: E402
 from tests.db.conftest import LABELS  # noqa: E402

@@ -29,7 +29,8 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from db.io import export_labels, import_mnre
+from db.io import import_mnre
+from db.label_export import export_labels
 from db.label_studio import export_label_studio, import_label_studio, label_studio_tasks
 from db.models import Annotation, EntityPair, Post
 from db.schema import open_database

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from db.annotations import record_annotation
 from db.cli import main
-from db.io import export_labels, import_mnre, import_post
+from db.io import import_mnre, import_post
+from db.label_export import export_labels
 from db.label_studio import export_label_studio, import_label_studio
 from db.models import Annotation, Dataset, EntityPair, Post
 from model.mnre_format import DataFormatError

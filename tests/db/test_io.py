@@ -10,7 +10,9 @@ from sqlalchemy import func, select
 from db import export_rows
 from db import io as store_io
 from db.annotations import record_annotation
-from db.io import ExportFilter, export_labels, import_mnre, import_post, validate_image
+from db.export_rows import ExportFilter
+from db.io import import_mnre, import_post, validate_image
+from db.label_export import ExportTargetError, export_labels
 from db.models import Dataset, EntityPair, GroundedCrop, Post
 from model.data import DataFormatError, load_split
 from tests.db.conftest import MINI_TRAIN, write_mini_mnre
@@ -245,7 +247,7 @@ def test_export_filters(sessions, mini_mnre, tmp_path):
 
     def exported(**filters) -> list[tuple[str, int | None]]:
         with sessions() as session:
-            rows = store_io.curated_rows(session, ExportFilter(**filters))
+            rows = export_rows.curated_rows(session, ExportFilter(**filters))
         return [(r["split"], r["source_line"]) for r in rows]
 
     everything = [("train", i) for i in range(1, 6)] + [("val", 2)]  # rejected and unlabelled posts left out
@@ -261,7 +263,7 @@ def test_export_filters(sessions, mini_mnre, tmp_path):
     assert exported(since=cut + timedelta(hours=1)) == []
     assert exported(dataset="posts") == []
     with sessions() as session:
-        assert store_io.curated_rows(session, ExportFilter(dataset="posts", include_rejected=True)) == []
+        assert export_rows.curated_rows(session, ExportFilter(dataset="posts", include_rejected=True)) == []
 
 
 def test_failed_export_leaves_no_partial_file(sessions, mini_mnre, tmp_path, monkeypatch):
@@ -279,7 +281,7 @@ def test_failed_export_leaves_no_partial_file(sessions, mini_mnre, tmp_path, mon
 
     monkeypatch.setattr(export_rows, "write_text_lines", crash_after_first_line)
     with (
-        pytest.raises(store_io.ExportTargetError, match="labels.jsonl: cannot be written .disk full"),
+        pytest.raises(ExportTargetError, match="labels.jsonl: cannot be written .disk full"),
         sessions() as session,
     ):
         export_labels(session, "jsonl", target)

@@ -20,7 +20,9 @@ from sqlalchemy import delete, select
 
 from db.annotations import UNREVIEWED, current_states, record_annotation, undo_last
 from db.errors import LabelStoreError
-from db.io import ExportFilter, export_labels, import_mnre
+from db.export_rows import ExportFilter
+from db.io import import_mnre
+from db.label_export import export_labels
 from db.label_studio import label_studio_tasks
 from db.models import Annotation, EntityPair
 from db.review_queue import QueueFilter, review_queue

@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from db.agreement import decisions
 from db.annotations import record_annotation, undo_last
 from db.cli import main
-from db.io import ExportFilter, curated_rows, import_mnre
+from db.export_rows import ExportFilter, curated_rows
+from db.io import import_mnre
 from db.label_studio import CONFIG_PATH, config_relations, export_label_studio, import_label_studio
 from db.models import Annotation, EntityPair, Post
 from db.provenance import register_model_version, save_predictions, set_active

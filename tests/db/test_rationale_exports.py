@@ -22,7 +22,8 @@ from db.agreement import box_iou, rationale_agreement, rationale_agreement_from,
 from db.annotations import current_rationales, record_annotation
 from db.cli import main as db_main
 from db.errors import LabelStoreError
-from db.io import content_key, export_labels, import_mnre
+from db.io import content_key, import_mnre
+from db.label_export import export_labels
 from db.label_studio import export_label_studio, import_label_studio
 from db.models import Annotation, EntityPair
 from db.models import Rationale as RationaleRow

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import update
 
 from db import export_rows
-from db.io import export_labels, import_mnre, import_post
+from db.io import import_mnre, import_post
+from db.label_export import export_labels
 from db.label_studio import export_label_studio
 from db.models import EntityPair
 from model.safe_write import UnsafeTargetError, atomic_file, atomic_files, check_target

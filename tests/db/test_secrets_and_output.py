@@ -15,7 +15,8 @@ from sqlalchemy import update
 from db.agreement import agreement
 from db.annotations import record_annotation
 from db.cli import main
-from db.io import export_labels, import_mnre
+from db.io import import_mnre
+from db.label_export import export_labels
 from db.models import Annotation, EntityPair
 from db.redact import MaskSecretsFilter, csv_cell, mask_secrets, printable
 

@@ -19,7 +19,9 @@ from db.annotations import (
 )
 from db.curation import CurationReport, curated_training_records
 from db.errors import ConcurrentEditError, LabelStoreError
-from db.io import ExportFilter, curated_rows, export_labels, import_mnre
+from db.export_rows import ExportFilter, curated_rows
+from db.io import import_mnre
+from db.label_export import export_labels
 from db.models import Annotation, Dataset, EntityPair, Post
 from db.rationales import Rationale
 from db.review_queue import QueueFilter, review_queue
