@@ -15,7 +15,7 @@ import streamlit as st
 
 from app.services.errors import LabelStoreError
 from app.services.plausibility import post_rationale
-from app.services.store import pair_view, registered_versions
+from app.services.store import pair_view, registered_versions, review_state
 from app.ui.explanation_panels import cancel_other_pairs, post_inputs, prediction
 from app.ui.inspect_panels import (
     InspectTarget,
@@ -27,7 +27,7 @@ from app.ui.inspect_panels import (
     version_choice,
 )
 from app.ui.model_status import weak_model_warning
-from app.ui.render import highlighted_text
+from app.ui.render import highlighted_text, plain
 from app.ui.resources import get_sessions, store_url
 from app.ui.state import review_session
 from explain import figures
@@ -64,6 +64,14 @@ except LabelStoreError as err:
     st.stop()
 cancel_other_pairs(pair_id)  # the previous pair's queued work must not hold this one up
 st.markdown(highlighted_text(view.tokens, view.head[:2], view.tail[:2]), unsafe_allow_html=True)
+fixed, _ = review_state(sessions, pair_id)
+if fixed.spans_fixed:
+    # Review shows the spans in effect; the model (and so every panel here) reads the pair's own, as it was scored
+    st.caption(
+        f"A decision on Review fixed this pair's entities to {plain(fixed.head[2])} -> {plain(fixed.tail[2])}; "
+        f"the model reads the pair's own, marked above ({plain(view.head[2])} -> {plain(view.tail[2])}), so these "
+        "explanations are of the original pair. Training on the curated labels uses the fixed spans."
+    )
 try:
     inputs = post_inputs(url, pair_id, version)
 except (OSError, ValueError) as err:

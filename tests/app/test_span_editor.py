@@ -113,3 +113,29 @@ def test_u_takes_back_an_added_pair_then_the_span_fix_before_it(make_app, seeded
         assert current_state(pair_history(s, added)).status == "unreviewed"
     engine.dispose()
     assert at.session_state["review_shown"] == (pair, 2)
+
+
+def test_inspect_after_a_span_fix_says_which_spans_the_model_reads(make_app, seeded_url):
+    """Review shows the spans a decision fixed; Inspect explains the model's input, the pair's own spans: it says so,
+    naming both, rather than showing other entities than Review without a word."""
+    from app.services.store import fix_spans, load_review_state
+
+    engine, sessions = _store(seeded_url)
+    with sessions() as s:
+        pair = s.scalars(select(EntityPair).order_by(EntityPair.id)).first()
+        pair_id, head = pair.id, (pair.head_start, pair.head_end)
+        words = len(pair.post.tokens)
+        gold = pair.gold_label
+        tail = next(
+            (i, i + 1)
+            for i in reversed(range(words))
+            if not head[0] <= i < head[1] and (i, i + 1) != (pair.tail_start, pair.tail_end)
+        )
+        revision = load_review_state(s, pair_id).revision
+    fix_spans(sessions, pair_id, "Ann", revision, head, tail, gold)
+    engine.dispose()
+    at = make_app(seeded_url, "views/inspect.py")
+    at.number_input(key="inspect_pair").set_value(pair_id).run()
+    no_exceptions(at)
+    notes = " ".join(c.value for c in at.caption)
+    assert "fixed" in notes and "pair's own" in notes, notes
