@@ -40,7 +40,15 @@ c7, c8, c9 = st.columns(3)
 since = c7.date_input("Decided on or after", value=None, key="export_since")
 until = c8.date_input("Decided before", value=None, key="export_until")
 include_rejected = c9.checkbox(
-    "Keep rejected pairs (empty label)", key="export_rejected", disabled=fmt == "mnre"
+    "Keep rejected pairs (empty label)",
+    key="export_rejected",
+    disabled=fmt == "mnre",
+    help=(
+        "An MNRE line has no empty label: the MNRE format always leaves rejected pairs out. Pick another format "
+        "to keep them."
+        if fmt == "mnre"
+        else "Write rejected pairs with an empty label instead of leaving them out."
+    ),
 )
 export_filter = ExportFilter(
     dataset,

@@ -106,6 +106,17 @@ def test_export_writes_the_curated_labels(make_app, seeded_url, tmp_path):
     assert at.get("download_button")
 
 
+def test_the_export_says_why_rejected_pairs_cannot_be_kept_in_the_mnre_format(make_app, seeded_url):
+    """The checkbox is greyed out for MNRE, whose lines have no empty label: a control that does nothing says why."""
+    at = make_app(seeded_url, "views/export.py")
+    no_exceptions(at)
+    keep = at.checkbox(key="export_rejected")
+    assert at.selectbox(key="export_format").value == "mnre" and keep.disabled
+    assert keep.help and "MNRE" in keep.help and "rejected" in keep.help, keep.help
+    at.selectbox(key="export_format").set_value("jsonl").run()
+    assert not at.checkbox(key="export_rejected").disabled
+
+
 def test_export_of_all_splits_in_the_mnre_format_gives_one_file_per_split(make_app, seeded_url, tmp_path):
     """One MNRE file with train and val mixed had no split information left; each split gets its own file."""
     import ast
