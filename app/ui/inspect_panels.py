@@ -213,10 +213,7 @@ def tokens_panel(target: InspectTarget, polling: bool) -> None:
         attribution, faith = result
         view = target.view
         st.plotly_chart(figures.token_attribution_figure(attribution), key="inspect_token_chart")
-        st.caption(
-            f"{attribution.method} for p({plain(attribution.target_label)}); convergence delta "
-            f"{attribution.delta:+.4f}"
-        )
+        st.caption(convergence_caption(attribution))
         left, right = st.columns(2)
         with left:
             faithfulness_numbers(faith, "Tokens")
@@ -261,13 +258,22 @@ def visual_panel(target: InspectTarget, polling: bool) -> None:
     _finish_polling(polling)
 
 
+def convergence_caption(attribution) -> str:
+    """The attribution method, its target and its convergence delta, written as the chart's title writes it
+    ("-3.9e-05"; four decimals read "-0.0000")."""
+    return (
+        f"{attribution.method} for p({plain(attribution.target_label)}); convergence delta "
+        f"{attribution.delta:.1e}"
+    )
+
+
 def reliance_caption(result) -> str:
     """The reliance test's numbers in words: p(label) with and without the image, and what the swaps predicted, or
     that no other post's image could be swapped in (never "0% of swaps" when none was tried). Markdown, every label
     escaped."""
     text = (
         f"p({plain(result.predicted_label)}) with the image {result.p_original:.3f}, without it "
-        f"{result.p_no_image:.3f} ({plain(result.no_image_prediction)}); "
+        f"{result.p_no_image:.3f} (then predicting {plain(result.no_image_prediction)}); "
     )
     swapped = result.swapped_predictions
     if not swapped:

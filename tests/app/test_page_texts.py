@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from app.services.label_errors import run_summary
 from app.services.model_catalog import VersionComparison, comparison_note
-from app.ui.inspect_panels import reliance_caption
+from app.ui.inspect_panels import convergence_caption, reliance_caption
 from app.ui.render import plain
 
 
@@ -38,10 +38,20 @@ def test_the_reliance_caption_escapes_every_label():
     text = reliance_caption(result)
     assert label not in text and text.count(plain(label)) == 3, text
     assert "50% of 2 swaps change the label" in text
+    # "without it 0.400 (label)" did not say the label is what the model predicts without the image
+    assert f"without it 0.400 (then predicting {plain(label)})" in text, text
     # a post with no other image to swap in: no swap was tried, which is not "0% of swaps"
     text = reliance_caption(SimpleNamespace(**{**vars(result), "swapped_predictions": [], "flip_rate": 0.0}))
     assert "0%" not in text and text.endswith(
         "no other post's image could be swapped in, so no swap was tried"
+    )
+
+
+def test_the_convergence_delta_never_reads_minus_zero():
+    """A delta of -3.9e-05 read "-0.0000" under a chart whose title says "delta -3.9e-05"."""
+    attribution = SimpleNamespace(method="LayerIntegratedGradients", target_label="**x**", delta=-3.9e-05)
+    assert convergence_caption(attribution) == (
+        f"LayerIntegratedGradients for p({plain('**x**')}); convergence delta -3.9e-05"
     )
 
 
