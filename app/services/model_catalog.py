@@ -36,7 +36,11 @@ def percent(value) -> float | None:
 
 
 def label_f1(version: ModelVersionInfo, label: str) -> float | None:
-    """A version's val F1 on one label in percent; None when the version stored no figure for that label."""
+    """A version's val F1 on one label in percent; None when the version stored no figure for that label or the
+    label has no val record (its stored 0.0 would read as "never right")."""
+    figures = val(version).per_label.get(label)
+    if figures is not None and figures.support == 0:
+        return None
     return percent(val(version).label_f1(label))
 
 
@@ -89,13 +93,14 @@ def compare_versions(
 
 
 def label_f1_rows(version_a: ModelVersionInfo, version_b: ModelVersionInfo) -> list[dict]:
-    """Per-label val F1 of two versions in percent, then micro; a label a version stored no figure for stays None
-    (not 0.0)."""
+    """Per-label val F1 of two versions in percent, then micro; a label a version stored no figure for, or one
+    without val records, stays None (not 0.0). Labels with a figure come first."""
     labels = sorted(set(val(version_a).per_label) | set(val(version_b).per_label))
     rows = [
         {"label": label, "F1 before": label_f1(version_a, label), "F1 after": label_f1(version_b, label)}
         for label in labels
     ]
+    rows.sort(key=lambda row: row["F1 before"] is None and row["F1 after"] is None)  # stable: A-Z within each
     return rows + [
         {
             "label": "micro (non-None)",

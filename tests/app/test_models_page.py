@@ -162,3 +162,33 @@ def test_compare_says_a_version_is_still_scoring_instead_of_changed_on_0(
     texts = [c.value for c in at.caption] + [i.value for i in at.info]
     assert not any("changed on 0" in text for text in texts), texts
     assert any("v-new has not scored val yet" in text for text in texts), texts
+
+
+def test_compare_leaves_a_label_without_val_records_blank_and_lists_it_last():
+    """On the synthetic set 19 of 23 labels have no val record: their stored F1 0.0 filled the top of the
+    comparison with '0.0 -> 0.0 (+0.0)' rows that read as 'both fail on it'."""
+    from app.services.model_catalog import label_f1_rows
+    from db.model_versions import ModelVersionInfo, TrainingOrigin, ValMetrics
+
+    def version(per_label: dict) -> ModelVersionInfo:
+        return ModelVersionInfo(
+            key=1,
+            version_id="v",
+            folder="/v",
+            architecture="ifaformer",
+            variant="objects",
+            text_encoder=None,
+            active=True,
+            val=ValMetrics.of({"f1": 0.9, "per_label": per_label}),
+            val_before=None,
+            origin=TrainingOrigin.of({}),
+            created_by=None,
+            created_at=None,
+        )
+
+    before = version({"/a/none": {"f1": 0.0, "support": 0}, "/z/peer": {"f1": 0.5, "support": 50}})
+    after = version({"/a/none": {"f1": 0.0, "support": 0}, "/z/peer": {"f1": 0.75, "support": 50}})
+    rows = label_f1_rows(before, after)
+    assert [row["label"] for row in rows] == ["/z/peer", "/a/none", "micro (non-None)"]
+    assert rows[0]["F1 before"] == pytest.approx(50.0) and rows[0]["F1 after"] == pytest.approx(75.0)
+    assert rows[1]["F1 before"] is None and rows[1]["F1 after"] is None
