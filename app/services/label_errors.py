@@ -158,6 +158,19 @@ class SuspectReview:
     states: dict[int, Any]
 
 
+def datasets_with_labels(sessions: sessionmaker) -> tuple[list[str], list[str]]:
+    """(the datasets label errors can run on: those with a label map, the others by name). A dataset without one
+    (the posts added on the Add post page) has no label columns for the fold models' probabilities."""
+    from db.datasets import list_datasets
+
+    with sessions() as session:
+        datasets = list_datasets(session)
+        return (
+            [dataset.name for dataset in datasets if dataset.label_map],
+            [dataset.name for dataset in datasets if not dataset.label_map],
+        )
+
+
 def finished_run(sessions: sessionmaker, dataset: str):
     """The dataset's latest finished Find label errors run (db.label_errors.latest_run), or None."""
     from db.label_errors import latest_run

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.services.label_errors import DEFAULT_SUSPECTS, finished_run, suspect_review, unreviewed_suspects
-from app.services.store import dataset_names
+from app.services.label_errors import (
+    DEFAULT_SUSPECTS,
+    datasets_with_labels,
+    finished_run,
+    suspect_review,
+    unreviewed_suspects,
+)
 from app.ui.label_error_panels import export_panel, find_panel, run_progress_panel, run_results
+from app.ui.render import plain
 from app.ui.resources import get_sessions
 from app.ui.state import review_session
 
@@ -23,11 +29,16 @@ st.caption(
     "the other splits), and cleanlab ranks the labels most likely wrong."
 )
 sessions = get_sessions()
-datasets = dataset_names(sessions)
+datasets, unlabelled = datasets_with_labels(sessions)
 if not datasets:
-    st.info("The store has no dataset yet.")
+    st.info("The store has no dataset with a label map yet (an imported dataset has one).")
     st.stop()
 dataset = st.selectbox("Dataset", datasets, key="label_errors_dataset")
+if unlabelled:
+    st.caption(
+        f"Not offered: {', '.join(plain(name) for name in unlabelled)} (no label map: posts added on the Add post "
+        "page have no label set to check them against)."
+    )
 run_progress_panel(sessions, dataset)
 find_panel(sessions, dataset)
 

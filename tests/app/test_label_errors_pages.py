@@ -171,3 +171,23 @@ def test_suspects_csv_neutralises_formula_cells(seeded_url, tmp_path):
     engine.dispose()
     table = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
     assert table["head"][0] == '\'=HYPERLINK("http://x")'
+
+
+def test_a_dataset_without_a_label_map_is_not_offered_and_the_page_says_why(make_app, seeded_url):
+    """After Add post (its posts go to a dataset without a label map, first by name), the page chose it and Find
+    label errors queued a job that failed with "dataset 'posts' has no label map"."""
+    from db.datasets import get_or_create_dataset
+
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as session:
+        get_or_create_dataset(
+            session, "added"
+        )  # as Add post's posts: no label map, before "synthetic" by name
+    engine.dispose()
+    at = make_app(seeded_url, LABEL_ERRORS)
+    no_exceptions(at)
+    picker = at.selectbox(key="label_errors_dataset")
+    assert picker.options == ["synthetic"] and picker.value == "synthetic"
+    assert any("added" in c.value and "no label map" in c.value for c in at.caption), [
+        c.value for c in at.caption
+    ]
