@@ -219,6 +219,23 @@ def run_summary(run, audit) -> str:
     )
 
 
+def fold_weakness(run) -> str | None:
+    """Why a run's suspects are worth little, in words, when its weakest fold model falls below the weak-model
+    line (app.services.model_status.WEAK_F1); None otherwise. Text-only fold models (configs/crossfit.yaml) stay
+    at chance on data whose label the image decides (the synthetic demo set)."""
+    from app.services.model_status import WEAK_F1
+
+    fold_f1 = [m["val_f1"] for m in run.settings.get("fold_models", []) if m.get("val_f1") is not None]
+    if not fold_f1 or min(fold_f1) >= WEAK_F1:
+        return None
+    return (
+        f"The fold models are weak (val micro-F1 down to {min(fold_f1) * 100:.1f} %, below {WEAK_F1 * 100:.0f} %): "
+        "their ranking is close to chance and the suggested labels are mostly noise. The fold recipe "
+        "(configs/crossfit.yaml) reads the text only; for data whose label the image decides, point "
+        "MRELENS_CROSSFIT_CONFIG at an image-reading recipe (a config with variant: objects) and run it again."
+    )
+
+
 def suspect_rows(review: SuspectReview) -> list[dict]:
     """The suspects as table rows, each with its review state in the queue ("unreviewed" when it has none)."""
     states = review.states

@@ -17,6 +17,7 @@ from app.services.label_errors import (
     cancel_run,
     eta_text,
     export_top_suspects,
+    fold_weakness,
     latest_progress,
     run_summary,
     start_find_label_errors,
@@ -102,6 +103,9 @@ def run_results(run, found: SuspectReview) -> None:
     )
     summary[3].metric("gold labels changed", f"{audit.changed}", help="of the reviewed suspects")
     st.caption(run_summary(run, audit))
+    weak = fold_weakness(run)
+    if weak:
+        st.warning(weak)
     st.dataframe(
         pd.DataFrame(suspect_rows(found)),
         hide_index=True,

@@ -18,7 +18,7 @@ REVIEW = "views/review.py"
 QUEUE = "views/queue.py"
 
 
-def store_run(url: str) -> list[dict]:
+def store_run(url: str, settings: dict | None = None) -> list[dict]:
     """A stored run over the seeded pairs: pair k of the train split gets quality k (lowest first); the first three
     have a suggestion that differs from gold."""
     from db.label_errors import dataset_labels, labelled_pairs, save_crossfit_run
@@ -49,7 +49,9 @@ def store_run(url: str) -> list[dict]:
                     "scores": {"self_confidence": float(k)},
                 }
             )
-        save_crossfit_run(session, "synthetic", folds=2, method="self_confidence", settings={}, rows=rows)
+        save_crossfit_run(
+            session, "synthetic", folds=2, method="self_confidence", settings=settings or {}, rows=rows
+        )
     engine.dispose()
     return rows
 
@@ -191,3 +193,20 @@ def test_a_dataset_without_a_label_map_is_not_offered_and_the_page_says_why(make
     assert any("added" in c.value and "no label map" in c.value for c in at.caption), [
         c.value for c in at.caption
     ]
+
+
+def test_a_run_of_weak_fold_models_is_flagged_as_close_to_chance(make_app, seeded_url):
+    """On the synthetic set (the image decides the label) the text-only fold models of configs/crossfit.yaml score
+    23-26 % val micro-F1, at chance: their suspects were listed without a word on how little they are worth."""
+    store_run(seeded_url, {"fold_models": [{"val_f1": 0.231}, {"val_f1": 0.255}]})
+    at = make_app(seeded_url, LABEL_ERRORS)
+    no_exceptions(at)
+    warned = [w.value for w in at.warning if "weak" in w.value]
+    assert len(warned) == 1 and "23.1 %" in warned[0] and "MRELENS_CROSSFIT_CONFIG" in warned[0], warned
+
+
+def test_a_run_of_fold_models_above_the_weak_line_is_not_flagged(make_app, seeded_url):
+    store_run(seeded_url, {"fold_models": [{"val_f1": 0.61}, {"val_f1": 0.64}]})
+    at = make_app(seeded_url, LABEL_ERRORS)
+    no_exceptions(at)
+    assert not [w.value for w in at.warning if "weak" in w.value]
