@@ -81,8 +81,13 @@ class LoopReport:
 
 
 def dataset_names(sessions: sessionmaker) -> list[str]:
+    """The store's datasets, the one the active model learned first (the page opens on it: after Add post, its
+    one-post dataset came first by name), then by name."""
     with sessions() as session:
-        return [dataset.name for dataset in list_datasets(session)]
+        names = [dataset.name for dataset in list_datasets(session)]
+        active = active_model(session)
+    learned = active.origin.dataset if active is not None else None
+    return sorted(names, key=lambda name: name != learned)  # stable: by name after it
 
 
 def measured_curve(

@@ -127,6 +127,30 @@ def test_the_benchmark_curve_alone_is_named_in_a_legend():
     assert figure.layout.showlegend is True
 
 
+def test_the_loop_opens_on_the_dataset_the_active_model_learned(make_app, seeded_url):
+    """After Add post, its one-post dataset came first by name and the page opened on it: no decisions, no curve."""
+    from db.datasets import get_or_create_dataset
+    from db.provenance import set_active
+
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as session:
+        get_or_create_dataset(session, "added")  # as Add post's posts: before "synthetic" by name
+        register_model_version(
+            session,
+            "v1",
+            "/models/v1",
+            "objects",
+            metrics={"val": {"f1": 0.9}},
+            settings={"dataset": "synthetic"},
+        )
+        set_active(session, "v1")
+    engine.dispose()
+    at = make_app(seeded_url, LOOP)
+    no_exceptions(at)
+    picker = at.selectbox(key="loop_dataset")
+    assert picker.value == "synthetic" and sorted(picker.options) == ["added", "synthetic"], picker.options
+
+
 def test_a_malformed_benchmark_file_is_named(tmp_path):
     bad = tmp_path / "loop.json"
     bad.write_text("{not json")
