@@ -141,6 +141,9 @@ OUTCOME_WORDS = {
     "score_job": "scoring job",
     "explain_job": "explanations job",
     "identical_to_registered": "identical to a registered version",
+    "parent": "part of job",
+    "fold_val_f1": "fold val micro-F1",
+    "crossfit_run": "label-error run",
 }
 
 
@@ -164,6 +167,9 @@ def outcome_text(outcome: dict[str, Any]) -> str:
     parts = []
     for key, value in outcome.items():
         if value is None or value == [] or value == {}:
+            continue
+        if key == "fold" and isinstance(value, int):
+            parts.append(f"fold {value + 1}")  # stored from 0; the job's log counts folds from 1 ("fold 2/5")
             continue
         if key == "activated":
             parts.append("activated" if value else "not activated")

@@ -175,6 +175,11 @@ def test_a_jobs_outcome_reads_in_words_with_the_f1_in_percent(make_app, seeded_u
         finish_job(
             session, scored, "succeeded", {"scored": 1000, "failed": [], "bad": False, "f1": {"a": 0.5}}
         )
+        fold = create_job(session, "crossfit_fold", "make app", {}).id
+        start_job(session, fold, worker="elsewhere:1")
+        finish_job(
+            session, fold, "succeeded", {"parent": 16, "fold": 1, "held_out": 300, "fold_val_f1": 0.915}
+        )
         kept = create_job(session, "default_model", "make app", {}).id
         start_job(session, kept, worker="elsewhere:1")
         finish_job(
@@ -191,6 +196,9 @@ def test_a_jobs_outcome_reads_in_words_with_the_f1_in_percent(make_app, seeded_u
         "model ifaformer-objects-ed47bc0bbbab · val micro-F1 97.50 % · activated · scoring job 3"
     )
     assert rows[scored] == "scored 1000 · bad no · f1 a 50.00 %"
+    assert rows[fold] == "part of job 16 · fold 2 · held out 300 · fold val micro-F1 91.50 %", (
+        "as the log: fold 2/2"
+    )
     assert rows[kept] == (
         "model ifaformer-objects-ed47bc0bbbab · val micro-F1 90.00 % · not activated · active before v1 · "
         "val micro-F1 of the one active before 97.50 % · scoring job 3"
