@@ -31,8 +31,14 @@ PLAN = "plan.json"
 MERGE_LOCK = "merge.lock"
 
 
-def crossfit_config_path(requested: str | None = None) -> Path:
+def crossfit_config_path(requested: str | None = None, dataset: str | None = None) -> Path:
+    """The fold recipe: the job's `config`, else $MRELENS_CROSSFIT_CONFIG, else on the synthetic demo set its first
+    model's config (short posts, objects), else configs/crossfit.yaml."""
+    from app.services.model_jobs import SYNTHETIC_CONFIGS, SYNTHETIC_DATASET
+
     variable, default = CONFIG
+    if dataset == SYNTHETIC_DATASET:
+        default = SYNTHETIC_CONFIGS["first_model"]
     path = Path(requested or os.environ.get(variable) or default)
     if not path.is_file():
         raise FileNotFoundError(
@@ -45,6 +51,7 @@ def run_crossfit(sessions: sessionmaker, request, reporter) -> dict[str, Any]:
     """Plan: the dataset's labelled pairs (labels in effect), stratified folds of its training split, the recipe;
     then one crossfit_fold job per fold."""
     from app.jobs import enqueue
+    from app.services.model_jobs import default_recipe
     from db.label_errors import dataset_labels, labelled_pairs
     from model.crossfit import DEFAULT_FOLDS, assign_folds
 
@@ -52,10 +59,15 @@ def run_crossfit(sessions: sessionmaker, request, reporter) -> dict[str, Any]:
     dataset = params["dataset"]
     folds = int(params.get("folds") or DEFAULT_FOLDS)
     seed = int(params.get("seed") or 1)
-    config = str(crossfit_config_path(params.get("config")))
+    config = str(crossfit_config_path(params.get("config"), dataset))
     with sessions() as session:
         pairs = labelled_pairs(session, dataset)
         labels = dataset_labels(session, dataset)
+        # the fold models read what the data call for, as every default training does: objects when most posts
+        # have an image (text-only folds stay at chance where the image decides the label); a recipe named by the
+        # job or $MRELENS_CROSSFIT_CONFIG keeps its own variant
+        named = bool(params.get("config") or os.environ.get(CONFIG[0]))
+        recipe = None if named else default_recipe(session, dataset)
     training = [p for p in pairs if p.split == TRAINING_SPLIT]
     selection = [p for p in pairs if p.split == SELECTION_SPLIT]
     others = [p for p in pairs if p.split != TRAINING_SPLIT]
@@ -79,6 +91,7 @@ def run_crossfit(sessions: sessionmaker, request, reporter) -> dict[str, Any]:
         "folds": folds,
         "seed": seed,
         "config": config,
+        "variant": recipe.variant if recipe else None,  # None: the config's own
         "method": params.get("method"),
         "started_by": request.started_by,
         "training": [[p.pair_id, p.label] for p in training],
@@ -87,8 +100,9 @@ def run_crossfit(sessions: sessionmaker, request, reporter) -> dict[str, Any]:
         "fold_of": fold_of,
     }
     (folder / PLAN).write_text(json.dumps(plan))
+    variant = f", variant {recipe.variant}: {recipe.why}" if recipe else ""
     reporter.log(
-        f"{dataset}: {len(training)} {TRAINING_SPLIT} pairs in {folds} folds ({config}); "
+        f"{dataset}: {len(training)} {TRAINING_SPLIT} pairs in {folds} folds ({config}{variant}); "
         f"{len(others)} pairs of other splits from the active model"
     )
     fold_jobs = [
@@ -116,14 +130,15 @@ def _records(sessions: sessionmaker, labelled: list[list]) -> list:
 
 def run_crossfit_fold(sessions: sessionmaker, request, reporter) -> dict[str, Any]:
     """Train one fold (model.crossfit.train_fold), save its held-out predictions, and merge when it is the last."""
-    from app.services.model_jobs import training_config
+    from app.services.model_jobs import training_config, variant_overrides
     from model.crossfit import train_fold
 
     folder, fold = Path(request.params["folder"]), int(request.params["fold"])
     plan = json.loads((folder / PLAN).read_text())
     records = _records(sessions, plan["training"])
     selection = _records(sessions, plan["selection"])
-    cfg = training_config(plan["config"], "", folder, seed=int(plan["seed"]))
+    overrides = variant_overrides(plan.get("variant"))  # a plan written before variants were chosen has none
+    cfg = training_config(plan["config"], "", folder, seed=int(plan["seed"]), **overrides)
     reporter.watch_history(folder / f"fold{fold}" / "history.json")
     reporter.log(
         f"fold {fold + 1}/{plan['folds']}: training on {sum(f != fold for f in plan['fold_of'])} pairs"

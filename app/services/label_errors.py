@@ -221,8 +221,9 @@ def run_summary(run, audit) -> str:
 
 def fold_weakness(run) -> str | None:
     """Why a run's suspects are worth little, in words, when its weakest fold model falls below the weak-model
-    line (app.services.model_status.WEAK_F1); None otherwise. Text-only fold models (configs/crossfit.yaml) stay
-    at chance on data whose label the image decides (the synthetic demo set)."""
+    line (app.services.model_status.WEAK_F1); None otherwise. Text-only fold models stay at chance on data whose
+    label the image decides (the synthetic demo set), which is why the fold recipe follows the data
+    (app.jobs.crossfit); a recipe named by MRELENS_CROSSFIT_CONFIG keeps its own variant."""
     from app.services.model_status import WEAK_F1
 
     fold_f1 = [m["val_f1"] for m in run.settings.get("fold_models", []) if m.get("val_f1") is not None]
@@ -230,9 +231,9 @@ def fold_weakness(run) -> str | None:
         return None
     return (
         f"The fold models are weak (val micro-F1 down to {min(fold_f1) * 100:.1f} %, below {WEAK_F1 * 100:.0f} %): "
-        "their ranking is close to chance and the suggested labels are mostly noise. The fold recipe "
-        "(configs/crossfit.yaml) reads the text only; for data whose label the image decides, point "
-        "MRELENS_CROSSFIT_CONFIG at an image-reading recipe (a config with variant: objects) and run it again."
+        "their ranking is close to chance and the suggested labels are mostly noise. A stronger fold recipe "
+        "(more epochs; an image-reading variant where the image decides the label) named by "
+        "MRELENS_CROSSFIT_CONFIG may do better: the run's log says which recipe and variant the folds used."
     )
 
 
