@@ -17,6 +17,7 @@ from app.services.model_catalog import (
     comparison_note,
     label_f1_rows,
     per_label_rows,
+    val_summary,
     version_rows,
 )
 from app.services.model_jobs import (
@@ -34,27 +35,26 @@ from app.ui.render import MISSING, plain
 
 # Fixed widths (px) of the versions table: at 1600 px the wide layout leaves about 1,100 px beside the sidebar,
 # and with Streamlit's automatic widths the last columns ("created by", "created") fell outside it
+# the version id whole (30 characters: "ifaformer-objects-afcab8ead0a6") and the training data in words; precision,
+# recall and the val record count are in each version's details below the table
 VERSION_WIDTHS = {
-    "version": 140,
+    "version": 235,
     "active": 50,
     "variant": 70,
     "architecture": 85,
     "text encoder": 100,
-    "val F1": 65,
-    "val P": 65,
-    "val R": 65,
-    "val records": 75,
-    "training data": 110,
-    "job": 80,
-    "created by": 75,
+    "val F1": 70,
+    "training data": 175,
+    "job": 70,
+    "created by": 85,
     "created": 115,
-}  # 1,095 px
+}  # 1,055 px
 
 
 def versions_table(versions: list[ModelVersionInfo]) -> None:
     """Every registered version with its val figures (percent, two decimals, the unit in each header) and how it
     was trained."""
-    percent_columns = ("val F1", "val P", "val R")
+    percent_columns = ("val F1",)
     st.dataframe(
         pd.DataFrame(version_rows(versions)),
         hide_index=True,
@@ -74,7 +74,8 @@ def versions_table(versions: list[ModelVersionInfo]) -> None:
 def version_details(sessions: sessionmaker, version: ModelVersionInfo) -> None:
     """One version's per-label val figures and its training settings, in an expander; for an image-reading
     version, the precompute of the queue's top (explain_top_panel)."""
-    with st.expander(f"{version.version_id}: per-label val F1 and training settings", expanded=False):
+    with st.expander(f"{version.version_id}: val figures per label and training settings", expanded=False):
+        st.caption(val_summary(version))
         rows = per_label_rows(version)
         if rows:
             st.dataframe(

@@ -96,11 +96,16 @@ def test_the_models_table_fits_at_1600_px_and_draws_what_is_missing_as_a_dash(ma
     frame = table.value
     assert "?" not in set(frame["architecture"]) | set(frame["text encoder"])
     config = json.loads(table.proto.columns)
-    labels = {column: config.get(column, {}).get("label") for column in ("val F1", "val P", "val R")}
-    assert labels == {column: f"{column} %" for column in labels}, "figures in percent say so in their header"
+    assert config["val F1"]["label"] == "val F1 %", "figures in percent say so in their header"
     widths = {column: config.get(column, {}).get("width") for column in frame.columns}
     # a 1600 px window in the wide layout leaves about 1,100 px beside the sidebar
     assert all(isinstance(width, int) for width in widths.values()) and sum(widths.values()) <= 1100, widths
+    # the version id whole, never "ifaformer-objects-ed47...": about 7 px a character of the grid's font, plus padding
+    longest = max(len(version) for version in frame["version"])
+    assert widths["version"] >= 7 * len("ifaformer-objects-afcab8ead0a6") + 16 and longest <= 30, (
+        widths,
+        longest,
+    )
 
 
 def test_a_jobs_progress_text_agrees_with_its_bar_and_gives_the_f1_unit():
@@ -203,3 +208,14 @@ def test_a_jobs_outcome_reads_in_words_with_the_f1_in_percent(make_app, seeded_u
         "model ifaformer-objects-ed47bc0bbbab · val micro-F1 90.00 % · not activated · active before v1 · "
         "val micro-F1 of the one active before 97.50 % · scoring job 3"
     )
+
+
+def test_a_versions_precision_recall_and_records_read_in_words():
+    from app.services.model_catalog import val_summary
+    from db.model_versions import ValMetrics
+
+    stored = ValMetrics(f1=0.66, precision=0.975, recall=0.5, accuracy=0.7, records=200)
+    text = val_summary(SimpleNamespace(val=stored))
+    assert text == "val micro P 97.50 % · R 50.00 % · F1 66.00 % on 200 records", text
+    missing = val_summary(SimpleNamespace(val=None))
+    assert missing == "val micro P not stored · R not stored · F1 not stored (records not stored)", missing
