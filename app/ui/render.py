@@ -32,6 +32,16 @@ def plain(text: object) -> str:
     )
 
 
+# MNRE's relation for "no relation between the two entities": a label, though the word reads like an empty value
+NO_RELATION = "None"
+
+
+def label_text(label: str) -> str:
+    """A relation label as a button, a choice or a line shows it: escaped like any dataset text, and MNRE's "None"
+    said to be the no-relation label ("Take None" read as taking nothing)."""
+    return f"{plain(label)} (no relation)" if label == NO_RELATION else plain(label)
+
+
 def count(n: int, singular: str, plural: str | None = None) -> str:
     """ "1 decision", "2 decisions", "1,204 pairs": a number with its unit in the right number."""
     return f"{n:,} {singular if n == 1 else plural or singular + 's'}"

@@ -11,7 +11,16 @@ import streamlit as st
 
 from app.services.label_keys import TOP_LABEL_KEY, KeyMapError, label_keys, load_label_keys
 from app.services.store import AuditView, PairView, ReviewState
-from app.ui.render import MISSING, count, entity_legend, highlighted_text, image_caption, plain, ranked_labels
+from app.ui.render import (
+    MISSING,
+    count,
+    entity_legend,
+    highlighted_text,
+    image_caption,
+    label_text,
+    plain,
+    ranked_labels,
+)
 from app.ui.resources import store_url
 from app.ui.review_actions import AUDIT_SHORTCUTS, SHORTCUTS, save, undo_action, undo_available
 from app.ui.review_prefetch import pair_image, probability_chart, scored_view
@@ -36,11 +45,20 @@ def shown_status(state: ReviewState) -> str:
     return f"{state.status} by {plain(state.annotator)}" if state.annotator else state.status
 
 
+def queue_place(review: ReviewSession) -> str:
+    """Where the pair sits: in a queue picked on the Queue page (or a link), its place of the whole; under leases,
+    which the pair is of those taken this session (leases are taken one at a time, so there is no whole to count:
+    "1 of 1 pair in this queue" read as a queue of one)."""
+    if review.queue and review.queue == review.leased:
+        return f"pair {review.position + 1} taken under your leases this session (the next is leased as you move on)"
+    return f"{review.position + 1} of {count(len(review.queue), 'pair')} in this queue"
+
+
 def pair_line(view: PairView, review: ReviewSession, reviewer: str) -> None:
     st.caption(
         f"Pair {view.pair_id} · {plain(view.dataset)} / {plain(view.split)}"
-        f"{f' line {view.source_line}' if view.source_line else ''} · {review.position + 1} of "
-        f"{count(len(review.queue), 'pair')} in this queue · reviewing as {plain(reviewer)}"
+        f"{f' line {view.source_line}' if view.source_line else ''} · {queue_place(review)} · "
+        f"reviewing as {plain(reviewer)}"
     )
 
 
@@ -66,6 +84,12 @@ def scored(view: PairView, active: ModelVersionInfo | None) -> PairView:
     return view
 
 
+def crop_caption(k: int, crop) -> str:
+    """ "crop 1: ping-pong ball? (score 0.31)": the object's name (a guess marked ?) and its grounding score, named."""
+    score = f" (score {crop.score:.2f})" if crop.score is not None else ""
+    return f"crop {k + 1}: {object_caption(crop.label or crop.source, crop.source)}{score}"
+
+
 def image_and_model(view: PairView) -> None:
     """Image and crops on the left, the model on the right; without an image the message and the model stack, so no
     column is left empty beside a tall chart."""
@@ -78,9 +102,7 @@ def image_and_model(view: PairView) -> None:
         image_col.image(image, caption=image_caption([o.source for o in objects]), width="stretch")
         crop_files = [c for c in view.crops if c.path]
         for k, crop in enumerate(crop_files[:CROPS_SHOWN]):  # the dataset's crop images beside the image
-            score = f" {crop.score:.2f}" if crop.score is not None else ""
-            caption = f"crop {k + 1}: {object_caption(crop.label or crop.source, crop.source)}{score}"
-            crops_col.image(crop.path, caption=caption, width="stretch")
+            crops_col.image(crop.path, caption=crop_caption(k, crop), width="stretch")
         if crop_files:
             crops_col.caption(
                 f"{count(len(crop_files), 'crop')} stored with the post"
@@ -97,7 +119,7 @@ def image_and_model(view: PairView) -> None:
         if view.probabilities:
             predicted = max(view.probabilities, key=view.probabilities.get)
             st.markdown(
-                f"**Model** `{view.model_version}` predicts **{plain(predicted)}** "
+                f"**Model** `{view.model_version}` predicts **{label_text(predicted)}** "
                 f"({view.probabilities[predicted]:.1%})"
             )
             st.plotly_chart(
@@ -140,7 +162,7 @@ def audit_panel(audit: AuditView | None) -> None:
         agrees = audit.suggested_label == audit.given_label
         take, keep = st.columns(2)
         take.button(
-            f"Take {plain(audit.suggested_label)}",
+            f"Take {label_text(audit.suggested_label)}",
             shortcut="T",
             on_click=save,
             args=("corrected", audit.suggested_label),
@@ -151,7 +173,7 @@ def audit_panel(audit: AuditView | None) -> None:
             help="The model agrees with gold" if agrees else None,
         )
         keep.button(
-            f"Keep {plain(audit.given_label)}",
+            f"Keep {label_text(audit.given_label)}",
             shortcut="K",
             on_click=save,
             args=("accepted", audit.given_label),
@@ -169,7 +191,8 @@ def decision_buttons(state: ReviewState, review: ReviewSession) -> None:
         shortcut="A",
         on_click=save,
         args=("accepted", current),
-        type="primary",
+        # a pair with no label has nothing to accept: not the highlighted action
+        type="primary" if current is not None else "secondary",
         key="review_accept",
         width="stretch",
         # never disabled: a disabled button's key does nothing, silently; the save says why there is nothing to accept
@@ -222,7 +245,7 @@ def correction_buttons(view: PairView) -> None:
     if view.probabilities:
         top = max(view.probabilities, key=view.probabilities.get)
         st.button(
-            f"Enter · the model's top label: {plain(top)} {view.probabilities[top]:.0%}",
+            f"Enter · the model's top label: {label_text(top)} {view.probabilities[top]:.0%}",
             shortcut=TOP_LABEL_KEY,
             on_click=save,
             args=("corrected", top),
@@ -233,7 +256,7 @@ def correction_buttons(view: PairView) -> None:
     for k, (name, key) in enumerate(keys.items()):
         p = f" {view.probabilities.get(name, 0):.0%}" if view.probabilities else ""
         quick[k % 4].button(
-            f"{key} · {plain(name)}{p}",
+            f"{key} · {label_text(name)}{p}",
             shortcut=key,
             on_click=save,
             args=("corrected", name),
@@ -242,7 +265,9 @@ def correction_buttons(view: PairView) -> None:
         )
     pick_col, button_col = st.columns([3, 1])
     labels = ranked_labels(view.probabilities, view.labels)
-    picked = pick_col.selectbox("Any label (type to filter)", labels, key=f"review_pick_{view.pair_id}")
+    picked = pick_col.selectbox(
+        "Any label (type to filter)", labels, format_func=label_text, key=f"review_pick_{view.pair_id}"
+    )
     button_col.button(
         "Correct to picked",
         shortcut="E",

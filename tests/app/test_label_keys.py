@@ -49,7 +49,9 @@ def shortcuts(at) -> dict[str, str]:
         if b.key and b.key.startswith("review_label_"):
             key, rest = b.label.split(" · ")
             assert key.lower() == b.proto.shortcut.lower(), b.label
-            shown[rest.rsplit(" ", 1)[0].replace("\\", "")] = key.lower()
+            # MNRE's "None" is shown as "None (no relation)" (app.ui.render.label_text)
+            name = rest.rsplit(" ", 1)[0].replace("\\", "").removesuffix(" (no relation)")
+            shown[name] = key.lower()
     return shown
 
 

@@ -121,3 +121,47 @@ def test_names_are_shown_as_typed_never_as_markdown(make_app, seeded_url):
     assert not [h for h in html if "<a " in h or "<strong>bold" in h], [h for h in html if "<a " in h]
     # the name appears exactly as typed (CommonMark escapes & to &amp;, so "&amp;" reads back as &amp;amp;)
     assert sum("[link](http://evil.example) &amp;amp; **bold** :red[x]" in h for h in html) >= 2
+
+
+def test_the_pair_line_counts_the_queue_it_is_in(make_app, seeded_url):
+    """Under leases the pairs are taken one at a time: the line says which pair of those taken this is, never
+    '1 of 1 pair in this queue' (a queue of one); a queue picked on the Queue page is counted whole."""
+    at = make_app(seeded_url)
+    # opened from the navigation, as in a browser: a page switch leaves the Queue's link behind
+    at.query_params.clear()
+    at.switch_page(REVIEW).run()
+    no_exceptions(at)
+    assert at.session_state["review"].leased, "the leased queue"
+    line = next(c.value for c in at.caption if "reviewing as" in c.value)
+    assert "pair 1 taken under your leases" in line and " of 1 pair" not in line, line
+    at.button(key="review_skip").click().run()
+    line = next(c.value for c in at.caption if "reviewing as" in c.value)
+    assert "pair 2 taken under your leases" in line, line
+    at.switch_page("views/queue.py").run()
+    shown = len(at.dataframe(key="queue_table").value)
+    at.button(key="queue_start").click().run()
+    line = next(c.value for c in at.caption if "reviewing as" in c.value)
+    assert f"1 of {shown} pairs in this queue" in line, line
+
+
+def test_nothing_to_accept_is_not_the_highlighted_action(make_app, seeded_url):
+    at = make_app(seeded_url, REVIEW)
+    assert at.button(key="review_accept").proto.type == "primary", (
+        "a labelled pair: Accept is the main action"
+    )
+    at.button(key="review_reject").click().run()
+    at.button(key="review_prev").click().run()
+    no_exceptions(at)
+    assert at.button(key="review_accept").proto.type == "secondary", "a rejected pair has no label to accept"
+
+
+def test_mnre_none_label_is_named_the_no_relation_label_and_crop_scores_are_named():
+    from types import SimpleNamespace
+
+    from app.ui.render import label_text
+    from app.ui.review_panels import crop_caption
+
+    assert label_text("None") == "None (no relation)"
+    assert label_text("/per/per/peer") == r"\/per\/per\/peer", "escaped like any dataset text"
+    crop = SimpleNamespace(label="ball", source="cam", score=0.3141)
+    assert crop_caption(0, crop).endswith("(score 0.31)"), crop_caption(0, crop)
