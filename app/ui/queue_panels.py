@@ -35,18 +35,22 @@ MAIN_COLUMNS = ["pair", "status", "text", "head", "tail", "gold", "predicted", "
 AUDIT_COLUMNS = ["suspect rank", "out-of-sample", "p(gold) out-of-sample"]
 DETAIL_COLUMNS = ["split", "margin", "entropy", "image reliance", "annotator", "image"]
 COLUMN_CONFIG = {
-    "margin": st.column_config.NumberColumn(format="%.3f"),
-    "entropy": st.column_config.NumberColumn(format="%.3f"),
-    "image reliance": st.column_config.NumberColumn(format="%.3f"),
-    "p(gold) out-of-sample": st.column_config.NumberColumn(format="%.3f"),
+    "margin": st.column_config.NumberColumn(format="%.3f", width=70),
+    "entropy": st.column_config.NumberColumn(format="%.3f", width=70),
+    "image reliance": st.column_config.NumberColumn(format="%.3f", width=100),
+    "split": st.column_config.TextColumn(width=60),
+    "annotator": st.column_config.TextColumn(width=100),
+    "image": st.column_config.CheckboxColumn(width=60),
+    # probabilities in percent, as Review and Inspect write them ("93.8 %", never 0.938 beside it)
+    "p(gold) out-of-sample": st.column_config.NumberColumn(format="percent"),
     "pair": st.column_config.NumberColumn(width=60),
     "status": st.column_config.TextColumn(width=90),
-    "text": st.column_config.TextColumn(width=250),
+    "text": st.column_config.TextColumn(width=240),
     "head": st.column_config.TextColumn(width=100),
     "tail": st.column_config.TextColumn(width=100),
     "gold": st.column_config.TextColumn(width=120),
     "predicted": st.column_config.TextColumn(width=120),
-    "confidence": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1, width=80),
+    "confidence": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1, width=90),
     "label": st.column_config.TextColumn(width=150),
 }
 
@@ -87,7 +91,7 @@ def filter_panel(kept: QueueFilters, datasets: list[str], options: dict[str, lis
             "More columns",
             value=kept.more_columns,
             key="queue_more_columns",
-            help="split, margin, entropy, image reliance, annotator, image",
+            help="split, margin, entropy, image reliance, annotator, image (the table then scrolls sideways)",
         )
         # the sort names are long: a row of their own, so the chosen one is never cut off
         c9, c10, c11 = st.columns([3, 1, 1])
