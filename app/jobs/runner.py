@@ -313,9 +313,11 @@ def activate_if_better(sessions: sessionmaker, version_id: str, started_by: str)
     with sessions() as session:
         version, active = find_model(session, version_id), active_model(session)
     new_f1, active_f1 = version.val_f1, active.val_f1 if active else None
-    better = active is None or (new_f1 is not None and (active_f1 is None or new_f1 > active_f1))
     if active is not None and active.key == version.key:
-        better = False
+        # a training that reproduced the active model (same weights, same version id) has nothing to activate;
+        # "not activated · active before <itself>" read as if another model had won
+        return {"activated": False, "already_active": True}
+    better = active is None or (new_f1 is not None and (active_f1 is None or new_f1 > active_f1))
     previous = active.version_id if active else None
     outcome: dict[str, Any] = {"activated": better, "previous_active": previous, "previous_val_f1": active_f1}
     if better:

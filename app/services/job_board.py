@@ -174,8 +174,11 @@ def outcome_text(outcome: dict[str, Any]) -> str:
         if key == "activated":
             parts.append("activated" if value else "not activated")
             continue
+        if key == "already_active":
+            parts.append("already the active version" if value else "")
+            continue
         parts.append(f"{OUTCOME_WORDS.get(key, key.replace('_', ' '))} {_outcome_value(key, value)}")
-    return " · ".join(parts)
+    return " · ".join(part for part in parts if part)
 
 
 def job_rows(jobs: list[JobView]) -> list[dict[str, Any]]:

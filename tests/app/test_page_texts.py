@@ -219,3 +219,22 @@ def test_a_versions_precision_recall_and_records_read_in_words():
     assert text == "val micro P 97.50 % · R 50.00 % · F1 66.00 % on 200 records", text
     missing = val_summary(SimpleNamespace(val=None))
     assert missing == "val micro P not stored · R not stored · F1 not stored (records not stored)", missing
+
+
+def test_a_training_that_reproduced_the_active_model_says_so(seeded_url):
+    """Retraining to identical weights registers the active version again: its outcome read 'not activated ·
+    active before <itself>', as if another model had won."""
+    from app.jobs.runner import activate_if_better
+    from app.services.job_board import outcome_text
+    from db.model_versions import active_model
+    from db.schema import open_database
+
+    engine, sessions = open_database(seeded_url)
+    with sessions() as session:
+        active = active_model(session).version_id
+    outcome = activate_if_better(sessions, active, "tester")
+    engine.dispose()
+    assert (
+        outcome_text({"model_version": active, **outcome})
+        == f"model {active} · not activated · already the active version"
+    )
