@@ -107,6 +107,11 @@ if recent:
     finished = [j for j in recent if j.finished]
     if finished:
         labels = {f"job {j.id}: {j.name} ({j.status})": j for j in finished}
+        # the newest finished job until the reviewer picks another: a job that finishes later takes its place
+        newest, shown_newest = next(iter(labels)), st.session_state.get("jobs_details_newest")
+        if st.session_state.get("jobs_details") in (None, shown_newest):
+            st.session_state["jobs_details"] = newest
+        st.session_state["jobs_details_newest"] = newest
         picked = labels[st.selectbox("Details of", list(labels), key="jobs_details")]
         if picked.error:
             st.error(picked.error)

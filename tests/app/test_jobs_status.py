@@ -142,3 +142,29 @@ def test_models_page_compares_two_versions_on_val(make_app, seeded_url, tiny_che
         f"{len(val_pairs)} val pairs scored by both; the prediction changed on 1" in c.value
         for c in at.caption
     )
+
+
+def test_the_details_follow_the_newest_finished_job_until_one_is_picked(make_app, seeded_url):
+    """A job that finished after the page opened took no part in "Details of": it kept the older job."""
+    from db.jobs import create_job, finish_job, start_job
+
+    def finished_job(kind: str) -> int:
+        engine, sessions = open_database(seeded_url)
+        with sessions.begin() as session:
+            job = create_job(session, kind, "make app", {}).id
+            start_job(session, job, worker="elsewhere:1")
+            finish_job(session, job, "succeeded", {"scored": 1})
+        engine.dispose()
+        return job
+
+    first = finished_job("score")
+    at = make_app(seeded_url, "views/jobs.py")
+    assert at.selectbox(key="jobs_details").value.startswith(f"job {first}:")
+    second = finished_job("score")
+    at.run()
+    assert at.selectbox(key="jobs_details").value.startswith(f"job {second}:"), "the newest, unasked"
+    at.selectbox(key="jobs_details").set_value(at.selectbox(key="jobs_details").options[1]).run()
+    finished_job("score")
+    at.run()
+    no_exceptions(at)
+    assert at.selectbox(key="jobs_details").value.startswith(f"job {first}:"), "a picked job stays picked"
