@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from app.services.store import PairView, Progress, decide, load_pair_view, own_undo_stack, undo
 from app.ui.auth import current_actor
 from app.ui.rationale_capture import forget, marked
-from app.ui.render import draw_boxes, plain
+from app.ui.render import draw_boxes, label_text
 from app.ui.resources import get_sessions
 from app.ui.state import flash, review_session, show_flash
 from db.errors import ConcurrentEditError, LabelStoreError
@@ -101,7 +101,9 @@ def save(status: str, label: str | None = None) -> None:
     # the revision this reviewer's save created: the one an undo of it must find still current
     st.session_state.setdefault(SAVED_REVISIONS, {})[pair_id] = saved.revision
     # the status the store recorded: a correction to the gold label is recorded as an acceptance
-    flash("success", f"Pair {pair_id}: {saved.status}{f' as {plain(label)}' if label is not None else ''}.")
+    flash(
+        "success", f"Pair {pair_id}: {saved.status}{f' as {label_text(label)}' if label is not None else ''}."
+    )
     review.advance()  # past the last pair: the page says the queue has ended and what to do next
 
 

@@ -135,3 +135,14 @@ def make_app(monkeypatch):
 
 def no_exceptions(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
+
+
+def key_button_label(text: str) -> str:
+    """The stored label a Review key button records, from its text "3 · held_on 12%" or "1 · None (no relation)"
+    (the percentage only when a model scored the pair; MNRE's "None" shown with what it means; in a browser the
+    shortcut badge follows on its own line)."""
+    import re
+
+    # a browser adds the key's shortcut badge on a line of its own
+    shown = re.sub(r"\s+\d+%$", "", text.split("·", 1)[1].strip().splitlines()[0].strip())
+    return shown.removesuffix(" (no relation)")

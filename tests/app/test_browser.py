@@ -31,6 +31,7 @@ from sqlalchemy import select
 
 from db.models import Annotation, EntityPair, Post
 from db.schema import open_database
+from tests.app.conftest import key_button_label
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -390,10 +391,11 @@ def walk(browser, url: str, store: str, shots: Path, tmp_path: Path, missing_ima
         (digit, label)
         for digit in "123456789"
         for label in [
-            browser.find_element("xpath", f"//button[.//p[starts-with(normalize-space(.), '{digit} ·')]]")
-            .text.split("·", 1)[1]
-            .rsplit(" ", 1)[0]
-            .strip()
+            key_button_label(
+                browser.find_element(
+                    "xpath", f"//button[.//p[starts-with(normalize-space(.), '{digit} ·')]]"
+                ).text
+            )
         ]
         if label != gold
     )

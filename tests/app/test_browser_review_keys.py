@@ -11,6 +11,7 @@ import statistics
 import time
 from pathlib import Path
 
+from tests.app.conftest import key_button_label
 from tests.app.test_browser import (
     REVIEWER,
     app_env,
@@ -67,7 +68,7 @@ def test_fixed_keys_decide_and_show_the_next_pair_in_time(seeded_url, app_featur
         wait_idle(browser)
         # a label's key: the button that shows "B · <label>" records that label, on whichever pair
         label_b = browser.find_element("xpath", "//button[.//p[starts-with(normalize-space(.), 'B ·')]]").text
-        label_b = label_b.split("·", 1)[1].rsplit(" ", 1)[0].strip()
+        label_b = key_button_label(label_b)
         first, _ = browser.execute_script(SHOWN_PAIR)
         timings = []
         for key in ("b", "s", "x", "a", "s", "b", "s", "a"):
