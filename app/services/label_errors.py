@@ -65,7 +65,13 @@ def run_progress(session: Session, dataset: str) -> RunProgress | None:
     done = sum(job.status == "succeeded" for job in latest)
     running = [job for job in latest if job.status == "running"]
     fraction = (done + sum((job.progress or {}).get("fraction", 0.0) for job in running)) / max(1, n)
-    if plan.status in ACTIVE:
+    if plan.status == "queued":
+        # behind another job in the worker: nothing is planned yet ("planning" read as under way)
+        status, message = (
+            "planning",
+            f"queued as job {plan.id}: its {n} folds are planned when the worker takes it",
+        )
+    elif plan.status == "running":
         status, message = "planning", f"planning the {n} folds (job {plan.id})"
     elif plan.status != "succeeded":
         status, message = plan.status, f"planning {plan.status}: {plan.error or ''}".strip()
