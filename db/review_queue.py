@@ -145,11 +145,16 @@ def image_reliance_source(
 ) -> RelianceSource | None:
     """Whichever version computed image reliance (Inspect's test, kept on its predictions): `prefer` (the active
     version) when it has any, else the version with the most pairs (the newest among equals); None when no version
-    has one (a text-only model has none: it never reads the image)."""
+    has one. A text-only model is never one: it never reads the image, so the 0 its explanations store says nothing
+    (sorting by it would silently keep pair order)."""
     rows = session.execute(
         select(Prediction.model_version_id, ModelVersion.version_id, func.count())
         .join(ModelVersion, ModelVersion.id == Prediction.model_version_id)
-        .where(Prediction.image_reliance.is_not(None), Prediction.method == method)
+        .where(
+            Prediction.image_reliance.is_not(None),
+            Prediction.method == method,
+            ModelVersion.variant != "text_only",
+        )
         .group_by(Prediction.model_version_id, ModelVersion.version_id)
     ).all()
     sources = [RelianceSource(key, version_id, pairs) for key, version_id, pairs in rows]
@@ -194,7 +199,9 @@ def review_queue(
         version_key = active.id if active else None
     if reliance_version_key is None:
         source = image_reliance_source(session, version_key, method)
-        reliance_version_key = source.key if source is not None else version_key
+        # no version computed one (a text-only version's stored zeros do not count): the column stays empty, never
+        # the predictions' version's zeros (no version has key 0)
+        reliance_version_key = source.key if source is not None else 0
     current = current_annotation_alias()
     prediction = aliased(Prediction, name="pred")
     # the image reliance of the version that computed it, which may be another than the predictions' one

@@ -33,3 +33,24 @@ def test_a_find_label_errors_run_waiting_behind_another_job_says_queued_not_plan
     at = make_app(seeded_url, LABEL_ERRORS)
     (text,) = progress_texts(at)
     assert f"planning the 5 folds (job {plan})" in text, text
+
+
+def test_a_text_only_models_zero_image_reliance_is_no_reliance_to_sort_by(make_app, seeded_url):
+    """Inspect's precompute stores 0 for a text-only model (by definition): the Queue sorted 'image reliance:
+    highest first' by those zeros, named the model as the column's source and kept pair order without a word."""
+    from sqlalchemy import update
+
+    from db.models import ModelVersion, Prediction
+
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as session:
+        session.execute(update(ModelVersion).values(variant="text_only"))
+        session.execute(update(Prediction).values(image_reliance=0.0))
+    engine.dispose()
+    at = make_app(seeded_url)
+    at.selectbox(key="queue_sort").set_value("image_reliance").run()
+    no_exceptions(at)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "no pair shown has one" in warnings and "text-only" in warnings, warnings
+    captions = " ".join(c.value for c in at.caption)
+    assert "Image reliance as computed by" not in captions, captions
