@@ -31,6 +31,7 @@ from app.services.model_jobs import (
     queue_explanations,
     score_limit,
     training_config,
+    variant_origin,
     variant_overrides,
 )
 from app.services.paths import REPO_ROOT, feature_cache_dir, runs_dir
@@ -384,7 +385,7 @@ def run_training(sessions: sessionmaker, request: JobRequest, reporter: Reporter
     cfg = training_config(path, request.params["data"], job_output_dir(request), **overrides)
     reporter.watch_history(Path(cfg.output_dir) / "history.json")
     what = "mega" if cfg.architecture == "mega" else cfg.variant
-    chosen = f", chosen by {request.params['variant_from']}" if request.params.get("variant_from") else ""
+    chosen = f", {origin}" if (origin := variant_origin(request.params.get("variant_from"))) else ""
     reporter.log(f"{request.kind}: {what}{chosen}, {cfg.epochs} epoch(s) on {cfg.data} ({path})")
     result = train(cfg, progress_callback=reporter)
     if not result.best_metrics:

@@ -54,3 +54,14 @@ def test_a_text_only_models_zero_image_reliance_is_no_reliance_to_sort_by(make_a
     assert "no pair shown has one" in warnings and "text-only" in warnings, warnings
     captions = " ".join(c.value for c in at.caption)
     assert "Image reliance as computed by" not in captions, captions
+
+
+def test_a_trainings_log_says_how_its_variant_was_chosen_in_words():
+    """The job log read 'first_model: objects, chosen by picked on the Models page'."""
+    from app.services.model_jobs import PICKED, variant_origin
+
+    assert variant_origin(PICKED) == "picked on the Models page"
+    assert variant_origin("the data: 34 of 8,287 posts have an image") == (
+        "chosen by the data: 34 of 8,287 posts have an image"
+    )
+    assert variant_origin(None) == ""
