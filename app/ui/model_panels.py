@@ -143,7 +143,9 @@ def training_panel(sessions: sessionmaker, sources: dict[str, str], pending: dic
         with column:
             job = pending.get(kind)
             config = training_config_file(kind, dataset)
-            st.caption(
+            # redrawn once a job is queued below: the line read "no job" beside "Queued job 5"
+            line = st.empty()
+            line.caption(
                 f"{name.capitalize()}: `{config.name}`"
                 + (f" · job {job.id} is {job.status}" if job is not None else "")
             )
@@ -159,6 +161,7 @@ def training_panel(sessions: sessionmaker, sources: dict[str, str], pending: dic
             except (LabelStoreError, OperationalError, FileNotFoundError) as err:
                 st.error(f"Not queued: {err}")
             else:
+                line.caption(f"{name.capitalize()}: `{config.name}` · job {job_id} is queued")
                 st.success(
                     f"Queued job {job_id}: {name} ({variant}) on {plain(dataset)}. It is registered when it "
                     "ends and made active only if its val micro-F1 beats the active model's. Follow it on the "

@@ -65,3 +65,26 @@ def test_a_trainings_log_says_how_its_variant_was_chosen_in_words():
         "chosen by the data: 34 of 8,287 posts have an image"
     )
     assert variant_origin(None) == ""
+
+
+def test_queuing_a_training_on_models_shows_its_job_beside_the_button(make_app, seeded_url, tmp_path):
+    """The line above the button read 'The first model: first_model.yaml' (no job) beside 'Queued job 5: ...'."""
+    from sqlalchemy import update
+
+    from db.models import Dataset
+
+    mnre = tmp_path / "mnre"
+    (mnre / "txt").mkdir(parents=True)
+    (mnre / "ours_rel2id.json").write_text("{}")
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as session:
+        session.execute(update(Dataset).values(source_path=str(mnre)))
+    engine.dispose()
+    at = make_app(seeded_url, "views/models.py")
+    no_exceptions(at)
+    at.button(key="models_queue_first_model").click().run()
+    no_exceptions(at)
+    (success,) = [s.value for s in at.success if "Queued job" in s.value]
+    job = success.split("Queued job ", 1)[1].split(":", 1)[0]
+    lines = [c.value for c in at.caption if c.value.startswith("The first model:")]
+    assert lines and lines[0].endswith(f"job {job} is queued"), (lines, success)
