@@ -93,6 +93,11 @@ def queue_page(
         )
 
 
+def percent(probability: float | None) -> float | None:
+    """A probability in percent (0..100), as the Queue's columns show it with one decimal."""
+    return None if probability is None else 100 * probability
+
+
 def queue_columns(items: list) -> dict[str, list]:
     """The Queue table's columns. "None" is an MNRE relation: a missing gold label, prediction or label is said in
     words."""
@@ -104,7 +109,7 @@ def queue_columns(items: list) -> dict[str, list]:
         "tail": [i.tail_name for i in items],
         "gold": [i.gold_label if i.gold_label is not None else "no gold label" for i in items],
         "predicted": [i.predicted_label if i.predicted_label is not None else "no prediction" for i in items],
-        "confidence": [i.confidence for i in items],
+        "confidence": [percent(i.confidence) for i in items],
         "margin": [i.margin for i in items],
         "entropy": [i.entropy for i in items],
         "image reliance": [i.image_reliance for i in items],
@@ -121,7 +126,7 @@ def queue_columns(items: list) -> dict[str, list]:
             else "not scored"
             for i in items
         ],
-        "p(gold) out-of-sample": [i.given_probability for i in items],
+        "p(gold) out-of-sample": [percent(i.given_probability) for i in items],
     }
 
 

@@ -29,11 +29,16 @@ if TYPE_CHECKING:
 
 SUSPECT_LIMITS = [50, 100, 200, 500]
 ROW_LIMITS = [50, 100, 200, 500, 1000]
-# the review state first, then the post and the labels: at 1600 px the main columns fit (fixed widths, 1,070 px),
+# the review state first, then the post and the labels: at 1600 px the main columns fit (fixed widths, 1,085 px),
 # and a narrower window cuts the post text, never the status
 MAIN_COLUMNS = ["pair", "status", "text", "head", "tail", "gold", "predicted", "confidence", "label"]
 AUDIT_COLUMNS = ["suspect rank", "out-of-sample", "p(gold) out-of-sample"]
 DETAIL_COLUMNS = ["split", "margin", "entropy", "image reliance", "annotator", "image"]
+# MNRE's longest relation, "/per/loc/place_of_residence", whole (it read "/per/loc/place_of_r" at 120 px)
+LABEL_WIDTH = 180
+# probabilities in percent with one decimal, as Review and Inspect write them ("17.3%"; "percent" wrote "17.28%"
+# beside "22.1%"): queue_columns gives them in percent
+PERCENT = "%.1f%%"
 COLUMN_CONFIG = {
     "margin": st.column_config.NumberColumn(format="%.3f", width=70),
     "entropy": st.column_config.NumberColumn(format="%.3f", width=70),
@@ -42,16 +47,16 @@ COLUMN_CONFIG = {
     "annotator": st.column_config.TextColumn(width=100),
     "image": st.column_config.CheckboxColumn(width=60),
     # probabilities in percent, as Review and Inspect write them ("93.8 %", never 0.938 beside it)
-    "p(gold) out-of-sample": st.column_config.NumberColumn(format="percent"),
+    "p(gold) out-of-sample": st.column_config.NumberColumn(format=PERCENT),
     "pair": st.column_config.NumberColumn(width=60),
     "status": st.column_config.TextColumn(width=90),
-    "text": st.column_config.TextColumn(width=240),
-    "head": st.column_config.TextColumn(width=100),
-    "tail": st.column_config.TextColumn(width=100),
-    "gold": st.column_config.TextColumn(width=120),
-    "predicted": st.column_config.TextColumn(width=120),
-    "confidence": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1, width=90),
-    "label": st.column_config.TextColumn(width=150),
+    "text": st.column_config.TextColumn(width=140),  # cut in any width: Review shows the whole post
+    "head": st.column_config.TextColumn(width=90),
+    "tail": st.column_config.TextColumn(width=90),
+    "gold": st.column_config.TextColumn(width=LABEL_WIDTH),
+    "predicted": st.column_config.TextColumn(width=LABEL_WIDTH),
+    "confidence": st.column_config.ProgressColumn(format=PERCENT, min_value=0, max_value=100, width=75),
+    "label": st.column_config.TextColumn(width=LABEL_WIDTH),
 }
 
 
@@ -117,12 +122,24 @@ def filter_panel(kept: QueueFilters, datasets: list[str], options: dict[str, lis
     return QueueFilter(dataset, split, predicted, gold, status, annotator, text, suspects=suspects)
 
 
-def progress_panel(counts: dict[str, int], done) -> None:
-    """The review progress of the filtered pairs (a skipped pair is not reviewed): bar, one number per status, chart."""
-    st.progress(done.reviewed / done.total if done.total else 0.0, text=done.sentence())
+def progress_scope(queue_filter: QueueFilter) -> str:
+    """What the progress counts: the dataset and split picked, never the other filters (they narrow the table only;
+    "1,624 to go" above "9 pairs shown" read as a contradiction without it)."""
+    dataset = f"dataset {plain(queue_filter.dataset)}" if queue_filter.dataset else "all datasets"
+    split = f"the {plain(queue_filter.split)} split" if queue_filter.split else "every split"
+    return f"{split} of {dataset}"
+
+
+def progress_panel(counts: dict[str, int], done, queue_filter: QueueFilter) -> None:
+    """The review progress of the picked dataset and split (a skipped pair is not reviewed): bar, one number per
+    status, chart."""
+    st.progress(
+        done.reviewed / done.total if done.total else 0.0,
+        text=f"{done.sentence()} in {progress_scope(queue_filter)}",
+    )
     cols = st.columns(5)
     for col, name in zip(cols, ["accepted", "corrected", "rejected", "skipped", "unreviewed"], strict=True):
-        col.metric(name, counts[name])
+        col.metric(name, f"{counts[name]:,}")  # "1,624" as the sentence above writes it
     st.plotly_chart(progress_figure(counts), key="queue_progress_chart", config={"displayModeBar": False})
 
 

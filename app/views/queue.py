@@ -38,7 +38,7 @@ write_queue_link(
 )  # the address bar holds the filter and sort: a reload or a shared link opens them again
 # image reliance from whichever version computed it (the active one when it has), named by reliance_notes
 shown = queue_page(sessions, queue_filter, kept.sort, kept.limit, context.reliance_source)
-progress_panel(shown.counts, Progress(shown.counts))
+progress_panel(shown.counts, Progress(shown.counts), queue_filter)
 agreement_panel(sessions, queue_filter.dataset)
 # admins: accept the whole filter at once, with one undo (before the stop below: the undo stays reachable)
 bulk_accept_panel(sessions, queue_filter)

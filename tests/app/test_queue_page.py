@@ -65,7 +65,7 @@ def test_missing_values_are_a_dash_and_the_status_fits_at_1600_px(make_app, seed
     assert order.index("status") <= 2, order
     config = json.loads(table.columns)
     # a probability in percent, as Review and Inspect write it
-    assert config["confidence"]["type_config"]["format"] == "percent", config["confidence"]
+    assert config["confidence"]["type_config"]["format"] == "%.1f%%", config["confidence"]
     widths = [config[column]["width"] for column in order]
     # a 1600 px window in the wide layout leaves about 1,100 px beside the sidebar
     assert all(isinstance(width, int) for width in widths) and sum(widths) <= 1100, dict(

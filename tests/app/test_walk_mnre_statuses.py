@@ -88,3 +88,26 @@ def test_queuing_a_training_on_models_shows_its_job_beside_the_button(make_app, 
     job = success.split("Queued job ", 1)[1].split(":", 1)[0]
     lines = [c.value for c in at.caption if c.value.startswith("The first model:")]
     assert lines and lines[0].endswith(f"job {job} is queued"), (lines, success)
+
+
+def test_the_queue_says_what_its_progress_counts_and_writes_labels_and_percentages_whole(
+    make_app, seeded_url
+):
+    """On MNRE the Queue said '0 of 1,624 pairs reviewed' above '9 pairs shown' (the progress is of the split, the
+    search narrowed the table), cut '/per/loc/place_of_residence' to '/per/loc/place_of_r' and wrote the
+    confidence '17.28%' beside '22.1%'."""
+    import json
+
+    at = make_app(seeded_url)
+    at.text_input(key="queue_text").set_value("zz-no-such-text").run()
+    no_exceptions(at)
+    (text,) = progress_texts(at)
+    assert text.endswith("in the val split of all datasets"), text
+    at.text_input(key="queue_text").set_value("").run()
+    table = at.dataframe(key="queue_table")
+    config = json.loads(table.proto.columns)
+    assert config["confidence"]["type_config"]["format"] == "%.1f%%", config["confidence"]
+    confidence = table.value["confidence"].dropna()
+    assert len(confidence) and confidence.between(0, 100).all() and confidence.max() > 1, confidence.tolist()
+    # "/per/loc/place_of_residence" is 165 px in the grid's 14 px font, plus 16 px of cell padding
+    assert all(config[column]["width"] >= 180 for column in ("gold", "predicted", "label")), config
