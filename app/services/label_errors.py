@@ -113,7 +113,10 @@ def crossfit_eta(plan: Job, folds: list[Job], n: int, done: int) -> float | None
 def eta_text(seconds: float | None) -> str:
     if seconds is None:
         return "time left unknown until the first steps are measured"
-    return f"about {timedelta(seconds=round(seconds))} left (done ~{utcnow() + timedelta(seconds=seconds):%H:%M} UTC)"
+    from app.services.job_board import duration
+
+    # written as the Jobs page writes a job's time left ("16m31s", never "0:16:31" beside it)
+    return f"about {duration(seconds)} left (done ~{utcnow() + timedelta(seconds=seconds):%H:%M} UTC)"
 
 
 def start_find_label_errors(

@@ -111,3 +111,11 @@ def test_the_queue_says_what_its_progress_counts_and_writes_labels_and_percentag
     assert len(confidence) and confidence.between(0, 100).all() and confidence.max() > 1, confidence.tolist()
     # "/per/loc/place_of_residence" is 165 px in the grid's 14 px font, plus 16 px of cell padding
     assert all(config[column]["width"] >= 180 for column in ("gold", "predicted", "label")), config
+
+
+def test_find_label_errors_writes_its_time_left_as_the_jobs_page_does():
+    """Label errors read 'about 0:16:31 left' while the Jobs page wrote the fold's 'about 3m24s left'."""
+    from app.services.label_errors import eta_text
+
+    assert eta_text(991).startswith("about 16m31s left (done ~"), eta_text(991)
+    assert eta_text(3 * 3600 + 120).startswith("about 3h02m left"), eta_text(3 * 3600 + 120)
