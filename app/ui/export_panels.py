@@ -41,7 +41,8 @@ def format_notes(fmt: str, split: str | None) -> bool:
         )
     if fmt == "mnre" and split is None:
         st.caption(
-            "MNRE with split **all**: one file per split (`..._train.txt`, `..._val.txt`), never one mixed file."
+            "MNRE with split **all**: pairs of several splits go to one file per split (`..._train.txt`, "
+            "`..._val.txt`), never one mixed file; pairs of a single split to one file."
         )
     return with_images
 

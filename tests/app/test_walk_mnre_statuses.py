@@ -119,3 +119,14 @@ def test_find_label_errors_writes_its_time_left_as_the_jobs_page_does():
 
     assert eta_text(991).startswith("about 16m31s left (done ~"), eta_text(991)
     assert eta_text(3 * 3600 + 120).startswith("about 3h02m left"), eta_text(3 * 3600 + 120)
+
+
+def test_the_mnre_export_note_promises_per_split_files_only_for_several_splits(make_app, seeded_url):
+    """The note promised '..._train.txt, ..._val.txt' and the export of the decided (all val) pairs wrote one
+    'all-all-<date>.txt'."""
+    at = make_app(seeded_url, "views/export.py")
+    no_exceptions(at)
+    (note,) = [c.value for c in at.caption if c.value.startswith("MNRE with split")]
+    assert (
+        "pairs of several splits go to one file per split" in note and "a single split to one file" in note
+    ), note
