@@ -185,7 +185,7 @@ def comparison_note(comparison: VersionComparison) -> tuple[str, str]:
     if scoring:
         return "info", (
             f"{' and '.join(scoring)} {'is' if len(scoring) == 1 else 'are'} still scoring (see Jobs): so far "
-            f"{both} val pairs are scored by both and the prediction changed on {changed}; the comparison is "
+            f"{both:,} val pairs are scored by both and the prediction changed on {changed:,}; the comparison is "
             "complete when the scoring ends."
         )
-    return "caption", f"{both} val pairs scored by both; the prediction changed on {changed}."
+    return "caption", f"{both:,} val pairs scored by both; the prediction changed on {changed:,}."

@@ -130,3 +130,13 @@ def test_the_mnre_export_note_promises_per_split_files_only_for_several_splits(m
     assert (
         "pairs of several splits go to one file per split" in note and "a single split to one file" in note
     ), note
+
+
+def test_the_version_comparison_writes_its_counts_with_thousands_separators():
+    """Models read '1624 val pairs scored by both' under '1,624' everywhere else."""
+    from app.services.model_catalog import VersionComparison, comparison_note
+
+    kind, text = comparison_note(VersionComparison(1624, [{"pair": k} for k in range(1188)], [], []))
+    assert text == "1,624 val pairs scored by both; the prediction changed on 1,188.", text
+    kind, text = comparison_note(VersionComparison(1624, [], [], ["v-new"]))
+    assert "so far 1,624 val pairs" in text, text
