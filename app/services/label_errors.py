@@ -75,6 +75,15 @@ def run_progress(session: Session, dataset: str) -> RunProgress | None:
         status, message = "planning", f"planning the {n} folds (job {plan.id})"
     elif plan.status != "succeeded":
         status, message = plan.status, f"planning {plan.status}: {plan.error or ''}".strip()
+    elif any(job.status == "cancelled" for job in latest) and not any(
+        job.status == "failed" for job in latest
+    ):
+        # a cancelled run cancels its waiting folds at once and the running one at its next step: the run was
+        # cancelled, not "fold 2" on its own
+        status = "cancelled"
+        message = (
+            f"the run was cancelled (job {plan.id}; {done} of {n} folds had finished): nothing was stored"
+        )
     elif any(job.status in ("failed", "cancelled") for job in latest):
         bad = next(job for job in latest if job.status in ("failed", "cancelled"))
         status = bad.status

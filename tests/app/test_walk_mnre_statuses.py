@@ -140,3 +140,30 @@ def test_the_version_comparison_writes_its_counts_with_thousands_separators():
     assert text == "1,624 val pairs scored by both; the prediction changed on 1,188.", text
     kind, text = comparison_note(VersionComparison(1624, [], [], ["v-new"]))
     assert "so far 1,624 val pairs" in text, text
+
+
+def test_a_cancelled_find_label_errors_run_says_the_run_was_cancelled_not_one_fold(make_app, seeded_url):
+    """Cancelling a run cancels the waiting folds at once and the running one at its next step: the page said
+    'fold 2 cancelled (job 11)' as if that fold had stopped on its own."""
+    from db.jobs import finish_job
+
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as session:
+        plan = create_job(session, "crossfit", REVIEWER, {"dataset": "synthetic", "folds": 3}).id
+        start_job(session, plan, worker="elsewhere:1")
+        finish_job(session, plan, "succeeded", {"folds": 3})
+        folds = [
+            create_job(
+                session, "crossfit_fold", REVIEWER, {"parent": plan, "fold": k, "dataset": "synthetic"}
+            ).id
+            for k in range(3)
+        ]
+        start_job(session, folds[0], worker="elsewhere:1")
+        for job in folds[1:]:
+            finish_job(session, job, "cancelled")
+    engine.dispose()
+    at = make_app(seeded_url, LABEL_ERRORS)
+    no_exceptions(at)
+    errors = " ".join(e.value for e in at.error)
+    assert f"the run was cancelled (job {plan}; 0 of 3 folds had finished)" in errors, errors
+    assert "fold 2" not in errors, errors
