@@ -112,13 +112,16 @@ def label_f1_rows(version_a: ModelVersionInfo, version_b: ModelVersionInfo) -> l
 
 
 def job_text(version: ModelVersionInfo) -> str:
-    """The job that trained a version ("job 12 (default_model, ana)"); empty for a checkpoint registered by hand."""
-    origin = version.origin
-    if origin.job is None:
-        return ""
-    return (
-        f"job {origin.job} ({origin.kind}, {origin.started_by})" if origin.started_by else f"job {origin.job}"
-    )
+    """The job that trained a version ("job 12"); empty for a checkpoint registered by hand. Its kind is in the
+    version's details; who started it is the table's "created by" (created_by_text): "job 5 (first_model, Ann)"
+    and "job 5 (first_model)" beside it were both cut at 1600 px."""
+    return "" if version.origin.job is None else f"job {version.origin.job}"
+
+
+def created_by_text(version: ModelVersionInfo) -> str | None:
+    """Who made a version: whoever started the job that trained it, else who registered it (a job registers its
+    version as "job 5 (first_model)", which repeats the job column)."""
+    return version.origin.started_by or version.created_by
 
 
 def version_rows(versions: list[ModelVersionInfo]) -> list[dict]:
@@ -135,7 +138,7 @@ def version_rows(versions: list[ModelVersionInfo]) -> list[dict]:
             "val F1": percent(val(version).f1),
             "training data": version.origin.describe_data(),
             "job": job_text(version) or None,
-            "created by": version.created_by,
+            "created by": created_by_text(version),
             "created": version.created_at.strftime("%Y-%m-%d %H:%M") if version.created_at else None,
         }
         for version in versions

@@ -41,14 +41,14 @@ VERSION_WIDTHS = {
     "version": 235,
     "active": 50,
     "variant": 70,
-    "architecture": 85,
-    "text encoder": 100,
+    "architecture": 80,
+    "text encoder": 85,
     "val F1": 70,
-    "training data": 175,
-    "job": 70,
+    "training data": 220,  # "mnre, full train split, 1 epoch(s)" whole (it was cut at 175)
+    "job": 55,  # "job 12"
     "created by": 85,
     "created": 115,
-}  # 1,055 px
+}  # 1,065 px
 
 
 def versions_table(versions: list[ModelVersionInfo]) -> None:

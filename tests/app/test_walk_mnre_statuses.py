@@ -167,3 +167,39 @@ def test_a_cancelled_find_label_errors_run_says_the_run_was_cancelled_not_one_fo
     errors = " ".join(e.value for e in at.error)
     assert f"the run was cancelled (job {plan}; 0 of 3 folds had finished)" in errors, errors
     assert "fold 2" not in errors, errors
+
+
+def test_the_models_table_names_the_job_and_who_started_it_in_cells_that_fit():
+    """On MNRE the Models table cut 'job 5 (first_model, Walk Three)' to 'job 5 (first_r' and the created-by
+    'job 5 (first_model)' (the same job again) to 'job 5 (first_mo'; the training data lost its epochs."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from app.services.model_catalog import version_rows
+    from app.ui.model_panels import VERSION_WIDTHS
+    from db.model_versions import TrainingOrigin
+
+    origin = TrainingOrigin(
+        "first_model", "mnre", "/data/mnre", 1, None, None, None, 5, "first_model.yaml", "Ann"
+    )
+    by_job = SimpleNamespace(
+        version_id="ifaformer-objects-a8f296a1325d",
+        active=True,
+        variant="objects",
+        architecture="ifaformer",
+        text_encoder="minilm",
+        val=None,
+        origin=origin,
+        created_by="job 5 (first_model)",
+        created_at=datetime(2026, 12, 7, 10, 39, tzinfo=UTC),
+    )
+    by_hand = SimpleNamespace(**{**vars(by_job), "origin": TrainingOrigin(*[None] * 10), "created_by": "Bo"})
+    rows = version_rows([by_job, by_hand])
+    assert (rows[0]["job"], rows[0]["created by"]) == ("job 5", "Ann"), rows[0]
+    assert (rows[1]["job"], rows[1]["created by"]) == (None, "Bo"), rows[1]
+    # the grid's 14 px font: "mnre, full train split, 1 epoch(s)" measured 181 px in Chromium (5.3 px a
+    # character), plus 16 px of cell padding
+    for column in ("job", "created by", "training data"):
+        longest = max(len(str(row[column] or "")) for row in rows)
+        assert VERSION_WIDTHS[column] >= 5.5 * longest + 16, (column, rows)
+    assert sum(VERSION_WIDTHS.values()) <= 1100
