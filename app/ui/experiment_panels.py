@@ -8,11 +8,12 @@ import streamlit as st
 from app.jobs import enqueue
 from app.services.experiments import EXPERIMENT_KINDS, experiment_progress_text, plausibility_frame
 from app.services.job_board import live_jobs
-from app.services.model_jobs import training_sources
+from app.services.model_jobs import recipe_for, training_sources
 from app.services.plausibility import FAITHFULNESS_COLUMNS, PLAUSIBILITY_COLUMNS
 from app.services.store import dataset_names, registered_versions
 from app.ui.auth import refuse_unless_admin
 from app.ui.identity import require_reviewer
+from app.ui.render import plain
 from app.ui.resources import get_sessions
 
 REFRESH_SECONDS = 3
@@ -42,6 +43,13 @@ def experiment_jobs_panel() -> None:
             "and shuffled images; Table 2 trains each variant once (text only, vanilla, no text attention, objects). "
             "Both run in the worker (see Jobs) with the default recipe's settings and store their runs here."
         )
+        recipe = recipe_for(sessions, dataset)
+        if recipe.variant == "text_only":
+            # MNRE on a machine with few of its images: a shuffle of a few dozen images measures nothing
+            st.warning(
+                f"Only {recipe.why} in {plain(dataset)}: Table 1 shuffles those few and the image-reading variants "
+                "see no image for the rest, so neither table can say much about the images here."
+            )
         for column, kind in zip(st.columns(2), ("shuffle", "ablation"), strict=True):
             if column.button(f"Run {EXPERIMENT_KINDS[kind]}", key=f"experiments_run_{kind}"):
                 who = require_reviewer()

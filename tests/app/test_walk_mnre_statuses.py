@@ -203,3 +203,32 @@ def test_the_models_table_names_the_job_and_who_started_it_in_cells_that_fit():
         longest = max(len(str(row[column] or "")) for row in rows)
         assert VERSION_WIDTHS[column] >= 5.5 * longest + 16, (column, rows)
     assert sum(VERSION_WIDTHS.values()) <= 1100
+
+
+def test_experiments_say_when_few_posts_have_an_image(make_app, seeded_url, tmp_path):
+    """On MNRE with 34 of 8,287 posts' images here, Experiments offered the visual-shuffle table without a word."""
+    from sqlalchemy import update
+
+    from db.models import Dataset, Post
+
+    mnre = tmp_path / "mnre"
+    mnre.mkdir()
+    (mnre / "ours_rel2id.json").write_text("{}")
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as session:
+        session.execute(update(Dataset).values(source_path=str(mnre)))
+    engine.dispose()
+    at = make_app(seeded_url, "views/experiments.py")
+    no_exceptions(at)
+    assert not [w.value for w in at.warning if "posts have an image" in w.value], "every post has its image"
+    engine, sessions = open_database(seeded_url)
+    with sessions.begin() as session:
+        first = session.scalars(Post.__table__.select().with_only_columns(Post.id).limit(1)).one()
+        session.execute(update(Post).values(has_image=False))
+        session.execute(update(Post).where(Post.id == first).values(has_image=True))
+        posts = session.query(Post).count()
+    engine.dispose()
+    at = make_app(seeded_url, "views/experiments.py")
+    no_exceptions(at)
+    (warning,) = [w.value for w in at.warning if "posts have an image" in w.value]
+    assert f"Only 1 of {posts} posts have an image in synthetic" in warning, warning
