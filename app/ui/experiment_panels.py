@@ -47,7 +47,7 @@ def experiment_jobs_panel() -> None:
         if recipe.variant == "text_only":
             # MNRE on a machine with few of its images: a shuffle of a few dozen images measures nothing
             st.warning(
-                f"Only {recipe.why} in {plain(dataset)}: Table 1 shuffles those few and the image-reading variants "
+                f"Only {recipe.why} on this machine in {plain(dataset)}: Table 1 shuffles those few and the image-reading variants "
                 "see no image for the rest, so neither table can say much about the images here."
             )
         for column, kind in zip(st.columns(2), ("shuffle", "ablation"), strict=True):

@@ -135,8 +135,9 @@ def training_panel(sessions: sessionmaker, sources: dict[str, str], pending: dic
         key="models_train_variant",
     )
     st.caption(
-        f"The default for {plain(dataset)} is **{recipe.variant}**: {recipe.why} (the paper's objects model when "
-        "more than half have one, else text_only). vanilla reads the global image, objects also up to 3 object "
+        f"The default for {plain(dataset)} is **{recipe.variant}**: {recipe.why} on this machine (an image "
+        "missing from the data folder counts as none; the paper's objects model when more than half have one, else "
+        "text_only). vanilla reads the global image, objects also up to 3 object "
         "crops, mega aligns the words with a scene graph of them."
     )
     for column, (kind, name) in zip(st.columns(len(TRAINING_NAMES)), TRAINING_NAMES.items(), strict=True):
