@@ -42,6 +42,12 @@ def label_text(label: str) -> str:
     return f"{plain(label)} (no relation)" if label == NO_RELATION else plain(label)
 
 
+def label_choice(label: str) -> str:
+    """A relation label as a selectbox lists it: verbatim (a selectbox does not read Markdown: label_text's escapes
+    showed as '\\/org\\/org\\/subsidiary'), MNRE's "None" said to be the no-relation label."""
+    return f"{label} (no relation)" if label == NO_RELATION else label
+
+
 def count(n: int, singular: str, plural: str | None = None) -> str:
     """ "1 decision", "2 decisions", "1,204 pairs": a number with its unit in the right number."""
     return f"{n:,} {singular if n == 1 else plural or singular + 's'}"

@@ -17,6 +17,7 @@ from app.ui.render import (
     entity_legend,
     highlighted_text,
     image_caption,
+    label_choice,
     label_text,
     plain,
     ranked_labels,
@@ -266,7 +267,7 @@ def correction_buttons(view: PairView) -> None:
     pick_col, button_col = st.columns([3, 1])
     labels = ranked_labels(view.probabilities, view.labels)
     picked = pick_col.selectbox(
-        "Any label (type to filter)", labels, format_func=label_text, key=f"review_pick_{view.pair_id}"
+        "Any label (type to filter)", labels, format_func=label_choice, key=f"review_pick_{view.pair_id}"
     )
     button_col.button(
         "Correct to picked",

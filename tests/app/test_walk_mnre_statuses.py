@@ -254,3 +254,13 @@ def test_the_models_page_says_the_image_count_is_of_images_on_this_machine(make_
     assert (
         "posts have an image on this machine (an image missing from the data folder counts as none" in line
     ), line
+
+
+def test_reviews_any_label_picker_lists_labels_verbatim(make_app, seeded_url):
+    """A selectbox does not read Markdown: the picker listed '\\/misc\\/loc\\/held\\_on' (label_text's escapes)."""
+    at = make_app(seeded_url, "views/review.py")
+    no_exceptions(at)
+    pair = at.session_state["review_shown"][0]
+    options = at.selectbox(key=f"review_pick_{pair}").options
+    assert "/misc/loc/held_on" in options and "None (no relation)" in options, options
+    assert not [option for option in options if "\\" in option], options
