@@ -242,7 +242,7 @@ def reliance_figure(reliance: ImageReliance) -> go.Figure:
     )
     note = f" ({reliance.reason})" if reliance.reason else ""
     fig.update_layout(
-        title=f"Image reliance {reliance.score:.2f}{note}: p('{reliance.predicted_label}')",
+        title=f"Image reliance {reliance.score:.3f}{note}: p('{reliance.predicted_label}')",
         yaxis_range=[0, 1],
     )
     return fig

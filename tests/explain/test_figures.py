@@ -102,6 +102,8 @@ def test_reliance_and_table_figures():
     fig = figures.reliance_figure(rel)
     assert list(fig.data[0].x) == ["original", "no image", "swap 1", "swap 2"]
     assert np.allclose(fig.data[0].y, [0.9, 0.3, 0.2, 0.8])
+    # the title writes the score as Inspect's "Reliance score" metric beside it does (three decimals)
+    assert fig.layout.title.text.startswith("Image reliance 0.600"), fig.layout.title.text
     runs = [
         {
             "model": m,
