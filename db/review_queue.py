@@ -137,7 +137,7 @@ class RelianceSource:
 
     key: int
     version_id: str
-    pairs: int  # pairs with a stored image reliance under it
+    pairs: int  # pairs of posts with an image that have a stored image reliance under it
 
 
 def image_reliance_source(
@@ -146,14 +146,17 @@ def image_reliance_source(
     """Whichever version computed image reliance (Inspect's test, kept on its predictions): `prefer` (the active
     version) when it has any, else the version with the most pairs (the newest among equals); None when no version
     has one. A text-only model is never one: it never reads the image, so the 0 its explanations store says nothing
-    (sorting by it would silently keep pair order)."""
+    (sorting by it would silently keep pair order); nor are posts without an image counted, for the same reason."""
     rows = session.execute(
         select(Prediction.model_version_id, ModelVersion.version_id, func.count())
         .join(ModelVersion, ModelVersion.id == Prediction.model_version_id)
+        .join(EntityPair, EntityPair.id == Prediction.pair_id)
+        .join(Post, Post.id == EntityPair.post_id)
         .where(
             Prediction.image_reliance.is_not(None),
             Prediction.method == method,
             ModelVersion.variant != "text_only",
+            Post.has_image,
         )
         .group_by(Prediction.model_version_id, ModelVersion.version_id)
     ).all()
@@ -189,7 +192,8 @@ def review_queue(
     source_order (dataset, split, line), random (the matching pairs shuffled by `random_seed`: the same seed gives
     the same order, and pairs reviewed meanwhile drop out without moving the others).
     image_reliance (the column and the sort) is read from `reliance_version_key`'s predictions; by default from
-    whichever version computed it (image_reliance_source: the active one when it has any).
+    whichever version computed it (image_reliance_source: the active one when it has any); None for a post without
+    an image.
     """
     queue_filter = queue_filter or QueueFilter()
     if sort not in QUEUE_SORTS:
@@ -206,6 +210,8 @@ def review_queue(
     prediction = aliased(Prediction, name="pred")
     # the image reliance of the version that computed it, which may be another than the predictions' one
     reliance = prediction if reliance_version_key == version_key else aliased(Prediction, name="rel")
+    # a post without an image has no reliance to show or sort by: the 0 stored for it is a definition
+    reliance_score = case((Post.has_image, reliance.image_reliance), else_=None)
     out_of_sample = aliased(OutOfSamplePrediction, name="oos")
     latest_run = latest_run_ids_subquery()
     stmt = (
@@ -228,7 +234,7 @@ def review_queue(
             prediction.confidence,
             prediction.margin,
             prediction.entropy,
-            reliance.image_reliance,
+            reliance_score.label("image_reliance"),
             out_of_sample.rank,
             out_of_sample.suggested_label,
             out_of_sample.suggested_probability,
@@ -275,7 +281,7 @@ def review_queue(
     order = {
         "uncertainty": [prediction.margin.asc().nulls_last()],
         "entropy": [prediction.entropy.desc().nulls_last()],
-        "image_reliance": [reliance.image_reliance.desc().nulls_last()],
+        "image_reliance": [reliance_score.desc().nulls_last()],
         "disagreement": [
             case(
                 (prediction.predicted_label.is_(None), 2),

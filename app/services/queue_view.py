@@ -140,6 +140,8 @@ def missing_reliance_reason(
     and a sort that silently falls back to pair order. `name` writes a version id (the page escapes it)."""
     if any(i.image_reliance is not None for i in items):
         return None
+    if items and not any(i.has_image for i in items):
+        return "no post shown has an image: reliance is 0 by definition there"
     if reliance is not None:
         return f"{name(reliance.version_id)} computed it for other pairs only"
     if active is not None and active.variant == "text_only":

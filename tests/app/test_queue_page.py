@@ -71,3 +71,18 @@ def test_missing_values_are_a_dash_and_the_status_fits_at_1600_px(make_app, seed
     assert all(isinstance(width, int) for width in widths) and sum(widths) <= 1100, dict(
         zip(order, widths, strict=True)
     )
+
+
+def test_pairs_without_an_image_say_so_instead_of_that_reliance_was_computed_elsewhere():
+    from types import SimpleNamespace
+
+    from app.services.queue_view import missing_reliance_reason
+    from db.review_queue import RelianceSource
+
+    source = RelianceSource(key=1, version_id="v-objects", pairs=12)
+    no_image = [SimpleNamespace(image_reliance=None, has_image=False) for _ in range(3)]
+    assert "no post shown has an image" in missing_reliance_reason(no_image, source, None)
+    with_image = no_image + [SimpleNamespace(image_reliance=None, has_image=True)]
+    assert missing_reliance_reason(with_image, source, None) == "v-objects computed it for other pairs only"
+    measured = with_image + [SimpleNamespace(image_reliance=0.2, has_image=True)]
+    assert missing_reliance_reason(measured, source, None) is None

@@ -22,7 +22,7 @@ from db.provenance import (
     set_active,
     uncertainty,
 )
-from db.review_queue import QueueFilter, pair_detail, progress, review_queue
+from db.review_queue import QueueFilter, image_reliance_source, pair_detail, progress, review_queue
 from model.data import read_records
 
 
@@ -201,7 +201,8 @@ def test_review_queue_sorts_and_filters(imported):
                 {
                     "pair_id": ids[("train", 3)],
                     "probabilities": _probabilities("None", 0.45, "/per/org/member_of", 0.43),
-                    "image_reliance": 0.3,
+                    # the post has no image: 0 by definition, as the reliance job stores it
+                    "image_reliance": 0.0,
                 },
                 {
                     "pair_id": ids[("val", 1)],
@@ -228,7 +229,13 @@ def test_review_queue_sorts_and_filters(imported):
     assert len(queue()) == 7  # pairs without predictions come last
     # entropies (nats): val 1 1.089, train 3 1.060, train 1 1.013, train 2 0.429
     assert queue("entropy")[:4] == [("val", 1), ("train", 3), ("train", 1), ("train", 2)]
-    assert queue("image_reliance")[:3] == [("train", 2), ("train", 3), ("train", 1)]
+    assert queue("image_reliance")[:2] == [("train", 2), ("train", 1)]
+    # a post without an image has no reliance to show or sort by (its stored 0 is a definition, not a measurement)
+    with sessions() as session:
+        no_image = review_queue(session, QueueFilter(split="train"), "image_reliance")
+        assert [(i.source_line, i.has_image, i.image_reliance) for i in no_image][2] == (3, False, None)
+        # nor is it counted as a pair the version computed reliance for (2 posts with an image, not 3)
+        assert image_reliance_source(session, version.id).pairs == 2
     assert queue("disagreement")[:2] == [("train", 2), ("train", 3)]  # most confident disagreement first
     assert queue("source_order")[0] == ("train", 1)
     assert queue(split="val") == [("val", 1), ("val", 2)]
