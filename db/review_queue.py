@@ -281,7 +281,9 @@ def review_queue(
     order = {
         "uncertainty": [prediction.margin.asc().nulls_last()],
         "entropy": [prediction.entropy.desc().nulls_last()],
-        "image_reliance": [reliance_score.desc().nulls_last()],
+        # measured reliance first, then the posts without an image it was computed for (0 by definition), then the
+        # pairs it was not computed for
+        "image_reliance": [reliance_score.desc().nulls_last(), reliance.image_reliance.desc().nulls_last()],
         "disagreement": [
             case(
                 (prediction.predicted_label.is_(None), 2),

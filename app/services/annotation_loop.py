@@ -157,7 +157,16 @@ def pick_batch(
     sort = QUERY_STRATEGIES[strategy]
     if sort is not None:
         unreviewed = QueueFilter(dataset=dataset, split="train", status="unreviewed")
-        items = review_queue(session, unreviewed, sort, limit=n, version_key=version_key, random_seed=seed)
+        # the image reliance is the one this round's model computed for the pool, whatever its variant
+        items = review_queue(
+            session,
+            unreviewed,
+            sort,
+            limit=n,
+            version_key=version_key,
+            random_seed=seed,
+            reliance_version_key=version_key,
+        )
         if strategy in SCORED_STRATEGIES:
             # the Queue puts pairs without a prediction last: never let them in as if they had been ranked
             scored = set(scored_pairs)
