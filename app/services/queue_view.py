@@ -159,9 +159,12 @@ def missing_reliance_reason(
 def reliance_source_text(
     reliance: RelianceSource, active: ModelVersionInfo | None, name: Callable[[str], str] = str
 ) -> str:
-    """Whose image reliance the column shows, and how many pairs it covers so far."""
+    """Whose image reliance the column shows, how many pairs it covers so far, and why some are blank."""
     whose = (
         "the active model" if active is not None and reliance.key == active.key else "not the active model"
     )
-    pairs = f"{reliance.pairs:,} pair{'' if reliance.pairs == 1 else 's'}"
-    return f"Image reliance as computed by {name(reliance.version_id)} ({whose}; {pairs} so far)."
+    pairs = f"{reliance.pairs:,} pair{'' if reliance.pairs == 1 else 's'} of posts with an image"
+    return (
+        f"Image reliance as computed by {name(reliance.version_id)} ({whose}; {pairs} so far; blank for a post "
+        "without one)."
+    )

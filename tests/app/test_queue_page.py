@@ -86,3 +86,14 @@ def test_pairs_without_an_image_say_so_instead_of_that_reliance_was_computed_els
     assert missing_reliance_reason(with_image, source, None) == "v-objects computed it for other pairs only"
     measured = with_image + [SimpleNamespace(image_reliance=0.2, has_image=True)]
     assert missing_reliance_reason(measured, source, None) is None
+
+
+def test_the_reliance_source_counts_pairs_of_posts_with_an_image_in_words():
+    from app.services.queue_view import reliance_source_text
+    from db.review_queue import RelianceSource
+
+    text = reliance_source_text(RelianceSource(key=1, version_id="v-objects", pairs=1204), None)
+    assert text == (
+        "Image reliance as computed by v-objects (not the active model; 1,204 pairs of posts with an image so far; "
+        "blank for a post without one)."
+    )
