@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.services.job_board import duration
 from db.errors import LabelStoreError
 from db.jobs import child_jobs, get_job, jobs_of_kind
 from db.label_errors import DEFAULT_SUSPECTS as DEFAULT_SUSPECTS  # the page's default top
@@ -122,8 +123,6 @@ def crossfit_eta(plan: Job, folds: list[Job], n: int, done: int) -> float | None
 def eta_text(seconds: float | None) -> str:
     if seconds is None:
         return "time left unknown until the first steps are measured"
-    from app.services.job_board import duration
-
     # written as the Jobs page writes a job's time left ("16m31s", never "0:16:31" beside it)
     return f"about {duration(seconds)} left (done ~{utcnow() + timedelta(seconds=seconds):%H:%M} UTC)"
 

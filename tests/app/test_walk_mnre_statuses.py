@@ -205,19 +205,28 @@ def test_the_models_table_names_the_job_and_who_started_it_in_cells_that_fit():
     assert sum(VERSION_WIDTHS.values()) <= 1100
 
 
-def test_experiments_say_when_few_posts_have_an_image(make_app, seeded_url, tmp_path):
-    """On MNRE with 34 of 8,287 posts' images here, Experiments offered the visual-shuffle table without a word."""
+def _point_the_dataset_at_an_mnre_folder(url: str, tmp_path) -> None:
+    """The seeded dataset's source made an MNRE folder (its rel2id file): the pages then speak of it as MNRE."""
     from sqlalchemy import update
 
-    from db.models import Dataset, Post
+    from db.models import Dataset
 
     mnre = tmp_path / "mnre"
     mnre.mkdir()
     (mnre / "ours_rel2id.json").write_text("{}")
-    engine, sessions = open_database(seeded_url)
+    engine, sessions = open_database(url)
     with sessions.begin() as session:
         session.execute(update(Dataset).values(source_path=str(mnre)))
     engine.dispose()
+
+
+def test_experiments_say_when_few_posts_have_an_image(make_app, seeded_url, tmp_path):
+    """On MNRE with 34 of 8,287 posts' images here, Experiments offered the visual-shuffle table without a word."""
+    from sqlalchemy import update
+
+    from db.models import Post
+
+    _point_the_dataset_at_an_mnre_folder(seeded_url, tmp_path)
     at = make_app(seeded_url, "views/experiments.py")
     no_exceptions(at)
     assert not [w.value for w in at.warning if "posts have an image" in w.value], "every post has its image"
@@ -237,17 +246,8 @@ def test_experiments_say_when_few_posts_have_an_image(make_app, seeded_url, tmp_
 def test_the_models_page_says_the_image_count_is_of_images_on_this_machine(make_app, seeded_url, tmp_path):
     """MNRE's posts all have an image; 34 of 8,287 are on this machine. 'The default for mnre is text_only: 34 of
     8,287 posts have an image' read as a fact about MNRE."""
-    from sqlalchemy import update
 
-    from db.models import Dataset
-
-    mnre = tmp_path / "mnre"
-    mnre.mkdir()
-    (mnre / "ours_rel2id.json").write_text("{}")
-    engine, sessions = open_database(seeded_url)
-    with sessions.begin() as session:
-        session.execute(update(Dataset).values(source_path=str(mnre)))
-    engine.dispose()
+    _point_the_dataset_at_an_mnre_folder(seeded_url, tmp_path)
     at = make_app(seeded_url, "views/models.py")
     no_exceptions(at)
     (line,) = [c.value for c in at.caption if c.value.startswith("The default for")]
